@@ -1,0 +1,147 @@
+"""im2col and col2im for channels-last images: the two copies that turn a convolution into one matmul.
+
+Geometry shared by both (one spatial axis shown, the other is the same):
+
+    out position y reads input rows  h = y * stride - pad_before + a,   a = 0 .. KH-1
+    rows with h < 0 or h >= H are padding and read as 0.
+
+im2col(x) -> cols
+    x:    (N, H, W, C)
+    cols: (N * OH * OW, KH * KW * C), row (n, y, x), column (a, b, c) in that order, which is exactly how a
+          Keras kernel (KH, KW, C, F) flattens, so ``cols @ kernel.reshape(-1, F)`` is the convolution.
+
+col2im(cols) -> x
+    The adjoint (transpose) of im2col: every entry of cols is added back to the input pixel it was copied
+    from; pixels read by several windows get the sum. This is the backward of im2col, and the forward of a
+    transposed convolution.
+
+Each function has a plain NumPy twin (``*_numpy``) that defines what the Numba kernel must compute; tests prove
+them equal. The Numba versions avoid building a padded copy and, for col2im, gather instead of scatter so
+that every output pixel is written by one thread only.
+"""
+import numpy as np
+
+from .config import get_backend, pjit
+
+from numba import prange
+
+
+# ----------------------------------------------------------------------------------------------------------
+# NumPy twins: one strided slice per kernel offset (a, b).
+# ----------------------------------------------------------------------------------------------------------
+def im2col_numpy(x, kh, kw, sh, sw, pads, out_hw, out=None):
+    """NumPy im2col. pads = (top, bottom, left, right); out_hw = (OH, OW)."""
+    n, h, w, c = x.shape
+    oh, ow = out_hw
+    pt, pb, pl, pr = pads
+    xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    cols = np.empty((n, oh, ow, kh, kw, c), dtype=x.dtype)
+    for a in range(kh):
+        for b in range(kw):
+            cols[:, :, :, a, b, :] = xp[:, a:a + sh * (oh - 1) + 1:sh, b:b + sw * (ow - 1) + 1:sw, :]
+    cols = cols.reshape(n * oh * ow, kh * kw * c)
+    if out is not None:
+        out[...] = cols
+        return out
+    return cols
+
+
+def col2im_numpy(cols, x_shape, kh, kw, sh, sw, pads, out_hw, out=None):
+    """NumPy col2im: add each column block back where im2col copied it from."""
+    n, h, w, c = x_shape
+    oh, ow = out_hw
+    pt, pb, pl, pr = pads
+    cols6 = cols.reshape(n, oh, ow, kh, kw, c)
+    xp = np.zeros((n, h + pt + pb, w + pl + pr, c), dtype=cols.dtype)
+    for a in range(kh):
+        for b in range(kw):
+            xp[:, a:a + sh * (oh - 1) + 1:sh, b:b + sw * (ow - 1) + 1:sw, :] += cols6[:, :, :, a, b, :]
+    x = xp[:, pt:pt + h, pl:pl + w, :]
+    if out is not None:
+        out[...] = x
+        return out
+    return np.ascontiguousarray(x)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Numba kernels.
+# ----------------------------------------------------------------------------------------------------------
+@pjit
+def _im2col_numba(x, kh, kw, sh, sw, pt, pl, oh, ow, cols):
+    n, h, w, c = x.shape
+    for row in prange(n * oh):          # one output row (image i, row y) per iteration
+        i = row // oh
+        y = row - i * oh
+        for xo in range(ow):
+            r = row * ow + xo
+            for a in range(kh):
+                hi = y * sh - pt + a
+                for b in range(kw):
+                    wi = xo * sw - pl + b
+                    base = (a * kw + b) * c
+                    if 0 <= hi < h and 0 <= wi < w:
+                        for ch in range(c):
+                            cols[r, base + ch] = x[i, hi, wi, ch]
+                    else:
+                        for ch in range(c):
+                            cols[r, base + ch] = 0
+
+
+@pjit
+def _col2im_numba(cols, kh, kw, sh, sw, pt, pl, oh, ow, x):
+    n, h, w, c = x.shape
+    for row in prange(n * h):           # one input row (image i, row hi) per iteration: no write races
+        i = row // h
+        hi = row - i * h
+        for wi in range(w):
+            for ch in range(c):
+                x[i, hi, wi, ch] = 0
+            for a in range(kh):
+                t = hi + pt - a         # = y * sh for the output row y whose window puts offset a on hi
+                if t < 0 or t % sh != 0:
+                    continue
+                y = t // sh
+                if y >= oh:
+                    continue
+                for b in range(kw):
+                    u = wi + pl - b
+                    if u < 0 or u % sw != 0:
+                        continue
+                    xo = u // sw
+                    if xo >= ow:
+                        continue
+                    r = (i * oh + y) * ow + xo
+                    base = (a * kw + b) * c
+                    for ch in range(c):
+                        x[i, hi, wi, ch] += cols[r, base + ch]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Public entry points: pick the backend, allocate (or reuse) the output.
+# ----------------------------------------------------------------------------------------------------------
+def im2col(x, kh, kw, sh, sw, pads, out_hw, out=None):
+    """Copy every (KH, KW) window of x (N, H, W, C) into a row of a (N*OH*OW, KH*KW*C) matrix.
+
+    pads = (top, bottom, left, right) zero padding; out_hw = (OH, OW). `out`, if given, is filled and
+    returned (layers pass a buffer they keep between steps, which halves the cost of a fresh allocation).
+    """
+    n, h, w, c = x.shape
+    oh, ow = out_hw
+    shape = (n * oh * ow, kh * kw * c)
+    if out is None or out.shape != shape or out.dtype != x.dtype:
+        out = np.empty(shape, dtype=x.dtype)
+    if get_backend() == "numpy":
+        return im2col_numpy(x, kh, kw, sh, sw, pads, out_hw, out=out)
+    _im2col_numba(np.ascontiguousarray(x), kh, kw, sh, sw, pads[0], pads[2], oh, ow, out)
+    return out
+
+
+def col2im(cols, x_shape, kh, kw, sh, sw, pads, out_hw, out=None):
+    """Sum the rows of cols (N*OH*OW, KH*KW*C) back into an image of shape x_shape (N, H, W, C)."""
+    x_shape = tuple(x_shape)
+    if out is None or out.shape != x_shape or out.dtype != cols.dtype:
+        out = np.empty(x_shape, dtype=cols.dtype)
+    if get_backend() == "numpy":
+        return col2im_numpy(cols, x_shape, kh, kw, sh, sw, pads, out_hw, out=out)
+    _col2im_numba(np.ascontiguousarray(cols), kh, kw, sh, sw, pads[0], pads[2], out_hw[0], out_hw[1], out)
+    return out

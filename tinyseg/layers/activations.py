@@ -1,0 +1,179 @@
+"""Element-wise activations and softmax, as layers and as `activation=` strings.
+
+Each maps x to y of the same shape; the backward multiplies the upstream gradient dy by the derivative.
+
+    relu:     y = max(x, 0)                       dx = dy * [x > 0]
+    sigmoid:  y = 1 / (1 + exp(-x))               dx = dy * y * (1 - y)
+    tanh:     y = tanh(x)                         dx = dy * (1 - y^2)
+    softmax:  y_k = exp(x_k - m) / sum_j exp(x_j - m),  m = max_j x_j   (over the last axis)
+              dx_k = y_k * (dy_k - sum_j dy_j y_j)
+    linear:   y = x                               dx = dy
+
+Subtracting the maximum m changes nothing mathematically and keeps exp() from overflowing.
+"""
+import numpy as np
+
+from .base import Layer
+
+
+def sigmoid(x):
+    """Stable logistic function: never takes exp of a large positive number."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def softmax(x, axis=-1):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+class ActivationLayer(Layer):
+    """A parameter-free layer y = f(x) with an element-wise (or last-axis) derivative."""
+
+    activation_name = None
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._y = None
+        self._x = None
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        self._x = x
+        self._y = self.function(x)
+        return self._y
+
+    def backward(self, grad):
+        self.check_grad(grad)
+        return self.derivative_times(grad)
+
+    def function(self, x):
+        raise NotImplementedError
+
+    def derivative_times(self, grad):
+        raise NotImplementedError
+
+
+class Linear(ActivationLayer):
+    """y = x (the activation of a layer given no activation)."""
+
+    activation_name = "linear"
+
+    def function(self, x):
+        return x
+
+    def derivative_times(self, grad):
+        return grad.copy()
+
+
+class ReLU(ActivationLayer):
+    """y = max(x, 0); dx = dy * [x > 0] (the kink at 0 gets derivative 0)."""
+
+    activation_name = "relu"
+
+    def function(self, x):
+        return np.maximum(x, 0)
+
+    def derivative_times(self, grad):
+        return grad * (self._x > 0)          # a new array: the caller's grad is not touched
+
+
+class Sigmoid(ActivationLayer):
+    """y = 1 / (1 + exp(-x)); dx = dy * y * (1 - y)."""
+
+    activation_name = "sigmoid"
+
+    def function(self, x):
+        return sigmoid(x)
+
+    def derivative_times(self, grad):
+        return grad * self._y * (1 - self._y)
+
+
+class Tanh(ActivationLayer):
+    """y = tanh(x); dx = dy * (1 - y^2)."""
+
+    activation_name = "tanh"
+
+    def function(self, x):
+        return np.tanh(x)
+
+    def derivative_times(self, grad):
+        return grad * (1 - self._y * self._y)
+
+
+class Softmax(ActivationLayer):
+    """y = softmax(x) over the last axis (classes); dx = y * (dy - sum(dy * y, last axis)).
+
+    Works on (N, K) class scores and on (N, H, W, K) per-pixel scores alike.
+    """
+
+    activation_name = "softmax"
+
+    def function(self, x):
+        return softmax(x)
+
+    def derivative_times(self, grad):
+        y = self._y
+        return y * (grad - (grad * y).sum(axis=-1, keepdims=True))
+
+
+ACTIVATIONS = {cls.activation_name: cls for cls in (Linear, ReLU, Sigmoid, Tanh, Softmax)}
+
+
+def get(activation, dtype=None, name=None):
+    """Turn None, a name ('relu', 'sigmoid', 'tanh', 'softmax', 'linear') or a layer into an activation layer."""
+    if activation is None:
+        activation = "linear"
+    if isinstance(activation, ActivationLayer):
+        return activation
+    if isinstance(activation, str) and activation.lower() in ACTIVATIONS:
+        return ACTIVATIONS[activation.lower()](dtype=dtype, name=name)
+    raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)} or None, got {activation!r}")
+
+
+class Activation(Layer):
+    """Keras's `Activation('relu')`: a layer that applies the named activation."""
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = get(activation, dtype=self.dtype, name=self.name + "/" + str(activation))
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        return self.activation.forward(x, training)
+
+    def backward(self, grad):
+        self.check_grad(grad)
+        return self.activation.backward(grad)
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation.activation_name}
+
+
+class ActivatedLayer(Layer):
+    """A layer computing y = activation(z), where z is its linear part (Conv2D, Dense, Conv2DTranspose).
+
+    Subclasses write `forward_linear` and `backward_linear`; the activation is chained on here. A loss that
+    fuses softmax or sigmoid with its log (see losses.py) asks the model for z directly.
+    """
+
+    def __init__(self, activation=None, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = get(activation, dtype=self.dtype, name=f"{self.name}/{activation or 'linear'}")
+
+    def forward(self, x, training=False):
+        return self.activation.forward(self.forward_linear(x, training), training)
+
+    def backward(self, grad):
+        self.check_grad(grad)
+        return self.backward_linear(self.activation.backward(grad))
+
+    def forward_linear(self, x, training=False):
+        raise NotImplementedError
+
+    def backward_linear(self, grad):
+        raise NotImplementedError
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation.activation_name}

@@ -1,0 +1,77 @@
+"""Dense (fully connected) and Flatten.
+
+Dense:   x (N, D_in),  kernel W (D_in, D_out),  bias b (D_out,)  ->  y (N, D_out)
+
+    y = x @ W + b
+    dL/dW = x^T @ G,   dL/db = sum_n G[n],   dL/dx = G @ W^T        where G = dL/dy, (N, D_out)
+
+Flatten: x (N, H, W, C) -> y (N, H*W*C) in C order, so the channel index runs fastest (Keras's channels-last
+order; PyTorch's NCHW flatten orders the same numbers differently, which interop.py accounts for).
+"""
+import numpy as np
+
+from .. import initializers
+from .activations import ActivatedLayer
+from .base import Layer
+
+
+class Dense(ActivatedLayer):
+    """y = activation(x @ kernel + bias), Keras's `Dense(units, activation, use_bias)`.
+
+    Shapes: x (N, D_in) -> y (N, units); kernel (D_in, units); bias (units,). Gradients in the module docstring.
+    """
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", **kwargs):
+        super().__init__(activation=activation, **kwargs)
+        if not isinstance(units, (int, np.integer)) or isinstance(units, bool) or units < 1:
+            raise ValueError(f"{self.name}: units must be a positive integer, got {units!r}")
+        self.units = int(units)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+
+    def compute_output_shape(self, input_shape):
+        if len(input_shape) != 1:
+            raise ValueError(f"{self.name}: expects vectors (batch, features), got input shape (batch,) + "
+                             f"{tuple(input_shape)}; put a Flatten() before it")
+        return (self.units,)
+
+    def build(self, input_shape):
+        out = super().build(input_shape)
+        self.params["kernel"] = self.kernel_initializer((self.input_shape[0], self.units), self.dtype)
+        if self.use_bias:
+            self.params["bias"] = self.bias_initializer((self.units,), self.dtype)
+        return out
+
+    def forward_linear(self, x, training=False):
+        self.check_input(x)
+        self._x = x
+        y = x @ self.params["kernel"]
+        if self.use_bias:
+            y += self.params["bias"]
+        return y
+
+    def backward_linear(self, grad):
+        self.grads["kernel"] = self._x.T @ grad
+        if self.use_bias:
+            self.grads["bias"] = grad.sum(axis=0)
+        return grad @ self.params["kernel"].T
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "use_bias": self.use_bias}
+
+
+class Flatten(Layer):
+    """(N, d1, d2, ...) -> (N, d1*d2*...); backward reshapes the gradient back."""
+
+    def compute_output_shape(self, input_shape):
+        return (int(np.prod(input_shape)),)
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, grad):
+        self.check_grad(grad)
+        return grad.reshape((grad.shape[0],) + self.input_shape)
