@@ -111,8 +111,12 @@ def check_layer(layer, x, training=False, h=1e-6, tol=1e-6, floor=1e-10, max_ent
     return report
 
 
-def check_loss(loss, y_true, y_pred, h=1e-6, tol=1e-6, floor=1e-10, max_entries=400, seed=0):
-    """Check loss.backward() against central differences of loss.forward(y_true, y_pred) in y_pred."""
+def check_loss(loss, y_true, y_pred, h=1e-5, tol=1e-6, floor=1e-10, max_entries=400, seed=0):
+    """Check loss.backward() against central differences of loss.forward(y_true, y_pred) in y_pred.
+
+    h is 1e-5 here: a loss is a mean, so its gradient entries are small (1/M) and the rounding of L,
+    divided by 2h, would otherwise dominate the comparison.
+    """
     if y_pred.dtype != np.float64:
         raise TypeError(f"check_loss: y_pred must be float64 for a meaningful check, got {y_pred.dtype}")
     rng = np.random.default_rng(seed)

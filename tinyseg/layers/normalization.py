@@ -1,0 +1,202 @@
+"""BatchNormalization: normalise each channel with statistics taken over the batch.
+
+Channels-last. For vectors x (N, C) the statistics of channel c are taken over N; for images x (N, H, W, C)
+over N, H and W together: one mean and one variance per channel, never per pixel. Write M for the number of
+values averaged per channel (N, or N*H*W) and "mean" for the average over those M values.
+
+Forward, training (batch statistics):
+
+    mu      = mean(x)                         (C,)
+    var     = mean((x - mu)^2)                (C,)   the biased variance: divide by M, not M - 1
+    sigma   = sqrt(var + epsilon)
+    xhat    = (x - mu) / sigma                       same shape as x
+    y       = gamma * xhat + beta
+
+    moving_mean     = momentum * moving_mean     + (1 - momentum) * mu
+    moving_variance = momentum * moving_variance + (1 - momentum) * var
+
+Forward, inference: the same affine map with the moving statistics in place of mu and var; nothing is
+updated.
+
+Backward, with g = dL/dy:
+
+    dL/dbeta  = sum(g)               dL/dgamma = sum(g * xhat)          (sums over the M values, per channel)
+
+    training:   dL/dx = (gamma / sigma) * (g - mean(g) - xhat * mean(g * xhat))
+    inference:  dL/dx = (gamma / sigma) * g                 (mu, sigma are constants: the moving statistics)
+
+Where the training formula comes from. mu and var depend on every x_i, so x_i reaches xhat_j for all j:
+
+    d xhat_j / d x_i = (delta_ij - 1/M) / sigma  -  xhat_i * xhat_j / (M * sigma)
+
+(the first term through x_j - mu, the second through var: d var / d x_i = 2 (x_i - mu) / M). With
+dL/dxhat_j = gamma * g_j, summing over j:
+
+    dL/dx_i = (gamma / sigma) * (g_i - (1/M) sum_j g_j - xhat_i (1/M) sum_j g_j xhat_j)
+
+which is the compact form above. The two subtracted means remove from g its component along the constant
+direction and along xhat: the two directions in which moving x changes nothing after normalisation.
+"""
+import numbers
+
+import numpy as np
+
+from .. import initializers
+from .base import Layer
+
+
+class BatchNormalization(Layer):
+    """Keras's `BatchNormalization(axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True)`.
+
+    Shapes: x (N, C) or (N, H, W, C) -> y of the same shape; gamma, beta, moving_mean, moving_variance (C,).
+    Formulas and gradients: see the module docstring. Normalises over the last (channel) axis only; `axis`
+    is accepted for Keras compatibility and must name that axis (-1, or its index counting the batch axis).
+
+    Weights, organised so an optimizer can never train the moving statistics:
+
+        layer.params = {'gamma', 'beta'}                     trained: have grads, the optimizer updates them
+        layer.state  = {'moving_mean', 'moving_variance'}    not trained: only forward(training=True) updates them
+        layer.get_weights() -> [gamma, beta, moving_mean, moving_variance]    (Keras's order; set_weights too)
+
+    `center=False` drops beta and `scale=False` drops gamma, from params and from get_weights, as in Keras.
+    count_params() counts all four arrays, as Keras's model.summary() "Total params" does;
+    count_trainable_params() counts params only (gamma, beta), count_non_trainable_params() the state.
+
+    Conventions that differ in PyTorch (`torch.nn.BatchNorm2d`), which a comparison must convert:
+      * momentum: PyTorch's `momentum` weighs the new batch, Keras's weighs the old average:
+        torch_momentum = 1 - keras_momentum (Keras 0.99 is PyTorch 0.01; PyTorch's default is 0.1).
+      * moving variance: PyTorch's running_var averages the UNBIASED batch variance (divide by M - 1);
+        Keras 3, and this layer, average the biased one (divide by M), the same variance used to normalise.
+      * epsilon: PyTorch's default is 1e-5, Keras's 1e-3.
+    """
+
+    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
+                 beta_initializer="zeros", gamma_initializer="ones", moving_mean_initializer="zeros",
+                 moving_variance_initializer="ones", **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
+            raise ValueError(f"{self.name}: axis must be an integer, got {axis!r}")
+        if not _is_real(momentum) or not 0 <= momentum <= 1:
+            raise ValueError(f"{self.name}: momentum must be a number in [0, 1] (the weight of the old moving "
+                             f"average; Keras's default is 0.99), got {momentum!r}")
+        if not _is_real(epsilon) or not epsilon > 0:
+            raise ValueError(f"{self.name}: epsilon must be a positive number, got {epsilon!r}")
+        self.axis = int(axis)
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+        self.center = bool(center)
+        self.scale = bool(scale)
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        self.moving_mean_initializer = initializers.get(moving_mean_initializer)
+        self.moving_variance_initializer = initializers.get(moving_variance_initializer)
+        self.state = {}                 # moving_mean, moving_variance: weights, but not trained
+        self._cache = None
+
+    # --- building ---------------------------------------------------------------------------------------
+    def compute_output_shape(self, input_shape):
+        rank = len(input_shape) + 1                   # counting the batch axis, as Keras's axis does
+        if rank < 2:
+            raise ValueError(f"{self.name}: expects (batch, C) or (batch, H, W, C), got input shape (batch,) + "
+                             f"{tuple(input_shape)}")
+        if self.axis not in (-1, rank - 1):
+            raise ValueError(f"{self.name}: only the last (channel) axis can be normalised: axis must be -1 "
+                             f"or {rank - 1} for inputs of rank {rank}, got axis={self.axis}")
+        return tuple(input_shape)
+
+    def build(self, input_shape):
+        out = super().build(input_shape)
+        channels = (self.input_shape[-1],)
+        if self.scale:
+            self.params["gamma"] = self.gamma_initializer(channels, self.dtype)
+        if self.center:
+            self.params["beta"] = self.beta_initializer(channels, self.dtype)
+        self.state["moving_mean"] = self.moving_mean_initializer(channels, self.dtype)
+        self.state["moving_variance"] = self.moving_variance_initializer(channels, self.dtype)
+        return out
+
+    # --- running ----------------------------------------------------------------------------------------
+    def forward(self, x, training=False):
+        self.check_input(x)
+        axes = tuple(range(x.ndim - 1))              # every axis but the channels: N, or N, H, W
+        if training:
+            mu = x.mean(axis=axes)
+            centred = x - mu
+            var = (centred * centred).mean(axis=axes)     # two passes: no cancellation as in E[x^2] - E[x]^2
+            # In place, so anyone holding these arrays (an optimizer, a saved reference) sees the update.
+            m = self.momentum
+            self.state["moving_mean"][...] = m * self.state["moving_mean"] + (1 - m) * mu
+            self.state["moving_variance"][...] = m * self.state["moving_variance"] + (1 - m) * var
+        else:
+            mu = self.state["moving_mean"]
+            var = self.state["moving_variance"]
+            centred = x - mu
+        inv_sigma = 1 / np.sqrt(var + self.dtype.type(self.epsilon))
+        xhat = centred * inv_sigma
+        self._cache = (xhat, inv_sigma, bool(training), axes)
+        y = xhat * self.params["gamma"] if self.scale else xhat.copy()
+        if self.center:
+            y += self.params["beta"]
+        return y
+
+    def backward(self, grad):
+        if self._cache is None:
+            raise RuntimeError(f"{self.name}: backward() called before forward()")
+        self.check_grad(grad)
+        xhat, inv_sigma, training, axes = self._cache
+        if grad.shape != xhat.shape:
+            raise ValueError(f"{self.name}: grad has shape {grad.shape}, but the last forward saw {xhat.shape}")
+        if self.center:
+            self.grads["beta"] = grad.sum(axis=axes)
+        if self.scale:
+            self.grads["gamma"] = (grad * xhat).sum(axis=axes)
+        gain = self.params["gamma"] * inv_sigma if self.scale else inv_sigma        # gamma / sigma, (C,)
+        if not training:
+            return grad * gain
+        # Through the batch statistics: subtract the parts of g along the constant direction and along xhat.
+        mean_g = grad.mean(axis=axes)
+        mean_gx = (grad * xhat).mean(axis=axes)
+        return gain * (grad - mean_g - xhat * mean_gx)
+
+    # --- weights: trained params first, then the moving statistics, as Keras orders them ---------------
+    def weight_names(self):
+        """['gamma', 'beta', 'moving_mean', 'moving_variance'] (without gamma/beta if scale/center is off)."""
+        return list(self.params) + list(self.state)
+
+    def _weight(self, key):
+        return self.params[key] if key in self.params else self.state[key]
+
+    def get_weights(self):
+        return [self._weight(k).copy() for k in self.weight_names()]
+
+    def set_weights(self, weights):
+        names = self.weight_names()
+        if len(weights) != len(names):
+            raise ValueError(f"{self.name}: set_weights expects {len(names)} arrays ({names}), got {len(weights)}")
+        weights = [np.asarray(w) for w in weights]
+        for key, w in zip(names, weights):           # check all before writing any: no half-set layer
+            if w.shape != self._weight(key).shape:
+                raise ValueError(f"{self.name}: weight '{key}' must have shape {self._weight(key).shape}, "
+                                 f"got {w.shape}")
+        for key, w in zip(names, weights):
+            self._weight(key)[...] = w               # in place: arrays keep their identity
+
+    def count_params(self):
+        """All weights, trained or not (Keras's 'Total params')."""
+        return self.count_trainable_params() + self.count_non_trainable_params()
+
+    def count_trainable_params(self):
+        """gamma and beta: what an optimizer updates."""
+        return int(sum(p.size for p in self.params.values()))
+
+    def count_non_trainable_params(self):
+        """moving_mean and moving_variance: updated by forward(training=True), never by an optimizer."""
+        return int(sum(s.size for s in self.state.values()))
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,
+                "center": self.center, "scale": self.scale}
+
+
+def _is_real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)

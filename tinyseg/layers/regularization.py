@@ -1,0 +1,82 @@
+"""Dropout: during training, zero each value with probability `rate` and scale the survivors up.
+
+Inverted dropout, as in Keras and PyTorch. With a fresh mask m of independent Bernoulli(1 - rate) draws:
+
+    training:   y = x * m / (1 - rate)             dL/dx = g * m / (1 - rate)     (the same m)
+    inference:  y = x                              dL/dx = g
+
+Dividing by the keep probability at training time makes E[y] = x, so inference needs no rescaling and the
+trained network is used as it is. Shapes: any; y and dL/dx have the shape of x.
+"""
+import numbers
+
+import numpy as np
+
+from .. import backend
+from .base import Layer
+
+
+class Dropout(Layer):
+    """Keras's `Dropout(rate, seed=None)`: inverted dropout, active only when forward(x, training=True).
+
+    rate: the probability of dropping a value, in [0, 1).
+    seed: masks come from the layer's own `numpy.random.Generator` seeded with `seed`, so a seeded layer
+        draws the same sequence of masks in every run. With seed=None the masks come from the shared
+        generator `tinyseg.backend.rng()` (seeded by `tinyseg.set_random_seed`).
+
+    Each training forward draws a new mask and keeps it for backward, which multiplies by that same mask.
+    To replay masks, call `reseed()`: it restarts the layer's generator from its seed, so the next forwards
+    draw the same masks as the forwards after construction did. A finite-difference gradient check, which
+    calls forward many times and needs the same function each time, does exactly that before every forward.
+    """
+
+    def __init__(self, rate, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(rate, numbers.Real) or isinstance(rate, bool) or not 0 <= rate < 1:
+            raise ValueError(f"{self.name}: rate must be a number in [0, 1) (the fraction of values dropped), "
+                             f"got {rate!r}")
+        if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0):
+            raise ValueError(f"{self.name}: seed must be None or a non-negative integer, got {seed!r}")
+        self.rate = float(rate)
+        self.seed = None if seed is None else int(seed)
+        self._generator = None if seed is None else np.random.default_rng(self.seed)
+        self._mask = None               # m / (1 - rate) of the last training forward; None after inference
+        self._x_shape = None            # shape of the last forward's input, which backward's grad must have
+
+    def reseed(self, seed=None):
+        """Restart this layer's mask generator from `seed` (default: the seed the layer was created with)."""
+        if seed is None and self.seed is None:
+            raise ValueError(f"{self.name}: reseed() needs a seed: this layer was created with seed=None and "
+                             "draws from the shared tinyseg.backend.rng()")
+        if seed is not None:
+            self.seed = int(seed)
+        self._generator = np.random.default_rng(self.seed)
+
+    def generator(self):
+        """The Generator masks are drawn from: the layer's own if seeded, else the shared one."""
+        # Looked up at every draw, not stored: set_random_seed() replaces the shared generator.
+        return self._generator if self._generator is not None else backend.rng()
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        self._x_shape = x.shape
+        if not training or self.rate == 0:
+            self._mask = None
+            return x
+        keep = self.generator().random(x.shape) >= self.rate          # True with probability 1 - rate
+        # in the layer's dtype, so a float32 x stays float32
+        self._mask = keep.astype(self.dtype) / self.dtype.type(1 - self.rate)
+        return x * self._mask
+
+    def backward(self, grad):
+        if self._x_shape is None:
+            raise RuntimeError(f"{self.name}: backward() called before forward()")
+        self.check_grad(grad)
+        if grad.shape != self._x_shape:
+            raise ValueError(f"{self.name}: grad has shape {grad.shape}, but the last forward saw {self._x_shape}")
+        if self._mask is None:
+            return grad.copy()              # a new array: the caller's grad stays theirs
+        return grad * self._mask
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}

@@ -1,0 +1,333 @@
+"""Losses. Each is a mean over the batch (and over pixels for masks), as Keras reduces them.
+
+Every loss has `forward(y_true, y_pred) -> float` (also callable as loss(y_true, y_pred), Keras's argument
+order) and `backward() -> dL/dy_pred`. Cross-entropy and Dice losses take *logits* z (scores before the
+softmax or sigmoid) and apply the activation themselves: `activation` names it, and a model whose last layer
+ends in that activation hands the loss its input instead of its output (see models/model.py). That fusion is
+what makes the gradient simple and stable:
+
+    softmax + cross-entropy:  L = -(1/M) sum_m sum_k y_mk log p_mk,  log p = z - logsumexp(z)
+                              dL/dz = (p - y) / M
+    sigmoid + binary CE:      L = (1/M) sum_m [max(z,0) - z y + log(1 + exp(-|z|))]
+                              dL/dz = (sigmoid(z) - y) / M
+
+M is the number of predictions averaged over: N for (N, K) scores, N*H*W for per-pixel (N, H, W, K) scores.
+log-sum-exp, never log(p + 1e-7): the log of a softmax is computed exactly, even for huge logits.
+"""
+import numpy as np
+
+from .layers.activations import sigmoid, softmax
+
+
+def _check_pred(y_pred, name):
+    if not isinstance(y_pred, np.ndarray) or y_pred.dtype.kind != "f":
+        raise TypeError(f"{name}: y_pred must be a float array, got "
+                        f"{getattr(y_pred, 'dtype', type(y_pred).__name__)}")
+    if not np.all(np.isfinite(y_pred)):
+        raise ValueError(f"{name}: y_pred contains NaN or inf (did training diverge? try a smaller learning rate)")
+
+
+def _check_labels(y_true, y_pred, name, num_classes, ignore_index=None):
+    """Integer class indices of shape y_pred.shape[:-1] (a trailing axis of 1 is accepted, as Keras does)."""
+    y_true = np.asarray(y_true)
+    if y_true.dtype.kind not in "iu":
+        if y_true.dtype.kind == "f" and y_true.shape == y_pred.shape:
+            raise TypeError(f"{name}: y_true looks one-hot (float, same shape as y_pred); use "
+                            "categorical_crossentropy for one-hot targets")
+        raise TypeError(f"{name}: y_true must hold integer class indices, got dtype {y_true.dtype}")
+    if y_true.shape == y_pred.shape[:-1] + (1,) and y_pred.shape[-1] != 1:
+        y_true = y_true[..., 0]
+    if y_true.shape != y_pred.shape[:-1]:
+        raise ValueError(f"{name}: y_true has shape {y_true.shape}; expected {y_pred.shape[:-1]} "
+                         f"(y_pred {y_pred.shape} without its class axis)")
+    valid = y_true != ignore_index if ignore_index is not None else np.ones(y_true.shape, bool)
+    bad = valid & ((y_true < 0) | (y_true >= num_classes))
+    if bad.any():
+        raise ValueError(f"{name}: y_true has label {y_true[bad].flat[0]} outside [0, {num_classes}) "
+                         f"(y_pred has {num_classes} classes)"
+                         + ("" if ignore_index is None else f" and not ignore_index={ignore_index}"))
+    return y_true, valid
+
+
+def _one_hot(labels, num_classes, valid, dtype):
+    """(…,) integer labels -> (…, K) one-hot; ignored positions are all zeros."""
+    out = np.zeros(labels.shape + (num_classes,), dtype=dtype)
+    np.put_along_axis(out, np.where(valid, labels, 0)[..., None], 1, axis=-1)
+    out *= valid[..., None]
+    return out
+
+
+def log_softmax(z):
+    """log p = z - logsumexp(z) over the last axis, with the max subtracted first."""
+    shifted = z - z.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+class Loss:
+    """Base class: remembers what backward needs."""
+
+    activation = None        # 'softmax' / 'sigmoid': the loss applies it to its input (logits)
+    name = "loss"
+
+    def __call__(self, y_true, y_pred):
+        return self.forward(y_true, y_pred)
+
+    def forward(self, y_true, y_pred):
+        raise NotImplementedError
+
+    def backward(self):
+        raise NotImplementedError
+
+    def get_config(self):
+        return {}
+
+
+class CategoricalCrossentropy(Loss):
+    """Softmax cross-entropy with one-hot (or soft) targets.
+
+    y_true: (N, K) or (N, H, W, K) floats, each row a probability vector; y_pred: logits of the same shape.
+    L = -(1/M) sum_m sum_k y_mk log softmax(z_m)_k,    dL/dz = (softmax(z) - y) / M.
+    """
+
+    activation = "softmax"
+    name = "categorical_crossentropy"
+
+    def forward(self, y_true, y_pred):
+        _check_pred(y_pred, self.name)
+        y_true = np.asarray(y_true)
+        if y_true.dtype.kind in "iub" or y_true.shape == y_pred.shape[:-1] or (
+                y_true.ndim == y_pred.ndim and y_true.shape[-1] == 1 and y_pred.shape[-1] > 1):
+            raise TypeError(
+                f"{self.name}: y_true holds integer class labels (shape {y_true.shape}, dtype {y_true.dtype}) "
+                f"but this loss expects one-hot targets of shape {y_pred.shape}. Use "
+                "loss='sparse_categorical_crossentropy' for integer labels, or convert them with "
+                "tinyseg.utils.to_categorical(y, num_classes).")
+        if y_true.shape != y_pred.shape:
+            raise ValueError(f"{self.name}: y_true has shape {y_true.shape}, expected {y_pred.shape}")
+        if not np.all(np.isfinite(y_true)) or y_true.min() < 0 or y_true.max() > 1:
+            raise ValueError(f"{self.name}: y_true must hold probabilities in [0, 1] (one-hot rows)")
+        y_true = y_true.astype(y_pred.dtype, copy=False)
+        logp = log_softmax(y_pred)
+        m = y_pred.size // y_pred.shape[-1]
+        self._cache = (np.exp(logp), y_true, m)
+        return float(-(y_true * logp).sum() / m)
+
+    def backward(self):
+        p, y, m = self._cache
+        return (p - y) / m
+
+
+class SparseCategoricalCrossentropy(Loss):
+    """Softmax cross-entropy with integer class labels, per image or per pixel.
+
+    y_true: (N,) or (N, H, W) integers in [0, K) (or `ignore_index`); y_pred: logits (N, K) or (N, H, W, K).
+    With class weights w (default all 1) and the set V of positions whose label is not ignore_index:
+
+        L = sum_{m in V} w_{y_m} * (-log softmax(z_m)_{y_m})  /  sum_{m in V} w_{y_m}
+        dL/dz_m = w_{y_m} (softmax(z_m) - onehot(y_m)) / sum_{m in V} w_{y_m}      (0 for ignored positions)
+
+    So the mean is over the pixels that are not ignored, weighted (PyTorch's `weight` + `ignore_index`
+    convention; with no weights and nothing ignored it is the plain mean, Keras's). A batch in which every
+    pixel is ignored has loss 0 and gradient 0.
+    """
+
+    activation = "softmax"
+    name = "sparse_categorical_crossentropy"
+
+    def __init__(self, class_weight=None, ignore_index=None):
+        self.class_weight = None if class_weight is None else np.asarray(class_weight, dtype=np.float64)
+        if self.class_weight is not None and (self.class_weight.ndim != 1 or np.any(self.class_weight < 0)):
+            raise ValueError("class_weight must be a 1-D sequence of non-negative weights, one per class")
+        self.ignore_index = ignore_index
+
+    def forward(self, y_true, y_pred):
+        _check_pred(y_pred, self.name)
+        k = y_pred.shape[-1]
+        labels, valid = _check_labels(y_true, y_pred, self.name, k, self.ignore_index)
+        if self.class_weight is not None and len(self.class_weight) != k:
+            raise ValueError(f"{self.name}: class_weight has {len(self.class_weight)} entries, y_pred {k} classes")
+        onehot = _one_hot(labels, k, valid, y_pred.dtype)
+        w = valid.astype(y_pred.dtype)
+        if self.class_weight is not None:
+            w = w * self.class_weight.astype(y_pred.dtype)[np.where(valid, labels, 0)]
+        total = w.sum()
+        logp = log_softmax(y_pred)
+        self._cache = (np.exp(logp), onehot, w, total)
+        if total == 0:
+            return 0.0
+        return float(-(w * (onehot * logp).sum(axis=-1)).sum() / total)
+
+    def backward(self):
+        p, onehot, w, total = self._cache
+        if total == 0:
+            return np.zeros_like(p)
+        return (p - onehot) * (w / total)[..., None]
+
+    def get_config(self):
+        return {"class_weight": None if self.class_weight is None else self.class_weight.tolist(),
+                "ignore_index": self.ignore_index}
+
+
+def _binary_targets(y_true, y_pred, name):
+    """Targets in [0, 1] of y_pred's shape; (N, H, W) masks are accepted for (N, H, W, 1) logits."""
+    y_true = np.asarray(y_true)
+    if y_pred.shape[-1] == 1 and y_true.shape == y_pred.shape[:-1]:
+        y_true = y_true[..., None]
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"{name}: y_true has shape {y_true.shape}, expected {y_pred.shape}")
+    y_true = y_true.astype(y_pred.dtype)
+    if not np.all(np.isfinite(y_true)) or y_true.min() < 0 or y_true.max() > 1:
+        raise ValueError(f"{name}: y_true must lie in [0, 1] (binary masks as 0/1, not 0/255)")
+    return y_true
+
+
+class BinaryCrossentropy(Loss):
+    """Sigmoid cross-entropy on logits: one independent yes/no per output (binary masks: (N, H, W, 1)).
+
+    L = mean( max(z, 0) - z*y + log(1 + exp(-|z|)) )   (= -y log s - (1-y) log(1-s), s = sigmoid(z), written so
+    that no exp overflows);  dL/dz = (sigmoid(z) - y) / M, M = number of entries.
+    """
+
+    activation = "sigmoid"
+    name = "binary_crossentropy"
+
+    def forward(self, y_true, y_pred):
+        _check_pred(y_pred, self.name)
+        y = _binary_targets(y_true, y_pred, self.name)
+        z = y_pred
+        self._cache = (sigmoid(z), y, z.size)
+        return float((np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))).mean())
+
+    def backward(self):
+        s, y, m = self._cache
+        return (s - y) / m
+
+
+class MeanSquaredError(Loss):
+    """L = mean((y_pred - y_true)^2) over every entry;  dL/dy_pred = 2 (y_pred - y_true) / M."""
+
+    name = "mean_squared_error"
+
+    def forward(self, y_true, y_pred):
+        _check_pred(y_pred, self.name)
+        y_true = np.asarray(y_true)
+        if y_true.shape != y_pred.shape:
+            raise ValueError(f"{self.name}: y_true has shape {y_true.shape}, expected {y_pred.shape}")
+        self._diff = y_pred - y_true.astype(y_pred.dtype)
+        return float((self._diff ** 2).mean())
+
+    def backward(self):
+        return 2 * self._diff / self._diff.size
+
+
+class DiceLoss(Loss):
+    """Soft Dice loss on logits, computed over the whole batch.
+
+    Multiclass (y_pred (N, H, W, K) logits, y_true (N, H, W) labels): p = softmax(z), t = onehot(y); over the
+    pixels V that are not `ignore_index`,
+
+        I_k = sum_V p_k t_k,   S_k = sum_V p_k + sum_V t_k,   D_k = (2 I_k + s) / (S_k + s)
+        L = 1 - (1/K) sum_k D_k
+
+    Binary (y_pred (N, H, W, 1), y_true (N, H, W) of 0/1): p = sigmoid(z), one class (the foreground).
+
+    Absent classes: every class is in the mean. A class absent from the batch's truth has I_k = 0, so
+    D_k = s / (sum p_k + s): near 1 when the model predicts none of it, lower the more it predicts it.
+    That is why `smooth` (s) must be > 0.
+
+    Gradient: dD_k/dp_k = (2 t_k (S_k + s) - (2 I_k + s)) / (S_k + s)^2 on each pixel, then through the
+    softmax (or sigmoid) Jacobian, as in layers/activations.py.
+    """
+
+    name = "dice"
+
+    def __init__(self, smooth=1.0, ignore_index=None, mode="multiclass"):
+        if not smooth > 0:
+            raise ValueError(f"smooth must be > 0 (it defines the Dice of absent classes), got {smooth!r}")
+        if mode not in ("multiclass", "binary"):
+            raise ValueError(f"mode must be 'multiclass' or 'binary', got {mode!r}")
+        self.smooth = float(smooth)
+        self.ignore_index = ignore_index
+        self.mode = mode
+        self.activation = "softmax" if mode == "multiclass" else "sigmoid"
+
+    def forward(self, y_true, y_pred):
+        _check_pred(y_pred, self.name)
+        if self.mode == "multiclass":
+            labels, valid = _check_labels(y_true, y_pred, self.name, y_pred.shape[-1], self.ignore_index)
+            t = _one_hot(labels, y_pred.shape[-1], valid, y_pred.dtype)
+            p = softmax(y_pred)
+        else:
+            if y_pred.shape[-1] != 1:
+                raise ValueError(f"{self.name}: mode='binary' expects one logit channel, got {y_pred.shape}")
+            y_true = np.asarray(y_true)
+            valid = (y_true != self.ignore_index) if self.ignore_index is not None else np.ones(y_true.shape, bool)
+            t = _binary_targets(np.where(valid, y_true, 0), y_pred, self.name)
+            valid = valid.reshape(t.shape[:-1])
+            p = sigmoid(y_pred)
+        v = valid[..., None].astype(y_pred.dtype)
+        axes = tuple(range(y_pred.ndim - 1))
+        inter = (p * t * v).sum(axis=axes)
+        total = (p * v).sum(axis=axes) + (t * v).sum(axis=axes)
+        dice = (2 * inter + self.smooth) / (total + self.smooth)
+        self._cache = (p, t, v, inter, total)
+        return float(1 - dice.mean())
+
+    def backward(self):
+        p, t, v, inter, total = self._cache
+        k = p.shape[-1]
+        s = self.smooth
+        dp = -(2 * t * (total + s) - (2 * inter + s)) / (total + s) ** 2 / k * v      # dL/dp
+        if self.activation == "softmax":
+            return p * (dp - (dp * p).sum(axis=-1, keepdims=True))
+        return dp * p * (1 - p)
+
+    def get_config(self):
+        return {"smooth": self.smooth, "ignore_index": self.ignore_index, "mode": self.mode}
+
+
+class CEDiceLoss(Loss):
+    """L = ce_weight * SparseCategoricalCrossentropy + dice_weight * DiceLoss (multiclass), on the same logits.
+
+    The gradient is the same weighted sum of the two gradients: cross-entropy gives every pixel a steady
+    signal, Dice keeps small classes from being drowned by the background.
+    """
+
+    activation = "softmax"
+    name = "ce_dice"
+
+    def __init__(self, ce_weight=1.0, dice_weight=1.0, class_weight=None, ignore_index=None, smooth=1.0):
+        self.ce = SparseCategoricalCrossentropy(class_weight=class_weight, ignore_index=ignore_index)
+        self.dice = DiceLoss(smooth=smooth, ignore_index=ignore_index)
+        self.ce_weight, self.dice_weight = float(ce_weight), float(dice_weight)
+
+    def forward(self, y_true, y_pred):
+        return self.ce_weight * self.ce.forward(y_true, y_pred) + self.dice_weight * self.dice.forward(y_true, y_pred)
+
+    def backward(self):
+        return self.ce_weight * self.ce.backward() + self.dice_weight * self.dice.backward()
+
+    def get_config(self):
+        return {"ce_weight": self.ce_weight, "dice_weight": self.dice_weight, **self.ce.get_config(),
+                "smooth": self.dice.smooth}
+
+
+LOSSES = {
+    "categorical_crossentropy": CategoricalCrossentropy,
+    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+    "binary_crossentropy": BinaryCrossentropy,
+    "mean_squared_error": MeanSquaredError,
+    "mse": MeanSquaredError,
+    "dice": DiceLoss,
+    "ce_dice": CEDiceLoss,
+}
+
+
+def get(loss):
+    """A Loss from a name ('categorical_crossentropy', 'sparse_categorical_crossentropy',
+    'binary_crossentropy', 'mse', 'dice', 'ce_dice') or an existing Loss."""
+    if isinstance(loss, Loss):
+        return loss
+    if isinstance(loss, str) and loss.lower() in LOSSES:
+        return LOSSES[loss.lower()]()
+    raise ValueError(f"loss must be one of {sorted(LOSSES)} or a tinyseg.losses.Loss, got {loss!r}")
