@@ -39,7 +39,7 @@ def to_categorical(y, num_classes=None, dtype="float32"):
         fractional = ~np.isfinite(y) | (y != np.round(y))
         if np.any(fractional):
             raise ValueError(f"to_categorical: y must hold whole numbers (class indices), got e.g. "
-                             f"{y[fractional].ravel()[0]!r} at index {tuple(int(i) for i in np.argwhere(fractional)[0])}")
+                             f"{float(y[fractional].ravel()[0])}")
     # Keras drops a trailing axis of size 1, so CIFAR's (N, 1) labels become (N, K), not (N, 1, K).
     if y.ndim > 1 and y.shape[-1] == 1:
         y = y[..., 0]

@@ -40,10 +40,11 @@ _GRID = 4                       # background: a 4 x 4 grid of colours, bilinearl
 _COLOR_CANDIDATES = 16          # colours tried per shape to find one with enough contrast
 _MIN_SIZE_PIXELS = 2.0          # a >= 2 pixels, so even the smallest triangle covers at least one pixel centre
 
-# For size a = sqrt(area): circumradius / a of each kind, and the size parameter / a
-#   circle   r = a / sqrt(pi)          reaches r from its centre
-#   square   s = a / 2                 reaches s * sqrt(2) (its corners)
-#   triangle R = a * sqrt(4 / (3 sqrt 3))   reaches R (its vertices)
+# A shape of size a (the square root of its area) has size parameter p = a * _SIZE_PARAM[kind] (radius r,
+# half-side s or circumradius R) and reaches a * _CIRCUMRADIUS[kind] from its centre:
+#   circle     pi r^2 = a^2              ->  r = a / sqrt(pi)               reaches r
+#   square     (2 s)^2 = a^2             ->  s = a / 2                      reaches s sqrt(2) (its corners)
+#   triangle   3 sqrt(3) / 4 R^2 = a^2   ->  R = a sqrt(4 / (3 sqrt(3)))    reaches R (its vertices)
 _SIZE_PARAM = np.array([1 / np.sqrt(np.pi), 0.5, np.sqrt(4 / (3 * np.sqrt(3)))])
 _CIRCUMRADIUS = np.array([1 / np.sqrt(np.pi), 0.5 * np.sqrt(2), np.sqrt(4 / (3 * np.sqrt(3)))])
 
@@ -71,6 +72,9 @@ def load_shapes(n_train=1000, n_val=200, size=32, seed=0, task="segmentation", c
     (x_train, y_train), (x_val, y_val) with x float32 (N, H, W, channels) in [0, 1] and
         y uint8 (N, H, W) with values 0..3 (segmentation; 0 = background) or uint8 (N,) with values 0..2
         (classification), class k named CLASS_NAMES[k].
+
+    The training set is generate_shapes(n_train, seed=np.random.SeedSequence(seed).spawn(2)[0], ...) and the
+    validation set the same with spawn(2)[1]; call generate_shapes to get the masks of classification images.
     """
     if task not in ("segmentation", "classification"):
         raise ValueError(f"load_shapes: task must be 'segmentation' or 'classification', got {task!r}")
@@ -210,7 +214,7 @@ def _background(rng, n, height, width, channels, texture):
     g = _GRID
     base = rng.uniform(0.15, 0.85, size=(n, 1, 1, channels))
     phi = rng.uniform(0, 2 * np.pi, size=(n, 1, 1, 1))
-    node = np.linspace(-0.5, 0.5, g)                                    # grid-node positions, image from -0.5 to 0.5
+    node = np.linspace(-0.5, 0.5, g)              # grid-node positions; the image spans -0.5 to 0.5
     ramp = np.cos(phi) * node[None, None, :, None] + np.sin(phi) * node[None, :, None, None]   # (n, g, g, 1)
     ramp_color = rng.uniform(-1, 1, size=(n, 1, 1, channels))
     jitter = rng.uniform(-0.5, 0.5, size=(n, g, g, channels))

@@ -34,8 +34,10 @@ dL/dxhat_j = gamma * g_j, summing over j:
 
     dL/dx_i = (gamma / sigma) * (g_i - (1/M) sum_j g_j - xhat_i (1/M) sum_j g_j xhat_j)
 
-which is the compact form above. The two subtracted means remove from g its component along the constant
-direction and along xhat: the two directions in which moving x changes nothing after normalisation.
+which is the compact form above. The two subtracted means take out of g its component along the constant
+direction (shifting a channel of x changes nothing after normalisation, so sum(dL/dx) = 0 exactly) and
+along xhat (scaling it changes almost nothing: sum(dL/dx * xhat) = (gamma/sigma) * sum(g * xhat) *
+epsilon / (var + epsilon), which would be zero only with epsilon = 0).
 """
 import numbers
 
