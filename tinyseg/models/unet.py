@@ -43,12 +43,14 @@ class UNet(Model):
     Arguments: input_shape (H, W, C) with H and W divisible by 2**depth; num_classes K (K = 1: one sigmoid
     channel for binary masks); depth (number of poolings); base_filters; batch_norm; upsampling
     'transpose' (learned, Conv2DTranspose) or 'nearest'/'bilinear' (UpSampling2D followed by a 1x1 conv);
-    dropout rate before the bottleneck block (0 = none).
+    dropout rate before the bottleneck block (0 = none); bn_momentum for the batch-norm moving statistics
+    (0.9 rather than Keras's 0.99: with 0.99 they need several hundred steps to forget their initial values,
+    and a short run would then predict with the wrong statistics).
     Output: (N, H, W, K) class probabilities (scores before softmax with call(..., logits=True)).
     """
 
     def __init__(self, input_shape=(64, 64, 3), num_classes=4, depth=3, base_filters=16, batch_norm=True,
-                 upsampling="transpose", dropout=0.0, name="unet"):
+                 upsampling="transpose", dropout=0.0, bn_momentum=0.9, name="unet"):
         super().__init__(name=name)
         input_shape = tuple(int(d) for d in input_shape)
         if len(input_shape) != 3:
@@ -67,7 +69,7 @@ class UNet(Model):
             raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
         self.config = dict(input_shape=input_shape, num_classes=num_classes, depth=depth,
                            base_filters=base_filters, batch_norm=batch_norm, upsampling=upsampling,
-                           dropout=dropout, name=name)
+                           dropout=dropout, bn_momentum=bn_momentum, name=name)
         filters = [base_filters * 2 ** i for i in range(depth + 1)]
 
         self.encoders = [self._block(f) for f in filters[:-1]]
@@ -95,7 +97,7 @@ class UNet(Model):
         for _ in range(2):
             layers.append(Conv2D(filters, (3, 3), padding="same", use_bias=not bn))
             if bn:
-                layers.append(BatchNormalization())
+                layers.append(BatchNormalization(momentum=self.config["bn_momentum"]))
             layers.append(Activation("relu"))
         return layers
 
