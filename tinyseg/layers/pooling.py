@@ -74,7 +74,8 @@ class MaxPooling2D(_Pooling2D):
         dL/dx      = dL/dy[n,i,j,c] placed on that window's argmax (first maximum in row-major order on a
                      tie), summed where windows overlap; zero everywhere else
 
-    The derivative exists where the maximum is unique; on a tie this is the subgradient Keras and PyTorch use.
+    The derivative exists where the maximum is unique; on a tie this picks one valid subgradient (PyTorch's
+    CPU max_pool2d makes the same choice).
     """
 
     def forward(self, x, training=False):
