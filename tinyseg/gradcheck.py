@@ -7,7 +7,7 @@ exact gradients are what backward(G) returns:
 
 Each entry is compared with the central difference
 
-    n_i = (L(x + h e_i) - L(x - h e_i)) / (2 h)          (error O(h^2); h = 1e-6 in float64)
+    n_i = (L(x + h e_i) - L(x - h e_i)) / (2 h)          (error O(h^2); h = 1e-5 in float64)
 
 through the relative error   rel_i = |a_i - n_i| / max(floor, |a_i| + |n_i|),
 and the report gives the largest rel_i, how many entries were checked and how many exceeded `tol`.
@@ -53,19 +53,24 @@ class GradCheckReport:
         return "\n".join(lines)
 
 
-def numeric_gradient(f, array, indices, h):
-    """Central differences of the scalar function f() with respect to array.flat[indices] (changed in place,
-    then restored exactly)."""
+def numeric_gradient(f, array, indices, h, weights=None):
+    """Central differences with respect to array.flat[indices] (changed in place, then restored exactly).
+
+    Without `weights`, f() returns a scalar L and the result is (L(+h) - L(-h)) / 2h. With `weights` G, f()
+    returns an array y and the result is sum((y(+h) - y(-h)) * G) / 2h: subtracting element by element
+    before summing keeps the rounding error of the big sum out of the small difference.
+    """
     flat = array.reshape(-1)            # a view: writing to it moves the array f() reads
     out = np.empty(len(indices))
     for k, i in enumerate(indices):
         old = flat[i]
         flat[i] = old + h
-        plus = f()
+        plus = np.array(f(), dtype=np.float64, copy=True)    # copies: f() may return a view of the input
         flat[i] = old - h
-        minus = f()
+        minus = np.array(f(), dtype=np.float64, copy=True)
         flat[i] = old
-        out[k] = (plus - minus) / (2 * h)
+        diff = plus - minus
+        out[k] = (diff if weights is None else _dot(diff, weights)) / (2 * h)
     return out
 
 
@@ -80,7 +85,7 @@ def _dot(a, b):
     return math.fsum((a * b).ravel().tolist())
 
 
-def check_layer(layer, x, training=False, h=1e-6, tol=1e-6, floor=1e-10, max_entries=400, seed=0,
+def check_layer(layer, x, training=False, h=1e-5, tol=1e-6, floor=1e-10, max_entries=400, seed=0,
                 forward=None, backward=None):
     """Check a layer's input gradient and every parameter gradient. Returns a GradCheckReport.
 
@@ -101,44 +106,43 @@ def check_layer(layer, x, training=False, h=1e-6, tol=1e-6, floor=1e-10, max_ent
     dx = backward(upstream.copy())
     report = GradCheckReport(getattr(layer, "name", type(layer).__name__), tol=tol)
 
-    def loss():
-        return _dot(forward(x), upstream)
+    def outputs():
+        return forward(x)
 
     idx = _pick(x.size, max_entries, rng)
-    report.add("input", dx.reshape(-1)[idx], numeric_gradient(loss, x, idx, h), floor)
+    report.add("input", dx.reshape(-1)[idx], numeric_gradient(outputs, x, idx, h, upstream), floor)
     owners = [layer] if hasattr(layer, "params") else layer.layers        # a model: every layer's parameters
     for owner in owners:
         for key, param in owner.params.items():
             analytic = owner.grads[key].copy()
             idx = _pick(param.size, max_entries, rng)
             name = key if owner is layer else f"{owner.name}/{key}"
-            report.add(name, analytic.reshape(-1)[idx], numeric_gradient(loss, param, idx, h), floor)
+            report.add(name, analytic.reshape(-1)[idx], numeric_gradient(outputs, param, idx, h, upstream), floor)
     return report
 
 
-def check_model(model, x, training=True, h=1e-5, **kwargs):
+def check_model(model, x, training=True, **kwargs):
     """check_layer for a whole model (Sequential or UNet): its input gradient and every layer's parameters,
-    through model.call(..., logits=False) and model.backward.
-
-    h is 1e-5 here: L sums a whole network's outputs, so its rounding error (about 1e-16 |L|) divided by 2h
-    would swamp the smaller partial derivatives at h = 1e-6; the O(h^2) truncation error stays far below.
-    """
+    through model.call(..., logits=False) and model.backward."""
     return check_layer(model, x, forward=lambda inp: model.call(inp, training=training),
-                       backward=model.backward, h=h, **kwargs)
+                       backward=model.backward, **kwargs)
 
 
-def check_loss(loss, y_true, y_pred, h=1e-5, tol=1e-6, floor=1e-10, max_entries=400, seed=0):
+def check_loss(loss, y_true, y_pred, h=1e-5, tol=1e-6, floor=None, max_entries=400, seed=0):
     """Check loss.backward() against central differences of loss.forward(y_true, y_pred) in y_pred.
 
-    h is 1e-5 here: a loss is a mean, so its gradient entries are small (1/M) and the rounding of L,
-    divided by 2h, would otherwise dominate the comparison.
+    A loss is one number, so its rounding error (about eps * |L|, eps = 2.2e-16) divided by 2h is noise in
+    every numeric partial derivative. `floor` defaults to 10 * eps * max(|L|, 1) / (h * tol): entries smaller
+    than that are held to an absolute error of tol * floor (about 2e-10) instead of a relative one.
     """
     if y_pred.dtype != np.float64:
         raise TypeError(f"check_loss: y_pred must be float64 for a meaningful check, got {y_pred.dtype}")
     rng = np.random.default_rng(seed)
     y_pred = y_pred.copy()
-    loss.forward(y_true, y_pred)
+    value = loss.forward(y_true, y_pred)
     analytic = loss.backward().copy()
+    if floor is None:
+        floor = 10 * np.finfo(np.float64).eps * max(abs(value), 1.0) / (h * tol)
     report = GradCheckReport(type(loss).__name__, tol=tol)
     idx = _pick(y_pred.size, max_entries, rng)
     numeric = numeric_gradient(lambda: float(loss.forward(y_true, y_pred)), y_pred, idx, h)

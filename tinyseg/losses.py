@@ -85,8 +85,9 @@ class Loss:
 class CategoricalCrossentropy(Loss):
     """Softmax cross-entropy with one-hot (or soft) targets.
 
-    y_true: (N, K) or (N, H, W, K) floats, each row a probability vector; y_pred: logits of the same shape.
-    L = -(1/M) sum_m sum_k y_mk log softmax(z_m)_k,    dL/dz = (softmax(z) - y) / M.
+    y_true: (N, K) or (N, H, W, K) floats in [0, 1], normally one-hot rows; y_pred: logits of the same shape.
+    L = -(1/M) sum_m sum_k y_mk log softmax(z_m)_k,    dL/dz = (softmax(z) * sum_k y_k - y) / M,
+    which is (softmax(z) - y) / M for rows that sum to 1.
     """
 
     activation = "softmax"
@@ -114,7 +115,8 @@ class CategoricalCrossentropy(Loss):
 
     def backward(self):
         p, y, m = self._cache
-        return (p - y) / m
+        # d/dz of -sum_k y_k log p_k is p * sum_k y_k - y: (p - y) for rows that sum to 1 (one-hot)
+        return (p * y.sum(axis=-1, keepdims=True) - y) / m
 
 
 class SparseCategoricalCrossentropy(Loss):

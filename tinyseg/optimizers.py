@@ -31,10 +31,12 @@ class Optimizer:
 
     def apply_gradients(self, grads_and_vars):
         """Update every parameter in place from its gradient; one call is one step."""
-        self.iterations += 1
-        for i, (g, theta) in enumerate(grads_and_vars):
+        grads_and_vars = list(grads_and_vars)
+        for i, (g, theta) in enumerate(grads_and_vars):      # check all before changing any
             if g.shape != theta.shape:
                 raise ValueError(f"{self.name}: gradient {i} has shape {g.shape}, parameter {theta.shape}")
+        self.iterations += 1
+        for i, (g, theta) in enumerate(grads_and_vars):
             self.update(i, g, theta)
 
     def update(self, i, g, theta):

@@ -126,7 +126,8 @@ def get(activation, dtype=None, name=None):
     if activation is None:
         activation = "linear"
     if isinstance(activation, ActivationLayer):
-        return activation
+        # a fresh instance: an activation keeps its layer's cache, so it must never be shared by two layers
+        return type(activation)(dtype=dtype, name=name)
     if isinstance(activation, str) and activation.lower() in ACTIVATIONS:
         return ACTIVATIONS[activation.lower()](dtype=dtype, name=name)
     raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)} or None, got {activation!r}")

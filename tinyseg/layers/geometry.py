@@ -13,6 +13,7 @@ output size back to its input size:
     'same':   out = size * stride
 """
 import math
+import numbers
 
 PADDINGS = ("valid", "same")
 
@@ -25,11 +26,11 @@ def check_padding(padding):
 
 def pair(value, argument):
     """Turn 3 or (3, 3) into (3, 3); refuse anything that is not one or two positive integers."""
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         value = (value, value)
     try:
         a, b = value
-        if int(a) != a or int(b) != b or a < 1 or b < 1:
+        if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in (a, b)) or a < 1 or b < 1:
             raise ValueError
     except (TypeError, ValueError):
         raise ValueError(f"{argument} must be a positive integer or a pair of them, got {value!r}") from None
