@@ -24,20 +24,6 @@ STRICT = dict(over="raise", invalid="raise", divide="raise", under="ignore")
 shapes = hnp.array_shapes(min_dims=2, max_dims=4, min_side=1, max_side=4)
 
 
-def gradcheck(layer, x, **kwargs):
-    """check_layer, made robust enough for hypothesis to throw hundreds of random cases at it.
-
-    - L = sum((f(x) - f(x0)) * G) instead of sum(f(x) * G): the same gradient, but L is now as small as the
-      perturbation, so rounding L to a double (1e-16 of its size) no longer swamps small partial derivatives
-      after the division by 2h. h = 1e-5 balances the remaining rounding against the O(h^2) truncation.
-    - floor=1e-4: an entry that is nearly 0 by cancellation (softmax's Jacobian makes them) can't be measured
-      to 1e-6 relative; below 1e-4 it is held to an absolute error of 1e-4 * 1e-6 = 1e-10 instead.
-    """
-    y0 = layer.forward(x.copy()).copy()
-    kwargs.setdefault("floor", 1e-4)
-    return check_layer(layer, x, h=1e-5, forward=lambda inp: layer.forward(inp) - y0, **kwargs)
-
-
 def _x(shape, seed, scale=2.0):
     return np.random.default_rng(seed).standard_normal(shape) * scale
 
@@ -84,7 +70,7 @@ def test_backward_matches_closed_form_derivatives(shape, seed):
 @FAST
 @given(shape=shapes, cls=st.sampled_from([Linear, Sigmoid, Tanh, Softmax]), seed=st.integers(0, 2**32 - 1))
 def test_gradients_match_finite_differences(shape, cls, seed):
-    report = gradcheck(cls(dtype="float64"), _x(shape, seed, 1.0), max_entries=None, seed=seed % 1000)
+    report = check_layer(cls(dtype="float64"), _x(shape, seed, 1.0), max_entries=None, seed=seed % 1000)
     assert report.max_rel_error < 1e-6, str(report)
     assert report.n_checked == int(np.prod(shape))
 

@@ -26,20 +26,6 @@ FAST = settings(deadline=None, max_examples=25)
 TORCH = settings(deadline=None, max_examples=15)
 
 
-def gradcheck(layer, x, **kwargs):
-    """check_layer, made robust enough for hypothesis to throw hundreds of random cases at it.
-
-    - L = sum((f(x) - f(x0)) * G) instead of sum(f(x) * G): the same gradient, but L is now as small as the
-      perturbation, so rounding L to a double (1e-16 of its size) no longer swamps small partial derivatives
-      after the division by 2h. h = 1e-5 balances the remaining rounding against the O(h^2) truncation.
-    - floor=1e-4: an entry that is nearly 0 by cancellation (softmax's Jacobian makes them) can't be measured
-      to 1e-6 relative; below 1e-4 it is held to an absolute error of 1e-4 * 1e-6 = 1e-10 instead.
-    """
-    y0 = layer.forward(x.copy()).copy()
-    kwargs.setdefault("floor", 1e-4)
-    return check_layer(layer, x, h=1e-5, forward=lambda inp: layer.forward(inp) - y0, **kwargs)
-
-
 # ------------------------------------------------------------------------------------------------------------
 # Geometry, restated independently of geometry.py.
 # ------------------------------------------------------------------------------------------------------------
@@ -277,7 +263,7 @@ def test_gradients_match_finite_differences(cfg, activation, use_bias, transpose
         cfg = dict(cfg, h=min(cfg["h"], 4), w=min(cfg["w"], 4))
     layer = make_conv(cfg, cls=Conv2DTranspose if transpose else Conv2D, activation=activation,
                       use_bias=use_bias)
-    report = gradcheck(layer, random_input(cfg), seed=cfg["seed"] % 1000)
+    report = check_layer(layer, random_input(cfg), seed=cfg["seed"] % 1000)
     assert report.max_rel_error < 1e-6, str(report)
     assert set(report.per_array) == {"input", "kernel"} | ({"bias"} if use_bias else set())
 

@@ -10,20 +10,6 @@ from tinyseg.layers import Dense, Flatten
 FAST = settings(deadline=None, max_examples=25)
 
 
-def gradcheck(layer, x, **kwargs):
-    """check_layer, made robust enough for hypothesis to throw hundreds of random cases at it.
-
-    - L = sum((f(x) - f(x0)) * G) instead of sum(f(x) * G): the same gradient, but L is now as small as the
-      perturbation, so rounding L to a double (1e-16 of its size) no longer swamps small partial derivatives
-      after the division by 2h. h = 1e-5 balances the remaining rounding against the O(h^2) truncation.
-    - floor=1e-4: an entry that is nearly 0 by cancellation (softmax's Jacobian makes them) can't be measured
-      to 1e-6 relative; below 1e-4 it is held to an absolute error of 1e-4 * 1e-6 = 1e-10 instead.
-    """
-    y0 = layer.forward(x.copy()).copy()
-    kwargs.setdefault("floor", 1e-4)
-    return check_layer(layer, x, h=1e-5, forward=lambda inp: layer.forward(inp) - y0, **kwargs)
-
-
 def make_dense(d_in, units, activation=None, use_bias=True, seed=0, dtype="float64"):
     layer = Dense(units, activation=activation, use_bias=use_bias, dtype=dtype)
     layer.build((d_in,))
@@ -60,7 +46,7 @@ def test_dense_backward_closed_form():
 def test_dense_gradients_match_finite_differences(n, d_in, units, activation, use_bias, seed):
     layer = make_dense(d_in, units, activation, use_bias, seed=seed)
     x = np.random.default_rng(seed + 1).standard_normal((n, d_in))
-    report = gradcheck(layer, x, max_entries=None, seed=seed % 1000)
+    report = check_layer(layer, x, max_entries=None, seed=seed % 1000)
     assert report.max_rel_error < 1e-6, str(report)
     assert report.n_checked == n * d_in + d_in * units + (units if use_bias else 0)
 

@@ -85,14 +85,25 @@ def _dot(a, b):
     return math.fsum((a * b).ravel().tolist())
 
 
-def check_layer(layer, x, training=False, h=1e-5, tol=1e-6, floor=1e-10, max_entries=400, seed=0,
+def noise_floor(scale, h, tol):
+    """The `floor` of the relative error: 10 * eps * max(scale, 1) / (h * tol).
+
+    The numeric derivative carries a rounding error of about eps * scale / (2h) (scale: the size of what is
+    differenced). Dividing by `floor` instead of |a| + |n| when both are smaller than it holds such entries to
+    an absolute error of tol * floor, about 2e-10 * scale, which rounding can meet; a wrong formula still
+    fails by orders of magnitude.
+    """
+    return 10 * np.finfo(np.float64).eps * max(scale, 1.0) / (h * tol)
+
+
+def check_layer(layer, x, training=False, h=1e-5, tol=1e-6, floor=None, max_entries=400, seed=0,
                 forward=None, backward=None):
     """Check a layer's input gradient and every parameter gradient. Returns a GradCheckReport.
 
     For a model (anything with `layers` and no `params` of its own), every layer's parameters are checked.
 
     x must be float64 and the layer built in float64. `max_entries` caps how many entries of each array are
-    checked (drawn at random); None checks all. `forward`/`backward` replace layer.forward/backward (the
+    checked (drawn at random); None checks all. `floor` defaults to noise_floor(||f(x) * G||, h, tol). `forward`/`backward` replace layer.forward/backward (the
     models use this to check their whole stack).
     """
     if x.dtype != np.float64:
@@ -109,6 +120,8 @@ def check_layer(layer, x, training=False, h=1e-5, tol=1e-6, floor=1e-10, max_ent
     def outputs():
         return forward(x)
 
+    if floor is None:
+        floor = noise_floor(np.linalg.norm(y * upstream), h, tol)
     idx = _pick(x.size, max_entries, rng)
     report.add("input", dx.reshape(-1)[idx], numeric_gradient(outputs, x, idx, h, upstream), floor)
     owners = [layer] if hasattr(layer, "params") else layer.layers        # a model: every layer's parameters
@@ -132,8 +145,7 @@ def check_loss(loss, y_true, y_pred, h=1e-5, tol=1e-6, floor=None, max_entries=4
     """Check loss.backward() against central differences of loss.forward(y_true, y_pred) in y_pred.
 
     A loss is one number, so its rounding error (about eps * |L|, eps = 2.2e-16) divided by 2h is noise in
-    every numeric partial derivative. `floor` defaults to 10 * eps * max(|L|, 1) / (h * tol): entries smaller
-    than that are held to an absolute error of tol * floor (about 2e-10) instead of a relative one.
+    every numeric partial derivative; `floor` defaults to noise_floor(|L|, h, tol).
     """
     if y_pred.dtype != np.float64:
         raise TypeError(f"check_loss: y_pred must be float64 for a meaningful check, got {y_pred.dtype}")
@@ -142,7 +154,7 @@ def check_loss(loss, y_true, y_pred, h=1e-5, tol=1e-6, floor=None, max_entries=4
     value = loss.forward(y_true, y_pred)
     analytic = loss.backward().copy()
     if floor is None:
-        floor = 10 * np.finfo(np.float64).eps * max(abs(value), 1.0) / (h * tol)
+        floor = noise_floor(abs(value), h, tol)
     report = GradCheckReport(type(loss).__name__, tol=tol)
     idx = _pick(y_pred.size, max_entries, rng)
     numeric = numeric_gradient(lambda: float(loss.forward(y_true, y_pred)), y_pred, idx, h)
