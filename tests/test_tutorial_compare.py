@@ -1,0 +1,31 @@
+"""Tutorial 04 (tinyseg vs PyTorch) runs in its tiny mode, writes its plot and prints small differences."""
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("torch", reason="the comparison tutorial needs torch: pip install -e '.[compare]'")
+
+TUTORIAL = os.path.join(os.path.dirname(__file__), os.pardir, "tutorials", "04_compare_with_pytorch.py")
+LINE = re.compile(r"^(seed CNN|U-Net) (float32|float64): largest relative difference  loss (\S+)  outputs (\S+)  "
+                  r"gradients (\S+)  weights (\S+)$", re.MULTILINE)
+# after 5 steps: float64 agrees to rounding (Adam lifts weight noise to ~1e-13); float32 to ~1e-4 at worst
+LIMITS = {"float64": 1e-9, "float32": 1e-3}
+
+
+def test_tutorial_tiny(tmp_path):
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, os.path.abspath(TUTORIAL), "--tiny", "--out", str(out)],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    png = out / "loss_curves.png"
+    assert png.exists() and png.stat().st_size > 10_000
+    rows = LINE.findall(result.stdout)
+    assert {(net, dtype) for net, dtype, *_ in rows} == {(n, d) for n in ("seed CNN", "U-Net")
+                                                         for d in ("float32", "float64")}, result.stdout
+    for net, dtype, *values in rows:
+        values = [float(v) for v in values]
+        assert max(values) <= LIMITS[dtype], f"{net} {dtype}: {values}\n{result.stdout}"
+        assert min(values) >= 0
