@@ -201,3 +201,19 @@ def test_set_weights_checks_count_and_shapes():
     weights[0] = weights[0].transpose(3, 2, 0, 1)                     # a PyTorch OIHW kernel by mistake
     with pytest.raises(ValueError, match=r"'kernel' must have shape \(3, 3, 3, 32\)"):
         model.set_weights(weights)
+
+
+def test_training_backward_skips_only_the_input_gradient():
+    """input_grad=False (what train_on_batch uses) returns None and leaves every parameter gradient the same."""
+    from tinyseg.models.unet import UNet
+    for model in (seed_cnn(), UNet(input_shape=(8, 8, 3), num_classes=3, depth=1, base_filters=2)):
+        x = np.random.default_rng(6).random((2,) + tuple(model.input_shape), dtype=np.float32)
+        g = np.random.default_rng(7).standard_normal((2,) + tuple(model.output_shape)).astype(np.float32)
+        model.call(x, training=True, logits=True)
+        assert model.backward(g, logits=True).shape == x.shape
+        full = [layer.grads[k].copy() for layer in model.layers for k in layer.params]
+        model.call(x, training=True, logits=True)
+        assert model.backward(g, logits=True, input_grad=False) is None
+        skipped = [layer.grads[k] for layer in model.layers for k in layer.params]
+        for a, b in zip(full, skipped):
+            np.testing.assert_array_equal(a, b)

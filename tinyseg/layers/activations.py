@@ -170,10 +170,15 @@ class ActivatedLayer(Layer):
         self.check_grad(grad)
         return self.backward_linear(self.activation.backward(grad))
 
+    def backward_params(self, grad):
+        self.check_grad(grad)
+        self.backward_linear(self.activation.backward(grad), input_grad=False)
+
     def forward_linear(self, x, training=False):
         raise NotImplementedError
 
-    def backward_linear(self, grad):
+    def backward_linear(self, grad, input_grad=True):
+        """dL/dz -> dL/dx (None if input_grad is False), filling self.grads."""
         raise NotImplementedError
 
     def get_config(self):

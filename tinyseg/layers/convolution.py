@@ -29,6 +29,7 @@ import numpy as np
 from .. import initializers
 from ..kernels.im2col import col2im, im2col
 from .activations import ActivatedLayer
+from .base import channel_sum
 from .geometry import check_padding, conv_geometry, deconv_output_length, pair
 
 
@@ -113,12 +114,14 @@ class Conv2D(_Convolution):
             y += self.params["bias"]
         return y
 
-    def backward_linear(self, grad):
+    def backward_linear(self, grad, input_grad=True):
         kernel = self.params["kernel"]
         g = grad.reshape(-1, self.filters)                          # (N*OH*OW, F)
         self.grads["kernel"] = (self._cols.T @ g).reshape(kernel.shape)
         if self.use_bias:
-            self.grads["bias"] = g.sum(axis=0)
+            self.grads["bias"] = channel_sum(g)
+        if not input_grad:
+            return None
         return conv2d_transpose(grad, kernel, self.strides, self.pads, self._x_shape)
 
 
@@ -159,11 +162,11 @@ class Conv2DTranspose(_Convolution):
             y += self.params["bias"]
         return y
 
-    def backward_linear(self, grad):
+    def backward_linear(self, grad, input_grad=True):
         kernel = self.params["kernel"]
         dx, cols = conv2d(grad, kernel, self.strides, self.pads, self.input_shape[:2])   # cols = im2col(dy)
         x_flat = self._x.reshape(-1, self.input_shape[2])
         self.grads["kernel"] = (cols.T @ x_flat).reshape(kernel.shape)
         if self.use_bias:
-            self.grads["bias"] = grad.sum(axis=(0, 1, 2))
+            self.grads["bias"] = channel_sum(grad)
         return dx

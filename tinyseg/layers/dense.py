@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import initializers
 from .activations import ActivatedLayer
-from .base import Layer
+from .base import Layer, channel_sum
 
 
 class Dense(ActivatedLayer):
@@ -52,11 +52,11 @@ class Dense(ActivatedLayer):
             y += self.params["bias"]
         return y
 
-    def backward_linear(self, grad):
+    def backward_linear(self, grad, input_grad=True):
         self.grads["kernel"] = self._x.T @ grad
         if self.use_bias:
-            self.grads["bias"] = grad.sum(axis=0)
-        return grad @ self.params["kernel"].T
+            self.grads["bias"] = channel_sum(grad)
+        return grad @ self.params["kernel"].T if input_grad else None
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "use_bias": self.use_bias}

@@ -44,7 +44,7 @@ import numbers
 import numpy as np
 
 from .. import initializers
-from .base import Layer
+from .base import Layer, channel_sum
 
 
 class BatchNormalization(Layer):
@@ -120,11 +120,11 @@ class BatchNormalization(Layer):
     # --- running ----------------------------------------------------------------------------------------
     def forward(self, x, training=False):
         self.check_input(x)
-        axes = tuple(range(x.ndim - 1))              # every axis but the channels: N, or N, H, W
         if training:
-            mu = x.mean(axis=axes)
+            m_values = x.size // x.shape[-1]                         # M
+            mu = channel_sum(x) / m_values
             centred = x - mu
-            var = (centred * centred).mean(axis=axes)     # two passes: no cancellation as in E[x^2] - E[x]^2
+            var = channel_sum(centred * centred) / m_values     # two passes: no cancellation as in E[x^2] - E[x]^2
             # In place, so anyone holding these arrays (an optimizer, a saved reference) sees the update.
             m = self.momentum
             self.state["moving_mean"][...] = m * self.state["moving_mean"] + (1 - m) * mu
@@ -135,7 +135,7 @@ class BatchNormalization(Layer):
             centred = x - mu
         inv_sigma = 1 / np.sqrt(var + self.dtype.type(self.epsilon))
         xhat = centred * inv_sigma
-        self._cache = (xhat, inv_sigma, bool(training), axes)
+        self._cache = (xhat, inv_sigma, bool(training))
         y = xhat * self.params["gamma"] if self.scale else xhat.copy()
         if self.center:
             y += self.params["beta"]
@@ -145,19 +145,21 @@ class BatchNormalization(Layer):
         if self._cache is None:
             raise RuntimeError(f"{self.name}: backward() called before forward()")
         self.check_grad(grad)
-        xhat, inv_sigma, training, axes = self._cache
+        xhat, inv_sigma, training = self._cache
         if grad.shape != xhat.shape:
             raise ValueError(f"{self.name}: grad has shape {grad.shape}, but the last forward saw {xhat.shape}")
+        sum_g = channel_sum(grad)
+        sum_gx = channel_sum(grad * xhat)
         if self.center:
-            self.grads["beta"] = grad.sum(axis=axes)
+            self.grads["beta"] = sum_g
         if self.scale:
-            self.grads["gamma"] = (grad * xhat).sum(axis=axes)
+            self.grads["gamma"] = sum_gx
         gain = self.params["gamma"] * inv_sigma if self.scale else inv_sigma        # gamma / sigma, (C,)
         if not training:
             return grad * gain
         # Through the batch statistics: subtract the parts of g along the constant direction and along xhat.
-        mean_g = grad.mean(axis=axes)
-        mean_gx = (grad * xhat).mean(axis=axes)
+        m_values = grad.size // grad.shape[-1]
+        mean_g, mean_gx = sum_g / m_values, sum_gx / m_values
         return gain * (grad - mean_g - xhat * mean_gx)
 
     # --- weights: trained params first, then the moving statistics, as Keras orders them ---------------

@@ -3,13 +3,14 @@
 A subclass provides `layers` (every layer, in weight order) and two methods:
 
     call(x, training, logits)   the forward pass; with logits=True it stops before the output activation
-    backward(grad, logits)      the backward pass from dL/d(output) (or dL/d(logits)) to dL/dx
+    backward(grad, logits, input_grad)   the backward pass from dL/d(output) (or dL/d(logits)) to dL/dx
+                                (input_grad=False: skip dL/dx of the first layer, which training never uses)
 
 One training step is then, for every batch:
 
     z = call(x, training=True, logits=fused)      # fused: the loss applies the output softmax/sigmoid itself
     L = loss(y, z);  G = loss.backward()          # dL/dz
-    backward(G, logits=fused)                      # fills layer.grads
+    backward(G, logits=fused, input_grad=False)   # fills layer.grads
     optimizer.apply_gradients(zip(grads, params))  # the only place weights change
 
 Why fuse: softmax followed by cross-entropy has the gradient (p - y)/N, computed from logits with log-sum-exp;
@@ -63,7 +64,7 @@ class Model:
     def call(self, x, training=False, logits=False):
         raise NotImplementedError
 
-    def backward(self, grad, logits=False):
+    def backward(self, grad, logits=False, input_grad=True):
         raise NotImplementedError
 
     @property
@@ -145,7 +146,7 @@ class Model:
         self._require_compiled("train_on_batch")
         z = self.call(x, training=True, logits=self.fused)
         loss = self.loss.forward(y, z)
-        self.backward(self.loss.backward(), logits=self.fused)
+        self.backward(self.loss.backward(), logits=self.fused, input_grad=False)
         self.optimizer.apply_gradients(self.trainable_pairs())
         return [loss] + self._metrics(y, self._outputs(z))
 

@@ -43,15 +43,21 @@ class Sequential(Model):
             return last.forward_linear(x, training)
         return last.forward(x, training)
 
-    def backward(self, grad, logits=False):
-        last = self.layers[-1]
-        if not logits:
-            grad = last.backward(grad)
-        elif isinstance(last, ActivatedLayer):
-            grad = last.backward_linear(grad)
-        elif not isinstance(last, (ActivationLayer, Activation)):
-            grad = last.backward(grad)
-        for layer in reversed(self.layers[:-1]):
+    def backward(self, grad, logits=False, input_grad=True):
+        """From dL/d(output) (or dL/d(logits)) back to dL/dx; input_grad=False skips dL/dx of the first layer,
+        which training never uses (for a first Conv2D that saves a matmul and a col2im), and returns None."""
+        n = len(self.layers)
+        for i in range(n - 1, -1, -1):
+            layer = self.layers[i]
+            if i == n - 1 and logits:
+                if isinstance(layer, (ActivationLayer, Activation)):      # the loss applied this activation
+                    continue
+                if isinstance(layer, ActivatedLayer):
+                    grad = layer.backward_linear(grad, input_grad=input_grad or i > 0)
+                    continue
+            if i == 0 and not input_grad:
+                layer.backward_params(grad)
+                return None
             grad = layer.backward(grad)
         return grad
 

@@ -145,7 +145,7 @@ class UNet(Model):
             return self.head.forward_linear(h, training)
         return self.head.forward(h, training)
 
-    def backward(self, grad, logits=False):
+    def backward(self, grad, logits=False, input_grad=True):
         g = self.head.backward_linear(grad) if logits else self.head.backward(grad)
         skip_grads = []
         for up, cat, dec in reversed(list(zip(self.ups, self.concats, self.decoders))):   # shallowest first
@@ -156,6 +156,9 @@ class UNet(Model):
         g = run_backward(self.bottleneck, g)
         for enc, pool, g_skip in zip(reversed(self.encoders), reversed(self.pools), reversed(skip_grads)):
             g = pool.backward(g) + g_skip                     # skip_i fed two branches: their gradients add
+            if enc is self.encoders[0] and not input_grad:    # training needs no dL/d(image)
+                enc[0].backward_params(run_backward(enc[1:], g))
+                return None
             g = run_backward(enc, g)
         return g
 
