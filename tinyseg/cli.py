@@ -34,8 +34,8 @@ def build_parser():
     train.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
     train.add_argument("--epochs", type=_positive_int, default=12, help="passes over the training set (12)")
     train.add_argument("--batch-size", type=_positive_int, default=16, help="images per step (16)")
-    train.add_argument("--size", type=_positive_int, default=48,
-                       help="image side in pixels; images are resized to size x size (48)")
+    train.add_argument("--size", type=_positive_int, default=32,
+                       help="image side in pixels; images are resized to size x size (32)")
     train.add_argument("--depth", type=_positive_int, default=2, help="U-Net poolings (2)")
     train.add_argument("--base-filters", type=_positive_int, default=16, help="filters at the first level (16)")
     train.add_argument("--no-batch-norm", action="store_true", help="leave batch normalization out")
@@ -47,7 +47,7 @@ def build_parser():
     train.add_argument("--num-classes", type=_positive_int, default=None,
                        help="classes in your masks, background included (default: inferred from the masks)")
     train.add_argument("--val-fraction", type=float, default=0.2, help="share of --data held out (0.2)")
-    train.add_argument("--n-train", type=_positive_int, default=1200, help="shapes: training images (1200)")
+    train.add_argument("--n-train", type=_positive_int, default=2000, help="shapes: training images (2000)")
     train.add_argument("--n-val", type=_positive_int, default=200, help="shapes: validation images (200)")
     train.add_argument("--no-augment", action="store_true", help="no random flips and 90-degree rotations")
     train.add_argument("--seed", type=int, default=0, help="random seed (0)")

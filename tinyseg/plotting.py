@@ -42,8 +42,10 @@ def _show_image(ax, image):
     image = np.asarray(image)
     if image.ndim == 3 and image.shape[-1] == 1:
         ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=1)
+    elif image.dtype == np.uint8:                    # colours from mask_to_rgb: 0..255
+        ax.imshow(image)
     else:
-        ax.imshow(np.clip(image, 0, 1))
+        ax.imshow(np.clip(image, 0, 1))              # float images: 0..1
     ax.set_xticks([])
     ax.set_yticks([])
 

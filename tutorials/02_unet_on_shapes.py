@@ -30,11 +30,11 @@ def main(argv=None):
     os.makedirs(args.out, exist_ok=True)
     set_random_seed(args.seed)
 
-    n_train, n_val, size, epochs = (32, 8, 32, 1) if args.tiny else (1200, 200, 48, args.epochs)
+    n_train, n_val, size, epochs = (32, 8, 32, 1) if args.tiny else (2000, 200, 32, args.epochs)
     (x, y), (xv, yv) = load_shapes(n_train, n_val, size=size, seed=args.seed)
     print(f"images {x.shape}, masks {y.shape} with classes {SEGMENTATION_CLASS_NAMES}")
 
-    # depth 2: 48 -> 24 -> 12 pixels, enough context for shapes a third of the image wide
+    # depth 2: 32 -> 16 -> 8 pixels, enough context for shapes a third of the image wide
     model = UNet(input_shape=x.shape[1:], num_classes=len(SEGMENTATION_CLASS_NAMES), depth=2, base_filters=16)
     model.compile(optimizer=Adam(3e-3), loss=CEDiceLoss(), metrics=["accuracy", "mean_iou"])
     model.summary()
