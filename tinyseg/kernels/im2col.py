@@ -21,7 +21,7 @@ that every output pixel is written by one thread only.
 """
 import numpy as np
 
-from .config import get_backend, pjit
+from .config import get_backend, jit, pjit
 
 from numba import prange
 
@@ -87,6 +87,19 @@ def _im2col_numba(x, kh, kw, sh, sw, pt, pl, oh, ow, cols):
                             cols[r, base + ch] = 0
 
 
+@jit
+def window_index(pos, pad, offset, stride, out_len):
+    """The output index whose window puts kernel offset `offset` on input position `pos`, or -1 if none.
+
+    Window j starts at j * stride - pad, so it covers pos at offset pos + pad - j * stride; solving for j.
+    The gather kernels (col2im, pooling backward) use it on each axis.
+    """
+    t = pos + pad - offset
+    if t < 0 or t % stride != 0 or t // stride >= out_len:
+        return -1
+    return t // stride
+
+
 @pjit
 def _col2im_numba(cols, kh, kw, sh, sw, pt, pl, oh, ow, x):
     n, h, w, c = x.shape
@@ -97,18 +110,12 @@ def _col2im_numba(cols, kh, kw, sh, sw, pt, pl, oh, ow, x):
             for ch in range(c):
                 x[i, hi, wi, ch] = 0
             for a in range(kh):
-                t = hi + pt - a         # = y * sh for the output row y whose window puts offset a on hi
-                if t < 0 or t % sh != 0:
-                    continue
-                y = t // sh
-                if y >= oh:
+                y = window_index(hi, pt, a, sh, oh)       # the output row whose window puts offset a on hi
+                if y < 0:
                     continue
                 for b in range(kw):
-                    u = wi + pl - b
-                    if u < 0 or u % sw != 0:
-                        continue
-                    xo = u // sw
-                    if xo >= ow:
+                    xo = window_index(wi, pl, b, sw, ow)
+                    if xo < 0:
                         continue
                     r = (i * oh + y) * ow + xo
                     base = (a * kw + b) * c

@@ -34,6 +34,7 @@ import numpy as np
 from numba import prange
 
 from .config import get_backend, pjit
+from .im2col import window_index
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -164,18 +165,12 @@ def _max_pool2d_backward_numba(grad, arg, kh, kw, sh, sw, pt, pl, dx):
             for ch in range(c):
                 dx[i, hi, wi, ch] = 0
             for a in range(kh):
-                t = hi + pt - a                         # = yo * sh for the window that puts offset a on hi
-                if t < 0 or t % sh != 0:
-                    continue
-                yo = t // sh
-                if yo >= oh:
+                yo = window_index(hi, pt, a, sh, oh)    # the window that puts offset a on hi, or -1
+                if yo < 0:
                     continue
                 for b in range(kw):
-                    u = wi + pl - b
-                    if u < 0 or u % sw != 0:
-                        continue
-                    xo = u // sw
-                    if xo >= ow:
+                    xo = window_index(wi, pl, b, sw, ow)
+                    if xo < 0:
                         continue
                     k = a * kw + b
                     for ch in range(c):
@@ -220,20 +215,14 @@ def _avg_pool2d_backward_numba(grad, kh, kw, sh, sw, pt, pl, dx):
             for ch in range(c):
                 dx[i, hi, wi, ch] = 0
             for a in range(kh):
-                t = hi + pt - a
-                if t < 0 or t % sh != 0:
-                    continue
-                yo = t // sh
-                if yo >= oh:
+                yo = window_index(hi, pt, a, sh, oh)
+                if yo < 0:
                     continue
                 top = yo * sh - pt
                 rows = min(kh, h - top) - max(0, -top)  # real rows of window yo
                 for b in range(kw):
-                    u = wi + pl - b
-                    if u < 0 or u % sw != 0:
-                        continue
-                    xo = u // sw
-                    if xo >= ow:
+                    xo = window_index(wi, pl, b, sw, ow)
+                    if xo < 0:
                         continue
                     left = xo * sw - pl
                     count = rows * (min(kw, w - left) - max(0, -left))
