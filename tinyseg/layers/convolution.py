@@ -20,6 +20,9 @@ Backward, with G = dL/dy reshaped to (N*OH*OW, F):
     dL/db    = sum of G over its rows  (F,)
     dL/dx    = col2im(G @ Kmat^T)      (N, H, W, C)    <- a transposed convolution of G with the same K
 
+(For stride 1, conv2d_transpose computes the same numbers as a convolution of G with the spatially flipped
+kernel, which is faster; see its body.)
+
 The last line is the whole definition of a transposed convolution: `conv2d_transpose` below is the adjoint
 of `conv2d` (for every x and y, <conv2d(x), y> = <x, conv2d_transpose(y)>). So Conv2DTranspose.forward calls
 conv2d_transpose, and its backward calls conv2d: a U-Net decoder is an encoder run backwards.
@@ -49,6 +52,14 @@ def conv2d_transpose(y, kernel, strides, pads, x_shape):
     """
     kh, kw, c, f = kernel.shape
     out_hw = y.shape[1:3]
+    if strides == (1, 1) and min(pads) >= 0 and max(pads) <= min(kh, kw) - 1:
+        # With stride 1 the adjoint is itself a convolution: of y with the kernel flipped in space and its
+        # channel axes swapped, padded by (K - 1 - pad) on each side. im2col of y then replaces the large
+        # (N*OH*OW, KH*KW*C) matrix and the col2im that would sum it back: about twice as fast.
+        flipped = kernel[::-1, ::-1].transpose(0, 1, 3, 2)            # (KH, KW, F, C)
+        pt, pb, pl, pr = pads
+        back_pads = (kh - 1 - pt, kh - 1 - pb, kw - 1 - pl, kw - 1 - pr)
+        return conv2d(y, np.ascontiguousarray(flipped), strides, back_pads, x_shape[1:3])[0]
     cols = y.reshape(-1, f) @ kernel.reshape(kh * kw * c, f).T
     return col2im(cols, x_shape, kh, kw, strides[0], strides[1], pads, out_hw)
 
