@@ -23,13 +23,7 @@ SETTINGS = settings(deadline=None, max_examples=20)
 ACTIVATIONS = [None, "relu", "sigmoid", "tanh", "softmax"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """One torch thread: on a busy two-core machine torch's OpenMP threads wait on each other."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def randomise_weights(layer, rng):

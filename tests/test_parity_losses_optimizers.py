@@ -20,13 +20,7 @@ TOL = 1e-10
 SETTINGS = settings(deadline=None, max_examples=20)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """One torch thread: on a busy two-core machine torch's OpenMP threads wait on each other."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def loss_errors(loss, y_true, z):

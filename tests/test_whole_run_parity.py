@@ -31,13 +31,7 @@ TOLERANCE = {("sgd", "float32"): 1e-4, ("adam", "float32"): 1e-3,
              ("sgd", "float64"): 1e-9, ("adam", "float64"): 1e-9}
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One thread: on a busy two-core machine torch's OpenMP threads wait on each other (50x slower)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def seed_cnn():
