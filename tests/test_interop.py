@@ -10,9 +10,11 @@ import pytest
 
 import tinyseg
 from tinyseg.interop import pytorch as tp
-from tinyseg.layers import (BatchNormalization, Concatenate, Conv2D, Dense, Flatten, MaxPooling2D)
+from tinyseg.layers import BatchNormalization, Concatenate, Conv2D, Dense, Flatten
 from tinyseg.models import Sequential
 from tinyseg.models.unet import UNet
+
+from seed_model import seed_cnn
 
 TOL = 1e-10
 UNET_VARIANTS = [(up, bn) for up in ("transpose", "nearest", "bilinear") for bn in (True, False)]
@@ -33,20 +35,6 @@ def float64():
     tinyseg.set_floatx("float64")
     yield
     tinyseg.set_floatx(old)
-
-
-def seed_cnn(num_classes=10):
-    """The seed program's network (Keras's CIFAR-10 tutorial)."""
-    return Sequential([
-        Conv2D(32, (3, 3), activation="relu", input_shape=(32, 32, 3)),
-        MaxPooling2D((2, 2)),
-        Conv2D(64, (3, 3), activation="relu"),
-        MaxPooling2D((2, 2)),
-        Conv2D(64, (3, 3), activation="relu"),
-        Flatten(),
-        Dense(64, activation="relu"),
-        Dense(num_classes, activation="softmax"),
-    ])
 
 
 def small_unet(upsampling="transpose", batch_norm=True, num_classes=3):

@@ -4,23 +4,12 @@ import pytest
 
 import tinyseg
 from tinyseg.gradcheck import check_model
-from tinyseg.layers import Conv2D, Dense, Flatten, MaxPooling2D, Softmax
+from tinyseg.layers import Dense, Softmax
 from tinyseg.models import Sequential
 from tinyseg.optimizers import SGD
 from tinyseg.utils import to_categorical
 
-
-def seed_cnn(dtype="float32"):
-    model = Sequential()
-    model.add(Conv2D(32, (3, 3), activation="relu", input_shape=(32, 32, 3), dtype=dtype))
-    model.add(MaxPooling2D((2, 2), dtype=dtype))
-    model.add(Conv2D(64, (3, 3), activation="relu", dtype=dtype))
-    model.add(MaxPooling2D((2, 2), dtype=dtype))
-    model.add(Conv2D(64, (3, 3), activation="relu", dtype=dtype))
-    model.add(Flatten(dtype=dtype))
-    model.add(Dense(64, activation="relu", dtype=dtype))
-    model.add(Dense(10, activation="softmax", dtype=dtype))
-    return model
+from seed_model import seed_cnn
 
 
 def test_seed_cnn_summary_counts_keras_parameters(capsys):
@@ -113,7 +102,7 @@ def test_fused_softmax_cross_entropy_gradient_matches_unfused_chain():
 
 def test_whole_seed_cnn_passes_gradient_check():
     tinyseg.set_random_seed(7)
-    model = seed_cnn("float64")
+    model = seed_cnn(dtype="float64")
     x = np.random.default_rng(5).standard_normal((2, 32, 32, 3))
     report = check_model(model, x, max_entries=25)
     assert len(report.per_array) == 1 + 10                     # the input and all ten weight arrays

@@ -21,10 +21,10 @@ torch = pytest.importorskip("torch", reason="PyTorch parity tests need torch: pi
 import tinyseg  # noqa: E402
 from tinyseg import optimizers  # noqa: E402
 from tinyseg.interop import pytorch as tp  # noqa: E402
-from tinyseg.layers import Conv2D, Dense, Flatten, MaxPooling2D  # noqa: E402
-from tinyseg.models import Sequential  # noqa: E402
 from tinyseg.models.unet import UNet  # noqa: E402
 from tinyseg.utils import to_categorical  # noqa: E402
+
+from seed_model import seed_cnn  # noqa: E402
 
 STEPS, BATCH, POOL = 50, 8, 64
 TOLERANCE = {("sgd", "float32"): 1e-4, ("adam", "float32"): 1e-3,
@@ -32,20 +32,6 @@ TOLERANCE = {("sgd", "float32"): 1e-4, ("adam", "float32"): 1e-3,
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def seed_cnn():
-    model = Sequential([
-        Conv2D(32, (3, 3), activation="relu", input_shape=(32, 32, 3)),
-        MaxPooling2D((2, 2)),
-        Conv2D(64, (3, 3), activation="relu"),
-        MaxPooling2D((2, 2)),
-        Conv2D(64, (3, 3), activation="relu"),
-        Flatten(),
-        Dense(64, activation="relu"),
-        Dense(10, activation="softmax"),
-    ])
-    return model, "categorical_crossentropy"
 
 
 def small_unet():
@@ -77,7 +63,7 @@ def run(kind, opt, dtype, seed):
     tinyseg.set_floatx(dtype)
     tinyseg.set_random_seed(seed)
     try:
-        model, loss = seed_cnn() if kind == "seed_cnn" else small_unet()
+        model, loss = (seed_cnn(), "categorical_crossentropy") if kind == "seed_cnn" else small_unet()
     finally:
         tinyseg.set_floatx(old)
     model.compile(optimizer=make_optimizer(kind, opt), loss=loss)

@@ -15,7 +15,6 @@ import argparse
 import os
 import time
 
-import numpy as np
 
 from tinyseg import plotting, set_random_seed
 from tinyseg.layers import Conv2D, Dense, Flatten, MaxPooling2D

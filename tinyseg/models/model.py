@@ -138,7 +138,11 @@ class Model:
             return z
         return softmax(z) if self.loss.activation == "softmax" else sigmoid(z)
 
-    def _metrics(self, y, out):
+    def _metrics(self, y, z):
+        """Metric values on the outputs; the output activation is applied only if a metric needs it."""
+        if not self._metric_fns:
+            return []
+        out = self._outputs(z)
         return [float(fn(y, out)) for fn in self._metric_fns]
 
     def train_on_batch(self, x, y):
@@ -148,12 +152,12 @@ class Model:
         loss = self.loss.forward(y, z)
         self.backward(self.loss.backward(), logits=self.fused, input_grad=False)
         self.optimizer.apply_gradients(self.trainable_pairs())
-        return [loss] + self._metrics(y, self._outputs(z))
+        return [loss] + self._metrics(y, z)
 
     def test_on_batch(self, x, y):
         self._require_compiled("test_on_batch")
         z = self.call(x, training=False, logits=self.fused)
-        return [self.loss.forward(y, z)] + self._metrics(y, self._outputs(z))
+        return [self.loss.forward(y, z)] + self._metrics(y, z)
 
     # --- whole data sets ---------------------------------------------------------------------------------
     def _check_xy(self, x, y, argument="x"):
