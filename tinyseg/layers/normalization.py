@@ -44,7 +44,8 @@ import numbers
 import numpy as np
 
 from .. import initializers
-from .base import Layer, channel_sum
+from ..kernels.normalization import channel_affine, channel_affine2, channel_grad_sums, channel_mean_var
+from .base import Layer
 
 
 class BatchNormalization(Layer):
@@ -120,11 +121,9 @@ class BatchNormalization(Layer):
     # --- running ----------------------------------------------------------------------------------------
     def forward(self, x, training=False):
         self.check_input(x)
+        x2 = x.reshape(-1, x.shape[-1])                              # (M, C): one row per value of a channel
         if training:
-            m_values = x.size // x.shape[-1]                         # M
-            mu = channel_sum(x) / m_values
-            centred = x - mu
-            var = channel_sum(centred * centred) / m_values     # two passes: no cancellation as in E[x^2] - E[x]^2
+            mu, var = channel_mean_var(x2)                           # float64 (C,), two passes over x
             # In place, so anyone holding these arrays (an optimizer, a saved reference) sees the update.
             m = self.momentum
             self.state["moving_mean"][...] = m * self.state["moving_mean"] + (1 - m) * mu
@@ -132,35 +131,43 @@ class BatchNormalization(Layer):
         else:
             mu = self.state["moving_mean"]
             var = self.state["moving_variance"]
-            centred = x - mu
-        inv_sigma = 1 / np.sqrt(var + self.dtype.type(self.epsilon))
-        xhat = centred * inv_sigma
-        self._cache = (xhat, inv_sigma, bool(training))
-        y = xhat * self.params["gamma"] if self.scale else xhat.copy()
-        if self.center:
-            y += self.params["beta"]
-        return y
+        inv_sigma = 1 / np.sqrt(var + self.epsilon)
+        gamma, beta = self._gamma_beta()
+        self._cache = (x, mu, inv_sigma, bool(training))
+        # y = gamma * xhat + beta with xhat = (x - mu) * inv_sigma, in one pass: no xhat array is stored,
+        # the backward recomputes it from x.
+        return channel_affine(x2, mu, gamma * inv_sigma, beta).reshape(x.shape)
 
     def backward(self, grad):
         if self._cache is None:
             raise RuntimeError(f"{self.name}: backward() called before forward()")
         self.check_grad(grad)
-        xhat, inv_sigma, training = self._cache
-        if grad.shape != xhat.shape:
-            raise ValueError(f"{self.name}: grad has shape {grad.shape}, but the last forward saw {xhat.shape}")
-        sum_g = channel_sum(grad)
-        sum_gx = channel_sum(grad * xhat)
+        x, mu, inv_sigma, training = self._cache
+        if grad.shape != x.shape:
+            raise ValueError(f"{self.name}: grad has shape {grad.shape}, but the last forward saw {x.shape}")
+        x2, g2 = x.reshape(-1, x.shape[-1]), grad.reshape(-1, x.shape[-1])
+        sum_g, sum_gx = channel_grad_sums(g2, x2, mu, inv_sigma)     # sum(g), sum(g * xhat), float64 (C,)
         if self.center:
-            self.grads["beta"] = sum_g
+            self.grads["beta"] = sum_g.astype(self.dtype)
         if self.scale:
-            self.grads["gamma"] = sum_gx
-        gain = self.params["gamma"] * inv_sigma if self.scale else inv_sigma        # gamma / sigma, (C,)
+            self.grads["gamma"] = sum_gx.astype(self.dtype)
+        gamma, _ = self._gamma_beta()
+        gain = gamma * inv_sigma                                     # gamma / sigma, (C,)
         if not training:
-            return grad * gain
-        # Through the batch statistics: subtract the parts of g along the constant direction and along xhat.
-        m_values = grad.size // grad.shape[-1]
+            return grad * gain.astype(grad.dtype)
+        # Through the batch statistics: subtract the parts of g along the constant direction and along xhat,
+        #   dx = gain * (g - mean_g - xhat * mean_gx) = gain * g - gain * mean_gx * inv_sigma * (x - mu) - gain * mean_g
+        m_values = x2.shape[0]                                       # M
         mean_g, mean_gx = sum_g / m_values, sum_gx / m_values
-        return gain * (grad - mean_g - xhat * mean_gx)
+        dx = channel_affine2(g2, gain, x2, mu, -gain * mean_gx * inv_sigma, -gain * mean_g)
+        return dx.reshape(grad.shape)
+
+    def _gamma_beta(self):
+        """gamma and beta as float64 (C,) vectors; 1 and 0 where scale / center is off."""
+        c = self.input_shape[-1]
+        gamma = self.params["gamma"].astype(np.float64) if self.scale else np.ones(c)
+        beta = self.params["beta"].astype(np.float64) if self.center else np.zeros(c)
+        return gamma, beta
 
     # --- weights: trained params first, then the moving statistics, as Keras orders them ---------------
     def weight_names(self):

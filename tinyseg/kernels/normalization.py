@@ -1,0 +1,148 @@
+"""The per-channel passes of batch normalisation, on a (M, C) view of channels-last data.
+
+BatchNormalization (layers/normalization.py has the math) needs, per channel c of x (M, C):
+
+    channel_mean_var(x)              -> mu, var          mu = mean(x),  var = mean((x - mu)^2)
+    channel_affine(x, mu, a, b)          -> a * (x - mu) + b           (forward: a = gamma / sigma, b = beta)
+    channel_grad_sums(g, x, mu, s)       -> sum(g), sum(g * (x - mu) * s)           (s = 1 / sigma)
+    channel_affine2(g, a, x, mu, b, c)   -> a * g + b * (x - mu) + c               (backward: dL/dx)
+
+(x - mu is kept as a difference, never expanded into a * x - a * mu: when |mu| is much larger than sigma the
+expanded form would cancel away float32 digits.)
+
+Written with NumPy, every line of the layer's formulas is a separate pass over the data with a temporary
+array; these kernels read each element once per pass, write nothing but their result, and share the rows
+between threads. The sums are accumulated in float64 whatever the data type (the partial sums of each block
+of rows, then the blocks), so float32 statistics of a million values keep their digits.
+
+Each function has a plain NumPy twin (``*_numpy``) that defines what the Numba kernel must compute; tests
+prove them equal.
+"""
+import numpy as np
+from numba import prange
+
+from .config import get_backend, pjit
+
+_BLOCK_ROWS = 1024          # rows per block of partial sums: a few blocks per thread, each cache-sized
+
+
+def _blocks(m):
+    return max(1, -(-m // _BLOCK_ROWS))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# NumPy twins
+# ----------------------------------------------------------------------------------------------------------
+def channel_mean_var_numpy(x):
+    """mu, var (C,) float64 of x (M, C): the mean, then the mean squared deviation from it (two passes)."""
+    mu = x.mean(axis=0, dtype=np.float64)
+    d = x - mu.astype(x.dtype)
+    return mu, (d * d).mean(axis=0, dtype=np.float64)
+
+
+def channel_affine_numpy(x, mu, a, b):
+    return (x - mu) * a + b
+
+
+def channel_grad_sums_numpy(g, x, mu, inv_sigma):
+    return g.sum(axis=0, dtype=np.float64), (g * ((x - mu) * inv_sigma)).sum(axis=0, dtype=np.float64)
+
+
+def channel_affine2_numpy(g, a, x, mu, b, c):
+    return g * a + (x - mu) * b + c
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Numba kernels: blocks of rows in parallel, each block's per-channel partial sums in its own row of `part`.
+# ----------------------------------------------------------------------------------------------------------
+@pjit
+def _partial_sums(x, part):
+    m, c = x.shape
+    for blk in prange(part.shape[0]):
+        for r in range(blk * _BLOCK_ROWS, min(m, (blk + 1) * _BLOCK_ROWS)):
+            for ch in range(c):
+                part[blk, ch] += x[r, ch]
+
+
+@pjit
+def _partial_square_deviations(x, mu, part):
+    m, c = x.shape
+    for blk in prange(part.shape[0]):
+        for r in range(blk * _BLOCK_ROWS, min(m, (blk + 1) * _BLOCK_ROWS)):
+            for ch in range(c):
+                d = x[r, ch] - mu[ch]
+                part[blk, ch] += d * d
+
+
+@pjit
+def _partial_grad_sums(g, x, mu, inv_sigma, part_g, part_gx):
+    m, c = x.shape
+    for blk in prange(part_g.shape[0]):
+        for r in range(blk * _BLOCK_ROWS, min(m, (blk + 1) * _BLOCK_ROWS)):
+            for ch in range(c):
+                part_g[blk, ch] += g[r, ch]
+                part_gx[blk, ch] += g[r, ch] * ((x[r, ch] - mu[ch]) * inv_sigma[ch])
+
+
+@pjit
+def _affine(x, mu, a, b, out):
+    m, c = x.shape
+    for r in prange(m):
+        for ch in range(c):
+            out[r, ch] = (x[r, ch] - mu[ch]) * a[ch] + b[ch]
+
+
+@pjit
+def _affine2(g, a, x, mu, b, c, out):
+    m, nc = x.shape
+    for r in prange(m):
+        for ch in range(nc):
+            out[r, ch] = g[r, ch] * a[ch] + (x[r, ch] - mu[ch]) * b[ch] + c[ch]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Public entry points. x, g: (M, C) of one float dtype; per-channel arguments: (C,).
+# ----------------------------------------------------------------------------------------------------------
+def channel_mean_var(x):
+    """Per-channel mean and biased variance of x (M, C), both float64 (C,)."""
+    if get_backend() == "numpy":
+        return channel_mean_var_numpy(x)
+    x = np.ascontiguousarray(x)
+    m, c = x.shape
+    part = np.zeros((_blocks(m), c))
+    _partial_sums(x, part)
+    mu = part.sum(axis=0) / m
+    part[...] = 0
+    _partial_square_deviations(x, mu.astype(x.dtype), part)
+    return mu, part.sum(axis=0) / m
+
+
+def channel_affine(x, mu, a, b):
+    """a * (x - mu) + b per channel: x (M, C); mu, a, b (C,), cast to x's dtype. A new array."""
+    mu, a, b = (v.astype(x.dtype, copy=False) for v in (mu, a, b))
+    if get_backend() == "numpy":
+        return channel_affine_numpy(x, mu, a, b)
+    out = np.empty_like(x)
+    _affine(np.ascontiguousarray(x), mu, a, b, out)
+    return out
+
+
+def channel_grad_sums(g, x, mu, inv_sigma):
+    """sum(g) and sum(g * (x - mu) * inv_sigma) per channel, float64 (C,)."""
+    mu, inv_sigma = mu.astype(x.dtype, copy=False), inv_sigma.astype(x.dtype, copy=False)
+    if get_backend() == "numpy":
+        return channel_grad_sums_numpy(g, x, mu, inv_sigma)
+    m, c = x.shape
+    part_g, part_gx = np.zeros((_blocks(m), c)), np.zeros((_blocks(m), c))
+    _partial_grad_sums(np.ascontiguousarray(g), np.ascontiguousarray(x), mu, inv_sigma, part_g, part_gx)
+    return part_g.sum(axis=0), part_gx.sum(axis=0)
+
+
+def channel_affine2(g, a, x, mu, b, c):
+    """a * g + b * (x - mu) + c per channel: g and x (M, C); a, mu, b, c (C,), cast to x's dtype. A new array."""
+    a, mu, b, c = (v.astype(x.dtype, copy=False) for v in (a, mu, b, c))
+    if get_backend() == "numpy":
+        return channel_affine2_numpy(g, a, x, mu, b, c)
+    out = np.empty_like(x)
+    _affine2(np.ascontiguousarray(g), a, np.ascontiguousarray(x), mu, b, c, out)
+    return out
