@@ -252,6 +252,22 @@ def test_batch_size_may_change_between_calls():
         np.testing.assert_allclose(layer.grads["kernel"], want, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("cls", [Conv2D, Conv2DTranspose])
+@pytest.mark.parametrize("filters", [2, 5])               # the backward's im2col narrower and wider than the forward's
+def test_a_second_backward_after_one_forward_gives_the_same_gradients(cls, filters):
+    """The backward reuses the forward's im2col buffer; a second backward must not read what it left there."""
+    cfg = dict(n=2, h=5, w=5, c=3, filters=filters, kernel_size=3, strides=1, padding="same", seed=4)
+    layer = make_conv(cfg, cls=cls)
+    y = layer.forward(random_input(cfg))
+    rng = np.random.default_rng(1)
+    g1, g2 = rng.standard_normal(y.shape), rng.standard_normal(y.shape)
+    dx1, k1 = layer.backward(g1), layer.grads["kernel"].copy()
+    layer.backward(g2)
+    dx1_again = layer.backward(g1)
+    np.testing.assert_allclose(dx1_again, dx1, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(layer.grads["kernel"], k1, rtol=1e-13, atol=1e-13)
+
+
 # ------------------------------------------------------------------------------------------------------------
 # Gradients.
 # ------------------------------------------------------------------------------------------------------------

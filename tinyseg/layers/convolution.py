@@ -44,11 +44,12 @@ def conv2d(x, kernel, strides, pads, out_hw, cols_buffer=None):
     return y.reshape(x.shape[0], out_hw[0], out_hw[1], f), cols
 
 
-def conv2d_transpose(y, kernel, strides, pads, x_shape):
+def conv2d_transpose(y, kernel, strides, pads, x_shape, scratch=None):
     """The adjoint of conv2d: maps y (N, OH, OW, F) back to shape x_shape (N, H, W, C).
 
     x = col2im(y.reshape(-1, F) @ Kmat^T); every output pixel of the convolution spreads its value, weighted
-    by the kernel, over the input window it was computed from.
+    by the kernel, over the input window it was computed from. `scratch`, if given, is a function
+    (rows, cols) -> an array to hold the stride-1 path's im2col (a layer's reused buffer).
     """
     kh, kw, c, f = kernel.shape
     out_hw = y.shape[1:3]
@@ -59,7 +60,8 @@ def conv2d_transpose(y, kernel, strides, pads, x_shape):
         flipped = kernel[::-1, ::-1].transpose(0, 1, 3, 2)            # (KH, KW, F, C)
         pt, pb, pl, pr = pads
         back_pads = (kh - 1 - pt, kh - 1 - pb, kw - 1 - pl, kw - 1 - pr)
-        return conv2d(y, np.ascontiguousarray(flipped), strides, back_pads, x_shape[1:3])[0]
+        cols = scratch(y.shape[0] * x_shape[1] * x_shape[2], kh * kw * f) if scratch else None
+        return conv2d(y, np.ascontiguousarray(flipped), strides, back_pads, x_shape[1:3], cols)[0]
     cols = y.reshape(-1, f) @ kernel.reshape(kh * kw * c, f).T
     return col2im(cols, x_shape, kh, kw, strides[0], strides[1], pads, out_hw)
 
@@ -79,6 +81,19 @@ class _Convolution(ActivatedLayer):
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
+        self._scratch = None
+
+    def scratch(self, rows, cols):
+        """A (rows, cols) view of this layer's im2col buffer, grown when needed and reused step after step.
+
+        A fresh buffer of tens of MB costs a page fault per 4 KB on first touch, about as long as the im2col
+        itself; so one buffer serves the forward's im2col and, once the kernel gradient has been taken from it,
+        the backward's.
+        """
+        size = rows * cols
+        if self._scratch is None or self._scratch.size < size or self._scratch.dtype != self.dtype:
+            self._scratch = np.empty(size, dtype=self.dtype)
+        return self._scratch[:size].reshape(rows, cols)
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
@@ -106,8 +121,6 @@ class Conv2D(_Convolution):
     glorot-uniform kernel, zero bias.
     """
 
-    _cols = None             # im2col buffer, reused from one step to the next
-
     def compute_output_shape(self, input_shape):
         check_image_shape(self, input_shape)
         (oh, ow), self.pads = conv_geometry(input_shape[:2], self.kernel_size, self.strides, self.padding)
@@ -118,9 +131,11 @@ class Conv2D(_Convolution):
 
     def forward_linear(self, x, training=False):
         self.check_input(x)
-        self._x_shape = x.shape
-        y, self._cols = conv2d(x, self.params["kernel"], self.strides, self.pads, self.output_shape[:2],
-                               cols_buffer=self._cols)
+        self._x = x
+        kh, kw = self.kernel_size
+        oh, ow = self.output_shape[:2]
+        cols = self.scratch(x.shape[0] * oh * ow, kh * kw * x.shape[3])
+        y, self._cols = conv2d(x, self.params["kernel"], self.strides, self.pads, (oh, ow), cols_buffer=cols)
         if self.use_bias:
             y += self.params["bias"]
         return y
@@ -128,12 +143,17 @@ class Conv2D(_Convolution):
     def backward_linear(self, grad, input_grad=True):
         kernel = self.params["kernel"]
         g = grad.reshape(-1, self.filters)                          # (N*OH*OW, F)
-        self.grads["kernel"] = (self._cols.T @ g).reshape(kernel.shape)
+        cols = self._cols
+        if cols is None:                 # a second backward after one forward: the buffer was reused, redo it
+            cols = conv2d(self._x, kernel, self.strides, self.pads, self.output_shape[:2],
+                          cols_buffer=self.scratch(g.shape[0], kernel[..., 0].size))[1]
+        self.grads["kernel"] = (cols.T @ g).reshape(kernel.shape)
         if self.use_bias:
             self.grads["bias"] = channel_sum(g)
         if not input_grad:
             return None
-        return conv2d_transpose(grad, kernel, self.strides, self.pads, self._x_shape)
+        self._cols = None                # from here on the scratch buffer holds the backward's im2col
+        return conv2d_transpose(grad, kernel, self.strides, self.pads, self._x.shape, scratch=self.scratch)
 
 
 class Conv2DTranspose(_Convolution):
@@ -175,7 +195,10 @@ class Conv2DTranspose(_Convolution):
 
     def backward_linear(self, grad, input_grad=True):
         kernel = self.params["kernel"]
-        dx, cols = conv2d(grad, kernel, self.strides, self.pads, self.input_shape[:2])   # cols = im2col(dy)
+        kh, kw = self.kernel_size
+        h, w = self.input_shape[:2]
+        cols = self.scratch(grad.shape[0] * h * w, kh * kw * self.filters)
+        dx, cols = conv2d(grad, kernel, self.strides, self.pads, (h, w), cols_buffer=cols)   # cols = im2col(dy)
         x_flat = self._x.reshape(-1, self.input_shape[2])
         self.grads["kernel"] = (cols.T @ x_flat).reshape(kernel.shape)
         if self.use_bias:
