@@ -16,7 +16,8 @@ log-sum-exp, never log(p + 1e-7): the log of a softmax is computed exactly, even
 """
 import numpy as np
 
-from .layers.activations import sigmoid, softmax
+from .kernels.softmax import log_softmax, softmax
+from .layers.activations import sigmoid
 
 
 def _check_pred(y_pred, name):
@@ -55,12 +56,6 @@ def _one_hot(labels, num_classes, valid, dtype):
     np.put_along_axis(out, np.where(valid, labels, 0)[..., None], 1, axis=-1)
     out *= valid[..., None]
     return out
-
-
-def log_softmax(z):
-    """log p = z - logsumexp(z) over the last axis, with the max subtracted first."""
-    shifted = z - z.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
 class Loss:
@@ -157,7 +152,9 @@ class SparseCategoricalCrossentropy(Loss):
         self._cache = (np.exp(logp), onehot, w, total)
         if total == 0:
             return 0.0
-        return float(-(w * (onehot * logp).sum(axis=-1)).sum() / total)
+        # log p at each position's own label (ignored positions read class 0 and get weight 0)
+        logp_true = np.take_along_axis(logp, np.where(valid, labels, 0)[..., None], axis=-1)[..., 0]
+        return float(-(w * logp_true).sum() / total)
 
     def backward(self):
         p, onehot, w, total = self._cache

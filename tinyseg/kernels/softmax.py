@@ -1,0 +1,64 @@
+"""Softmax and log-softmax over the last axis (the classes), for (…, K) scores.
+
+    m       = max_k z_k                        (subtracted first: exp never overflows)
+    lse     = m + log(sum_k exp(z_k - m))      (log-sum-exp)
+    log p_k = z_k - lse                        p_k = exp(z_k - m) / sum_j exp(z_j - m)
+
+A segmentation model's scores have a short last axis (K classes, often 2 to 10) and a long rest (every pixel).
+NumPy reduces such a short axis slowly, one tiny reduction per pixel (z.max(axis=-1) alone took 2.5 ms on
+(4, 128, 128, 4) float32), so the Numba kernel gives each thread a block of pixels and does the whole row
+in registers.
+
+Each function has a plain NumPy twin (``*_numpy``) that defines what the Numba kernel must compute; tests
+prove them equal.
+"""
+import numpy as np
+from numba import prange
+
+from .config import get_backend, pjit
+
+
+def log_softmax_numpy(z):
+    shifted = z - z.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def softmax_numpy(z):
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+@pjit
+def _softmax_rows(z, take_log, out):
+    m_rows, k = z.shape
+    for r in prange(m_rows):
+        m = z[r, 0]
+        for j in range(1, k):
+            m = max(m, z[r, j])
+        s = 0.0
+        for j in range(k):
+            s += np.exp(z[r, j] - m)
+        if take_log:
+            lse = m + np.log(s)
+            for j in range(k):
+                out[r, j] = z[r, j] - lse
+        else:
+            for j in range(k):
+                out[r, j] = np.exp(z[r, j] - m) / s
+
+
+def _rows(z, take_log):
+    z2 = np.ascontiguousarray(z).reshape(-1, z.shape[-1])
+    out = np.empty_like(z2)
+    _softmax_rows(z2, take_log, out)
+    return out.reshape(z.shape)
+
+
+def log_softmax(z):
+    """log softmax(z) over the last axis, same shape and dtype as z."""
+    return log_softmax_numpy(z) if get_backend() == "numpy" else _rows(z, True)
+
+
+def softmax(z):
+    """softmax(z) over the last axis, same shape and dtype as z."""
+    return softmax_numpy(z) if get_backend() == "numpy" else _rows(z, False)
