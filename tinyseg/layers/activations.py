@@ -13,6 +13,7 @@ Subtracting the maximum m changes nothing mathematically and keeps exp() from ov
 """
 import numpy as np
 
+from ..kernels.elementwise import relu, relu_backward
 from ..kernels.softmax import softmax
 
 from .base import Layer
@@ -69,10 +70,10 @@ class ReLU(ActivationLayer):
     activation_name = "relu"
 
     def function(self, x):
-        return np.maximum(x, 0)
+        return relu(x)                       # max(x, 0), one parallel pass (kernels/elementwise.py)
 
     def derivative_times(self, grad):
-        return grad * (self._x > 0)          # a new array: the caller's grad is not touched
+        return relu_backward(grad, self._x)  # grad * [x > 0], a new array: the caller's grad is not touched
 
 
 class Sigmoid(ActivationLayer):

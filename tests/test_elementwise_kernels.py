@@ -1,0 +1,47 @@
+"""ReLU kernels (tinyseg/kernels/elementwise.py): Numba against the NumPy twins on arrays of any shape,
+layout and float dtype, with zeros, NaN and infinities among the values."""
+import contextlib
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from tinyseg.kernels import config
+from tinyseg.kernels.elementwise import relu, relu_backward, relu_backward_numpy, relu_numpy
+
+
+@contextlib.contextmanager
+def use_backend(name):
+    previous = config.get_backend()
+    config.set_backend(name)
+    try:
+        yield
+    finally:
+        config.set_backend(previous)
+
+
+def arrays(dtype, shape):
+    return hnp.arrays(dtype, shape, elements=st.floats(width=32, allow_nan=True, allow_infinity=True))
+
+
+@settings(deadline=None, max_examples=50)
+@given(data=st.data(), dtype=st.sampled_from([np.float32, np.float64]),
+       shape=hnp.array_shapes(min_dims=1, max_dims=4, max_side=5), transpose=st.booleans())
+def test_numba_matches_numpy_twin(data, dtype, shape, transpose):
+    x, g = data.draw(arrays(dtype, shape)), data.draw(arrays(dtype, shape))
+    if transpose:                                    # a non-contiguous view
+        x, g = x.T, g.T
+    with use_backend("numba"):
+        y, dx = relu(x), relu_backward(g, x)
+    assert y.dtype == dtype and dx.dtype == dtype and y.shape == x.shape and dx.shape == x.shape
+    np.testing.assert_array_equal(y, relu_numpy(x))
+    np.testing.assert_array_equal(dx, relu_backward_numpy(g, x))
+
+
+def test_kink_and_nan():
+    x = np.array([-1.0, -0.0, 0.0, 2.0, np.nan], dtype=np.float32)
+    g = np.array([5.0, 5.0, 5.0, 5.0, 5.0], dtype=np.float32)
+    with use_backend("numba"):
+        np.testing.assert_array_equal(relu(x), [0, 0, 0, 2, np.nan])
+        np.testing.assert_array_equal(relu_backward(g, x), [0, 0, 0, 5, 0])     # derivative 0 at the kink

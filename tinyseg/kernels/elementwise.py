@@ -1,0 +1,53 @@
+"""ReLU forward and backward as one parallel pass each.
+
+    relu(x)                 y  = max(x, 0)
+    relu_backward(g, x)     dx = g where x > 0, else 0
+
+NumPy runs these on one core, and its backward makes a boolean mask first and selects second (two passes and
+a temporary); the kernels split the values between threads and read each input once.
+
+Each function has a plain NumPy twin (``*_numpy``) that defines what the Numba kernel must compute; tests
+prove them equal.
+"""
+import numpy as np
+from numba import prange
+
+from .config import get_backend, pjit
+
+
+def relu_numpy(x):
+    return np.maximum(x, 0)
+
+
+def relu_backward_numpy(g, x):
+    return np.where(x > 0, g, 0).astype(g.dtype, copy=False)    # not g * (x > 0): inf * 0 would be NaN
+
+
+@pjit
+def _relu(x, out):
+    for i in prange(x.size):
+        out[i] = 0 if x[i] < 0 else x[i]          # NaN stays NaN, as in np.maximum
+
+
+@pjit
+def _relu_backward(g, x, out):
+    for i in prange(x.size):
+        out[i] = g[i] if x[i] > 0 else 0
+
+
+def relu(x):
+    """max(x, 0), a new array of x's shape and dtype."""
+    if get_backend() == "numpy":
+        return relu_numpy(x)
+    out = np.empty_like(x, order="C")
+    _relu(np.ascontiguousarray(x).reshape(-1), out.reshape(-1))
+    return out
+
+
+def relu_backward(g, x):
+    """g * [x > 0], a new array (g and x have one shape)."""
+    if get_backend() == "numpy":
+        return relu_backward_numpy(g, x)
+    out = np.empty_like(g, order="C")
+    _relu_backward(np.ascontiguousarray(g).reshape(-1), np.ascontiguousarray(x).reshape(-1), out.reshape(-1))
+    return out
