@@ -139,7 +139,10 @@ def test_upsampling(shape, size, interpolation, seed):
        st.integers(0, 2**31))
 def test_dense(n, d_in, units, use_bias, activation, seed):
     layer = Dense(units, use_bias=use_bias, activation=activation, dtype="float64")
-    errors = compare(layer, np.random.default_rng(seed).standard_normal((n, d_in)), seed=seed)
+    # Inputs scaled so no tanh/sigmoid saturates: at |z| ~ 10 the derivative 1 - y^2 is ~1e-8 and both
+    # frameworks' last-bit differences in y become a 1e-7 relative difference of the whole (tiny) gradient.
+    x = 0.3 * np.random.default_rng(seed).standard_normal((n, d_in))
+    errors = compare(layer, x, seed=seed)
     assert_close(errors, ["output", "input", "weight"] + (["bias"] if use_bias else []))
 
 
