@@ -12,6 +12,7 @@ and the output sizes from Keras's rules, restated here in TensorFlow's own words
                                                      the odd row going to the bottom (right)
     transposed 'valid': H*sh + max(KH - sh, 0)      transposed 'same': H*sh
 """
+import contextlib
 import math
 
 import numpy as np
@@ -20,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinyseg.gradcheck import check_layer
-from tinyseg.layers import Conv2D, Conv2DTranspose
+from tinyseg.layers import Conv2D, Conv2DTranspose, convolution
 
 FAST = settings(deadline=None, max_examples=25)
 TORCH = settings(deadline=None, max_examples=15)
@@ -266,6 +267,47 @@ def test_a_second_backward_after_one_forward_gives_the_same_gradients(cls, filte
     dx1_again = layer.backward(g1)
     np.testing.assert_allclose(dx1_again, dx1, rtol=1e-13, atol=1e-13)
     np.testing.assert_allclose(layer.grads["kernel"], k1, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("n, oh, rows_per_band", [(3, 5, 1), (3, 5, 2), (3, 5, 4), (3, 5, 5), (3, 5, 7),
+                                                   (3, 5, 12), (4, 1, 3), (1, 6, 100)])
+def test_bands_cover_every_output_row_once_in_order(n, oh, rows_per_band):
+    """Concatenated in order, the bands are exactly the N*OH output rows, each band a consecutive run."""
+    row_bytes = 10
+    with band_bytes(rows_per_band * row_bytes):
+        bands = list(convolution.bands(n, oh, row_bytes))
+    covered = [(i, y) for i0, i1, y0, y1 in bands for i in range(i0, i1) for y in range(y0, y1)]
+    assert covered == [(i, y) for i in range(n) for y in range(oh)]
+    assert all(i1 - i0 == 1 or (y0, y1) == (0, oh) for i0, i1, y0, y1 in bands)
+    assert max((i1 - i0) * (y1 - y0) for i0, i1, y0, y1 in bands) <= max(rows_per_band, 1)
+
+
+@FAST
+@given(cfg=conv_configs(max_size=7), size=st.integers(1, 3000), cls=st.sampled_from([Conv2D, Conv2DTranspose]))
+def test_banded_work_gives_the_numbers_of_one_band(cfg, size, cls):
+    """Output, kernel gradient and input gradient with bands of `size` bytes (1: one output row a band) equal
+    those of one band for everything."""
+    layer = make_conv(cfg, cls=cls)
+    x = random_input(cfg)
+    g = np.random.default_rng(cfg["seed"] + 2).standard_normal((cfg["n"],) + layer.output_shape)
+    results = []
+    for band in (2**62, size):
+        with band_bytes(band):
+            y = layer.forward(x, training=True)
+            dx = layer.backward(g)
+            results.append((y, dx, layer.grads["kernel"].copy()))
+    for one, banded in zip(*results):
+        np.testing.assert_allclose(banded, one, rtol=1e-12, atol=1e-12)
+
+
+@contextlib.contextmanager
+def band_bytes(size):
+    old = convolution.BAND_BYTES
+    convolution.BAND_BYTES = size
+    try:
+        yield
+    finally:
+        convolution.BAND_BYTES = old
 
 
 # ------------------------------------------------------------------------------------------------------------

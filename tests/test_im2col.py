@@ -151,6 +151,28 @@ def test_numba_im2col_equals_numpy_twin_exactly(g):
 
 
 @FAST
+@given(geometries(), st.data())
+def test_a_band_of_rows_is_the_same_slice_of_the_full_matrix(g, data):
+    """im2col(rows=(y0, y1)) on both backends: output rows y0..y1-1 of every image, in the full matrix's order."""
+    x = _random(g["x_shape"], g["dtype"], g["seed"])
+    n, oh, ow = g["x_shape"][0], *g["out_hw"]
+    y0 = data.draw(st.integers(0, oh - 1))
+    y1 = data.draw(st.integers(y0 + 1, oh))
+    full = im2col_loops(x, *_args(g)).reshape(n, oh, ow, -1)
+    want = full[:, y0:y1].reshape(n * (y1 - y0) * ow, -1)
+    for backend in ("numba", "numpy"):
+        with use_backend(backend):
+            np.testing.assert_array_equal(im2col(x, *_args(g), rows=(y0, y1)), want)
+
+
+def test_a_band_outside_the_output_is_refused():
+    x = np.zeros((1, 4, 4, 1))
+    for rows in [(0, 0), (2, 1), (0, 5), (-1, 2)]:
+        with pytest.raises(ValueError, match="rows must satisfy"):
+            im2col(x, 3, 3, 1, 1, (1, 1, 1, 1), (4, 4), rows=rows)
+
+
+@FAST
 @given(geometries())
 def test_numba_col2im_equals_numpy_twin(g):
     n, h, w, c = g["x_shape"]

@@ -23,6 +23,16 @@ Backward, with G = dL/dy reshaped to (N*OH*OW, F):
 (For stride 1, conv2d_transpose computes the same numbers as a convolution of G with the spatially flipped
 kernel, which is faster; see its body.)
 
+Bands. The whole cols matrix is KH*KW times the size of x (tens of MB in a U-Net's first layers); written to
+memory and read back by the matmul it costs more than the arithmetic when F is small. So conv2d and
+conv2d_kernel_grad build it one band of output rows at a time, a few MB that stay in the cache between the
+im2col that writes them and the matmul that reads them:
+
+    y[band]   = im2col(x)[band] @ Kmat                    one matmul per band, written into its rows of y
+    dL/dKmat  = sum over bands of im2col(x)[band]^T @ G[band]
+
+The numbers are those of the formulas above; only the order of the work changes.
+
 The last line is the whole definition of a transposed convolution: `conv2d_transpose` below is the adjoint
 of `conv2d` (for every x and y, <conv2d(x), y> = <x, conv2d_transpose(y)>). So Conv2DTranspose.forward calls
 conv2d_transpose, and its backward calls conv2d: a U-Net decoder is an encoder run backwards.
@@ -36,12 +46,62 @@ from .base import channel_sum
 from .geometry import check_padding, conv_geometry, deconv_output_length, pair
 
 
-def conv2d(x, kernel, strides, pads, out_hw, cols_buffer=None):
-    """y = conv(x, kernel) without bias. Returns (y (N, OH, OW, F), cols) so backward can reuse cols."""
+BAND_BYTES = 4 * 2**20      # size of one band of im2col rows: a cache-sized piece, yet a long matmul
+
+
+def bands(n, oh, row_bytes):
+    """Split the N*OH output rows into bands (i0, i1, y0, y1): images i0..i1-1, output rows y0..y1-1.
+
+    row_bytes is the im2col size of one output row (OW*KH*KW*C values). A band is either part of one image
+    or several whole images, so its rows are consecutive in the (N*OH*OW, ...) order.
+    """
+    rows = max(1, BAND_BYTES // row_bytes)
+    if rows >= oh:
+        per = rows // oh
+        per = -(-n // -(-n // per))              # images per band, as even as possible
+        for i in range(0, n, per):
+            yield i, min(i + per, n), 0, oh
+    else:
+        rows = -(-oh // -(-oh // rows))          # as many bands as needed, of (nearly) equal height
+        for i in range(n):
+            for y in range(0, oh, rows):
+                yield i, i + 1, y, min(y + rows, oh)
+
+
+def _band_cols(x, ksize, strides, pads, out_hw, band, scratch):
+    """(first row of the band in N*OH*OW order, im2col of the band)."""
+    (kh, kw), (i0, i1, y0, y1) = ksize, band
+    rows = (i1 - i0) * (y1 - y0) * out_hw[1]
+    out = scratch(rows, kh * kw * x.shape[3]) if scratch else None
+    cols = im2col(x[i0:i1], kh, kw, strides[0], strides[1], pads, out_hw, out=out, rows=(y0, y1))
+    return (i0 * out_hw[0] + y0) * out_hw[1], cols
+
+
+def conv2d(x, kernel, strides, pads, out_hw, scratch=None):
+    """y = conv(x, kernel) without bias: (N, OH, OW, F), band by band.
+
+    `scratch`, if given, is a function (rows, cols) -> an array to hold a band's im2col (a layer's reused
+    buffer); without it each band gets a new array.
+    """
     kh, kw, c, f = kernel.shape
-    cols = im2col(x, kh, kw, strides[0], strides[1], pads, out_hw, out=cols_buffer)
-    y = cols @ kernel.reshape(kh * kw * c, f)
-    return y.reshape(x.shape[0], out_hw[0], out_hw[1], f), cols
+    n, (oh, ow) = x.shape[0], out_hw
+    kmat = kernel.reshape(kh * kw * c, f)
+    y = np.empty((n * oh * ow, f), dtype=np.result_type(x, kernel))
+    for band in bands(n, oh, ow * kh * kw * c * x.itemsize):
+        start, cols = _band_cols(x, (kh, kw), strides, pads, out_hw, band, scratch)
+        np.matmul(cols, kmat, out=y[start:start + cols.shape[0]])
+    return y.reshape(n, oh, ow, f)
+
+
+def conv2d_kernel_grad(x, g, ksize, strides, pads, scratch=None):
+    """dL/dKmat = im2col(x)^T @ G: (KH*KW*C, F) for x (N, H, W, C) and G = dL/dy (N, OH, OW, F), band by band."""
+    (kh, kw), out_hw = ksize, g.shape[1:3]
+    g2 = g.reshape(-1, g.shape[3])
+    grad = np.zeros((kh * kw * x.shape[3], g.shape[3]), dtype=np.result_type(x, g))
+    for band in bands(x.shape[0], out_hw[0], out_hw[1] * kh * kw * x.shape[3] * x.itemsize):
+        start, cols = _band_cols(x, ksize, strides, pads, out_hw, band, scratch)
+        grad += cols.T @ g2[start:start + cols.shape[0]]
+    return grad
 
 
 def conv2d_transpose(y, kernel, strides, pads, x_shape, scratch=None):
@@ -60,8 +120,7 @@ def conv2d_transpose(y, kernel, strides, pads, x_shape, scratch=None):
         flipped = kernel[::-1, ::-1].transpose(0, 1, 3, 2)            # (KH, KW, F, C)
         pt, pb, pl, pr = pads
         back_pads = (kh - 1 - pt, kh - 1 - pb, kw - 1 - pl, kw - 1 - pr)
-        cols = scratch(y.shape[0] * x_shape[1] * x_shape[2], kh * kw * f) if scratch else None
-        return conv2d(y, np.ascontiguousarray(flipped), strides, back_pads, x_shape[1:3], cols)[0]
+        return conv2d(y, np.ascontiguousarray(flipped), strides, back_pads, x_shape[1:3], scratch)
     cols = y.reshape(-1, f) @ kernel.reshape(kh * kw * c, f).T
     return col2im(cols, x_shape, kh, kw, strides[0], strides[1], pads, out_hw)
 
@@ -86,9 +145,8 @@ class _Convolution(ActivatedLayer):
     def scratch(self, rows, cols):
         """A (rows, cols) view of this layer's im2col buffer, grown when needed and reused step after step.
 
-        A fresh buffer of tens of MB costs a page fault per 4 KB on first touch, about as long as the im2col
-        itself; so one buffer serves the forward's im2col and, once the kernel gradient has been taken from it,
-        the backward's.
+        A fresh buffer costs a page fault per 4 KB on first touch, about as long as the im2col itself; so one
+        buffer (one band, a few MB) serves every im2col of the layer's forward and backward.
         """
         size = rows * cols
         if self._scratch is None or self._scratch.size < size or self._scratch.dtype != self.dtype:
@@ -132,27 +190,19 @@ class Conv2D(_Convolution):
     def forward_linear(self, x, training=False):
         self.check_input(x)
         self._x = x
-        kh, kw = self.kernel_size
-        oh, ow = self.output_shape[:2]
-        cols = self.scratch(x.shape[0] * oh * ow, kh * kw * x.shape[3])
-        y, self._cols = conv2d(x, self.params["kernel"], self.strides, self.pads, (oh, ow), cols_buffer=cols)
+        y = conv2d(x, self.params["kernel"], self.strides, self.pads, self.output_shape[:2], self.scratch)
         if self.use_bias:
             y += self.params["bias"]
         return y
 
     def backward_linear(self, grad, input_grad=True):
         kernel = self.params["kernel"]
-        g = grad.reshape(-1, self.filters)                          # (N*OH*OW, F)
-        cols = self._cols
-        if cols is None:                 # a second backward after one forward: the buffer was reused, redo it
-            cols = conv2d(self._x, kernel, self.strides, self.pads, self.output_shape[:2],
-                          cols_buffer=self.scratch(g.shape[0], kernel[..., 0].size))[1]
-        self.grads["kernel"] = (cols.T @ g).reshape(kernel.shape)
+        self.grads["kernel"] = conv2d_kernel_grad(self._x, grad, self.kernel_size, self.strides, self.pads,
+                                                  self.scratch).reshape(kernel.shape)
         if self.use_bias:
-            self.grads["bias"] = channel_sum(g)
+            self.grads["bias"] = channel_sum(grad)
         if not input_grad:
             return None
-        self._cols = None                # from here on the scratch buffer holds the backward's im2col
         return conv2d_transpose(grad, kernel, self.strides, self.pads, self._x.shape, scratch=self.scratch)
 
 
@@ -188,19 +238,17 @@ class Conv2DTranspose(_Convolution):
         self.check_input(x)
         self._x = x
         y = conv2d_transpose(x, self.params["kernel"], self.strides, self.pads,
-                             (x.shape[0],) + self.output_shape)
+                             (x.shape[0],) + self.output_shape, self.scratch)
         if self.use_bias:
             y += self.params["bias"]
         return y
 
     def backward_linear(self, grad, input_grad=True):
         kernel = self.params["kernel"]
-        kh, kw = self.kernel_size
-        h, w = self.input_shape[:2]
-        cols = self.scratch(grad.shape[0] * h * w, kh * kw * self.filters)
-        dx, cols = conv2d(grad, kernel, self.strides, self.pads, (h, w), cols_buffer=cols)   # cols = im2col(dy)
-        x_flat = self._x.reshape(-1, self.input_shape[2])
-        self.grads["kernel"] = (cols.T @ x_flat).reshape(kernel.shape)
+        dx = conv2d(grad, kernel, self.strides, self.pads, self.input_shape[:2], self.scratch)
+        # dK = im2col(dy)^T @ x: the kernel gradient of the convolution dy -> x, with x in the place of G
+        self.grads["kernel"] = conv2d_kernel_grad(grad, self._x, self.kernel_size, self.strides, self.pads,
+                                                  self.scratch).reshape(kernel.shape)
         if self.use_bias:
             self.grads["bias"] = channel_sum(grad)
         return dx
