@@ -142,16 +142,21 @@ def _max_pool2d_numba(x, kh, kw, sh, sw, pt, pl, y, arg):
         for xo in range(ow):
             left = xo * sw - pl
             b0, b1 = max(0, -left), min(kw, w - left)
-            for ch in range(c):                         # the first real pixel starts the running maximum
-                y[i, yo, xo, ch] = x[i, top + a0, left + b0, ch]
-                arg[i, yo, xo, ch] = a0 * kw + b0
+            best, where = y[i, yo, xo], arg[i, yo, xo]  # this pixel's C maxima and their offsets
+            first = x[i, top + a0, left + b0]           # the first real pixel starts the running maximum
+            for ch in range(c):
+                best[ch] = first[ch]
+                where[ch] = a0 * kw + b0
             for a in range(a0, a1):
                 for b in range(b0, b1):
+                    v = x[i, top + a, left + b]
+                    k = a * kw + b
                     for ch in range(c):
-                        v = x[i, top + a, left + b, ch]
-                        if v > y[i, yo, xo, ch]:        # strictly greater: on a tie the earlier (a, b) stays
-                            y[i, yo, xo, ch] = v
-                            arg[i, yo, xo, ch] = a * kw + b
+                        # a select, not an if: no branch to mispredict, and the channel loop vectorises.
+                        # Strictly greater: on a tie the earlier (a, b) stays.
+                        bigger = v[ch] > best[ch]
+                        best[ch] = v[ch] if bigger else best[ch]
+                        where[ch] = k if bigger else where[ch]
 
 
 @pjit
@@ -162,8 +167,8 @@ def _max_pool2d_backward_numba(grad, arg, kh, kw, sh, sw, pt, pl, dx):
         i = row // h
         hi = row - i * h
         for wi in range(w):
-            for ch in range(c):
-                dx[i, hi, wi, ch] = 0
+            out = dx[i, hi, wi]
+            out[:] = 0
             for a in range(kh):
                 yo = window_index(hi, pt, a, sh, oh)    # the window that puts offset a on hi, or -1
                 if yo < 0:
@@ -173,9 +178,9 @@ def _max_pool2d_backward_numba(grad, arg, kh, kw, sh, sw, pt, pl, dx):
                     if xo < 0:
                         continue
                     k = a * kw + b
+                    g, won = grad[i, yo, xo], arg[i, yo, xo]
                     for ch in range(c):
-                        if arg[i, yo, xo, ch] == k:
-                            dx[i, hi, wi, ch] += grad[i, yo, xo, ch]
+                        out[ch] += g[ch] if won[ch] == k else 0     # a select again, as in the forward
 
 
 @pjit
