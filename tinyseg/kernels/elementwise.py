@@ -1,10 +1,12 @@
-"""ReLU forward and backward as one parallel pass each.
+"""ReLU forward and backward, and the bias add of Conv2D and Dense, as one parallel pass each.
 
     relu(x)                 y  = max(x, 0)
     relu_backward(g, x)     dx = g where x > 0, else 0
+    add_bias(y, b)          y[..., f] += b[f]       in place; y (..., F), b (F,)
 
 NumPy runs these on one core, and its backward makes a boolean mask first and selects second (two passes and
-a temporary); the kernels split the values between threads and read each input once.
+a temporary); the kernels split the values between threads and read each input once. NumPy's `y += b` over
+a short last axis (F = 16 output channels) pays its inner-loop start-up once per pixel; the kernel does not.
 
 Each function has a plain NumPy twin (``*_numpy``) that defines what the Numba kernel must compute; tests
 prove them equal.
@@ -21,6 +23,18 @@ def relu_numpy(x):
 
 def relu_backward_numpy(g, x):
     return np.where(x > 0, g, 0).astype(g.dtype, copy=False)    # not g * (x > 0): inf * 0 would be NaN
+
+
+def add_bias_numpy(y, b):
+    y += b
+    return y
+
+
+@pjit
+def _add_bias(y, b):
+    for r in prange(y.shape[0]):                  # y as (pixels, F)
+        for f in range(y.shape[1]):
+            y[r, f] += b[f]
 
 
 @pjit
@@ -51,3 +65,13 @@ def relu_backward(g, x):
     out = np.empty_like(g, order="C")
     _relu_backward(np.ascontiguousarray(g).reshape(-1), np.ascontiguousarray(x).reshape(-1), out.reshape(-1))
     return out
+
+
+def add_bias(y, b):
+    """y += b over y's last axis, in place, and return y. y (..., F), b (F,): nothing else is broadcast."""
+    if y.shape[-1:] != b.shape:
+        raise ValueError(f"add_bias: b must have shape ({y.shape[-1]},) to match y's last axis, got {b.shape}")
+    if get_backend() == "numpy" or not y.flags.c_contiguous:
+        return add_bias_numpy(y, b)
+    _add_bias(y.reshape(-1, b.shape[0]), np.ascontiguousarray(b, dtype=y.dtype))
+    return y

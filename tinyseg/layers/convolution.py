@@ -40,6 +40,7 @@ conv2d_transpose, and its backward calls conv2d: a U-Net decoder is an encoder r
 import numpy as np
 
 from .. import initializers
+from ..kernels.elementwise import add_bias
 from ..kernels.im2col import col2im, im2col
 from .activations import ActivatedLayer
 from .base import channel_sum
@@ -192,7 +193,7 @@ class Conv2D(_Convolution):
         self._x = x
         y = conv2d(x, self.params["kernel"], self.strides, self.pads, self.output_shape[:2], self.scratch)
         if self.use_bias:
-            y += self.params["bias"]
+            add_bias(y, self.params["bias"])         # y += bias, in one parallel pass
         return y
 
     def backward_linear(self, grad, input_grad=True):
@@ -240,7 +241,7 @@ class Conv2DTranspose(_Convolution):
         y = conv2d_transpose(x, self.params["kernel"], self.strides, self.pads,
                              (x.shape[0],) + self.output_shape, self.scratch)
         if self.use_bias:
-            y += self.params["bias"]
+            add_bias(y, self.params["bias"])         # y += bias, in one parallel pass
         return y
 
     def backward_linear(self, grad, input_grad=True):

@@ -11,6 +11,7 @@ order; PyTorch's NCHW flatten orders the same numbers differently, which interop
 import numpy as np
 
 from .. import initializers
+from ..kernels.elementwise import add_bias
 from .activations import ActivatedLayer
 from .base import Layer, channel_sum
 
@@ -49,7 +50,7 @@ class Dense(ActivatedLayer):
         self._x = x
         y = x @ self.params["kernel"]
         if self.use_bias:
-            y += self.params["bias"]
+            add_bias(y, self.params["bias"])         # y += bias, in one parallel pass
         return y
 
     def backward_linear(self, grad, input_grad=True):
