@@ -45,9 +45,13 @@ def child_startup(batch, hw):
 
 
 def _tiny_kernel_calls():
-    """One call of every public kernel function on a tiny float32 array: name -> callable."""
+    """One call of every public kernel function on a tiny float32 array: name -> callable.
+
+    Every Numba function in tinyseg.kernels is reached by one of these (tests/test_benchmarks.py checks it),
+    so 'compile_all' is the whole first-ever compile."""
     import numpy as np
-    from tinyseg.kernels import im2col as ki, pooling as kp, upsampling as ku
+    from tinyseg.kernels import (elementwise as ke, im2col as ki, normalization as kn, pooling as kp,
+                                 softmax as ks, upsampling as ku)
 
     x = np.random.default_rng(0).standard_normal((1, 4, 4, 2), dtype=np.float32)
     z = np.zeros((1, 2, 2, 2), np.float32)
@@ -55,6 +59,8 @@ def _tiny_kernel_calls():
     nopad = (0, 0, 0, 0)
     cols = np.ones((16, 18), np.float32)
     big = np.ones((1, 8, 8, 2), np.float32)
+    rows = x.reshape(-1, 2)
+    per_channel = np.ones(2, np.float32)
     return {
         "im2col": lambda: ki.im2col(x, 3, 3, 1, 1, (1, 1, 1, 1), (4, 4)),
         "col2im": lambda: ki.col2im(cols, (1, 4, 4, 2), 3, 3, 1, 1, (1, 1, 1, 1), (4, 4)),
@@ -66,6 +72,15 @@ def _tiny_kernel_calls():
         "upsample_nearest_backward": lambda: ku.upsample_nearest_backward(big, (2, 2)),
         "upsample_bilinear": lambda: ku.upsample_bilinear(x, (2, 2)),
         "upsample_bilinear_backward": lambda: ku.upsample_bilinear_backward(big, (2, 2)),
+        "relu": lambda: ke.relu(x),
+        "relu_backward": lambda: ke.relu_backward(x, x),
+        "add_bias": lambda: ke.add_bias(x.copy(), per_channel),
+        "channel_mean_var": lambda: kn.channel_mean_var(rows),
+        "channel_affine": lambda: kn.channel_affine(rows, per_channel, per_channel, per_channel),
+        "channel_grad_sums": lambda: kn.channel_grad_sums(rows, rows, per_channel, per_channel),
+        "channel_affine2": lambda: kn.channel_affine2(rows, per_channel, rows, per_channel, per_channel,
+                                                      per_channel),
+        "softmax": lambda: ks.softmax(rows),
     }
 
 

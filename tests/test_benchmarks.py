@@ -94,3 +94,15 @@ def test_rows_without_torch_have_no_ratio_and_say_why():
     assert row["status"] == "missed" and row["verdict"] == "missed by 25%"
     md = report.markdown([row], {"mode": "test"}, ["a note"])
     assert "missed by 25%" in md and "- a note" in md
+
+
+def test_compile_all_reaches_every_numba_kernel():
+    """The first-ever-compile case calls every kernel: in a fresh process (default cache, so mostly loads),
+    no Numba function of tinyseg.kernels is left without a compiled signature."""
+    from benchmarks import process_cases
+    result, _ = process_cases.run_child("compile_all", {}, process_cases.thread_env(1))
+    # window_index is only ever called from inside other kernels: a kernel loaded from the cache brings its
+    # compiled copy along, so the helper's own dispatcher stays empty. Every other name must be reached.
+    helpers = {"im2col.window_index", "pooling.window_index"}
+    assert set(result["not_compiled"]) <= helpers, result["not_compiled"]
+    assert set(result["per_kernel_s"]) >= {"relu", "add_bias", "channel_mean_var", "softmax", "im2col"}
