@@ -28,7 +28,8 @@ Inputs are assumed free of NaN (a NaN's place in a max is not defined here).
 Each function has a plain NumPy twin (``*_numpy``) that defines what the Numba kernel must compute; the tests
 prove them equal. The Numba forward kernels visit only the real part of each window; the backward kernels
 gather (each input pixel sums what its windows send it) instead of scattering, so every input pixel is
-written by one thread only and the threads never race, even when windows overlap.
+written by one thread only and the threads never race, even when windows overlap. When they do not overlap
+(strides == pool_size) max pooling's backward lets each window write its own block, which is simpler still.
 """
 import numpy as np
 from numba import prange
@@ -184,6 +185,28 @@ def _max_pool2d_backward_numba(grad, arg, kh, kw, sh, sw, pt, pl, dx):
 
 
 @pjit
+def _max_pool2d_backward_blocks_numba(grad, arg, kh, kw, pt, pl, dx):
+    # Windows that do not overlap (strides == pool_size, the usual 2x2 / 2): each window writes its own block
+    # of dx, every pixel once, and no pixel needs the window_index search. dx arrives zeroed: pixels that no
+    # window covers ('valid' with H not a multiple of the stride) keep their 0.
+    n, h, w, c = dx.shape
+    oh, ow = grad.shape[1], grad.shape[2]
+    for row in prange(n * oh):
+        i = row // oh
+        yo = row - i * oh
+        top = yo * kh - pt
+        for xo in range(ow):
+            left = xo * kw - pl
+            g, won = grad[i, yo, xo], arg[i, yo, xo]
+            for a in range(max(0, -top), min(kh, h - top)):
+                for b in range(max(0, -left), min(kw, w - left)):
+                    k = a * kw + b
+                    out = dx[i, top + a, left + b]
+                    for ch in range(c):
+                        out[ch] = g[ch] if won[ch] == k else 0
+
+
+@pjit
 def _avg_pool2d_numba(x, kh, kw, sh, sw, pt, pl, y):
     n, h, w, c = x.shape
     oh, ow = y.shape[1], y.shape[2]
@@ -259,9 +282,14 @@ def max_pool2d_backward(grad, arg, x_shape, pool_size, strides, pads):
     """dL/dx (x_shape) from dL/dy (N, OH, OW, C): each dy goes to its window's argmax; overlaps add."""
     if get_backend() == "numpy":
         return max_pool2d_backward_numpy(grad, arg, x_shape, pool_size, strides, pads)
+    grad, arg = np.ascontiguousarray(grad), np.ascontiguousarray(arg)
+    if tuple(strides) == tuple(pool_size):
+        dx = np.zeros(tuple(x_shape), dtype=grad.dtype)
+        _max_pool2d_backward_blocks_numba(grad, arg, pool_size[0], pool_size[1], pads[0], pads[2], dx)
+        return dx
     dx = np.empty(tuple(x_shape), dtype=grad.dtype)
-    _max_pool2d_backward_numba(np.ascontiguousarray(grad), np.ascontiguousarray(arg), pool_size[0],
-                               pool_size[1], strides[0], strides[1], pads[0], pads[2], dx)
+    _max_pool2d_backward_numba(grad, arg, pool_size[0], pool_size[1], strides[0], strides[1], pads[0], pads[2],
+                               dx)
     return dx
 
 
