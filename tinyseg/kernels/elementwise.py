@@ -26,7 +26,7 @@ def relu_backward_numpy(g, x):
 
 
 def add_bias_numpy(y, b):
-    y += b
+    y += b.astype(y.dtype, copy=False)
     return y
 
 
@@ -68,7 +68,8 @@ def relu_backward(g, x):
 
 
 def add_bias(y, b):
-    """y += b over y's last axis, in place, and return y. y (..., F), b (F,): nothing else is broadcast."""
+    """y += b over y's last axis, in place, and return y. y (..., F), b (F,) cast to y's dtype first; nothing
+    else is broadcast."""
     if y.shape[-1:] != b.shape:
         raise ValueError(f"add_bias: b must have shape ({y.shape[-1]},) to match y's last axis, got {b.shape}")
     if get_backend() == "numpy" or not y.flags.c_contiguous:
