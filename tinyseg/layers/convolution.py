@@ -69,38 +69,34 @@ def bands(n, oh, row_bytes):
                 yield i, i + 1, y, min(y + rows, oh)
 
 
-def _band_cols(x, ksize, strides, pads, out_hw, band, scratch):
-    """(first row of the band in N*OH*OW order, im2col of the band)."""
-    (kh, kw), (i0, i1, y0, y1) = ksize, band
-    rows = (i1 - i0) * (y1 - y0) * out_hw[1]
-    out = scratch(rows, kh * kw * x.shape[3]) if scratch else None
-    cols = im2col(x[i0:i1], kh, kw, strides[0], strides[1], pads, out_hw, out=out, rows=(y0, y1))
-    return (i0 * out_hw[0] + y0) * out_hw[1], cols
-
-
-def conv2d(x, kernel, strides, pads, out_hw, scratch=None):
-    """y = conv(x, kernel) without bias: (N, OH, OW, F), band by band.
+def im2col_bands(x, ksize, strides, pads, out_hw, scratch=None):
+    """Yield (start, cols) for each band: cols = im2col(x) rows start .. start+len(cols)-1 (N*OH*OW order).
 
     `scratch`, if given, is a function (rows, cols) -> an array to hold a band's im2col (a layer's reused
     buffer); without it each band gets a new array.
     """
+    (kh, kw), (oh, ow) = ksize, out_hw
+    for i0, i1, y0, y1 in bands(x.shape[0], oh, ow * kh * kw * x.shape[3] * x.itemsize):
+        out = scratch((i1 - i0) * (y1 - y0) * ow, kh * kw * x.shape[3]) if scratch else None
+        cols = im2col(x[i0:i1], kh, kw, strides[0], strides[1], pads, out_hw, out=out, rows=(y0, y1))
+        yield (i0 * oh + y0) * ow, cols
+
+
+def conv2d(x, kernel, strides, pads, out_hw, scratch=None):
+    """y = conv(x, kernel) without bias: (N, OH, OW, F), one matmul per band of im2col rows."""
     kh, kw, c, f = kernel.shape
-    n, (oh, ow) = x.shape[0], out_hw
     kmat = kernel.reshape(kh * kw * c, f)
-    y = np.empty((n * oh * ow, f), dtype=np.result_type(x, kernel))
-    for band in bands(n, oh, ow * kh * kw * c * x.itemsize):
-        start, cols = _band_cols(x, (kh, kw), strides, pads, out_hw, band, scratch)
+    y = np.empty((x.shape[0] * out_hw[0] * out_hw[1], f), dtype=np.result_type(x, kernel))
+    for start, cols in im2col_bands(x, (kh, kw), strides, pads, out_hw, scratch):
         np.matmul(cols, kmat, out=y[start:start + cols.shape[0]])
-    return y.reshape(n, oh, ow, f)
+    return y.reshape(x.shape[0], out_hw[0], out_hw[1], f)
 
 
 def conv2d_kernel_grad(x, g, ksize, strides, pads, scratch=None):
     """dL/dKmat = im2col(x)^T @ G: (KH*KW*C, F) for x (N, H, W, C) and G = dL/dy (N, OH, OW, F), band by band."""
-    (kh, kw), out_hw = ksize, g.shape[1:3]
     g2 = g.reshape(-1, g.shape[3])
-    grad = np.zeros((kh * kw * x.shape[3], g.shape[3]), dtype=np.result_type(x, g))
-    for band in bands(x.shape[0], out_hw[0], out_hw[1] * kh * kw * x.shape[3] * x.itemsize):
-        start, cols = _band_cols(x, ksize, strides, pads, out_hw, band, scratch)
+    grad = np.zeros((ksize[0] * ksize[1] * x.shape[3], g.shape[3]), dtype=np.result_type(x, g))
+    for start, cols in im2col_bands(x, ksize, strides, pads, g.shape[1:3], scratch):
         grad += cols.T @ g2[start:start + cols.shape[0]]
     return grad
 
