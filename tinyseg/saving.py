@@ -4,6 +4,8 @@ File layout (a NumPy .npz archive, i.e. a zip of .npy arrays; nothing in it is p
 
     tinyseg_header   a 0-d string array holding JSON: {"format": "tinyseg-model", "format_version": 1,
                      "architecture": {"class_name": ..., "config": ...}, "num_weights": n}
+                     (the architecture is the model's get_config(), read back by its class's from_config,
+                     found by name among tinyseg's model classes: no code is stored or run)
     weight_0000 ...  the model's get_weights(), in order
 
 Writing goes to a temporary file in the same folder, which is then renamed over the target: a crash mid-way
@@ -18,61 +20,23 @@ import zipfile
 import numpy as np
 
 FORMAT = "tinyseg-model"
+WEIGHTS_FORMAT = "tinyseg-weights"
 FORMAT_VERSION = 1
 HEADER = "tinyseg_header"
-
-
-def layer_classes():
-    from . import layers
-    return {name: getattr(layers, name) for name in layers.__all__}
-
-
-def layer_to_config(layer):
-    config = layer.get_config()
-    if layer.input_shape is not None:
-        config["input_shape"] = list(layer.input_shape) if not isinstance(layer.input_shape, list) else \
-            [list(s) for s in layer.input_shape]
-    return {"class_name": type(layer).__name__, "config": config}
-
-
-def layer_from_config(spec):
-    classes = layer_classes()
-    name = spec.get("class_name")
-    if name not in classes:
-        raise ValueError(f"unknown layer class {name!r} in the model file (known: {sorted(classes)})")
-    config = dict(spec["config"])
-    config.pop("input_shape", None)
-    return classes[name](**config)
-
-
-def model_to_config(model):
-    return {"class_name": type(model).__name__, "config": model.get_config()}
-
-
-def model_from_config(spec):
-    from .models import Sequential
-    from .models.unet import UNet
-    name = spec.get("class_name")
-    if name == "UNet":
-        return UNet(**spec["config"])
-    if name == "Sequential":
-        model = Sequential(name=spec["config"]["name"])
-        layer_specs = spec["config"]["layers"]
-        for i, layer_spec in enumerate(layer_specs):
-            layer = layer_from_config(layer_spec)
-            if i == 0 and "input_shape" in layer_spec["config"]:
-                layer.build(tuple(layer_spec["config"]["input_shape"]))
-            model.add(layer)
-        return model
-    raise ValueError(f"unknown model class {name!r} in the model file")
 
 
 def save_model(model, path):
     """Write `model` (architecture + weights) to `path` (a .npz file), atomically."""
     path = os.fspath(path)
     weights = model.get_weights()
-    header = {"format": FORMAT, "format_version": FORMAT_VERSION, "architecture": model_to_config(model),
+    from .models.model import serialize_model
+    header = {"format": FORMAT, "format_version": FORMAT_VERSION, "architecture": serialize_model(model),
               "num_weights": len(weights)}
+    _write(path, header, weights)
+
+
+def _write(path, header, weights):
+    """The archive: the JSON header and weight_0000, weight_0001, ...; written to a temporary file, renamed."""
     arrays = {HEADER: np.array(json.dumps(header))}
     arrays.update({f"weight_{i:04d}": w for i, w in enumerate(weights)})
     folder = os.path.dirname(os.path.abspath(path))
@@ -92,30 +56,59 @@ def save_model(model, path):
 
 def load_model(path):
     """Read a model written by save_model. Raises FileNotFoundError or a ValueError naming what is wrong."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"load_model: no file at {path!r}")
+    from .models.model import deserialize_model
+    header, weights = _read(path, "load_model", FORMAT)
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if HEADER not in archive.files:
-                raise ValueError(f"load_model: {path!r} is not a tinyseg model file (no '{HEADER}' entry)")
-            header = json.loads(str(archive[HEADER]))
-            if header.get("format") != FORMAT:
-                raise ValueError(f"load_model: {path!r} is not a tinyseg model file")
-            if header.get("format_version") != FORMAT_VERSION:
-                raise ValueError(f"load_model: {path!r} has format version {header.get('format_version')}; "
-                                 f"this tinyseg reads version {FORMAT_VERSION}")
-            n = header["num_weights"]
-            weights = [archive[f"weight_{i:04d}"] for i in range(n)]
-    except (zipfile.BadZipFile, EOFError, KeyError, json.JSONDecodeError, OSError) as err:
-        raise ValueError(f"load_model: {path!r} is damaged or not a tinyseg model file ({err})") from None
-    except ValueError as err:
-        if str(err).startswith("load_model"):
-            raise
-        raise ValueError(f"load_model: {path!r} is damaged or not a tinyseg model file ({err})") from None
-    model = model_from_config(header["architecture"])
+        model = deserialize_model(header["architecture"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"load_model: {os.fspath(path)!r} holds an architecture this tinyseg cannot rebuild "
+                         f"({type(err).__name__}: {err})") from None
     try:
         model.set_weights(weights)
     except ValueError as err:
         raise ValueError(f"load_model: the weights in {path!r} do not fit its architecture ({err})") from None
     return model
+
+
+def save_weights(model, path):
+    """Write only model.get_weights() (and their count) to `path`, atomically; load_weights reads them."""
+    path = os.fspath(path)
+    weights = model.get_weights()
+    _write(path, {"format": WEIGHTS_FORMAT, "format_version": FORMAT_VERSION, "num_weights": len(weights)},
+           weights)
+
+
+def load_weights(model, path):
+    """Set model's weights from a file of save_weights (or save_model): every array is checked first."""
+    header, weights = _read(path, "load_weights", None)
+    try:
+        model.set_weights(weights)
+    except ValueError as err:
+        raise ValueError(f"load_weights: the weights in {os.fspath(path)!r} do not fit the model ({err})") from None
+
+
+def _read(path, what, expected_format):
+    """(header, weights) of a tinyseg file; expected_format None accepts a model or a weights file."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{what}: no file at {path!r}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if HEADER not in archive.files:
+                raise ValueError(f"{what}: {path!r} is not a tinyseg model file (no '{HEADER}' entry)")
+            header = json.loads(str(archive[HEADER]))
+            formats = (FORMAT, WEIGHTS_FORMAT) if expected_format is None else (expected_format,)
+            if not isinstance(header, dict) or header.get("format") not in formats:
+                raise ValueError(f"{what}: {path!r} is not a tinyseg model file")
+            if header.get("format_version") != FORMAT_VERSION:
+                raise ValueError(f"{what}: {path!r} has format version {header.get('format_version')}; "
+                                 f"this tinyseg reads version {FORMAT_VERSION}")
+            n = header["num_weights"]
+            weights = [archive[f"weight_{i:04d}"] for i in range(n)]
+    except (zipfile.BadZipFile, EOFError, KeyError, json.JSONDecodeError, OSError) as err:
+        raise ValueError(f"{what}: {path!r} is damaged or not a tinyseg model file ({err})") from None
+    except ValueError as err:
+        if str(err).startswith(what):
+            raise
+        raise ValueError(f"{what}: {path!r} is damaged or not a tinyseg model file ({err})") from None
+    return header, weights

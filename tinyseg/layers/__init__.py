@@ -12,3 +12,9 @@ from .upsampling import UpSampling2D
 __all__ = ["Activation", "AveragePooling2D", "BatchNormalization", "Concatenate", "Conv2D", "Conv2DTranspose",
            "Dense", "Dropout", "Flatten", "Layer", "Linear", "MaxPooling2D", "ReLU", "Sigmoid", "Softmax", "Tanh",
            "UpSampling2D"]
+
+# The functional API's input placeholder, and saving by name (imported last: graph.py uses the layers above)
+from ..graph import Input, InputLayer  # noqa: E402
+from .base import deserialize, serialize  # noqa: E402
+
+__all__ += ["Input", "InputLayer", "deserialize", "serialize"]

@@ -4,6 +4,9 @@
     dx = layer.backward(dy)                  dy = dL/dy, same shape as y; returns dL/dx, same shape as x,
                                              and fills layer.grads[name] = dL/d(param) for every parameter
 
+    y = layer(x)                             on a KerasTensor (keras.Input and what layers return): records the
+                                             call in a graph instead (tinyseg/graph.py, the functional API)
+
 `params` and `grads` are dicts with the same keys (Keras's names: 'kernel', 'bias', 'gamma', 'beta').
 `backward` never changes a parameter and never writes into the array it was given: updating weights is
 the optimizer's job, so gradients can always be inspected and checked.
@@ -17,6 +20,7 @@ import numpy as np
 from .. import backend
 
 _NAME_COUNTS = {}
+LAYER_CLASSES = {}          # class name -> class, filled as classes are defined: what load_model can rebuild
 
 
 def _snake(name):
@@ -46,7 +50,13 @@ def channel_sum(a):
 
 
 class Layer:
-    """Base class: naming, building, input checks, weights in Keras order."""
+    """Base class: naming, building, input checks, weights in Keras order, config for saving."""
+
+    multiple_inputs = False     # True for merge layers: forward takes a list of arrays, backward returns a list
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        LAYER_CLASSES[cls.__name__] = cls
 
     def __init__(self, name=None, input_shape=None, dtype=None):
         self.name = name or unique_name(_snake(type(self).__name__))
@@ -57,6 +67,7 @@ class Layer:
         self.output_shape = None
         self.built = False
         self._declared_input_shape = tuple(input_shape) if input_shape is not None else None
+        self.inbound_nodes = []           # one graph Node per symbolic call (tinyseg/graph.py)
 
     # --- building ---------------------------------------------------------------------------------------
     def build(self, input_shape):
@@ -84,7 +95,27 @@ class Layer:
         self.backward(grad)
 
     def __call__(self, x, training=False):
+        """On arrays: forward(x). On KerasTensors: build for their shape and return the symbolic output."""
+        from ..graph import call_symbolic, is_symbolic
+        if is_symbolic(x):
+            return call_symbolic(self, x)
         return self.forward(x, training=training)
+
+    def save_cache(self):
+        """What the last forward left on this layer for its backward (and on its inner activation layer).
+
+        A layer used at two places of a graph keeps one cache per call: the graph saves it after each call's
+        forward and hands it back with restore_cache before that call's backward."""
+        return {key: value.save_cache() if isinstance(value, Layer) else value
+                for key, value in vars(self).items() if key not in _NOT_CACHE}
+
+    def restore_cache(self, cache):
+        for key, value in cache.items():
+            current = getattr(self, key, None)
+            if isinstance(current, Layer):
+                current.restore_cache(value)
+            else:
+                setattr(self, key, value)
 
     def check_input(self, x, argument="x"):
         """Build on first use; then insist on an array of this layer's dtype and built shape."""
@@ -132,8 +163,36 @@ class Layer:
         return int(sum(p.size for p in self.params.values()))
 
     def get_config(self):
-        """The constructor arguments that rebuild this layer (used by save/load)."""
+        """The constructor arguments that rebuild this layer: type(layer).from_config(layer.get_config())."""
         return {"name": self.name, "dtype": self.dtype.name}
+
+    @classmethod
+    def from_config(cls, config):
+        """A new layer (unbuilt, fresh weights) made from get_config()'s dictionary."""
+        return cls(**config)
 
     def __repr__(self):
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+_NOT_CACHE = {"params", "grads", "state", "inbound_nodes", "name", "dtype"}
+
+
+def serialize(layer):
+    """{'class_name': ..., 'config': ...}: what it takes to make the layer again (without its weights)."""
+    if type(layer).__name__ not in LAYER_CLASSES or LAYER_CLASSES[type(layer).__name__] is not type(layer):
+        raise ValueError(f"{layer.name}: its class {type(layer).__name__} is not a registered tinyseg layer "
+                         "class, so a saved model could not rebuild it")
+    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+
+
+def deserialize(spec):
+    """The layer that serialize() described, found by its class name."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("class_name"), str) or \
+            not isinstance(spec.get("config"), dict):
+        raise ValueError(f"deserialize: expected {{'class_name': str, 'config': dict}}, got {spec!r}")
+    cls = LAYER_CLASSES.get(spec["class_name"])
+    if cls is None:
+        raise ValueError(f"deserialize: unknown layer class {spec['class_name']!r} "
+                         f"(known: {sorted(LAYER_CLASSES)})")
+    return cls.from_config(dict(spec["config"]))

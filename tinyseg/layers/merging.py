@@ -27,6 +27,8 @@ class Concatenate(Layer):
     list of their shapes (each without the batch axis), fixed the first time the layer runs.
     """
 
+    multiple_inputs = True
+
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):

@@ -1,4 +1,10 @@
-"""Models: the Keras-like training API (model.py), Sequential, and the U-Net."""
+"""Models: Model (any graph of layers, and the training API), Sequential, and the U-Net."""
+from ..callbacks import History
+from ..saving import load_model, save_model
 from .model import Model
-from .progress import History
 from .sequential import Sequential
+from .unet import UNet
+
+Functional = Model
+
+__all__ = ["Functional", "History", "Model", "Sequential", "UNet", "load_model", "save_model"]

@@ -1,10 +1,15 @@
-"""The Keras-like model API shared by Sequential and UNet: compile, fit, evaluate, predict, summary, weights.
+"""Keras's Model: `Model(inputs, outputs)` for any graph of layers, and the training API every model shares.
 
-A subclass provides `layers` (every layer, in weight order) and two methods:
+    x = Input((64, 64, 3));  ...;  y = Conv2D(4, 1, activation='softmax')(h)
+    model = Model(x, y)                      # Sequential and UNet are Models built the same way
+    model.compile(optimizer, loss, metrics); model.fit(...); model.evaluate(...); model.predict(...)
 
-    call(x, training, logits)   the forward pass; with logits=True it stops before the output activation
-    backward(grad, logits, input_grad)   the backward pass from dL/d(output) (or dL/d(logits)) to dL/dx
-                                (input_grad=False: skip dL/dx of the first layer, which training never uses)
+The forward and backward passes are the graph's (tinyseg/graph.py):
+
+    call(x, training, logits)                the forward pass; logits=True stops before the output activation
+    backward(grad, logits, input_grad)       from dL/d(output) (or dL/d(logits)) back to dL/dx, filling every
+                                             layer's grads (input_grad=False: skip dL/dx, which training never
+                                             uses; the first layers then save their input-gradient work)
 
 One training step is then, for every batch:
 
@@ -18,9 +23,15 @@ running the two separately would divide by probabilities that can round to 0.
 """
 import numpy as np
 
-from .. import backend, losses, metrics as metrics_module, optimizers
-from ..layers.activations import ActivatedLayer, Activation, ActivationLayer, softmax, sigmoid
-from .progress import History, ProgressBar
+from .. import backend, losses, metrics as metrics_module, optimizers, saving
+from ..callbacks import CallbackList, History
+from ..graph import Graph, InputLayer, KerasTensor, Node, is_symbolic
+from ..layers.activations import ActivatedLayer, Activation, ActivationLayer, sigmoid, softmax
+from ..layers.base import deserialize, serialize
+from .data import as_list, batches, is_stream, num_samples, take
+from .progress import ProgressBar, format_logs
+
+MODEL_CLASSES = {}          # class name -> Model class, for load_model (filled as classes are defined)
 
 
 def output_activation(layer):
@@ -49,35 +60,117 @@ def check_array(x, argument, expected_shape=None):
 
 
 class Model:
-    """Base class. Subclasses set `self.layers` and implement `call` and `backward`."""
+    """A model of layers: Model(inputs, outputs) from keras.Input tensors, or a subclass (Sequential, UNet).
 
-    def __init__(self, name=None):
-        self.name = name or type(self).__name__.lower()
-        self.layers = []
+    inputs: one KerasTensor from `Input(...)` or a list of them; outputs: the tensor(s) that layers called on
+    them returned. With a list of inputs, call/fit/predict take a list of arrays in the same order; with a
+    list of outputs, call and predict return a list (compile trains models with one output).
+    """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        MODEL_CLASSES[cls.__name__] = cls
+
+    def __init__(self, inputs=None, outputs=None, name=None):
+        self.name = name or "functional"
         self.loss = None
         self.optimizer = None
         self.metric_names = []
+        self._metric_fns = []
         self.fused = False
         self.stop_training = False
+        self.history = None
+        self._graph = None
+        self._list_inputs = self._list_outputs = False
+        if inputs is None and outputs is None:
+            return
+        if inputs is None or outputs is None:
+            raise ValueError("Model: give both inputs and outputs, as in Model(inputs=x, outputs=y)")
+        self._set_graph(inputs, outputs)
 
-    # --- the two passes (subclasses) ---------------------------------------------------------------------
-    def call(self, x, training=False, logits=False):
-        raise NotImplementedError
+    def _set_graph(self, inputs, outputs):
+        self._list_inputs = isinstance(inputs, (list, tuple))
+        self._list_outputs = isinstance(outputs, (list, tuple))
+        self._graph = Graph(as_list(inputs), as_list(outputs))
+        names = [layer.name for layer in self._graph.layers]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"Model: layer names must be unique, but {twice} name more than one layer")
 
-    def backward(self, grad, logits=False, input_grad=True):
-        raise NotImplementedError
+    def _graph_for(self, x, what):
+        """The graph that runs x (Sequential builds its graph here on first use)."""
+        if self._graph is None:
+            raise RuntimeError(f"{what}: this Model has no layers; build it as Model(inputs, outputs)")
+        return self._graph
+
+    # --- structure ---------------------------------------------------------------------------------------
+    @property
+    def layers(self):
+        """Every layer, in Keras's order (inputs first, then by depth): the order of get_weights()."""
+        return list(self._graph.layers) if self._graph else []
+
+    @property
+    def inputs(self):
+        return list(self._graph.inputs) if self._graph else []
+
+    @property
+    def outputs(self):
+        return list(self._graph.outputs) if self._graph else []
 
     @property
     def input_shape(self):
-        return self.layers[0].input_shape if self.layers else None
+        """One sample's input shape, without the batch axis (a list of them for several inputs)."""
+        shapes = [t.shape[1:] for t in self.inputs]
+        return shapes if self._list_inputs else (shapes[0] if shapes else None)
 
     @property
     def output_shape(self):
-        return self.layers[-1].output_shape if self.layers else None
+        shapes = [t.shape[1:] for t in self.outputs]
+        return shapes if self._list_outputs else (shapes[0] if shapes else None)
 
     @property
     def output_layer(self):
-        return self.layers[-1]
+        if len(self.outputs) != 1:
+            raise ValueError(f"{self.name}: the model has {len(self.outputs)} outputs "
+                             f"({[t.name for t in self.outputs]}); compile and fit train models with one output")
+        return self.outputs[0].node.layer
+
+    @property
+    def dtype(self):
+        return self.layers[0].dtype if self.layers else np.dtype(backend.floatx())
+
+    def __call__(self, x, training=False):
+        if is_symbolic(x):
+            raise TypeError(f"{self.name}: calling a model on graph tensors (a model inside a model) is not "
+                            "supported; build one Model from the layers themselves")
+        return self.call(x, training=training)
+
+    # --- the two passes ------------------------------------------------------------------------------------
+    def call(self, x, training=False, logits=False):
+        """The forward pass on arrays; see the module docstring."""
+        graph = self._graph_for(x, "call")
+        xs = self._input_list(x, "x", len(graph.inputs))
+        outs = graph.forward(xs, training=training, logits=logits)
+        return outs if self._list_outputs else outs[0]
+
+    def backward(self, grad, logits=False, input_grad=True):
+        """dL/d(inputs) from dL/d(outputs) (one array, or a list for several outputs); None if not input_grad."""
+        if self._graph is None:
+            raise RuntimeError("backward: the model has not run forward yet")
+        grads = list(grad) if self._list_outputs else [grad]
+        dxs = self._graph.backward(grads, logits=logits, input_grad=input_grad)
+        if not input_grad:
+            return None
+        return dxs if self._list_inputs else dxs[0]
+
+    def _input_list(self, x, argument, n):
+        if self._list_inputs:
+            if not isinstance(x, (list, tuple)) or len(x) != n:
+                raise ValueError(f"{argument}: the model has {n} inputs; pass a list of {n} arrays")
+            return list(x)
+        if isinstance(x, (list, tuple)):
+            raise TypeError(f"{argument}: the model has one input; pass one array, not a {type(x).__name__}")
+        return [x]
 
     # --- compile -----------------------------------------------------------------------------------------
     def compile(self, optimizer="adam", loss="categorical_crossentropy", metrics=None):
@@ -86,20 +179,21 @@ class Model:
         A loss that works on logits (cross-entropy, Dice) needs the model to end in its activation (softmax
         or sigmoid: it is then fused into the loss) or in none (the outputs are then taken as logits).
         """
-        self.optimizer = optimizers.get(optimizer)
-        self.loss = losses.get(loss)
-        self.metric_names = list(metrics or [])
-        self._metric_fns = [metrics_module.get(m) for m in self.metric_names]
+        optimizer = optimizers.get(optimizer)
+        loss = losses.get(loss)
+        metric_fns = [metrics_module.get(m) for m in list(metrics or [])]
         final = output_activation(self.output_layer)
-        if self.loss.activation is None or final == "linear":
-            self.fused = False
-        elif final == self.loss.activation:
-            self.fused = True
+        if loss.activation is None or final == "linear":
+            fused = False
+        elif final == loss.activation:
+            fused = True
         else:
             raise ValueError(
-                f"compile: loss '{self.loss.name}' applies {self.loss.activation} to the model's scores, but the "
-                f"last layer ends in '{final}'. End the model with activation='{self.loss.activation}' "
+                f"compile: loss '{loss.name}' applies {loss.activation} to the model's scores, but the "
+                f"last layer ends in '{final}'. End the model with activation='{loss.activation}' "
                 "(or with no activation, to output raw logits).")
+        self.optimizer, self.loss, self.fused = optimizer, loss, fused
+        self.metric_names, self._metric_fns = list(metrics or []), metric_fns
 
     def _require_compiled(self, what):
         if self.loss is None:
@@ -160,109 +254,277 @@ class Model:
         return [self.loss.forward(y, z)] + self._metrics(y, z)
 
     # --- whole data sets ---------------------------------------------------------------------------------
+    def _check_x(self, x, argument):
+        """Arrays for every input, of the right shapes (a Sequential not yet built accepts any shape)."""
+        xs = as_list(x) if self._list_inputs else [x]
+        shapes = [t.shape[1:] for t in self.inputs] if self._graph is not None else [None] * len(xs)
+        if self._list_inputs and len(xs) != len(shapes):
+            raise ValueError(f"{argument}: the model has {len(shapes)} inputs; pass a list of {len(shapes)} arrays")
+        for i, (a, shape) in enumerate(zip(xs, shapes)):
+            check_array(a, argument if len(xs) == 1 else f"{argument}[{i}]", shape)
+        if len({len(a) for a in xs}) > 1:
+            raise ValueError(f"{argument}: the input arrays have different numbers of samples "
+                             f"{[len(a) for a in xs]}")
+
     def _check_xy(self, x, y, argument="x"):
-        check_array(x, argument, self.input_shape)
-        if y is not None and len(y) != len(x):
-            raise ValueError(f"{argument} has {len(x)} samples but its targets have {len(y)}")
+        self._check_x(x, argument)
+        if y is None:
+            raise ValueError(f"{argument}: the targets y are missing (fit and evaluate need y; predict does not)")
+        if not isinstance(y, np.ndarray):
+            raise TypeError(f"the targets of {argument} must be a NumPy array, got {type(y).__name__}")
+        if len(y) != num_samples(x):
+            raise ValueError(f"{argument} has {num_samples(x)} samples but its targets have {len(y)}")
+        if num_samples(x) == 0:
+            raise ValueError(f"{argument} has no samples")
 
-    def fit(self, x, y, epochs=1, batch_size=32, validation_data=None, shuffle=True, verbose=1, augment=None,
-            seed=None, callbacks=None):
-        """Train for `epochs` passes over (x, y); returns a History.
+    def _source(self, x, y, batch_size, steps, shuffle, argument, steps_argument, want_y=True):
+        """Check what was given and return its batch source (models/data.py)."""
+        if not is_stream(x):
+            if want_y:
+                self._check_xy(x, y, argument)
+            else:
+                self._check_x(x, argument)
+                if num_samples(x) == 0:
+                    raise ValueError(f"{argument} has no samples")
+        batch_size = 32 if batch_size is None else batch_size
+        if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        return batches(x, y, int(batch_size), steps, shuffle, want_y, steps_argument)
 
-        Batches are drawn in a new random order every epoch (seeded by `seed`, or the global generator) unless
-        shuffle=False. An epoch's loss and metrics are the batch values averaged with batch-size weights (Keras
-        does the same, so with equal batches it is the plain mean of the batch losses). `augment(x, y, rng)`,
-        if given, transforms each training batch (e.g. paired flips of images and masks). Each object in
-        `callbacks` may have `on_epoch_end(epoch, logs)`, called after every epoch (Keras's hook); setting
-        `model.stop_training = True` there ends training.
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
+            validation_data=None, shuffle=True, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, augment=None, seed=None):
+        """Train for `epochs` passes over the data; returns the History (also `model.history`).
+
+        x, y: arrays (x a list of arrays for several inputs), or x a PyDataset / Sequence (batches of (x, y),
+        read in order; the data set shuffles itself in its on_epoch_end) or a generator of (x, y) batches
+        with steps_per_epoch. validation_data: (x_val, y_val), a PyDataset, or a generator with
+        validation_steps; validation_split: the share of the array samples (taken from the end, before
+        shuffling, as Keras does) held out instead.
+
+        Array batches are drawn in a new random order every epoch (seeded by `seed`, or the global generator)
+        unless shuffle=False. An epoch's loss and metrics are the batch values averaged with batch-size weights
+        (Keras does the same, so with equal batches it is the plain mean of the batch losses).
+        `augment(x, y, rng)`, if given, transforms each training batch (e.g. paired flips of images and masks).
+        `callbacks`: Keras's protocol (tinyseg/callbacks.py); `model.stop_training = True` ends training.
         """
         self._require_compiled("fit")
-        self._check_xy(x, y)
+        for argument, value in (("epochs", epochs), ("initial_epoch", initial_epoch)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{argument} must be a non-negative integer, got {value!r}")
+        if epochs < 1 or initial_epoch >= epochs:
+            raise ValueError(f"epochs must be a positive integer above initial_epoch={initial_epoch}, "
+                             f"got {epochs!r}")
+        if validation_split:
+            if validation_data is not None or is_stream(x) or not 0 < validation_split < 1:
+                raise ValueError("validation_split must be in (0, 1), for array data without validation_data, "
+                                 f"got {validation_split!r}")
+            cut = num_samples(x) - int(round(num_samples(x) * validation_split))
+            validation_data = (take(x, slice(cut, None)), y[cut:])
+            x, y = take(x, slice(0, cut)), y[:cut]
+        train = self._source(x, y, batch_size, steps_per_epoch, shuffle, "x", "steps_per_epoch")
+        val = None
         if validation_data is not None:
-            if len(validation_data) != 2:
-                raise ValueError("validation_data must be a pair (x_val, y_val)")
-            self._check_xy(validation_data[0], validation_data[1], "validation_data[0]")
-        if not isinstance(epochs, int) or epochs < 1:
-            raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+            if is_stream(validation_data):
+                vx, vy = validation_data, None
+            elif isinstance(validation_data, (tuple, list)) and len(validation_data) == 2:
+                vx, vy = validation_data
+            else:
+                raise ValueError("validation_data must be a pair (x_val, y_val), a PyDataset or a generator")
+            val = self._source(vx, vy, validation_batch_size or batch_size, validation_steps, False,
+                               "validation_data[0]" if vy is not None else "validation_data", "validation_steps")
+
         rng = np.random.default_rng(seed) if seed is not None else backend.rng()
         history = History()
-        n = len(x)
-        steps = -(-n // batch_size)
         names = ["loss"] + self.metric_names
+        params = {"epochs": epochs, "steps": len(train), "verbose": verbose}
+        callback_list = CallbackList(list(callbacks or []) + [history], self, params)
         self.stop_training = False
-        for epoch in range(epochs):
+        self.history = history
+        callback_list.call("on_train_begin", {})
+        logs = {}
+        for epoch in range(initial_epoch, epochs):
+            callback_list.call("on_epoch_begin", epoch, {})
             if verbose:
                 print(f"Epoch {epoch + 1}/{epochs}")
-            order = rng.permutation(n) if shuffle else np.arange(n)
-            bar = ProgressBar(steps, verbose)
-            totals = np.zeros(len(names))
-            seen = 0
-            for step in range(steps):
-                idx = order[step * batch_size:(step + 1) * batch_size]
-                xb, yb = x[idx], y[idx]
+            bar = ProgressBar(len(train), verbose)
+            totals, seen = np.zeros(len(names)), 0
+            for step, (xb, yb) in enumerate(train.epoch(rng)):
+                callback_list.call("on_train_batch_begin", step, {})
                 if augment is not None:
                     xb, yb = augment(xb, yb, rng)
+                if is_stream(x):
+                    self._check_xy(xb, yb, f"batch {step} of epoch {epoch + 1}")
                 values = self.train_on_batch(xb, yb)
-                totals += np.asarray(values) * len(idx)
-                seen += len(idx)
-                bar.update(step + 1, dict(zip(names, totals / seen)))
-            logs = dict(zip(names, totals / seen))
-            if validation_data is not None:
-                val = self.evaluate(*validation_data, batch_size=batch_size, verbose=0, return_dict=True)
-                logs.update({"val_" + k: v for k, v in val.items()})
+                totals += np.asarray(values) * len(yb)
+                seen += len(yb)
+                logs = dict(zip(names, totals / seen))
+                bar.update(step + 1, logs)
+                callback_list.call("on_train_batch_end", step, dict(logs))
+                if self.stop_training:
+                    break
+            train.end_epoch()
+            if val is not None:
+                logs.update({"val_" + k: v for k, v in self._evaluate_source(val, names).items()})
             bar.close(logs)
-            history.append(epoch, logs)
-            for callback in callbacks or []:
-                if hasattr(callback, "on_epoch_end"):
-                    callback.on_epoch_end(epoch, logs)
+            callback_list.call("on_epoch_end", epoch, logs)
             if self.stop_training:
                 break
+        callback_list.call("on_train_end", dict(logs))
         return history
 
-    def evaluate(self, x, y, batch_size=32, verbose=1, return_dict=False):
-        """Loss and metrics over (x, y), in inference mode: [loss, metric...] (a float if no metrics)."""
+    def _evaluate_source(self, source, names):
+        totals, seen = np.zeros(len(names)), 0
+        for i, (xb, yb) in enumerate(source.epoch()):
+            if not isinstance(source.__class__, type) or not hasattr(source, "x"):
+                self._check_xy(xb, yb, f"batch {i}")
+            totals += np.asarray(self.test_on_batch(xb, yb)) * len(yb)
+            seen += len(yb)
+        source.end_epoch()
+        return dict(zip(names, (totals / seen).tolist()))
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose=1, steps=None, return_dict=False):
+        """Loss and metrics over the data, in inference mode: [loss, metric...] (a float if no metrics).
+
+        x, y as for fit (arrays, a PyDataset, or a generator with steps); values are batch-size weighted means.
+        """
         self._require_compiled("evaluate")
-        self._check_xy(x, y)
         names = ["loss"] + self.metric_names
-        totals = np.zeros(len(names))
-        for start in range(0, len(x), batch_size):
-            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-            totals += np.asarray(self.test_on_batch(xb, yb)) * len(xb)
-        values = totals / len(x)
+        values = self._evaluate_source(self._source(x, y, batch_size, steps, False, "x", "steps"), names)
         if verbose:
-            print(" - ".join(f"{k}: {v:.4f}" for k, v in zip(names, values)))
+            print(format_logs(values))
         if return_dict:
-            return dict(zip(names, values.tolist()))
-        return float(values[0]) if len(values) == 1 else values.tolist()
+            return values
+        values = list(values.values())
+        return float(values[0]) if len(values) == 1 else values
 
-    def predict(self, x, batch_size=32):
-        """The model's outputs (after its final activation) for x, batch by batch, in inference mode."""
-        self._check_xy(x, None)
-        outs = [self.call(x[i:i + batch_size], training=False) for i in range(0, len(x), batch_size)]
-        return np.concatenate(outs, axis=0)
+    def predict(self, x, batch_size=None, verbose=0, steps=None):
+        """The model's outputs (after its final activation) for x, batch by batch, in inference mode.
 
-    # --- files -------------------------------------------------------------------------------------------
+        x: arrays, or a PyDataset / generator (with steps) whose batches are x or (x, y)."""
+        source = self._source(x, None, batch_size, steps, False, "x", "steps", want_y=False)
+        outs = []
+        for i, (xb, _) in enumerate(source.epoch()):
+            if is_stream(x):
+                self._check_x(xb, f"batch {i}")
+            out = self.call(xb, training=False)
+            outs.append(out if self._list_outputs else [out])
+        source.end_epoch()
+        joined = [np.concatenate(parts, axis=0) for parts in zip(*outs)]
+        return joined if self._list_outputs else joined[0]
+
+    # --- saving --------------------------------------------------------------------------------------------
+    def get_config(self):
+        """The graph as data: each layer's config and, per call, the (layer, call) its inputs come from."""
+        graph = self._graph
+        local = {}                                     # node -> its number among its layer's calls here
+        for node in [t.node for t in graph.inputs] + graph.nodes:
+            local.setdefault(node, sum(1 for n in local if n.layer is node.layer))
+
+        def ref(tensor):
+            return [tensor.node.layer.name, local[tensor.node]]
+
+        layers = []
+        for layer in graph.layers:
+            calls = [n for n in graph.nodes if n.layer is layer]
+            layers.append({**serialize(layer), "name": layer.name,
+                           "inbound_nodes": [[ref(t) for t in n.inputs] for n in calls]})
+        return {"name": self.name, "layers": layers, "input_layers": [ref(t) for t in graph.inputs],
+                "output_layers": [ref(t) for t in graph.outputs], "list_inputs": self._list_inputs,
+                "list_outputs": self._list_outputs}
+
+    @classmethod
+    def from_config(cls, config):
+        """Rebuild a model from get_config(): make every layer, then replay its calls in dependency order."""
+        layers = {spec["name"]: deserialize(spec) for spec in config["layers"]}
+        tensors = {}                                   # (layer name, call number) -> KerasTensor
+        pending = []
+        for spec in config["layers"]:
+            layer = layers[spec["name"]]
+            if isinstance(layer, InputLayer):
+                tensors[(spec["name"], 0)] = Node(layer, [], False).output
+            pending += [(spec["name"], i, refs) for i, refs in enumerate(spec["inbound_nodes"])]
+        while pending:
+            ready = [p for p in pending if all(tuple(r) in tensors for r in p[2])]
+            if not ready:
+                raise ValueError(f"from_config: the calls of {[p[0] for p in pending]} refer to tensors that "
+                                 "no layer makes")
+            for name, i, refs in ready:
+                inputs = [tensors[tuple(r)] for r in refs]
+                layer = layers[name]
+                tensors[(name, i)] = layer(inputs if layer.multiple_inputs else inputs[0])
+            pending = [p for p in pending if p not in ready]
+        ins = [tensors[tuple(r)] for r in config["input_layers"]]
+        outs = [tensors[tuple(r)] for r in config["output_layers"]]
+        return cls(ins if config.get("list_inputs") else ins[0], outs if config.get("list_outputs") else outs[0],
+                   name=config.get("name"))
+
     def save(self, path):
         """Write architecture and weights to one .npz file (see tinyseg.saving); load with load_model."""
-        from ..saving import save_model
-        save_model(self, path)
+        saving.save_model(self, path)
+
+    def save_weights(self, path):
+        """Write only the weights (get_weights()) to an .npz file; load_weights reads them into a like model."""
+        saving.save_weights(self, path)
+
+    def load_weights(self, path):
+        saving.load_weights(self, path)
 
     # --- description -------------------------------------------------------------------------------------
     def summary(self, print_fn=print):
-        """Print a Keras-like table: layer (type), output shape, parameter count; and the totals."""
-        rows = [(f"{layer.name} ({type(layer).__name__})", str((None,) + tuple(layer.output_shape or ())),
-                 f"{layer.count_params():,}") for layer in self.layers]
-        w0 = max([len("Layer (type)")] + [len(r[0]) for r in rows]) + 2
-        w1 = max([len("Output Shape")] + [len(r[1]) for r in rows]) + 2
-        width = w0 + w1 + 12
+        """Print a Keras-like table: layer (type), output shape, parameter count, what it is connected to."""
+        if self._graph is None:
+            raise ValueError(f"summary: the model '{self.name}' is not built yet, so its shapes are unknown: "
+                             "give the first layer input_shape=(...), start with keras.Input(shape), or run it "
+                             "on data once")
+        rows = self._summary_rows()
+        headers = ["Layer (type)", "Output Shape", "Param #"] + (["Connected to"] if len(rows[0]) == 4 else [])
+        widths = [max(len(h), *(len(r[i]) for r in rows)) + 2 for i, h in enumerate(headers)]
+        width = sum(widths)
         total, trainable = self.count_params(), self.count_trainable_params()
-        lines = [f'Model: "{self.name}"', "_" * width,
-                 f"{'Layer (type)':<{w0}}{'Output Shape':<{w1}}Param #", "=" * width]
-        for i, (a, b, c) in enumerate(rows):
-            lines.append(f"{a:<{w0}}{b:<{w1}}{c}")
+
+        def line(cells):
+            return "".join(f"{c:<{w}}" for c, w in zip(cells, widths)).rstrip()
+
+        lines = [f'Model: "{self.name}"', "_" * width, line(headers), "=" * width]
+        for i, row in enumerate(rows):
+            lines.append(line(row))
             lines.append("_" * width if i < len(rows) - 1 else "=" * width)
         lines += [f"Total params: {total:,}", f"Trainable params: {trainable:,}",
                   f"Non-trainable params: {total - trainable:,}", "_" * width]
         print_fn("\n".join(lines))
+
+    def _summary_rows(self):
+        graph = self._graph
+        local = {}
+        for node in [t.node for t in graph.inputs] + graph.nodes:
+            local.setdefault(node, sum(1 for n in local if n.layer is node.layer))
+        rows = []
+        for layer in graph.layers:
+            calls = [n for n in graph.nodes if n.layer is layer]
+            sources = ", ".join(f"{t.node.layer.name}[{local[t.node]}][0]" for n in calls for t in n.inputs)
+            shape = (None,) + tuple(layer.output_shape or ())
+            rows.append([f"{layer.name} ({type(layer).__name__})", str(shape), f"{layer.count_params():,}",
+                         sources or "-"])
+        return rows
+
+
+MODEL_CLASSES["Model"] = MODEL_CLASSES["Functional"] = Model
+
+
+def serialize_model(model):
+    cls = type(model).__name__
+    if MODEL_CLASSES.get(cls) is not type(model):
+        raise ValueError(f"save: the model class {cls} is not a registered tinyseg model class")
+    return {"class_name": cls, "config": model.get_config()}
+
+
+def deserialize_model(spec):
+    cls = MODEL_CLASSES.get(spec.get("class_name")) if isinstance(spec, dict) else None
+    if cls is None or not isinstance(spec.get("config"), dict):
+        raise ValueError(f"unknown model class {spec.get('class_name') if isinstance(spec, dict) else spec!r} in "
+                         f"the model file (known: {sorted(MODEL_CLASSES)})")
+    return cls.from_config(dict(spec["config"]))
+
+
+__all__ = ["KerasTensor", "Model", "check_array", "deserialize_model", "output_activation", "serialize_model"]

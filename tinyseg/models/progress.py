@@ -1,22 +1,6 @@
-"""What `fit` shows and returns: a Keras-style progress bar and the History of a run."""
+"""What `fit` shows: a Keras-style progress bar (the History it returns is in tinyseg/callbacks.py)."""
 import sys
 import time
-
-
-class History:
-    """Returned by `fit`: `history` maps 'loss', each metric, 'val_loss', 'val_<metric>' to per-epoch lists."""
-
-    def __init__(self):
-        self.history = {}
-        self.epoch = []
-
-    def append(self, epoch, logs):
-        self.epoch.append(epoch)
-        for key, value in logs.items():
-            self.history.setdefault(key, []).append(float(value))
-
-    def __repr__(self):
-        return f"History(epochs={len(self.epoch)}, keys={list(self.history)})"
 
 
 def _format_time(seconds):

@@ -13,28 +13,26 @@
 A block is conv 3x3 -> [batch norm] -> relu, twice (the conv has no bias when batch norm follows: BN's beta
 plays that role).
 
-Backward through the skip connections, the two rules a learner should see in `backward` below:
+The model is a graph built with the functional API (`__init__` below calls each layer on the tensor of the
+one before), so its forward and backward passes are the graph's (tinyseg/graph.py). Backward through the skip
+connections follows the graph's two rules, which a learner should see at work here:
 - a concatenation's gradient is *split*: the first F channels go back to the upsampling path, the rest to
-  the skip;
+  the skip (Concatenate.backward);
 - a tensor used twice (skip_i feeds both the pooling and, later, the concatenation) gets the *sum* of the
-  gradients of its two uses.
+  gradients of its two uses (the fan-out rule of Graph.backward).
 """
+from ..graph import Input, InputLayer
 from ..layers import (BatchNormalization, Concatenate, Conv2D, Conv2DTranspose, Dropout, MaxPooling2D,
                       UpSampling2D)
 from ..layers.activations import Activation
 from .model import Model
 
 
-def run_forward(layers, x, training):
+def call_all(layers, x):
+    """x -> layer_n(...layer_1(x)): a block of layers called one after the other on a tensor."""
     for layer in layers:
-        x = layer.forward(x, training)
+        x = layer(x)
     return x
-
-
-def run_backward(layers, grad):
-    for layer in reversed(layers):
-        grad = layer.backward(grad)
-    return grad
 
 
 class UNet(Model):
@@ -47,11 +45,11 @@ class UNet(Model):
     (0.9 rather than Keras's 0.99: with 0.99 they need several hundred steps to forget their initial values,
     and a short run would then predict with the wrong statistics).
     Output: (N, H, W, K) class probabilities (scores before softmax with call(..., logits=True)).
+    The blocks stay reachable as lists of layers: encoders, pools, bottleneck, ups, concats, decoders, head.
     """
 
     def __init__(self, input_shape=(64, 64, 3), num_classes=4, depth=3, base_filters=16, batch_norm=True,
                  upsampling="transpose", dropout=0.0, bn_momentum=0.9, name="unet"):
-        super().__init__(name=name)
         input_shape = tuple(int(d) for d in input_shape)
         if len(input_shape) != 3:
             raise ValueError(f"input_shape must be (H, W, C), got {input_shape}")
@@ -72,24 +70,31 @@ class UNet(Model):
                            dropout=dropout, bn_momentum=bn_momentum, name=name)
         filters = [base_filters * 2 ** i for i in range(depth + 1)]
 
-        self.encoders = [self._block(f) for f in filters[:-1]]
-        self.pools = [MaxPooling2D((2, 2)) for _ in range(depth)]
+        # The layers, created in data-flow order so that their names read in order.
+        self.encoders, self.pools = [], []
+        for f in filters[:-1]:
+            self.encoders.append(self._block(f))
+            self.pools.append(MaxPooling2D((2, 2)))
         self.bottleneck = ([Dropout(dropout)] if dropout else []) + self._block(filters[-1])
         self.ups, self.concats, self.decoders = [], [], []
-        for f in reversed(filters[:-1]):                      # created in data-flow order, so names read in order
+        for f in reversed(filters[:-1]):
             self.ups.append(self._up(f, upsampling))
             self.concats.append(Concatenate())
             self.decoders.append(self._block(f))
         self.head = Conv2D(num_classes, (1, 1), activation="sigmoid" if num_classes == 1 else "softmax")
 
-        self.layers = []
+        # The graph: the encoder keeps each level's output for the decoder at the same scale.
+        image = Input(input_shape)
+        h, skips = image, []
         for enc, pool in zip(self.encoders, self.pools):
-            self.layers += enc + [pool]
-        self.layers += self.bottleneck
-        for up, cat, dec in zip(self.ups, self.concats, self.decoders):
-            self.layers += up + [cat] + dec
-        self.layers.append(self.head)
-        self._build(input_shape)
+            h = call_all(enc, h)
+            skips.append(h)                                   # read twice: by the pooling and by a concat
+            h = pool(h)
+        h = call_all(self.bottleneck, h)
+        for up, cat, dec, skip in zip(self.ups, self.concats, self.decoders, reversed(skips)):
+            h = cat([call_all(up, h), skip])                  # channels: [upsampled | skip]
+            h = call_all(dec, h)
+        super().__init__(image, self.head(h), name=name)
 
     def _block(self, filters):
         bn = self.config["batch_norm"]
@@ -107,60 +112,14 @@ class UNet(Model):
             return [Conv2DTranspose(filters, (2, 2), strides=(2, 2), padding="same")]
         return [UpSampling2D((2, 2), interpolation=upsampling), Conv2D(filters, (1, 1))]
 
-    def _build(self, input_shape):
-        """Build every layer by following shapes through the graph once (no data needed)."""
-        def build_all(layers, shape):
-            for layer in layers:
-                shape = layer.build(shape)
-            return shape
-
-        shape, skips = input_shape, []
-        for enc, pool in zip(self.encoders, self.pools):
-            shape = build_all(enc, shape)
-            skips.append(shape)
-            shape = pool.build(shape)
-        shape = build_all(self.bottleneck, shape)
-        for up, cat, dec, skip in zip(self.ups, self.concats, self.decoders, reversed(skips)):
-            shape = cat.build([build_all(up, shape), skip])
-            shape = build_all(dec, shape)
-        self.head.build(shape)
-
     @property
-    def input_shape(self):
-        return self.config["input_shape"]
-
-    def call(self, x, training=False, logits=False):
-        skips = []
-        h = x
-        for enc, pool in zip(self.encoders, self.pools):
-            h = run_forward(enc, h, training)
-            skips.append(h)                                   # kept for the decoder at the same scale
-            h = pool.forward(h, training)
-        h = run_forward(self.bottleneck, h, training)
-        for up, cat, dec, skip in zip(self.ups, self.concats, self.decoders, reversed(skips)):
-            h = run_forward(up, h, training)
-            h = cat.forward([h, skip], training)              # channels: [upsampled | skip]
-            h = run_forward(dec, h, training)
-        if logits:
-            return self.head.forward_linear(h, training)
-        return self.head.forward(h, training)
-
-    def backward(self, grad, logits=False, input_grad=True):
-        g = self.head.backward_linear(grad) if logits else self.head.backward(grad)
-        skip_grads = []
-        for up, cat, dec in reversed(list(zip(self.ups, self.concats, self.decoders))):   # shallowest first
-            g = run_backward(dec, g)
-            g_up, g_skip = cat.backward(g)                    # the concatenation splits the gradient
-            skip_grads.append(g_skip)
-            g = run_backward(up, g_up)
-        g = run_backward(self.bottleneck, g)
-        for enc, pool, g_skip in zip(reversed(self.encoders), reversed(self.pools), reversed(skip_grads)):
-            g = pool.backward(g) + g_skip                     # skip_i fed two branches: their gradients add
-            if enc is self.encoders[0] and not input_grad:    # training needs no dL/d(image)
-                enc[0].backward_params(run_backward(enc[1:], g))
-                return None
-            g = run_backward(enc, g)
-        return g
+    def layers(self):
+        """The layers in weight order, without the input placeholder (as before the graph)."""
+        return [layer for layer in super().layers if not isinstance(layer, InputLayer)]
 
     def get_config(self):
         return dict(self.config)
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

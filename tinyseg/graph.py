@@ -1,0 +1,272 @@
+"""The functional API: symbolic tensors, nodes, and backpropagation through a graph of layers.
+
+Building a model runs no numbers. `Input` makes a placeholder, and calling a layer on placeholders records
+what would be computed:
+
+    x = Input((32, 32, 3))          a KerasTensor: shape (None, 32, 32, 3), made by an InputLayer
+    h = Conv2D(8, 3)(x)             builds the layer for that shape and records a Node (layer, inputs) -> h
+    y = layers.add([h, x2])         a merge layer's node has several inputs
+    model = Model(x, y)             walks back from y to x and puts the nodes in order (topological_order)
+
+Forward runs the nodes in that order, each after the nodes its inputs come from, keeping every tensor's
+value by tensor. Backward runs them in reverse. Two rules are the whole of backpropagation through a graph:
+
+    chain rule, per node:  dL/d(inputs) = node.layer.backward(dL/d(output))
+    fan-out, per tensor:   a tensor read by k nodes gets the SUM of the k gradients they send back,
+                           dL/dt = sum over its readers r of dL/dt through r
+
+A merge layer does the converse inside its own backward: Concatenate *splits* one gradient among its
+inputs, Add hands each input a copy of it. A skip connection is a fork (a tensor read twice: sum) followed
+later by a join (a merge: split or copy).
+
+A layer called at several places (shared weights) is one layer with several nodes: each call keeps its own
+forward cache (saved after its forward, put back before its backward), and the layer's parameter
+gradient is the sum over its calls, by the same fan-out rule applied to the weights.
+"""
+from collections import Counter
+
+import numpy as np
+
+from .layers.activations import ActivatedLayer, Activation, ActivationLayer
+from .layers.base import Layer
+
+
+class KerasTensor:
+    """A placeholder in a graph: its shape (None for the batch axis), its dtype, and the node that makes it."""
+
+    def __init__(self, shape, dtype, node):
+        self.shape = tuple(shape)
+        self.dtype = np.dtype(dtype)
+        self.node = node
+
+    @property
+    def name(self):
+        return self.node.layer.name
+
+    def __repr__(self):
+        return f"<KerasTensor shape={self.shape}, dtype={self.dtype.name}, name={self.name}>"
+
+
+class Node:
+    """One call of a layer: the tensors it read, whether they came as a list, and the tensor it made."""
+
+    def __init__(self, layer, inputs, list_input):
+        self.layer = layer
+        self.inputs = inputs                       # [KerasTensor]
+        self.list_input = list_input               # the layer takes a list (a merge layer)
+        self.index = len(layer.inbound_nodes)      # this call's number for the layer: 0, 1, ...
+        self.output = KerasTensor((None,) + tuple(layer.output_shape), layer.dtype, self)
+        layer.inbound_nodes.append(self)
+
+    def __repr__(self):
+        return f"<Node {self.layer.name}[{self.index}] <- {[t.name for t in self.inputs]}>"
+
+
+class InputLayer(Layer):
+    """The layer behind `Input(shape)`: it has no inputs and passes the model's data through unchanged."""
+
+    def __init__(self, shape=None, batch_size=None, name=None, dtype=None, batch_shape=None, input_shape=None):
+        if batch_shape is not None:
+            batch_size, shape = batch_shape[0], batch_shape[1:]
+        shape = shape if shape is not None else input_shape
+        if shape is None:
+            raise ValueError("Input: give shape=(H, W, C) (the shape of one sample, without the batch axis)")
+        if isinstance(shape, (int, np.integer)):
+            shape = (shape,)
+        try:
+            shape = tuple(int(d) for d in shape)
+        except (TypeError, ValueError):
+            raise ValueError(f"Input: shape must be a tuple of positive integers (one sample, without the batch "
+                             f"axis), got {shape!r}") from None
+        if not shape or min(shape) < 1:
+            raise ValueError(f"Input: shape must be a tuple of positive integers (one sample, without the batch "
+                             f"axis), got {shape!r}")
+        super().__init__(name=name, dtype=dtype)
+        self.batch_size = None if batch_size is None else int(batch_size)
+        self.build(shape)
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        return x
+
+    def get_config(self):
+        return {**super().get_config(), "batch_shape": [self.batch_size] + list(self.input_shape)}
+
+
+def Input(shape=None, batch_size=None, name=None, dtype=None, batch_shape=None):
+    """Keras's `keras.Input(shape)`: the placeholder a functional model starts from.
+
+    shape: one sample's shape without the batch axis, e.g. (H, W, C); dtype: the default float type unless
+    given. Returns a KerasTensor of shape (None,) + shape.
+    """
+    layer = InputLayer(shape=shape, batch_size=batch_size, name=name or None, dtype=dtype, batch_shape=batch_shape)
+    return Node(layer, [], False).output
+
+
+def is_symbolic(inputs):
+    """True for a KerasTensor or a list or tuple holding one."""
+    if isinstance(inputs, KerasTensor):
+        return True
+    return isinstance(inputs, (list, tuple)) and any(isinstance(t, KerasTensor) for t in inputs)
+
+
+def call_symbolic(layer, inputs):
+    """`layer(inputs)` on KerasTensors: build the layer for their shapes (the first time) and record a Node."""
+    list_input = isinstance(inputs, (list, tuple))
+    tensors = list(inputs) if list_input else [inputs]
+    for i, t in enumerate(tensors):
+        if not isinstance(t, KerasTensor):
+            raise TypeError(f"{layer.name}: input {i} is a {type(t).__name__}, not a tensor of the graph; call "
+                            "layers on keras.Input(...) or on the outputs of other layers (or all on arrays)")
+    if list_input != layer.multiple_inputs:
+        raise TypeError(f"{layer.name}: a {type(layer).__name__} takes "
+                        + ("a list of tensors [a, b, ...]" if layer.multiple_inputs else "one tensor, not a list")
+                        + f", got {'a list' if list_input else 'one tensor'}")
+    for i, t in enumerate(tensors):
+        if t.dtype != layer.dtype:
+            raise TypeError(f"{layer.name}: input {i} ({t.name}) has dtype {t.dtype.name} but the layer computes "
+                            f"in {layer.dtype.name}; create both with the same dtype (tinyseg.set_floatx)")
+    shapes = [t.shape[1:] for t in tensors]
+    shape = shapes if list_input else shapes[0]
+    if not layer.built:
+        layer.build(shape)
+    elif (list(shape) if list_input else shape) != (list(layer.input_shape) if list_input else layer.input_shape):
+        raise ValueError(f"{layer.name}: was built for input shape {layer.input_shape} and is now called on "
+                         f"{shape}; a layer used twice (shared weights) must see the same shape each time")
+    return Node(layer, tensors, list_input).output
+
+
+# --- ordering --------------------------------------------------------------------------------------------
+def topological_order(inputs, outputs):
+    """(nodes, layers): the nodes that lead from `inputs` to `outputs`, each after the nodes it reads from,
+    and their layers in Keras's order (which is also the order of get_weights()).
+
+    Keras sorts by depth, the length of the longest path from a node to an output, deepest first, and breaks
+    ties by the order in which a walk back from the outputs first meets each layer; we do the same, so a
+    Keras program and its tinyseg twin list layers and weights alike.
+    """
+    inputs, outputs = list(inputs), list(outputs)
+    done, on_path, order, first_seen = set(), set(), [], {}
+
+    def visit(tensor):                             # depth-first, from an output back towards the inputs
+        node = tensor.node
+        if node in done:
+            return
+        first_seen.setdefault(node.layer, len(first_seen))
+        if any(tensor is t for t in inputs):
+            done.add(node)
+            order.append(node)
+            return
+        if not node.inputs:
+            raise ValueError(f"Model: the outputs depend on the input '{node.layer.name}', which is not among "
+                             f"the model's inputs {[t.name for t in inputs]} (graph disconnected)")
+        on_path.add(node)
+        for t in node.inputs:
+            visit(t)
+        on_path.discard(node)
+        done.add(node)
+        order.append(node)                         # after every node it reads from
+
+    for t in outputs:
+        visit(t)
+    for t in inputs:
+        if t.node not in done:
+            raise ValueError(f"Model: the input '{t.name}' is not connected to any output")
+
+    depth = {node: 0 for node in order}            # longest path to an output, walking back from the outputs
+    for node in reversed(order):
+        for t in node.inputs:
+            if t.node in depth:
+                depth[t.node] = max(depth[t.node], depth[node] + 1)
+    layer_depth = {}
+    for node in order:
+        layer_depth[node.layer] = max(layer_depth.get(node.layer, 0), depth[node])
+    nodes = sorted(order, key=lambda n: -depth[n])                       # stable: keeps the walk's order
+    layers = sorted(layer_depth, key=lambda layer: (-layer_depth[layer], first_seen[layer]))
+    return nodes, layers
+
+
+# --- the two passes --------------------------------------------------------------------------------------
+def _forward_node(layer, x, training, logits):
+    """layer.forward, or with logits=True only its part before the output activation (the loss applies it)."""
+    if not logits:
+        return layer.forward(x, training)
+    if isinstance(layer, (ActivationLayer, Activation)):
+        return x
+    if isinstance(layer, ActivatedLayer):
+        return layer.forward_linear(x, training)
+    return layer.forward(x, training)
+
+
+def _backward_node(layer, grad, logits, input_grad):
+    """layer.backward (None for dL/dx when input_grad is False), mirroring _forward_node."""
+    if logits and isinstance(layer, (ActivationLayer, Activation)):
+        return grad
+    if logits and isinstance(layer, ActivatedLayer):
+        return layer.backward_linear(grad, input_grad=input_grad)
+    if not input_grad:
+        layer.backward_params(grad)
+        return None
+    return layer.backward(grad)
+
+
+class Graph:
+    """The ordered nodes of a model, and the two passes over them."""
+
+    def __init__(self, inputs, outputs):
+        self.inputs, self.outputs = list(inputs), list(outputs)
+        for role, tensors in (("inputs", self.inputs), ("outputs", self.outputs)):
+            if not tensors:
+                raise ValueError(f"Model: {role} is empty")
+            for t in tensors:
+                if not isinstance(t, KerasTensor):
+                    raise TypeError(f"Model: {role} must be tensors made by keras.Input(...) and by calling "
+                                    f"layers on them, got a {type(t).__name__}")
+        self.nodes, self.layers = topological_order(self.inputs, self.outputs)
+        self.nodes = [n for n in self.nodes if not any(n.output is t for t in self.inputs)]
+        counts = Counter(node.layer for node in self.nodes)
+        self.shared = {layer for layer, k in counts.items() if k > 1}
+        self._caches = {}                          # node -> the forward cache of a shared layer's call
+        self._output_nodes = {t.node for t in self.outputs}
+
+    def forward(self, xs, training=False, logits=False):
+        """Run the graph on arrays xs (one per input); return the list of output arrays."""
+        values = {id(t): x for t, x in zip(self.inputs, xs)}           # tensor -> its value in this pass
+        for node in self.nodes:
+            args = [values[id(t)] for t in node.inputs]
+            arg = args if node.list_input else args[0]
+            values[id(node.output)] = _forward_node(node.layer, arg, training, logits and node in self._output_nodes)
+            if node.layer in self.shared:
+                self._caches[node] = node.layer.save_cache()
+        return [values[id(t)] for t in self.outputs]
+
+    def backward(self, output_grads, logits=False, input_grad=True):
+        """From dL/d(output) for each output back to dL/d(input) for each input (None with input_grad=False:
+        training never needs the gradient of the data, and the first layers then skip computing it).
+
+        Fills every layer's `grads`. The two rules of the module docstring are the lines marked (1) and (2).
+        """
+        grads = {id(t): g for t, g in zip(self.outputs, output_grads)}       # tensor -> dL/d(tensor)
+        shared_sums = {}
+        input_ids = {id(t) for t in self.inputs}
+        for node in reversed(self.nodes):
+            g = grads.pop(id(node.output))
+            layer = node.layer
+            if layer in self.shared:
+                layer.restore_cache(self._caches[node])
+            needed = input_grad or any(id(t) not in input_ids for t in node.inputs)
+            dx = _backward_node(layer, g, logits and node in self._output_nodes, needed)   # (1) chain rule
+            if layer in self.shared:
+                sums = shared_sums.setdefault(layer, {})
+                for key, value in layer.grads.items():
+                    sums[key] = sums[key] + value if key in sums else value.copy()
+            if dx is None:
+                continue
+            for t, d in zip(node.inputs, dx if node.list_input else [dx]):
+                grads[id(t)] = grads[id(t)] + d if id(t) in grads else d                     # (2) fan-out
+        for layer, sums in shared_sums.items():
+            layer.grads.update(sums)
+        return [grads.get(id(t)) for t in self.inputs]
+
+
+__all__ = ["Graph", "Input", "InputLayer", "KerasTensor", "Node", "topological_order"]

@@ -1,0 +1,14 @@
+"""Helpers with Keras's names: `keras.utils.to_categorical`, `PyDataset` (and `Sequence`),
+`set_random_seed`, `plot_model`."""
+from ..backend import set_random_seed
+from .categorical import to_categorical
+from .pydataset import PyDataset, Sequence
+
+
+def plot_model(model, to_file="model.png", show_shapes=False, **kwargs):
+    """Draw the model's graph with matplotlib (see tinyseg/plotting.py: plot_model)."""
+    from ..plotting import plot_model as draw
+    return draw(model, to_file=to_file, show_shapes=show_shapes, **kwargs)
+
+
+__all__ = ["PyDataset", "Sequence", "plot_model", "set_random_seed", "to_categorical"]
