@@ -17,7 +17,8 @@ A mask is read as stored: the pixel value is the class. Palette ('P') PNGs, as i
 index and a colour for it; the index is what counts. Grayscale ('L') PNGs store the class index as a gray
 level; many binary masks are stored as 0 (background) and 255 (object). `mask_mode` says how to read values:
 
-    'auto'    if every mask holds only 0 and 255, they become 0 and 1; otherwise as 'index'
+    'auto'    if every mask holds only 0 and 255, they become 0 and 1; otherwise as 'index'. A folder that
+              mixes 0/255 masks with masks of other values (e.g. 0, 1, 2) is refused: say which it is
     'binary'  value > 127 -> 1, else 0
     'index'   values are class indices, kept as they are (checked < num_classes if given)
 
@@ -62,7 +63,7 @@ def load_image_folder(images_dir, masks_dir, size=None, mask_mode="auto", color_
     ------
     FileNotFoundError if a folder is missing or holds no images; ValueError for an image without a mask, a mask
     without an image, a mask whose size differs from its image's, images of different sizes when size=None, an
-    RGB mask, or mask values out of range.
+    RGB mask, mask values out of range, or (mask_mode='auto') 0/255 masks mixed with class-index masks.
     """
     if mask_mode not in ("auto", "binary", "index"):
         raise ValueError(f"load_image_folder: mask_mode must be 'auto', 'binary' or 'index', got {mask_mode!r}")
@@ -143,7 +144,16 @@ def _apply_mask_mode(masks, mask_mode, num_classes, files):
         bad = [f for f, m in zip(files, masks) if m.min() < 0]
         raise ValueError(f"load_image_folder: mask values must be >= 0; negative values in {_some(bad)}")
     if mask_mode == "auto":
-        mask_mode = "binary" if set(values.tolist()) <= {0, 255} else "index"
+        # A mask of only 0 and 255 (with some 255) reads as binary, one with other values as class indices;
+        # a folder holding both kinds has no single reading (255 would be "object" in some, class 255 in others).
+        binary = [f for f, m in zip(files, masks) if m.max() == 255 and np.isin(m, (0, 255)).all()]
+        index = [f for f, m in zip(files, masks) if not np.isin(m, (0, 255)).all()]
+        if binary and index:
+            raise ValueError(f"load_image_folder: mask_mode='auto' expects either binary masks (only 0 and 255) "
+                             f"or class-index masks, but {len(binary)} mask(s) hold only 0 and 255 "
+                             f"({_some(binary)}) and {len(index)} hold other values ({_some(index)}); "
+                             f"pass mask_mode='binary' or mask_mode='index' to say how to read them")
+        mask_mode = "index" if index else "binary"
     if mask_mode == "binary":
         if values.size and values.max() <= 127 and values.max() > 0:
             raise ValueError(f"load_image_folder: mask_mode='binary' treats values > 127 as the object, but no "
