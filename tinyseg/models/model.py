@@ -28,7 +28,7 @@ from ..callbacks import CallbackList, History
 from ..graph import Graph, InputLayer, KerasTensor, Node, is_symbolic
 from ..layers.activations import ActivatedLayer, Activation, ActivationLayer, sigmoid, softmax
 from ..layers.base import deserialize, serialize
-from .data import as_list, batches, is_stream, num_samples, take
+from .data import ArrayBatches, as_list, batches, is_stream, num_samples, take
 from .progress import ProgressBar, format_logs
 
 MODEL_CLASSES = {}          # class name -> Model class, for load_model (filled as classes are defined)
@@ -376,7 +376,7 @@ class Model:
     def _evaluate_source(self, source, names):
         totals, seen = np.zeros(len(names)), 0
         for i, (xb, yb) in enumerate(source.epoch()):
-            if not isinstance(source.__class__, type) or not hasattr(source, "x"):
+            if not isinstance(source, ArrayBatches):           # arrays were checked whole, up front
                 self._check_xy(xb, yb, f"batch {i}")
             totals += np.asarray(self.test_on_batch(xb, yb)) * len(yb)
             seen += len(yb)
