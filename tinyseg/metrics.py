@@ -49,8 +49,9 @@ IoU of each image on its own and averages those numbers: every image weighs the 
 missed costs as much as a large one (and a class absent from an image is left out of that image's mean). The
 two numbers differ in general; test_metrics.py builds an example.
 
-The models' compile(metrics=[...]) uses `get(name)`, which returns a callable metric(y_true, y_out) on the
-model's targets and raw outputs (see `accuracy_metric` and `mean_iou_metric`).
+The models' compile(metrics=[...]) uses `get(name, ignore_index=None)`, which returns a callable
+metric(y_true, y_out) on the model's targets and raw outputs (see `accuracy_metric` and `mean_iou_metric`),
+with the ignore index bound when one is given: pixels labelled ignore_index count in no metric.
 """
 import numpy as np
 
@@ -351,6 +352,7 @@ class ConfusionMatrix:
             "accuracy": pixel_accuracy(cm, absent),
             "pixel_accuracy": pixel_accuracy(cm, absent),
             "mean_class_accuracy": mean_class_accuracy(cm, absent),
+            "class_accuracy": recall(cm, absent=absent),          # n_ii / t_i: the accuracy on class i's pixels
             "iou": iou(cm, absent),
             "mean_iou": mean_iou(cm, absent),
             "dice": dice(cm, absent),
@@ -365,36 +367,77 @@ class ConfusionMatrix:
         return out
 
 
-def format_table(result, class_names=None):
-    """A printable table of per-class IoU, Dice, precision, recall and support, then the means.
+TABLE_COLUMNS = {"iou": ("IoU", "mean_iou"), "class_accuracy": ("accuracy", "mean_class_accuracy"),
+                 "dice": ("Dice", "mean_dice"), "precision": ("precision", "mean_precision"),
+                 "recall": ("recall", "mean_recall")}
+
+
+def format_table(result, class_names=None, columns=("iou", "dice", "precision", "recall")):
+    """A printable table of per-class values (default IoU, Dice, precision, recall) and support, then the means.
 
     result: the dict of ConfusionMatrix.result(). Undefined (NaN) values print as '-'.
+    columns: per-class keys of `result` to show, from TABLE_COLUMNS ('class_accuracy' is n_ii / t_i, the same
+    number as recall, under the name segmentation papers give it: the accuracy on the pixels of class i).
     """
     k = len(result["iou"])
     if class_names is None:
         class_names = [str(i) for i in range(k)]
     if len(class_names) != k:
         raise ValueError(f"class_names has {len(class_names)} names for {k} classes")
-    columns = ("iou", "dice", "precision", "recall")
+    unknown = [c for c in columns if c not in TABLE_COLUMNS]
+    if unknown:
+        raise ValueError(f"format_table: unknown columns {unknown}; choose from {sorted(TABLE_COLUMNS)}")
     width = max([5] + [len(str(name)) for name in class_names] + [len("mean class accuracy")])
 
     def cell(value):
         return f"{'-':>11}" if np.isnan(value) else f"{value:11.4f}"
 
-    lines = [f"{'class':<{width}}" + "".join(f"{c:>11}" for c in ("IoU", "Dice", "precision", "recall"))
-             + f"{'support':>11}"]
+    lines = [f"{'class':<{width}}" + "".join(f"{TABLE_COLUMNS[c][0]:>11}" for c in columns) + f"{'support':>11}"]
     lines.append("-" * len(lines[0]))
     for i, name in enumerate(class_names):
         lines.append(f"{str(name):<{width}}" + "".join(cell(result[c][i]) for c in columns)
                      + f"{int(result['support'][i]):>11d}")
     lines.append("-" * len(lines[0]))
-    lines.append(f"{'mean':<{width}}" + "".join(cell(result[m]) for m in
-                                                ("mean_iou", "mean_dice", "mean_precision", "mean_recall")))
+    lines.append(f"{'mean':<{width}}" + "".join(cell(result[TABLE_COLUMNS[c][1]]) for c in columns))
     lines.append(f"{'pixel accuracy':<{width}}" + cell(result["pixel_accuracy"]))
     lines.append(f"{'mean class accuracy':<{width}}" + cell(result["mean_class_accuracy"]))
     if "per_image_mean_iou" in result:
         lines.append(f"{'per-image mean IoU':<{width}}" + cell(result["per_image_mean_iou"]))
     return "\n".join(lines)
+
+
+def named_results(result, class_names):
+    """ConfusionMatrix.result() as plain JSON data, every per-class number under its class's name.
+
+        {"mean_iou": ..., "pixel_accuracy": ..., "mean_class_accuracy": ..., ...,
+         "per_class": {"Sky": {"iou": ..., "accuracy": ..., "dice": ..., "precision": ..., "recall": ...,
+                               "support": ...}, ...},
+         "confusion_matrix": {"rows": "true class", "columns": "predicted class", "classes": [names],
+                              "counts": [[...], ...]}}
+
+    Undefined values (NaN: a class in neither truth nor prediction) become null.
+    """
+    k = len(result["iou"])
+    if len(class_names) != k:
+        raise ValueError(f"named_results: {len(class_names)} class names for {k} classes")
+
+    def number(v):
+        v = float(v)
+        return None if np.isnan(v) else v
+
+    per_class = {}
+    for i, name in enumerate(class_names):
+        per_class[str(name)] = {"iou": number(result["iou"][i]), "accuracy": number(result["class_accuracy"][i]),
+                                "dice": number(result["dice"][i]), "precision": number(result["precision"][i]),
+                                "recall": number(result["recall"][i]), "support": int(result["support"][i])}
+    out = {key: number(result[key]) for key in ("mean_iou", "pixel_accuracy", "mean_class_accuracy", "mean_dice",
+                                                "mean_precision", "mean_recall", "per_image_mean_iou")
+           if key in result}
+    out["per_class"] = per_class
+    out["confusion_matrix"] = {"rows": "true class", "columns": "predicted class",
+                               "classes": [str(n) for n in class_names],
+                               "counts": np.asarray(result["confusion_matrix"]).astype(int).tolist()}
+    return out
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -438,18 +481,26 @@ def outputs_to_labels(y_true, y_out):
                      f"{y_out.shape[:-1]}, got {y_true.shape}")
 
 
-def accuracy_metric(y_true, y_out):
+def accuracy_metric(y_true, y_out, ignore_index=None):
     """Fraction of samples (or pixels) where the predicted class equals the true class; see outputs_to_labels
-    for the shapes accepted."""
+    for the shapes accepted. Positions whose true label is `ignore_index` count neither as right nor as wrong:
+
+        accuracy = #{m in V : pred_m = true_m} / #V,    V = the positions with true_m != ignore_index
+
+    (NaN when every position is ignored)."""
     true, pred, _ = outputs_to_labels(y_true, y_out)
-    return accuracy_score(true, pred)
+    if ignore_index is None:
+        return accuracy_score(true, pred)
+    keep = true != _check_ignore_index(ignore_index)
+    return accuracy_score(true[keep], pred[keep])
 
 
-def mean_iou_metric(y_true, y_out):
+def mean_iou_metric(y_true, y_out, ignore_index=None):
     """Mean IoU over the batch (one confusion matrix for the whole batch); K = y_out.shape[-1], or 2 for one
-    channel. Classes absent from both targets and predictions are left out."""
+    channel. Classes absent from both targets and predictions are left out; pixels whose true label is
+    `ignore_index` are left out of the confusion matrix (as in ConfusionMatrix)."""
     true, pred, k = outputs_to_labels(y_true, y_out)
-    return mean_iou(confusion_matrix(true, pred, k))
+    return mean_iou(confusion_matrix(true, pred, k, ignore_index))
 
 
 accuracy_metric.name = "accuracy"
@@ -458,11 +509,27 @@ mean_iou_metric.name = "mean_iou"
 METRICS = {"accuracy": accuracy_metric, "acc": accuracy_metric, "mean_iou": mean_iou_metric}
 
 
-def get(name):
-    """The metric callable for a name used in compile(metrics=[...]); a callable is returned unchanged."""
+def get(name, ignore_index=None):
+    """The metric callable for a name used in compile(metrics=[...]); a callable is returned unchanged.
+
+    ignore_index: None gives the metric itself; an integer gives metric(y_true, y_out) with that ignore index
+    bound (so compile can hand the loss's ignore_index to every metric), with the same `name`.
+    """
     if callable(name):
         return name
     if not isinstance(name, str) or name not in METRICS:
         raise ValueError(f"unknown metric {name!r}; known metrics: {sorted(METRICS)}, or pass a function "
                          f"metric(y_true, y_out)")
-    return METRICS[name]
+    fn = METRICS[name]
+    if ignore_index is None:
+        return fn
+    ignore_index = _check_ignore_index(ignore_index)
+
+    def metric(y_true, y_out):
+        return fn(y_true, y_out, ignore_index=ignore_index)
+
+    metric.name = fn.name
+    metric.__name__ = f"{fn.__name__}_ignore_{ignore_index}"
+    metric.__doc__ = f"{fn.__name__} with ignore_index={ignore_index}.\n\n{fn.__doc__}"
+    metric.ignore_index = ignore_index
+    return metric
