@@ -124,3 +124,7 @@ def test_evaluate_segmentation_counts_every_kept_pixel(model):
     assert cm.matrix.sum() == (y != 3).sum() and len(preds) == 2 and preds[0].shape == (36, 44)
     one_by_one, _ = evaluate_segmentation(model, list(x), list(y), 3, ignore_index=3)
     np.testing.assert_array_equal(one_by_one.matrix, cm.matrix)
+    from tinyseg.datasets import SegmentationDataset
+    streamed, _ = evaluate_segmentation(model, SegmentationDataset(x, y), num_classes=3, ignore_index=3)
+    np.testing.assert_array_equal(streamed.matrix, cm.matrix)
+    np.testing.assert_array_equal(one_by_one.matrix, cm.matrix)

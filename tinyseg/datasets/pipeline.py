@@ -56,12 +56,14 @@ class SegmentationDataset(PyDataset):
     num_classes : if given, mask values must be < num_classes or equal ignore_index (checked at once for
         arrays, as they are read for files; the error names the sample or file).
     palette : (K, 3) colours to convert colour-coded label files (lazy mode).
+    label_map : None, or a (256,) table applied to every mask as it is read, label_map[mask] (e.g. 0/255
+        binary masks to 0/1: label_map = (np.arange(256) > 127)).
     seed : the seed of every random choice.
     """
 
     def __init__(self, images, masks=None, batch_size=4, crop=None, augment=False, shuffle=False, scale=None,
                  flip="horizontal", size=None, ignore_index=None, num_classes=None, palette=None, seed=0,
-                 drop_remainder=False):
+                 drop_remainder=False, label_map=None):
         super().__init__()
         self.lazy = not isinstance(images, np.ndarray)
         if self.lazy:
@@ -99,6 +101,7 @@ class SegmentationDataset(PyDataset):
         self.size = None if size is None else _check_size(size)
         self.scale, self.flip = scale, flip
         self.ignore_index, self.num_classes, self.palette = ignore_index, num_classes, palette
+        self.label_map = None if label_map is None else np.asarray(label_map, dtype=np.uint8)
         self.seed, self.drop_remainder = int(seed), bool(drop_remainder)
         self.epoch = 0
         if self.crop is None and not self.lazy and self.size is None:
@@ -152,12 +155,16 @@ class SegmentationDataset(PyDataset):
                 image, mask = load_image_uint8(self.images[i]), None
             else:
                 image, mask = load_pair(self.images[i], self.masks[i], dtype="uint8", palette=self.palette)
+                if self.label_map is not None:
+                    mask = self.label_map[mask]
                 if self.num_classes is not None:
                     check_label_values([mask], [self.masks[i]], self.num_classes, self.ignore_index, "labels",
                                        flags=False)
         else:
             image = self.images[i]
             mask = None if self.masks is None else self.masks[i]
+            if mask is not None and self.label_map is not None:
+                mask = self.label_map[mask]
         if self.size is not None and image.shape[:2] != self.size:
             image = resize_image(image, self.size)
             mask = None if mask is None else resize_mask(mask, self.size)
