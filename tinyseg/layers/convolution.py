@@ -249,6 +249,8 @@ class Conv2DTranspose(_Convolution):
         db = sum of dy over N, OH, OW
 
     With kernel 2 and stride 2 every input pixel paints its own 2x2 block: a learned upsampling.
+    Keras's dilation_rate is left out here (a U-Net decoder does not use it); conv2d_transpose, the function,
+    takes a dilation for Conv2D's backward.
     """
 
 
