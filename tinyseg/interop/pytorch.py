@@ -21,6 +21,9 @@ Every convention that differs lives in one function of the "Conventions" section
 |---|---|---|---|
 | image layout | NHWC `(N, H, W, C)` | NCHW `(N, C, H, W)` | `nhwc_to_nchw`, `nchw_to_nhwc` |
 | Conv2D kernel | HWIO `(KH, KW, C_in, C_out)` | OIHW `(C_out, C_in, KH, KW)` | `conv_kernel_to_torch`: axes (3, 2, 0, 1) |
+| Conv2D dilation | `dilation_rate=(dh, dw)` | `dilation=(dh, dw)` | `KerasConv2d(dilation=...)`; 'same' pads from the effective kernel `(K - 1)*d + 1` |
+| DepthwiseConv2D kernel | `depthwise_kernel` `(KH, KW, C, M)`, output channel `c*M + m` | `Conv2d(C, C*M, groups=C).weight` `(C*M, 1, KH, KW)`, the same channel order | `depthwise_kernel_to_torch`: reshape to `(KH, KW, C*M)`, axes (2, 0, 1), a unit axis |
+| SeparableConv2D | `depthwise_kernel`, `pointwise_kernel` `(1, 1, C*M, F)`, `bias` | `KerasSeparableConv2d`: `depthwise.weight`, `pointwise.weight` `(F, C*M, 1, 1)`, `pointwise.bias` | `depthwise_kernel_to_torch`, `conv_kernel_to_torch` |
 | Conv2DTranspose kernel | `(KH, KW, filters, C_in)` | `ConvTranspose2d.weight` `(C_in, filters, KH, KW)` | `conv_transpose_kernel_to_torch`: axes (3, 2, 0, 1), no flip (both are the adjoint of the convolution with that kernel) |
 | Dense kernel | `(D_in, D_out)`, `y = x W + b` | `Linear.weight` `(D_out, D_in)`, `y = x W^T + b` | `dense_kernel_to_torch` |
 | Flatten order | `(H, W, C)`: channel fastest | `(C, H, W)`: column fastest | `flatten_permutation`: the kernel rows of the Dense after a Flatten (and a 1-D BatchNorm between them) are permuted |
@@ -68,7 +71,7 @@ import numpy as np
 from .. import losses as tl
 from .. import optimizers as topt
 from ..layers import (Activation, AveragePooling2D, BatchNormalization, Concatenate, Conv2D, Conv2DTranspose,
-                      Dense, Dropout, Flatten, MaxPooling2D, UpSampling2D)
+                      Dense, DepthwiseConv2D, Dropout, Flatten, MaxPooling2D, SeparableConv2D, UpSampling2D)
 from ..layers.activations import ActivationLayer
 from ..layers.geometry import conv_geometry, deconv_output_length
 from ..models.model import output_activation
@@ -114,6 +117,22 @@ def conv_kernel_from_torch(weight):
     return weight.transpose(2, 3, 1, 0)
 
 
+def depthwise_kernel_to_torch(kernel):
+    """DepthwiseConv2D kernel (KH, KW, C, M) -> nn.Conv2d(groups=C) weight (C*M, 1, KH, KW).
+
+    Output channel c*M + m is filter m of input channel c in both: Keras's (C, M) flattens to c*M + m, and
+    PyTorch's group c owns the output channels c*M .. c*M + M - 1.
+    """
+    kh, kw, c, m = kernel.shape
+    return kernel.reshape(kh, kw, c * m).transpose(2, 0, 1)[:, None]
+
+
+def depthwise_kernel_from_torch(weight, depth_multiplier):
+    """nn.Conv2d(groups=C) weight (C*M, 1, KH, KW) -> DepthwiseConv2D kernel (KH, KW, C, M)."""
+    cm, _, kh, kw = weight.shape
+    return weight[:, 0].transpose(1, 2, 0).reshape(kh, kw, cm // depth_multiplier, depth_multiplier)
+
+
 def conv_transpose_kernel_to_torch(kernel):
     """Conv2DTranspose kernel (KH, KW, filters, C_in) -> nn.ConvTranspose2d weight (C_in, filters, KH, KW).
 
@@ -155,10 +174,11 @@ def dense_kernel_from_torch(weight, feature_perm=None):
     return rows if feature_perm is None else rows[np.argsort(feature_perm)]
 
 
-def keras_pads(in_hw, kernel_size, strides, padding):
+def keras_pads(in_hw, kernel_size, strides, padding, dilation=(1, 1)):
     """Keras's pads (top, bottom, left, right) for a window over an (H, W) input (see layers/geometry.py):
-    zero for 'valid'; for 'same' the total max((out - 1)*s + k - size, 0), the odd extra at the bottom/right."""
-    return conv_geometry(tuple(int(d) for d in in_hw), kernel_size, strides, padding)[1]
+    zero for 'valid'; for 'same' the total max((out - 1)*s + k - size, 0), the odd extra at the bottom/right,
+    with k the effective kernel (kernel - 1)*dilation + 1."""
+    return conv_geometry(tuple(int(d) for d in in_hw), kernel_size, strides, padding, dilation)[1]
 
 
 def torch_pad_widths(pads):
@@ -250,6 +270,16 @@ def _weight_converters(layer, feature_perm=None):
 
     feature_perm: for a Dense or a 1-D BatchNorm after a Flatten, the flatten_permutation of its input features.
     """
+    if isinstance(layer, (DepthwiseConv2D, SeparableConv2D)):
+        # DepthwiseConv2D is one grouped nn.Conv2d; SeparableConv2D a module with two ('depthwise', 'pointwise'
+        # holding the bias): see KerasSeparableConv2d
+        depthwise, pointwise = ("depthwise.", "pointwise.") if isinstance(layer, SeparableConv2D) else ("", "")
+        m = layer.depth_multiplier
+        table = {"depthwise_kernel": (depthwise + "weight", depthwise_kernel_to_torch,
+                                      lambda w: depthwise_kernel_from_torch(w, m)),
+                 "pointwise_kernel": ("pointwise.weight", conv_kernel_to_torch, conv_kernel_from_torch),
+                 "bias": (pointwise + "bias", _same, _same)}
+        return OrderedDict((name, table[name]) for name in layer.weight_names())
     if isinstance(layer, Conv2DTranspose):
         kernel = ("weight", conv_transpose_kernel_to_torch, conv_transpose_kernel_from_torch)
     elif isinstance(layer, Conv2D):
@@ -311,7 +341,7 @@ def layer_weights_from_torch(layer, tensors, feature_perm=None):
 # torch.nn modules that follow Keras's rules (defined on first use, so that torch is imported only then)
 # =========================================================================================================
 _MODULES = None
-_MODULE_NAMES = ("KerasConv2d", "KerasConvTranspose2d", "KerasLinear", "KerasMaxPool2d", "KerasAvgPool2d",
+_MODULE_NAMES = ("KerasConv2d", "KerasSeparableConv2d", "KerasConvTranspose2d", "KerasLinear", "KerasMaxPool2d", "KerasAvgPool2d",
                  "KerasBatchNorm", "TorchUNet", "TorchDiceLoss", "TorchCEDiceLoss")
 
 
@@ -342,26 +372,46 @@ def _define_modules():
         return {"linear": nn.Identity, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}[name]()
 
     class KerasConv2d(nn.Conv2d):
-        """nn.Conv2d with Keras's 'valid'/'same' padding (pads computed per input size; asymmetric 'same'
-        pads go through F.pad) followed by an activation (nn.Identity for none)."""
+        """nn.Conv2d with Keras's 'valid'/'same' padding (pads computed per input size from the effective
+        kernel (K - 1)*dilation + 1; asymmetric 'same' pads go through F.pad) followed by an activation
+        (nn.Identity for none). groups=C with C*M output channels is a DepthwiseConv2D."""
 
         def __init__(self, in_channels, out_channels, kernel_size, stride, keras_padding, bias,
-                     activation="linear"):
-            super().__init__(in_channels, out_channels, kernel_size, stride, padding=0, bias=bias)
+                     activation="linear", dilation=1, groups=1):
+            super().__init__(in_channels, out_channels, kernel_size, stride, padding=0, dilation=dilation,
+                             groups=groups, bias=bias)
             self.keras_padding = keras_padding
             self.activation = activation_module(activation)
 
         def forward(self, x):
-            top, bottom, left, right = keras_pads(x.shape[-2:], self.kernel_size, self.stride, self.keras_padding)
+            top, bottom, left, right = keras_pads(x.shape[-2:], self.kernel_size, self.stride, self.keras_padding,
+                                                  self.dilation)
             if top == bottom and left == right:           # PyTorch pads both sides alike: let it
-                z = F.conv2d(x, self.weight, self.bias, self.stride, (top, left))
+                z = F.conv2d(x, self.weight, self.bias, self.stride, (top, left), self.dilation, self.groups)
             else:
                 z = F.conv2d(F.pad(x, torch_pad_widths((top, bottom, left, right))), self.weight, self.bias,
-                             self.stride)
+                             self.stride, 0, self.dilation, self.groups)
             return self.activation(z)
 
         def extra_repr(self):
             return super().extra_repr() + f", keras_padding={self.keras_padding!r}"
+
+    class KerasSeparableConv2d(nn.Module):
+        """Keras's SeparableConv2D: `depthwise`, a KerasConv2d(C, C*M, groups=C, bias=False) with Keras's
+        padding, then `pointwise`, an nn.Conv2d(C*M, F, 1) with the bias, then the activation.
+        state_dict: depthwise.weight (C*M, 1, KH, KW), pointwise.weight (F, C*M, 1, 1), pointwise.bias (F,)."""
+
+        def __init__(self, in_channels, filters, kernel_size, stride, keras_padding, bias, activation="linear",
+                     depth_multiplier=1, dilation=1):
+            super().__init__()
+            cm = in_channels * depth_multiplier
+            self.depthwise = KerasConv2d(in_channels, cm, kernel_size, stride, keras_padding, False,
+                                         dilation=dilation, groups=in_channels)
+            self.pointwise = nn.Conv2d(cm, filters, 1, bias=bias)
+            self.activation = activation_module(activation)
+
+        def forward(self, x):
+            return self.activation(self.pointwise(self.depthwise(x)))
 
     class KerasConvTranspose2d(nn.ConvTranspose2d):
         """nn.ConvTranspose2d(padding=0) cropped to Keras's output size (transposed_conv_crop), then an
@@ -529,7 +579,8 @@ def _define_modules():
         def forward(self, logits, target):
             return self.ce_weight * self.ce(logits, target) + self.dice_weight * self.dice(logits, target)
 
-    classes = dict(KerasConv2d=KerasConv2d, KerasConvTranspose2d=KerasConvTranspose2d, KerasLinear=KerasLinear,
+    classes = dict(KerasConv2d=KerasConv2d, KerasSeparableConv2d=KerasSeparableConv2d,
+                   KerasConvTranspose2d=KerasConvTranspose2d, KerasLinear=KerasLinear,
                    KerasMaxPool2d=KerasMaxPool2d, KerasAvgPool2d=KerasAvgPool2d, KerasBatchNorm=KerasBatchNorm,
                    TorchUNet=TorchUNet, TorchDiceLoss=TorchDiceLoss, TorchCEDiceLoss=TorchCEDiceLoss)
     for cls in classes.values():         # so pickle (torch.save of a whole module) finds them by name
@@ -560,7 +611,15 @@ def _new_module(layer, logits=False):
                                       layer.padding, layer.use_bias, act or _activation_name(layer))
     if isinstance(layer, Conv2D):
         return m.KerasConv2d(layer.input_shape[-1], layer.filters, layer.kernel_size, layer.strides,
-                             layer.padding, layer.use_bias, act or _activation_name(layer))
+                             layer.padding, layer.use_bias, act or _activation_name(layer), layer.dilation_rate)
+    if isinstance(layer, DepthwiseConv2D):
+        c = layer.input_shape[-1]
+        return m.KerasConv2d(c, c * layer.depth_multiplier, layer.kernel_size, layer.strides, layer.padding,
+                             layer.use_bias, act or _activation_name(layer), layer.dilation_rate, groups=c)
+    if isinstance(layer, SeparableConv2D):
+        return m.KerasSeparableConv2d(layer.input_shape[-1], layer.filters, layer.kernel_size, layer.strides,
+                                      layer.padding, layer.use_bias, act or _activation_name(layer),
+                                      layer.depth_multiplier, layer.dilation_rate)
     if isinstance(layer, Dense):
         return m.KerasLinear(layer.input_shape[0], layer.units, layer.use_bias, act or _activation_name(layer))
     if isinstance(layer, (ActivationLayer, Activation)):
@@ -844,6 +903,7 @@ def gradient_differences(model, module):
 
 __all__ = ["adam_epsilon_keras_to_torch", "bn_momentum_from_torch", "bn_momentum_to_torch",
            "conv_kernel_from_torch", "conv_kernel_to_torch", "conv_transpose_kernel_from_torch",
+           "depthwise_kernel_from_torch", "depthwise_kernel_to_torch",
            "conv_transpose_kernel_to_torch", "dense_kernel_from_torch", "dense_kernel_to_torch",
            "flatten_permutation", "gradient_differences", "keras_pads", "layer_to_torch",
            "layer_weights_from_torch", "layer_weights_to_torch", "load_torch_state_dict", "nchw_to_nhwc",
