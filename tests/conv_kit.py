@@ -111,7 +111,7 @@ def random_weights(layer, rng):
         shape = layer.params[name].shape
         if name == "bias":
             scale = 0.5
-        elif name == "depthwise_kernel":                 # each output sums KH*KW products
+        elif name == getattr(layer, "depthwise_key", None):       # each output sums KH*KW products
             scale = (shape[0] * shape[1]) ** -0.5
         else:                                           # kernel, pointwise_kernel: all but the last axis
             scale = int(np.prod(shape[:-1])) ** -0.5

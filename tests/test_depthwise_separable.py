@@ -220,8 +220,8 @@ def layer_reference(layer, x):
     bias = p.get("bias")
     args = layer.strides, layer.padding, layer.dilation_rate
     if isinstance(layer, DepthwiseConv2D):
-        return depthwise_reference(x, p["depthwise_kernel"], bias, *args)
-    d = depthwise_reference(x, p["depthwise_kernel"], None, *args)
+        return depthwise_reference(x, p[layer.depthwise_key], bias, *args)
+    d = depthwise_reference(x, p[layer.depthwise_key], None, *args)
     z = np.einsum("nijk,kf->nijf", d, p["pointwise_kernel"][0, 0])
     return z if bias is None else z + bias
 
@@ -272,7 +272,7 @@ def test_gradients_match_finite_differences(cfg, separable, activation, use_bias
     report = check_layer(layer, random_input(cfg), seed=cfg["seed"] % 1000)
     print(report)
     assert report.max_rel_error < 1e-6, str(report)
-    expected = {"input", "depthwise_kernel"} | ({"pointwise_kernel"} if separable else set())
+    expected = {"input", layer.depthwise_key} | ({"pointwise_kernel"} if separable else set())
     assert set(report.per_array) == expected | ({"bias"} if use_bias else set())
 
 
@@ -428,7 +428,7 @@ def test_separable_matches_keras(kwargs, size):
 def test_weight_names_shapes_and_order():
     dw = DepthwiseConv2D((3, 2), depth_multiplier=4)
     dw.build((8, 8, 3))
-    assert dw.weight_names() == ["depthwise_kernel", "bias"]
+    assert dw.weight_names() == ["kernel", "bias"]                  # Keras 3's names
     assert [w.shape for w in dw.get_weights()] == [(3, 2, 3, 4), (12,)]
     sep = SeparableConv2D(5, (3, 2), depth_multiplier=4)
     sep.build((8, 8, 3))

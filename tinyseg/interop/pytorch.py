@@ -22,7 +22,7 @@ Every convention that differs lives in one function of the "Conventions" section
 | image layout | NHWC `(N, H, W, C)` | NCHW `(N, C, H, W)` | `nhwc_to_nchw`, `nchw_to_nhwc` |
 | Conv2D kernel | HWIO `(KH, KW, C_in, C_out)` | OIHW `(C_out, C_in, KH, KW)` | `conv_kernel_to_torch`: axes (3, 2, 0, 1) |
 | Conv2D dilation | `dilation_rate=(dh, dw)` | `dilation=(dh, dw)` | `KerasConv2d(dilation=...)`; 'same' pads from the effective kernel `(K - 1)*d + 1` |
-| DepthwiseConv2D kernel | `depthwise_kernel` `(KH, KW, C, M)`, output channel `c*M + m` | `Conv2d(C, C*M, groups=C).weight` `(C*M, 1, KH, KW)`, the same channel order | `depthwise_kernel_to_torch`: reshape to `(KH, KW, C*M)`, axes (2, 0, 1), a unit axis |
+| DepthwiseConv2D kernel | `kernel` `(KH, KW, C, M)`, output channel `c*M + m` | `Conv2d(C, C*M, groups=C).weight` `(C*M, 1, KH, KW)`, the same channel order | `depthwise_kernel_to_torch`: reshape to `(KH, KW, C*M)`, axes (2, 0, 1), a unit axis |
 | SeparableConv2D | `depthwise_kernel`, `pointwise_kernel` `(1, 1, C*M, F)`, `bias` | `KerasSeparableConv2d`: `depthwise.weight`, `pointwise.weight` `(F, C*M, 1, 1)`, `pointwise.bias` | `depthwise_kernel_to_torch`, `conv_kernel_to_torch` |
 | Conv2DTranspose kernel | `(KH, KW, filters, C_in)` | `ConvTranspose2d.weight` `(C_in, filters, KH, KW)` | `conv_transpose_kernel_to_torch`: axes (3, 2, 0, 1), no flip (both are the adjoint of the convolution with that kernel) |
 | Dense kernel | `(D_in, D_out)`, `y = x W + b` | `Linear.weight` `(D_out, D_in)`, `y = x W^T + b` | `dense_kernel_to_torch` |
@@ -275,8 +275,8 @@ def _weight_converters(layer, feature_perm=None):
         # holding the bias): see KerasSeparableConv2d
         depthwise, pointwise = ("depthwise.", "pointwise.") if isinstance(layer, SeparableConv2D) else ("", "")
         m = layer.depth_multiplier
-        table = {"depthwise_kernel": (depthwise + "weight", depthwise_kernel_to_torch,
-                                      lambda w: depthwise_kernel_from_torch(w, m)),
+        table = {layer.depthwise_key: (depthwise + "weight", depthwise_kernel_to_torch,
+                                       lambda w: depthwise_kernel_from_torch(w, m)),
                  "pointwise_kernel": ("pointwise.weight", conv_kernel_to_torch, conv_kernel_from_torch),
                  "bias": (pointwise + "bias", _same, _same)}
         return OrderedDict((name, table[name]) for name in layer.weight_names())

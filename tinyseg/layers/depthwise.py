@@ -65,6 +65,8 @@ def initializer_config(init):
 class _Depthwise(ActivatedLayer):
     """What DepthwiseConv2D and SeparableConv2D share: the depthwise part's arguments, checks, geometry."""
 
+    depthwise_key = "depthwise_kernel"      # Keras 3 names it 'kernel' in DepthwiseConv2D (set there)
+
     def __init__(self, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1, dilation_rate=1,
                  activation=None, use_bias=True, depthwise_initializer="glorot_uniform", bias_initializer="zeros",
                  **kwargs):
@@ -97,13 +99,13 @@ class _Depthwise(ActivatedLayer):
 
     def depthwise_forward(self, x):
         """d = depthwise(x, K) without bias: (N, OH, OW, C*M)."""
-        return depthwise_conv2d(x, self.params["depthwise_kernel"], self.strides, self.pads,
+        return depthwise_conv2d(x, self.params[self.depthwise_key], self.strides, self.pads,
                                 self.output_shape[:2], self.dilation_rate)
 
     def depthwise_backward(self, grad, input_grad):
-        """Fill grads['depthwise_kernel'] from dL/dd (N, OH, OW, C*M); return dL/dx (or None)."""
-        kernel = self.params["depthwise_kernel"]
-        self.grads["depthwise_kernel"] = depthwise_conv2d_kernel_grad(self._x, grad, self.kernel_size,
+        """Fill grads[depthwise_key] from dL/dd (N, OH, OW, C*M); return dL/dx (or None)."""
+        kernel = self.params[self.depthwise_key]
+        self.grads[self.depthwise_key] = depthwise_conv2d_kernel_grad(self._x, grad, self.kernel_size,
                                                                       self.strides, self.pads, self.dilation_rate)
         if not input_grad:
             return None
@@ -115,7 +117,7 @@ class DepthwiseConv2D(_Depthwise):
     """Depthwise convolution, Keras's `DepthwiseConv2D(kernel_size, strides, padding, depth_multiplier,
     dilation_rate, activation, use_bias)`.
 
-    Shapes: x (N, H, W, C) -> y (N, OH, OW, C*depth_multiplier); depthwise_kernel (KH, KW, C, M);
+    Shapes: x (N, H, W, C) -> y (N, OH, OW, C*depth_multiplier); kernel (KH, KW, C, M) (Keras 3's name);
     bias (C*M,). Weights in that order, glorot-uniform kernel (fans KH*KW*C and KH*KW*M, as Keras counts
     them for any 4-D kernel) and zero bias. Formula, output size and gradients: the module docstring.
     """
@@ -124,9 +126,11 @@ class DepthwiseConv2D(_Depthwise):
         oh, ow = self.depthwise_geometry(input_shape)
         return oh, ow, input_shape[2] * self.depth_multiplier
 
+    depthwise_key = "kernel"
+
     def build(self, input_shape):
         out = super().build(input_shape)
-        self.params["depthwise_kernel"] = self.depthwise_initializer(self.depthwise_kernel_shape(), self.dtype)
+        self.params[self.depthwise_key] = self.depthwise_initializer(self.depthwise_kernel_shape(), self.dtype)
         if self.use_bias:
             self.params["bias"] = self.bias_initializer((out[2],), self.dtype)
         return out
@@ -176,7 +180,7 @@ class SeparableConv2D(_Depthwise):
     def build(self, input_shape):
         out = super().build(input_shape)
         cm = self.input_shape[2] * self.depth_multiplier
-        self.params["depthwise_kernel"] = self.depthwise_initializer(self.depthwise_kernel_shape(), self.dtype)
+        self.params[self.depthwise_key] = self.depthwise_initializer(self.depthwise_kernel_shape(), self.dtype)
         self.params["pointwise_kernel"] = self.pointwise_initializer((1, 1, cm, self.filters), self.dtype)
         if self.use_bias:
             self.params["bias"] = self.bias_initializer((self.filters,), self.dtype)
