@@ -222,6 +222,13 @@ def test_inputs_must_be_a_list_of_arrays(cls):
         cls().forward([x, np.ones((2, 3))])
 
 
+@pytest.mark.parametrize("cls", LAYERS + [Concatenate])
+def test_build_takes_a_list_of_shapes(cls):
+    with pytest.raises(TypeError, match=r"expects a list of input shapes, one per input .*got \(4, 4, 3\)"):
+        cls().build((4, 4, 3))
+    assert cls().build([(4, 4, 3), (4, 4, 3)]) == ((4, 4, 6) if cls is Concatenate else (4, 4, 3))
+
+
 def test_subtract_takes_exactly_two():
     x = np.ones((2, 3), "float32")
     with pytest.raises(ValueError, match="subtract_1: needs exactly 2 inputs, got 3"):

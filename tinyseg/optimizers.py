@@ -13,8 +13,7 @@ is kept per position in that list.
 
     RMSprop:    v <- rho v + (1 - rho) g^2
                 d = v                                                      (centered=False)
-                d = v - a^2,   a <- rho a + (1 - rho) g                    (centered=True: v minus the squared
-                                                                            running mean of g, a variance)
+                a <- rho a + (1 - rho) g;      d = v - a^2                 (centered=True: a running variance)
                 step = lr * g / sqrt(d + eps)
                 theta <- theta - step                                      (momentum = 0)
                 s <- mu s + step;              theta <- theta - s          (momentum mu > 0)

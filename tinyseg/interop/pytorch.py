@@ -52,7 +52,7 @@ Every convention that differs lives in one function of the "Conventions" section
 | global max-pool ties | dy to the first maximum in row-major (h, w) order | `amax` shares dy equally among tied maxima | `KerasGlobalMaxPool2d` (amax): compare on tie-free inputs |
 | zero padding, cropping | `((top, bottom), (left, right))` | `nn.ZeroPad2d((left, right, top, bottom))`; slicing | `torch_pad_widths`; `KerasCropping2d` |
 | Reshape | row-major over each sample's `(H, W, C)` values | row-major over `(C, H, W)` | `KerasReshape`: a 4-D input goes NCHW -> NHWC, is reshaped, and a 4-D result goes back to NCHW; other ranks are not permuted (as `nhwc_to_nchw`) |
-| merge layers | Add, Subtract, Multiply, Average, Concatenate take a list; no broadcasting | `+`, `-`, `*`, `torch.cat` broadcast | `merge_layer_to_torch`: `KerasAdd`, ..., which refuse unequal shapes too |
+| merge layers | Add, Subtract, Multiply, Average, Concatenate take a list; no broadcasting | `+`, `-`, `*` broadcast | `merge_layer_to_torch`: `KerasAdd`, ..., which refuse unequal shapes too |
 | concatenation axis | Keras's axis of NHWC (-1 or 3: channels) | `dim` of NCHW (1: channels) | `nhwc_axis_to_nchw`: 1 -> 2, 2 -> 3, 3 -> 1 for images |
 | weight initialisation | glorot-uniform kernels, zero biases | kaiming-uniform, uniform biases | weights are copied, so it does not matter |
 | training mode | `forward(x, training=...)` per call | `module.train()` / `module.eval()` | tinyseg's training=False is `module.eval()` |

@@ -52,6 +52,10 @@ class _Merge(Layer):
     # --- building: from a list of shapes -----------------------------------------------------------------
     def _check_shapes(self, input_shapes):
         """The shapes as tuples of ints, after the checks every merge needs: enough inputs, one rank."""
+        if not isinstance(input_shapes, (list, tuple)) or not all(isinstance(s, (list, tuple))
+                                                                  for s in input_shapes):
+            raise TypeError(f"{self.name}: expects a list of input shapes, one per input (each without the "
+                            f"batch axis), got {input_shapes!r}")
         shapes = [tuple(int(d) for d in s) for s in input_shapes]
         if self.n_inputs is not None and len(shapes) != self.n_inputs:
             raise ValueError(f"{self.name}: needs exactly {self.n_inputs} inputs, got {len(shapes)}")
