@@ -50,8 +50,8 @@ def _tiny_kernel_calls():
     Every Numba function in tinyseg.kernels is reached by one of these (tests/test_benchmarks.py checks it),
     so 'compile_all' is the whole first-ever compile."""
     import numpy as np
-    from tinyseg.kernels import (elementwise as ke, im2col as ki, normalization as kn, pooling as kp,
-                                 softmax as ks, upsampling as ku)
+    from tinyseg.kernels import (depthwise as kd, elementwise as ke, im2col as ki, normalization as kn,
+                                 pooling as kp, softmax as ks, upsampling as ku)
 
     x = np.random.default_rng(0).standard_normal((1, 4, 4, 2), dtype=np.float32)
     z = np.zeros((1, 2, 2, 2), np.float32)
@@ -84,6 +84,12 @@ def _tiny_kernel_calls():
         "channel_affine2": lambda: kn.channel_affine2(rows, per_channel, rows, per_channel, per_channel,
                                                       per_channel),
         "softmax": lambda: ks.softmax(rows),
+        "depthwise_conv2d": lambda: kd.depthwise_conv2d(x, np.ones((3, 3, 2, 1), np.float32), (1, 1),
+                                                        (1, 1, 1, 1), (4, 4)),
+        "depthwise_conv2d_input_grad": lambda: kd.depthwise_conv2d_input_grad(x, np.ones((3, 3, 2, 1), np.float32),
+                                                                              (1, 1), (1, 1, 1, 1), x.shape),
+        "depthwise_conv2d_kernel_grad": lambda: kd.depthwise_conv2d_kernel_grad(x, x, (3, 3), (1, 1),
+                                                                                (1, 1, 1, 1)),
     }
 
 

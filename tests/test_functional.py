@@ -231,3 +231,40 @@ def test_unet_is_a_graph_model_with_its_old_weight_order():
     assert "Connected to" in lines[0]
     assert Conv2DTranspose in {type(layer) for layer in model.layers} and UpSampling2D not in \
         {type(layer) for layer in model.layers}
+
+
+def test_keras_cifar10_load_data_reads_tinyseg_data_or_says_where_it_looked(tmp_path, monkeypatch):
+    monkeypatch.setenv("TINYSEG_DATA", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    with pytest.raises(FileNotFoundError, match=r"TINYSEG_DATA \(.*\).*Keras's cache folder .*\.keras/datasets"):
+        tinyseg.datasets.cifar10.load_data()
+    from test_datasets import _fake_cifar
+    _, (x_train, _), _ = _fake_cifar(tmp_path / "home" / ".keras" / "datasets")     # where Keras caches it
+    (xt, _), _ = tinyseg.datasets.cifar10.load_data()
+    np.testing.assert_array_equal(xt, x_train)
+    monkeypatch.setenv("TINYSEG_DATA", str(tmp_path / "home" / ".keras" / "datasets" / "cifar-10-batches-py"))
+    (xt, _), _ = tinyseg.datasets.cifar10.load_data()
+    np.testing.assert_array_equal(xt, x_train)
+
+
+def test_plot_model_draws_every_layer(tmp_path):
+    from matplotlib.image import imread
+    model = fork_join_model()
+    path = tinyseg.utils.plot_model(model, str(tmp_path / "model.png"), show_shapes=True)
+    image = imread(path)
+    assert image.ndim == 3 and image.shape[0] > 300            # nine boxes in six rows, drawn top to bottom
+    with pytest.raises(ValueError, match="not built"):
+        tinyseg.utils.plot_model(Sequential([Conv2D(1, 1)]), str(tmp_path / "no.png"))
+
+
+def test_from_logits_must_agree_with_the_last_layer():
+    x = Input((4, 4, 1))
+    probs = Model(x, Conv2D(2, 1, activation="softmax")(x))
+    scores = Model(x, Conv2D(2, 1)(x))
+    with pytest.raises(ValueError, match="from_logits=True.*ends in 'softmax'"):
+        probs.compile(loss=tinyseg.losses.SparseCategoricalCrossentropy(from_logits=True))
+    with pytest.raises(ValueError, match="from_logits=False.*no activation"):
+        scores.compile(loss=tinyseg.losses.SparseCategoricalCrossentropy(from_logits=False))
+    scores.compile(loss=tinyseg.losses.SparseCategoricalCrossentropy(from_logits=True))
+    probs.compile(loss="sparse_categorical_crossentropy")
+    assert probs.fused and not scores.fused

@@ -3,7 +3,7 @@
 What decides "right" here, in order of independence:
 
 1. `im2col_loops` below, a plain loop over (n, y, x, a, b) written from the module docstring's geometry
-   (h = y * stride - pad_top + a), decides what the NumPy twin must produce;
+   (h = y * stride - pad_top + a * dilation), decides what the NumPy twin must produce;
 2. the NumPy twins decide what the Numba kernels must produce (exactly, for a copy);
 3. col2im is defined as the adjoint (transpose) of im2col, so <im2col(x), c> = <x, col2im(c)> for every x, c.
 """
@@ -53,18 +53,20 @@ def geometries(draw):
     c = draw(st.integers(1, 3))
     kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
     sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     pads = tuple(draw(st.integers(0, 2)) for _ in range(4))
     pt, pb, pl, pr = pads
-    oh = (h + pt + pb - kh) // sh + 1
-    ow = (w + pl + pr - kw) // sw + 1
-    if oh < 1 or ow < 1:                         # window bigger than the padded image: nothing to copy
-        kh, kw = min(kh, h + pt + pb), min(kw, w + pl + pr)
-        oh = (h + pt + pb - kh) // sh + 1
-        ow = (w + pl + pr - kw) // sw + 1
+    # a dilated window spans (K - 1) * d + 1 pixels; shrink the kernel until it fits the padded image
+    while (kh - 1) * dh + 1 > h + pt + pb:
+        kh -= 1
+    while (kw - 1) * dw + 1 > w + pl + pr:
+        kw -= 1
+    oh = (h + pt + pb - (kh - 1) * dh - 1) // sh + 1
+    ow = (w + pl + pr - (kw - 1) * dw - 1) // sw + 1
     dtype = draw(st.sampled_from([np.float32, np.float64]))
     seed = draw(st.integers(0, 2**32 - 1))
     return dict(x_shape=(n, h, w, c), kh=kh, kw=kw, sh=sh, sw=sw, pads=pads, out_hw=(oh, ow), dtype=dtype,
-                seed=seed)
+                seed=seed, dilation=(dh, dw))
 
 
 def _args(g):
@@ -75,18 +77,24 @@ def _random(shape, dtype, seed):
     return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
 
 
-def im2col_loops(x, kh, kw, sh, sw, pads, out_hw):
-    """The definition, one entry at a time: cols[(n, y, x), (a, b, c)] = x[n, y*sh - pt + a, x*sw - pl + b, c]."""
+def _dil(g):
+    return dict(dilation=g["dilation"])
+
+
+def im2col_loops(x, kh, kw, sh, sw, pads, out_hw, dilation=(1, 1)):
+    """The definition, one entry at a time:
+    cols[(n, y, x), (a, b, c)] = x[n, y*sh - pt + a*dh, x*sw - pl + b*dw, c]."""
     n, h, w, c = x.shape
     oh, ow = out_hw
     pt, _, pl, _ = pads
+    dh, dw = dilation
     cols = np.zeros((n, oh, ow, kh, kw, c), dtype=x.dtype)
     for i in range(n):
         for y in range(oh):
             for xo in range(ow):
                 for a in range(kh):
                     for b in range(kw):
-                        hi, wi = y * sh - pt + a, xo * sw - pl + b
+                        hi, wi = y * sh - pt + a * dh, xo * sw - pl + b * dw
                         if 0 <= hi < h and 0 <= wi < w:
                             cols[i, y, xo, a, b, :] = x[i, hi, wi, :]
     return cols.reshape(n * oh * ow, kh * kw * c)
@@ -119,6 +127,18 @@ def test_im2col_padding_reads_zeros_and_column_order_is_a_b_c():
     np.testing.assert_array_equal(cols, expected.reshape(1, 18))
 
 
+def test_dilation_spaces_the_taps_of_a_window():
+    # a row 1..5, a 1x2 window whose taps are 2 apart (dilation 2): each window reads x[j] and x[j + 2]
+    x = np.arange(1, 6, dtype=np.float64).reshape(1, 1, 5, 1)
+    for name in ("numba", "numpy"):
+        with use_backend(name):
+            cols = im2col(x, 1, 2, 1, 1, (0, 0, 0, 0), (1, 3), dilation=(1, 2))
+            np.testing.assert_array_equal(cols, [[1, 3], [2, 4], [3, 5]])
+            # col2im counts the windows that read each pixel: the middle one is read by two, as tap 0 and 1
+            counts = col2im(np.ones_like(cols), x.shape, 1, 2, 1, 1, (0, 0, 0, 0), (1, 3), dilation=(1, 2))
+            np.testing.assert_array_equal(counts.ravel(), [1, 1, 2, 1, 1])
+
+
 def test_asymmetric_padding_goes_where_it_is_told():
     # pad only at the bottom: the last window's second row is padding, the first window has none
     x = np.arange(1, 4, dtype=np.float64).reshape(1, 3, 1, 1)          # a column 1, 2, 3
@@ -135,7 +155,7 @@ def test_asymmetric_padding_goes_where_it_is_told():
 @given(geometries())
 def test_numpy_twin_matches_the_loop_definition(g):
     x = _random(g["x_shape"], g["dtype"], g["seed"])
-    np.testing.assert_array_equal(im2col_numpy(x, *_args(g)), im2col_loops(x, *_args(g)))
+    np.testing.assert_array_equal(im2col_numpy(x, *_args(g), **_dil(g)), im2col_loops(x, *_args(g), **_dil(g)))
 
 
 @FAST
@@ -143,8 +163,8 @@ def test_numpy_twin_matches_the_loop_definition(g):
 def test_numba_im2col_equals_numpy_twin_exactly(g):
     x = _random(g["x_shape"], g["dtype"], g["seed"])
     with use_backend("numba"):
-        got = im2col(x, *_args(g))
-    want = im2col_numpy(x, *_args(g))
+        got = im2col(x, *_args(g), **_dil(g))
+    want = im2col_numpy(x, *_args(g), **_dil(g))
     assert got.dtype == x.dtype
     assert got.shape == want.shape
     np.testing.assert_array_equal(got, want)            # a copy: bit for bit
@@ -158,11 +178,11 @@ def test_a_band_of_rows_is_the_same_slice_of_the_full_matrix(g, data):
     n, oh, ow = g["x_shape"][0], *g["out_hw"]
     y0 = data.draw(st.integers(0, oh - 1))
     y1 = data.draw(st.integers(y0 + 1, oh))
-    full = im2col_loops(x, *_args(g)).reshape(n, oh, ow, -1)
+    full = im2col_loops(x, *_args(g), **_dil(g)).reshape(n, oh, ow, -1)
     want = full[:, y0:y1].reshape(n * (y1 - y0) * ow, -1)
     for backend in ("numba", "numpy"):
         with use_backend(backend):
-            np.testing.assert_array_equal(im2col(x, *_args(g), rows=(y0, y1)), want)
+            np.testing.assert_array_equal(im2col(x, *_args(g), rows=(y0, y1), **_dil(g)), want)
 
 
 def test_a_band_outside_the_output_is_refused():
@@ -179,8 +199,8 @@ def test_numba_col2im_equals_numpy_twin(g):
     oh, ow = g["out_hw"]
     cols = _random((n * oh * ow, g["kh"] * g["kw"] * c), g["dtype"], g["seed"])
     with use_backend("numba"):
-        got = col2im(cols, g["x_shape"], *_args(g))
-    want = col2im_numpy(cols, g["x_shape"], *_args(g))
+        got = col2im(cols, g["x_shape"], *_args(g), **_dil(g))
+    want = col2im_numpy(cols, g["x_shape"], *_args(g), **_dil(g))
     assert got.dtype == cols.dtype
     assert got.shape == g["x_shape"]
     if g["dtype"] == np.float64:
@@ -208,8 +228,8 @@ def _adjoint_terms(g):
     oh, ow = g["out_hw"]
     x = rng.standard_normal(g["x_shape"])
     cols = rng.standard_normal((n * oh * ow, g["kh"] * g["kw"] * c))
-    lhs_terms = (im2col(x, *_args(g)) * cols).ravel().tolist()
-    rhs_terms = (x * col2im(cols, g["x_shape"], *_args(g))).ravel().tolist()
+    lhs_terms = (im2col(x, *_args(g), **_dil(g)) * cols).ravel().tolist()
+    rhs_terms = (x * col2im(cols, g["x_shape"], *_args(g), **_dil(g))).ravel().tolist()
     return lhs_terms, rhs_terms
 
 

@@ -59,10 +59,17 @@ def _one_hot(labels, num_classes, valid, dtype):
 
 
 class Loss:
-    """Base class: remembers what backward needs."""
+    """Base class: remembers what backward needs.
+
+    `from_logits` (Keras's argument of the cross-entropies) states what the model outputs: True, raw scores
+    (the model must end without an activation); False, probabilities (it must end in the loss's activation,
+    which compile then fuses into the loss); None (the default), either. The loss itself always works on
+    logits, so both ways compute the same numbers.
+    """
 
     activation = None        # 'softmax' / 'sigmoid': the loss applies it to its input (logits)
     name = "loss"
+    from_logits = None
 
     def __call__(self, y_true, y_pred):
         return self.forward(y_true, y_pred)
@@ -87,6 +94,9 @@ class CategoricalCrossentropy(Loss):
 
     activation = "softmax"
     name = "categorical_crossentropy"
+
+    def __init__(self, from_logits=None):
+        self.from_logits = from_logits
 
     def forward(self, y_true, y_pred):
         _check_pred(y_pred, self.name)
@@ -131,7 +141,8 @@ class SparseCategoricalCrossentropy(Loss):
     activation = "softmax"
     name = "sparse_categorical_crossentropy"
 
-    def __init__(self, class_weight=None, ignore_index=None):
+    def __init__(self, class_weight=None, ignore_index=None, from_logits=None):
+        self.from_logits = from_logits
         self.class_weight = None if class_weight is None else np.asarray(class_weight, dtype=np.float64)
         if self.class_weight is not None and (self.class_weight.ndim != 1 or np.any(self.class_weight < 0)):
             raise ValueError("class_weight must be a 1-D sequence of non-negative weights, one per class")
@@ -189,6 +200,9 @@ class BinaryCrossentropy(Loss):
 
     activation = "sigmoid"
     name = "binary_crossentropy"
+
+    def __init__(self, from_logits=None):
+        self.from_logits = from_logits
 
     def forward(self, y_true, y_pred):
         _check_pred(y_pred, self.name)

@@ -20,6 +20,7 @@ with `find_class` (the one door through which a pickle reaches a function or cla
 globals a CIFAR batch needs to rebuild its numpy array, and refuse every other name before anything runs.
 """
 import io
+import os
 import pickle
 import tarfile
 from pathlib import Path
@@ -58,6 +59,30 @@ def load_cifar10(path):
     x_train = np.concatenate([x for x, _ in train])
     y_train = np.concatenate([y for _, y in train])
     return (x_train, y_train), (x_test, y_test)
+
+
+def load_data(path=None):
+    """Keras's `keras.datasets.cifar10.load_data()`, from a local copy only.
+
+    Looks in `path` if given, else in the folder or archive named by the environment variable TINYSEG_DATA,
+    else in Keras's own cache folder ~/.keras/datasets/ (where Keras keeps cifar-10-batches-py after its first
+    download). Returns what load_cifar10 returns. Raises FileNotFoundError naming every place it looked.
+    """
+    if path is not None:
+        return load_cifar10(path)
+    places = []
+    if os.environ.get("TINYSEG_DATA"):
+        places.append(Path(os.environ["TINYSEG_DATA"]).expanduser())
+    places.append(Path("~/.keras/datasets").expanduser())
+    for place in places:
+        for candidate in (place / FOLDER_NAME, place / ARCHIVE_NAME, place / "cifar-10-batches-py.tar.gz", place):
+            if (candidate.is_dir() and all((candidate / f).is_file() for f in TRAIN_FILES + [TEST_FILE])) or \
+                    (candidate.is_file() and candidate.name.endswith(".tar.gz")):
+                return load_cifar10(candidate)
+    raise FileNotFoundError("cifar10.load_data: no local copy of CIFAR-10 in the folder named by TINYSEG_DATA ("
+                            + (os.environ.get("TINYSEG_DATA") or "not set") + ") nor in Keras's cache folder "
+                            + str(places[-1]) + "; set TINYSEG_DATA to the folder or archive, or pass path=...; "
+                            + _EXPECTED)
 
 
 # --- finding the files --------------------------------------------------------------------------------------

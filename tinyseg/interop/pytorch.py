@@ -8,6 +8,7 @@ torch is imported inside the functions that need it, so tinyseg itself imports w
     load_torch_state_dict(model, module.state_dict())      # and back, after training in torch
     grads = torch_gradients(model)               # the model's last gradients, named and laid out as param.grad
     layer_to_torch(layer)                        # one layer as one module
+    merge_layer_to_torch(layer)                  # a merge layer (Add, ..., Concatenate): forward takes a list
     to_torch_optimizer(model.optimizer, module.parameters()), to_torch_loss(model.loss), targets_to_torch(...)
 
 The module returns logits: model.call(x, logits=True), the scores before the last layer's activation, because
@@ -21,6 +22,9 @@ Every convention that differs lives in one function of the "Conventions" section
 |---|---|---|---|
 | image layout | NHWC `(N, H, W, C)` | NCHW `(N, C, H, W)` | `nhwc_to_nchw`, `nchw_to_nhwc` |
 | Conv2D kernel | HWIO `(KH, KW, C_in, C_out)` | OIHW `(C_out, C_in, KH, KW)` | `conv_kernel_to_torch`: axes (3, 2, 0, 1) |
+| Conv2D dilation | `dilation_rate=(dh, dw)` | `dilation=(dh, dw)` | `KerasConv2d(dilation=...)`; 'same' pads from the effective kernel `(K - 1)*d + 1` |
+| DepthwiseConv2D kernel | `kernel` `(KH, KW, C, M)`, output channel `c*M + m` | `Conv2d(C, C*M, groups=C).weight` `(C*M, 1, KH, KW)`, the same channel order | `depthwise_kernel_to_torch`: reshape to `(KH, KW, C*M)`, axes (2, 0, 1), a unit axis |
+| SeparableConv2D | `depthwise_kernel`, `pointwise_kernel` `(1, 1, C*M, F)`, `bias` | `KerasSeparableConv2d`: `depthwise.weight`, `pointwise.weight` `(F, C*M, 1, 1)`, `pointwise.bias` | `depthwise_kernel_to_torch`, `conv_kernel_to_torch` |
 | Conv2DTranspose kernel | `(KH, KW, filters, C_in)` | `ConvTranspose2d.weight` `(C_in, filters, KH, KW)` | `conv_transpose_kernel_to_torch`: axes (3, 2, 0, 1), no flip (both are the adjoint of the convolution with that kernel) |
 | Dense kernel | `(D_in, D_out)`, `y = x W + b` | `Linear.weight` `(D_out, D_in)`, `y = x W^T + b` | `dense_kernel_to_torch` |
 | Flatten order | `(H, W, C)`: channel fastest | `(C, H, W)`: column fastest | `flatten_permutation`: the kernel rows of the Dense after a Flatten (and a 1-D BatchNorm between them) are permuted |
@@ -43,9 +47,16 @@ Every convention that differs lives in one function of the "Conventions" section
 | SGD momentum | `v = mu v - lr g; theta += v` | `b = mu b + g; theta -= lr b` | `to_torch_optimizer`: equal (v = -lr b) while lr is constant |
 | Nesterov | `theta += mu v - lr g` | `theta -= lr (g + mu b)` | equal likewise |
 | Adam epsilon | 'keras': `lr_t m / (sqrt(v) + eps)`, eps 1e-7 | `lr m_hat / (sqrt(v_hat) + eps)`, eps 1e-8 | `Adam(epsilon_style='torch')` is exact; else `adam_epsilon_keras_to_torch`: eps_t = eps / sqrt(1 - b2^t) at step t |
+| RMSprop epsilon | 'keras': `lr g / sqrt(d + eps)`, eps 1e-7 | `lr g / (sqrt(d) + eps)`, eps 1e-8 | `RMSprop(epsilon_style='torch')` is exact; no fixed torch eps reproduces Keras's (it would depend on d), so a Keras-style one is refused |
+| RMSprop decay, momentum | `rho`; `s = mu s + lr g / sqrt(...)`, `theta -= s` | `alpha`; `b = mu b + g / (...)`, `theta -= lr b` | `to_torch_optimizer`: alpha = rho; equal (s = lr b) while lr is constant; centered alike |
 | float type | `tinyseg.floatx()` | float32 by default | `to_torch` casts the module to the model's dtype |
 | dropout | NumPy masks | torch masks | same rate; masks differ: compare with rate 0 or in inference |
 | max-pool ties | first maximum in row-major window order | the same (CPU) | nothing to convert |
+| global max-pool ties | dy to the first maximum in row-major (h, w) order | `amax` shares dy equally among tied maxima | `KerasGlobalMaxPool2d` (amax): compare on tie-free inputs |
+| zero padding, cropping | `((top, bottom), (left, right))` | `nn.ZeroPad2d((left, right, top, bottom))`; slicing | `torch_pad_widths`; `KerasCropping2d` |
+| Reshape | row-major over each sample's `(H, W, C)` values | row-major over `(C, H, W)` | `KerasReshape`: a 4-D input goes NCHW -> NHWC, is reshaped, and a 4-D result goes back to NCHW; other ranks are not permuted (as `nhwc_to_nchw`) |
+| merge layers | Add, Subtract, Multiply, Average, Concatenate take a list; no broadcasting | `+`, `-`, `*` broadcast | `merge_layer_to_torch`: `KerasAdd`, ..., which refuse unequal shapes too |
+| concatenation axis | Keras's axis of NHWC (-1 or 3: channels) | `dim` of NCHW (1: channels) | `nhwc_axis_to_nchw`: 1 -> 2, 2 -> 3, 3 -> 1 for images |
 | weight initialisation | glorot-uniform kernels, zero biases | kaiming-uniform, uniform biases | weights are copied, so it does not matter |
 | training mode | `forward(x, training=...)` per call | `module.train()` / `module.eval()` | tinyseg's training=False is `module.eval()` |
 
@@ -67,8 +78,10 @@ import numpy as np
 
 from .. import losses as tl
 from .. import optimizers as topt
-from ..layers import (Activation, AveragePooling2D, BatchNormalization, Concatenate, Conv2D, Conv2DTranspose,
-                      Dense, Dropout, Flatten, MaxPooling2D, UpSampling2D)
+from ..layers import (Activation, Add, Average, AveragePooling2D, BatchNormalization, Concatenate, Conv2D,
+                      Conv2DTranspose, Cropping2D, Dense, DepthwiseConv2D, Dropout, Flatten, GlobalAveragePooling2D,
+                      GlobalMaxPooling2D, MaxPooling2D, Multiply, Reshape, SeparableConv2D, Subtract, UpSampling2D,
+                      ZeroPadding2D)
 from ..layers.activations import ActivationLayer
 from ..layers.geometry import conv_geometry, deconv_output_length
 from ..models.model import output_activation
@@ -104,6 +117,18 @@ def nchw_to_nhwc(x):
     return x.permute(0, 2, 3, 1) if hasattr(x, "permute") else x.transpose(0, 2, 3, 1)
 
 
+def nhwc_axis_to_nchw(axis, rank):
+    """A Keras axis (counting the batch) of an array of `rank` axes -> the same axis of its torch twin.
+
+    Images (rank 4): 0 (batch) -> 0, 1 (H) -> 2, 2 (W) -> 3, 3 or -1 (C) -> 1. Other ranks keep their axes, as
+    nhwc_to_nchw leaves those arrays alone.
+    """
+    if not -rank <= axis < rank:
+        raise ValueError(f"nhwc_axis_to_nchw: axis {axis} is out of range for rank {rank}")
+    axis %= rank
+    return (0, 2, 3, 1)[axis] if rank == 4 else axis
+
+
 def conv_kernel_to_torch(kernel):
     """Conv2D kernel HWIO (KH, KW, C_in, C_out) -> nn.Conv2d weight OIHW (C_out, C_in, KH, KW)."""
     return kernel.transpose(3, 2, 0, 1)
@@ -112,6 +137,22 @@ def conv_kernel_to_torch(kernel):
 def conv_kernel_from_torch(weight):
     """nn.Conv2d weight OIHW (C_out, C_in, KH, KW) -> Conv2D kernel HWIO (KH, KW, C_in, C_out)."""
     return weight.transpose(2, 3, 1, 0)
+
+
+def depthwise_kernel_to_torch(kernel):
+    """DepthwiseConv2D kernel (KH, KW, C, M) -> nn.Conv2d(groups=C) weight (C*M, 1, KH, KW).
+
+    Output channel c*M + m is filter m of input channel c in both: Keras's (C, M) flattens to c*M + m, and
+    PyTorch's group c owns the output channels c*M .. c*M + M - 1.
+    """
+    kh, kw, c, m = kernel.shape
+    return kernel.reshape(kh, kw, c * m).transpose(2, 0, 1)[:, None]
+
+
+def depthwise_kernel_from_torch(weight, depth_multiplier):
+    """nn.Conv2d(groups=C) weight (C*M, 1, KH, KW) -> DepthwiseConv2D kernel (KH, KW, C, M)."""
+    cm, _, kh, kw = weight.shape
+    return weight[:, 0].transpose(1, 2, 0).reshape(kh, kw, cm // depth_multiplier, depth_multiplier)
 
 
 def conv_transpose_kernel_to_torch(kernel):
@@ -155,10 +196,11 @@ def dense_kernel_from_torch(weight, feature_perm=None):
     return rows if feature_perm is None else rows[np.argsort(feature_perm)]
 
 
-def keras_pads(in_hw, kernel_size, strides, padding):
+def keras_pads(in_hw, kernel_size, strides, padding, dilation=(1, 1)):
     """Keras's pads (top, bottom, left, right) for a window over an (H, W) input (see layers/geometry.py):
-    zero for 'valid'; for 'same' the total max((out - 1)*s + k - size, 0), the odd extra at the bottom/right."""
-    return conv_geometry(tuple(int(d) for d in in_hw), kernel_size, strides, padding)[1]
+    zero for 'valid'; for 'same' the total max((out - 1)*s + k - size, 0), the odd extra at the bottom/right,
+    with k the effective kernel (kernel - 1)*dilation + 1."""
+    return conv_geometry(tuple(int(d) for d in in_hw), kernel_size, strides, padding, dilation)[1]
 
 
 def torch_pad_widths(pads):
@@ -250,6 +292,16 @@ def _weight_converters(layer, feature_perm=None):
 
     feature_perm: for a Dense or a 1-D BatchNorm after a Flatten, the flatten_permutation of its input features.
     """
+    if isinstance(layer, (DepthwiseConv2D, SeparableConv2D)):
+        # DepthwiseConv2D is one grouped nn.Conv2d; SeparableConv2D a module with two ('depthwise', 'pointwise'
+        # holding the bias): see KerasSeparableConv2d
+        depthwise, pointwise = ("depthwise.", "pointwise.") if isinstance(layer, SeparableConv2D) else ("", "")
+        m = layer.depth_multiplier
+        table = {layer.depthwise_key: (depthwise + "weight", depthwise_kernel_to_torch,
+                                       lambda w: depthwise_kernel_from_torch(w, m)),
+                 "pointwise_kernel": ("pointwise.weight", conv_kernel_to_torch, conv_kernel_from_torch),
+                 "bias": (pointwise + "bias", _same, _same)}
+        return OrderedDict((name, table[name]) for name in layer.weight_names())
     if isinstance(layer, Conv2DTranspose):
         kernel = ("weight", conv_transpose_kernel_to_torch, conv_transpose_kernel_from_torch)
     elif isinstance(layer, Conv2D):
@@ -311,8 +363,10 @@ def layer_weights_from_torch(layer, tensors, feature_perm=None):
 # torch.nn modules that follow Keras's rules (defined on first use, so that torch is imported only then)
 # =========================================================================================================
 _MODULES = None
-_MODULE_NAMES = ("KerasConv2d", "KerasConvTranspose2d", "KerasLinear", "KerasMaxPool2d", "KerasAvgPool2d",
-                 "KerasBatchNorm", "TorchUNet", "TorchDiceLoss", "TorchCEDiceLoss")
+_MODULE_NAMES = ("KerasConv2d", "KerasSeparableConv2d", "KerasConvTranspose2d", "KerasLinear", "KerasMaxPool2d",
+                 "KerasAvgPool2d", "KerasBatchNorm", "TorchUNet", "TorchDiceLoss", "TorchCEDiceLoss",
+                 "KerasGlobalMaxPool2d", "KerasGlobalAvgPool2d", "KerasCropping2d", "KerasReshape", "KerasAdd",
+                 "KerasSubtract", "KerasMultiply", "KerasAverage", "KerasConcatenate")
 
 
 def __getattr__(name):
@@ -342,26 +396,46 @@ def _define_modules():
         return {"linear": nn.Identity, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}[name]()
 
     class KerasConv2d(nn.Conv2d):
-        """nn.Conv2d with Keras's 'valid'/'same' padding (pads computed per input size; asymmetric 'same'
-        pads go through F.pad) followed by an activation (nn.Identity for none)."""
+        """nn.Conv2d with Keras's 'valid'/'same' padding (pads computed per input size from the effective
+        kernel (K - 1)*dilation + 1; asymmetric 'same' pads go through F.pad) followed by an activation
+        (nn.Identity for none). groups=C with C*M output channels is a DepthwiseConv2D."""
 
         def __init__(self, in_channels, out_channels, kernel_size, stride, keras_padding, bias,
-                     activation="linear"):
-            super().__init__(in_channels, out_channels, kernel_size, stride, padding=0, bias=bias)
+                     activation="linear", dilation=1, groups=1):
+            super().__init__(in_channels, out_channels, kernel_size, stride, padding=0, dilation=dilation,
+                             groups=groups, bias=bias)
             self.keras_padding = keras_padding
             self.activation = activation_module(activation)
 
         def forward(self, x):
-            top, bottom, left, right = keras_pads(x.shape[-2:], self.kernel_size, self.stride, self.keras_padding)
+            top, bottom, left, right = keras_pads(x.shape[-2:], self.kernel_size, self.stride, self.keras_padding,
+                                                  self.dilation)
             if top == bottom and left == right:           # PyTorch pads both sides alike: let it
-                z = F.conv2d(x, self.weight, self.bias, self.stride, (top, left))
+                z = F.conv2d(x, self.weight, self.bias, self.stride, (top, left), self.dilation, self.groups)
             else:
                 z = F.conv2d(F.pad(x, torch_pad_widths((top, bottom, left, right))), self.weight, self.bias,
-                             self.stride)
+                             self.stride, 0, self.dilation, self.groups)
             return self.activation(z)
 
         def extra_repr(self):
             return super().extra_repr() + f", keras_padding={self.keras_padding!r}"
+
+    class KerasSeparableConv2d(nn.Module):
+        """Keras's SeparableConv2D: `depthwise`, a KerasConv2d(C, C*M, groups=C, bias=False) with Keras's
+        padding, then `pointwise`, an nn.Conv2d(C*M, F, 1) with the bias, then the activation.
+        state_dict: depthwise.weight (C*M, 1, KH, KW), pointwise.weight (F, C*M, 1, 1), pointwise.bias (F,)."""
+
+        def __init__(self, in_channels, filters, kernel_size, stride, keras_padding, bias, activation="linear",
+                     depth_multiplier=1, dilation=1):
+            super().__init__()
+            cm = in_channels * depth_multiplier
+            self.depthwise = KerasConv2d(in_channels, cm, kernel_size, stride, keras_padding, False,
+                                         dilation=dilation, groups=in_channels)
+            self.pointwise = nn.Conv2d(cm, filters, 1, bias=bias)
+            self.activation = activation_module(activation)
+
+        def forward(self, x):
+            return self.activation(self.pointwise(self.depthwise(x)))
 
     class KerasConvTranspose2d(nn.ConvTranspose2d):
         """nn.ConvTranspose2d(padding=0) cropped to Keras's output size (transposed_conv_crop), then an
@@ -466,6 +540,114 @@ def _define_modules():
                 self.num_batches_tracked += 1
             return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
 
+    class KerasGlobalMaxPool2d(nn.Module):
+        """Keras's GlobalMaxPooling2D on NCHW: the max over (H, W) -> (N, C), or (N, C, 1, 1) with keepdims.
+
+        amax shares the gradient equally among tied maxima, where tinyseg gives it all to the first one."""
+
+        def __init__(self, keepdims=False):
+            super().__init__()
+            self.keepdims = keepdims
+
+        def forward(self, x):
+            return x.amax(dim=(2, 3), keepdim=self.keepdims)
+
+    class KerasGlobalAvgPool2d(nn.Module):
+        """Keras's GlobalAveragePooling2D on NCHW: the mean over (H, W) -> (N, C), or (N, C, 1, 1)."""
+
+        def __init__(self, keepdims=False):
+            super().__init__()
+            self.keepdims = keepdims
+
+        def forward(self, x):
+            return x.mean(dim=(2, 3), keepdim=self.keepdims)
+
+    class KerasCropping2d(nn.Module):
+        """Keras's Cropping2D on NCHW: cropping = ((top, bottom), (left, right)) rows and columns cut off."""
+
+        def __init__(self, cropping):
+            super().__init__()
+            self.cropping = cropping
+
+        def forward(self, x):
+            (top, bottom), (left, right) = self.cropping
+            h, w = x.shape[-2:]
+            return x[:, :, top:h - bottom, left:w - right]
+
+    class KerasReshape(nn.Module):
+        """Keras's Reshape(target_shape) in tinyseg's value order: a reshape of NCHW images would read their
+        values channel by channel, so 4-D inputs go to NHWC first, and 4-D results come back to NCHW."""
+
+        def __init__(self, target_shape):
+            super().__init__()
+            self.target_shape = tuple(target_shape)
+
+        def forward(self, x):
+            if x.dim() == 4:
+                x = x.permute(0, 2, 3, 1)
+            y = x.reshape((x.shape[0],) + self.target_shape)
+            return y.permute(0, 3, 1, 2) if y.dim() == 4 else y
+
+    class _KerasMerge(nn.Module):
+        """A merge of a list of tensors that, like the tinyseg layer, broadcasts nothing."""
+
+        def check(self, inputs):
+            shapes = [tuple(x.shape) for x in inputs]
+            if len(shapes) < 2 or len(set(shapes)) != 1:
+                raise ValueError(f"{type(self).__name__}: expects two or more tensors of one shape, got {shapes}")
+
+    class KerasAdd(_KerasMerge):
+        """x_1 + x_2 + ... + x_n."""
+
+        def forward(self, inputs):
+            self.check(inputs)
+            y = inputs[0] + inputs[1]
+            for x in inputs[2:]:
+                y = y + x
+            return y
+
+    class KerasSubtract(_KerasMerge):
+        """x_1 - x_2 (exactly two tensors)."""
+
+        def forward(self, inputs):
+            self.check(inputs)
+            if len(inputs) != 2:
+                raise ValueError(f"KerasSubtract: expects exactly 2 tensors, got {len(inputs)}")
+            return inputs[0] - inputs[1]
+
+    class KerasMultiply(_KerasMerge):
+        """x_1 * x_2 * ... * x_n, element by element."""
+
+        def forward(self, inputs):
+            self.check(inputs)
+            y = inputs[0] * inputs[1]
+            for x in inputs[2:]:
+                y = y * x
+            return y
+
+    class KerasAverage(_KerasMerge):
+        """(x_1 + x_2 + ... + x_n) / n."""
+
+        def forward(self, inputs):
+            self.check(inputs)
+            y = inputs[0] + inputs[1]
+            for x in inputs[2:]:
+                y = y + x
+            return y / len(inputs)
+
+    class KerasConcatenate(nn.Module):
+        """Keras's Concatenate(axis) on NCHW tensors: `axis` is Keras's (of NHWC), converted per input rank."""
+
+        def __init__(self, axis=-1):
+            super().__init__()
+            self.axis = axis
+
+        def forward(self, inputs):
+            return torch.cat(list(inputs), dim=nhwc_axis_to_nchw(self.axis, inputs[0].dim()))
+
+        def extra_repr(self):
+            return f"axis={self.axis} (Keras's, of NHWC)"
+
     class TorchUNet(nn.Module):
         """tinyseg's UNet in torch: the same blocks under the same names (encoders, pools, bottleneck, ups,
         decoders, head), NCHW, returning the head's output (logits unless built with logits=False)."""
@@ -529,9 +711,14 @@ def _define_modules():
         def forward(self, logits, target):
             return self.ce_weight * self.ce(logits, target) + self.dice_weight * self.dice(logits, target)
 
-    classes = dict(KerasConv2d=KerasConv2d, KerasConvTranspose2d=KerasConvTranspose2d, KerasLinear=KerasLinear,
+    classes = dict(KerasConv2d=KerasConv2d, KerasSeparableConv2d=KerasSeparableConv2d,
+                   KerasConvTranspose2d=KerasConvTranspose2d, KerasLinear=KerasLinear,
                    KerasMaxPool2d=KerasMaxPool2d, KerasAvgPool2d=KerasAvgPool2d, KerasBatchNorm=KerasBatchNorm,
-                   TorchUNet=TorchUNet, TorchDiceLoss=TorchDiceLoss, TorchCEDiceLoss=TorchCEDiceLoss)
+                   TorchUNet=TorchUNet, TorchDiceLoss=TorchDiceLoss, TorchCEDiceLoss=TorchCEDiceLoss,
+                   KerasGlobalMaxPool2d=KerasGlobalMaxPool2d, KerasGlobalAvgPool2d=KerasGlobalAvgPool2d,
+                   KerasCropping2d=KerasCropping2d, KerasReshape=KerasReshape, KerasAdd=KerasAdd,
+                   KerasSubtract=KerasSubtract, KerasMultiply=KerasMultiply, KerasAverage=KerasAverage,
+                   KerasConcatenate=KerasConcatenate)
     for cls in classes.values():         # so pickle (torch.save of a whole module) finds them by name
         cls.__module__, cls.__qualname__ = __name__, cls.__name__
     return SimpleNamespace(activation_module=activation_module, **classes)
@@ -542,6 +729,9 @@ def _define_modules():
 # =========================================================================================================
 def _activation_name(layer):
     return layer.activation.activation_name
+
+
+MERGE_LAYERS = (Add, Subtract, Multiply, Average, Concatenate)      # several inputs: merge_layer_to_torch
 
 
 def _new_module(layer, logits=False):
@@ -560,7 +750,15 @@ def _new_module(layer, logits=False):
                                       layer.padding, layer.use_bias, act or _activation_name(layer))
     if isinstance(layer, Conv2D):
         return m.KerasConv2d(layer.input_shape[-1], layer.filters, layer.kernel_size, layer.strides,
-                             layer.padding, layer.use_bias, act or _activation_name(layer))
+                             layer.padding, layer.use_bias, act or _activation_name(layer), layer.dilation_rate)
+    if isinstance(layer, DepthwiseConv2D):
+        c = layer.input_shape[-1]
+        return m.KerasConv2d(c, c * layer.depth_multiplier, layer.kernel_size, layer.strides, layer.padding,
+                             layer.use_bias, act or _activation_name(layer), layer.dilation_rate, groups=c)
+    if isinstance(layer, SeparableConv2D):
+        return m.KerasSeparableConv2d(layer.input_shape[-1], layer.filters, layer.kernel_size, layer.strides,
+                                      layer.padding, layer.use_bias, act or _activation_name(layer),
+                                      layer.depth_multiplier, layer.dilation_rate)
     if isinstance(layer, Dense):
         return m.KerasLinear(layer.input_shape[0], layer.units, layer.use_bias, act or _activation_name(layer))
     if isinstance(layer, (ActivationLayer, Activation)):
@@ -583,9 +781,38 @@ def _new_module(layer, logits=False):
         return nn.Flatten()
     if isinstance(layer, Dropout):
         return nn.Dropout(layer.rate)
-    raise TypeError(f"{layer.name}: no PyTorch module for a {type(layer).__name__} here"
-                    + (" (UNet's Concatenate is torch.cat inside TorchUNet)" if isinstance(layer, Concatenate)
-                       else ""))
+    if isinstance(layer, GlobalMaxPooling2D):
+        return m.KerasGlobalMaxPool2d(layer.keepdims)
+    if isinstance(layer, GlobalAveragePooling2D):
+        return m.KerasGlobalAvgPool2d(layer.keepdims)
+    if isinstance(layer, ZeroPadding2D):
+        (top, bottom), (left, right) = layer.padding
+        return nn.ZeroPad2d(torch_pad_widths((top, bottom, left, right)))
+    if isinstance(layer, Cropping2D):
+        return m.KerasCropping2d(layer.cropping)
+    if isinstance(layer, Reshape):
+        return m.KerasReshape(layer.target_shape)
+    if isinstance(layer, MERGE_LAYERS):
+        raise TypeError(f"{layer.name}: a {type(layer).__name__} takes a list of inputs, so it is no module of "
+                        "a chain; merge_layer_to_torch(layer) gives its module, whose forward takes the list"
+                        + (" (UNet's Concatenate is torch.cat inside TorchUNet)" if isinstance(layer, Concatenate)
+                           else ""))
+    raise TypeError(f"{layer.name}: no PyTorch module for a {type(layer).__name__} here")
+
+
+def merge_layer_to_torch(layer):
+    """The torch module of a merge layer: forward takes the list of the inputs' tensors (NCHW images), in the
+    layer's order. Add -> KerasAdd, Subtract -> KerasSubtract, Multiply -> KerasMultiply, Average ->
+    KerasAverage, Concatenate(axis) -> KerasConcatenate(axis). Merge layers have no weights to convert."""
+    m = torch_modules()
+    if isinstance(layer, Concatenate):
+        return m.KerasConcatenate(layer.axis)
+    modules = {Add: m.KerasAdd, Subtract: m.KerasSubtract, Multiply: m.KerasMultiply, Average: m.KerasAverage}
+    for cls, module in modules.items():
+        if isinstance(layer, cls):
+            return module()
+    raise TypeError(f"merge_layer_to_torch: {getattr(layer, 'name', layer)!r} is not a merge layer (one of "
+                    f"{', '.join(c.__name__ for c in MERGE_LAYERS)}); use layer_to_torch")
 
 
 def _to_state_dict(pairs):
@@ -805,8 +1032,9 @@ def targets_to_torch(loss, y_true, dtype="float32"):
 def to_torch_optimizer(optimizer, params):
     """The torch.optim optimizer taking the same steps as the (fresh) tinyseg optimizer.
 
-    SGD (momentum, Nesterov) -> torch.optim.SGD; Adam(epsilon_style='torch') -> torch.optim.Adam. A Keras-style
-    Adam has no fixed torch eps (see adam_epsilon_keras_to_torch) and is refused.
+    SGD (momentum, Nesterov) -> torch.optim.SGD; Adam(epsilon_style='torch') -> torch.optim.Adam;
+    RMSprop(epsilon_style='torch') -> torch.optim.RMSprop(alpha=rho, eps, momentum, centered). A Keras-style
+    Adam or RMSprop has no fixed torch eps (see the optimizers module) and is refused.
     """
     torch = _require_torch()
     if optimizer.iterations:
@@ -822,6 +1050,13 @@ def to_torch_optimizer(optimizer, params):
                              "(or set torch's eps to adam_epsilon_keras_to_torch(eps, beta_2, t) before step t)")
         return torch.optim.Adam(params, lr=optimizer.learning_rate, betas=(optimizer.beta_1, optimizer.beta_2),
                                 eps=optimizer.epsilon)
+    if isinstance(optimizer, topt.RMSprop):
+        if optimizer.epsilon_style != "torch":
+            raise ValueError("to_torch_optimizer: a Keras-style RMSprop adds epsilon inside the square root, "
+                             "sqrt(v + eps), and torch outside it, sqrt(v) + eps: no fixed torch eps reproduces "
+                             "it; create it with RMSprop(epsilon_style='torch')")
+        return torch.optim.RMSprop(params, lr=optimizer.learning_rate, alpha=optimizer.rho, eps=optimizer.epsilon,
+                                   momentum=optimizer.momentum, centered=optimizer.centered)
     raise TypeError(f"no PyTorch optimizer for {type(optimizer).__name__}")
 
 
@@ -844,9 +1079,10 @@ def gradient_differences(model, module):
 
 __all__ = ["adam_epsilon_keras_to_torch", "bn_momentum_from_torch", "bn_momentum_to_torch",
            "conv_kernel_from_torch", "conv_kernel_to_torch", "conv_transpose_kernel_from_torch",
+           "depthwise_kernel_from_torch", "depthwise_kernel_to_torch",
            "conv_transpose_kernel_to_torch", "dense_kernel_from_torch", "dense_kernel_to_torch",
            "flatten_permutation", "gradient_differences", "keras_pads", "layer_to_torch",
-           "layer_weights_from_torch", "layer_weights_to_torch", "load_torch_state_dict", "nchw_to_nhwc",
-           "nhwc_to_nchw", "relative_error", "targets_to_torch", "to_numpy", "to_tensor", "to_torch",
+           "layer_weights_from_torch", "layer_weights_to_torch", "load_torch_state_dict", "merge_layer_to_torch",
+           "nchw_to_nhwc", "nhwc_axis_to_nchw", "nhwc_to_nchw", "relative_error", "targets_to_torch", "to_numpy", "to_tensor", "to_torch",
            "to_torch_loss", "to_torch_optimizer", "torch_dtype", "torch_gradients", "torch_modules",
            "torch_pad_widths", "torch_state_dict", "transposed_conv_crop", "weight_differences"]

@@ -2,8 +2,11 @@
 
 Geometry shared by both (one spatial axis shown, the other is the same):
 
-    out position y reads input rows  h = y * stride - pad_before + a,   a = 0 .. KH-1
+    out position y reads input rows  h = y * stride - pad_before + a * dilation,   a = 0 .. KH-1
     rows with h < 0 or h >= H are padding and read as 0.
+
+The dilation (atrous convolution; 1 unless asked for) spaces the KH taps of a window `dilation` rows apart,
+so a window spans (KH - 1) * dilation + 1 rows while cols keeps KH * KW * C columns.
 
 im2col(x) -> cols
     x:    (N, H, W, C)
@@ -31,17 +34,20 @@ from numba import prange
 # ----------------------------------------------------------------------------------------------------------
 # NumPy twins: one strided slice per kernel offset (a, b).
 # ----------------------------------------------------------------------------------------------------------
-def im2col_numpy(x, kh, kw, sh, sw, pads, out_hw, out=None, rows=None):
-    """NumPy im2col. pads = (top, bottom, left, right); out_hw = (OH, OW); rows = (y0, y1) or None (all)."""
+def im2col_numpy(x, kh, kw, sh, sw, pads, out_hw, out=None, rows=None, dilation=(1, 1)):
+    """NumPy im2col. pads = (top, bottom, left, right); out_hw = (OH, OW); rows = (y0, y1) or None (all);
+    dilation = (dh, dw)."""
     n, h, w, c = x.shape
     oh, ow = out_hw
     y0, y1 = rows or (0, oh)
     pt, pb, pl, pr = pads
+    dh, dw = dilation
     xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
     cols = np.empty((n, y1 - y0, ow, kh, kw, c), dtype=x.dtype)
     for a in range(kh):
         for b in range(kw):
-            cols[:, :, :, a, b, :] = xp[:, a + sh * y0:a + sh * (y1 - 1) + 1:sh, b:b + sw * (ow - 1) + 1:sw, :]
+            top, left = a * dh + sh * y0, b * dw         # padded-image position of offset (a, b) in window (y0, 0)
+            cols[:, :, :, a, b, :] = xp[:, top:top + sh * (y1 - y0 - 1) + 1:sh, left:left + sw * (ow - 1) + 1:sw, :]
     cols = cols.reshape(n * (y1 - y0) * ow, kh * kw * c)
     if out is not None:
         out[...] = cols
@@ -49,16 +55,18 @@ def im2col_numpy(x, kh, kw, sh, sw, pads, out_hw, out=None, rows=None):
     return cols
 
 
-def col2im_numpy(cols, x_shape, kh, kw, sh, sw, pads, out_hw, out=None):
+def col2im_numpy(cols, x_shape, kh, kw, sh, sw, pads, out_hw, out=None, dilation=(1, 1)):
     """NumPy col2im: add each column block back where im2col copied it from."""
     n, h, w, c = x_shape
     oh, ow = out_hw
     pt, pb, pl, pr = pads
+    dh, dw = dilation
     cols6 = cols.reshape(n, oh, ow, kh, kw, c)
     xp = np.zeros((n, h + pt + pb, w + pl + pr, c), dtype=cols.dtype)
     for a in range(kh):
         for b in range(kw):
-            xp[:, a:a + sh * (oh - 1) + 1:sh, b:b + sw * (ow - 1) + 1:sw, :] += cols6[:, :, :, a, b, :]
+            top, left = a * dh, b * dw
+            xp[:, top:top + sh * (oh - 1) + 1:sh, left:left + sw * (ow - 1) + 1:sw, :] += cols6[:, :, :, a, b, :]
     x = xp[:, pt:pt + h, pl:pl + w, :]
     if out is not None:
         out[...] = x
@@ -70,7 +78,7 @@ def col2im_numpy(cols, x_shape, kh, kw, sh, sw, pads, out_hw, out=None):
 # Numba kernels.
 # ----------------------------------------------------------------------------------------------------------
 @jit
-def _im2col_numba(x, kh, kw, sh, sw, pt, pl, y0, y1, ow, cols):
+def _im2col_numba(x, kh, kw, sh, sw, dh, dw, pt, pl, y0, y1, ow, cols):
     # Serial on purpose: the convolution layers call it once per band of a few MB, between two matmuls.
     # Handing each band to Numba's threads while OpenBLAS's threads still spin on the other core cost more
     # than the copy itself (a U-Net step went from 0.23 s to 0.4 s and more).
@@ -82,9 +90,9 @@ def _im2col_numba(x, kh, kw, sh, sw, pt, pl, y0, y1, ow, cols):
         for xo in range(ow):
             r = row * ow + xo
             for a in range(kh):
-                hi = y * sh - pt + a
+                hi = y * sh - pt + a * dh
                 for b in range(kw):
-                    wi = xo * sw - pl + b
+                    wi = xo * sw - pl + b * dw
                     base = (a * kw + b) * c
                     if 0 <= hi < h and 0 <= wi < w:
                         for ch in range(c):
@@ -99,7 +107,8 @@ def window_index(pos, pad, offset, stride, out_len):
     """The output index whose window puts kernel offset `offset` on input position `pos`, or -1 if none.
 
     Window j starts at j * stride - pad, so it covers pos at offset pos + pad - j * stride; solving for j.
-    The gather kernels (col2im, pooling backward) use it on each axis.
+    The gather kernels (col2im, pooling backward, depthwise backward) use it on each axis; with dilation d,
+    tap a sits at offset a * d, which is what they pass.
     """
     t = pos + pad - offset
     if t < 0 or t % stride != 0 or t // stride >= out_len:
@@ -108,7 +117,7 @@ def window_index(pos, pad, offset, stride, out_len):
 
 
 @pjit
-def _col2im_numba(cols, kh, kw, sh, sw, pt, pl, oh, ow, x):
+def _col2im_numba(cols, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, x):
     n, h, w, c = x.shape
     for row in prange(n * h):           # one input row (image i, row hi) per iteration: no write races
         i = row // h
@@ -117,11 +126,11 @@ def _col2im_numba(cols, kh, kw, sh, sw, pt, pl, oh, ow, x):
             for ch in range(c):
                 x[i, hi, wi, ch] = 0
             for a in range(kh):
-                y = window_index(hi, pt, a, sh, oh)       # the output row whose window puts offset a on hi
+                y = window_index(hi, pt, a * dh, sh, oh)  # the output row whose window puts tap a on hi
                 if y < 0:
                     continue
                 for b in range(kw):
-                    xo = window_index(wi, pl, b, sw, ow)
+                    xo = window_index(wi, pl, b * dw, sw, ow)
                     if xo < 0:
                         continue
                     r = (i * oh + y) * ow + xo
@@ -133,12 +142,13 @@ def _col2im_numba(cols, kh, kw, sh, sw, pt, pl, oh, ow, x):
 # ----------------------------------------------------------------------------------------------------------
 # Public entry points: pick the backend, allocate (or reuse) the output.
 # ----------------------------------------------------------------------------------------------------------
-def im2col(x, kh, kw, sh, sw, pads, out_hw, out=None, rows=None):
+def im2col(x, kh, kw, sh, sw, pads, out_hw, out=None, rows=None, dilation=(1, 1)):
     """Copy every (KH, KW) window of x (N, H, W, C) into a row of a (N*OH*OW, KH*KW*C) matrix.
 
     pads = (top, bottom, left, right) zero padding; out_hw = (OH, OW). rows = (y0, y1): only output rows
     y0 <= y < y1 of each image, (N*(y1-y0)*OW, KH*KW*C). `out`, if given, is filled and returned (layers pass
     a buffer they keep between steps: a fresh one costs a page fault per 4 KB on first touch).
+    dilation = (dh, dw): the taps of a window are dh rows and dw columns apart.
     """
     n, h, w, c = x.shape
     oh, ow = out_hw
@@ -149,17 +159,19 @@ def im2col(x, kh, kw, sh, sw, pads, out_hw, out=None, rows=None):
     if out is None or out.shape != shape or out.dtype != x.dtype:
         out = np.empty(shape, dtype=x.dtype)
     if get_backend() == "numpy":
-        return im2col_numpy(x, kh, kw, sh, sw, pads, out_hw, out=out, rows=(y0, y1))
-    _im2col_numba(np.ascontiguousarray(x), kh, kw, sh, sw, pads[0], pads[2], y0, y1, ow, out)
+        return im2col_numpy(x, kh, kw, sh, sw, pads, out_hw, out=out, rows=(y0, y1), dilation=dilation)
+    _im2col_numba(np.ascontiguousarray(x), kh, kw, sh, sw, dilation[0], dilation[1], pads[0], pads[2], y0, y1,
+                  ow, out)
     return out
 
 
-def col2im(cols, x_shape, kh, kw, sh, sw, pads, out_hw, out=None):
+def col2im(cols, x_shape, kh, kw, sh, sw, pads, out_hw, out=None, dilation=(1, 1)):
     """Sum the rows of cols (N*OH*OW, KH*KW*C) back into an image of shape x_shape (N, H, W, C)."""
     x_shape = tuple(x_shape)
     if out is None or out.shape != x_shape or out.dtype != cols.dtype:
         out = np.empty(x_shape, dtype=cols.dtype)
     if get_backend() == "numpy":
-        return col2im_numpy(cols, x_shape, kh, kw, sh, sw, pads, out_hw, out=out)
-    _col2im_numba(np.ascontiguousarray(cols), kh, kw, sh, sw, pads[0], pads[2], out_hw[0], out_hw[1], out)
+        return col2im_numpy(cols, x_shape, kh, kw, sh, sw, pads, out_hw, out=out, dilation=dilation)
+    _col2im_numba(np.ascontiguousarray(cols), kh, kw, sh, sw, dilation[0], dilation[1], pads[0], pads[2],
+                  out_hw[0], out_hw[1], out)
     return out

@@ -3,15 +3,21 @@ from .activations import Activation, Linear, ReLU, Sigmoid, Softmax, Tanh
 from .base import Layer
 from .convolution import Conv2D, Conv2DTranspose
 from .dense import Dense, Flatten
-from .merging import Concatenate
+from .depthwise import DepthwiseConv2D, SeparableConv2D
+from .merging import Add, Average, Concatenate, Multiply, Subtract, add, average, concatenate, multiply, subtract
 from .normalization import BatchNormalization
-from .pooling import AveragePooling2D, MaxPooling2D
+from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, GlobalAvgPool2D, GlobalMaxPool2D,
+                      GlobalMaxPooling2D, MaxPool2D, MaxPooling2D)
 from .regularization import Dropout
+from .reshaping import Cropping2D, Reshape, ZeroPadding2D
 from .upsampling import UpSampling2D
 
-__all__ = ["Activation", "AveragePooling2D", "BatchNormalization", "Concatenate", "Conv2D", "Conv2DTranspose",
-           "Dense", "Dropout", "Flatten", "Layer", "Linear", "MaxPooling2D", "ReLU", "Sigmoid", "Softmax", "Tanh",
-           "UpSampling2D"]
+__all__ = ["Activation", "Add", "Average", "AveragePooling2D", "AvgPool2D", "BatchNormalization", "Concatenate",
+           "Conv2D", "Conv2DTranspose", "Cropping2D", "Dense", "DepthwiseConv2D", "Dropout", "Flatten",
+           "GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPool2D", "GlobalMaxPooling2D", "Layer", "Linear",
+           "MaxPool2D", "MaxPooling2D", "Multiply", "ReLU", "Reshape", "SeparableConv2D", "Sigmoid", "Softmax",
+           "Subtract", "Tanh", "UpSampling2D", "ZeroPadding2D", "add", "average", "concatenate", "multiply",
+           "subtract"]
 
 # The functional API's input placeholder, and saving by name (imported last: graph.py uses the layers above)
 from ..graph import Input, InputLayer  # noqa: E402

@@ -4,13 +4,18 @@ Convolution (cross-correlation, as in every framework), channels-last:
 
     x: (N, H, W, C)    kernel K: (KH, KW, C, F)    bias b: (F,)    y: (N, OH, OW, F)
 
-    y[n, i, j, f] = b[f] + sum_{a, b, c} xpad[n, i*sh + a, j*sw + b, c] * K[a, b, c, f]
+    y[n, i, j, f] = b[f] + sum_{a, b, c} xpad[n, i*sh + a*dh, j*sw + b*dw, c] * K[a, b, c, f]
 
-    OH = (H - KH) // sh + 1 for padding='valid', ceil(H / sh) for 'same' (rules in geometry.py)
+    OH = (H - KH') // sh + 1 for padding='valid', ceil(H / sh) for 'same' (rules in geometry.py)
+
+The dilation (dh, dw) is 1 unless asked for (Keras's `dilation_rate`): an atrous convolution, whose KH taps
+sit dh rows apart, so the window spans KH' = (KH - 1)*dh + 1 rows (KW' likewise) with the same KH*KW*C
+weights; KH' takes KH's place in the output-size and padding rules. As in Keras, Conv2D refuses a stride
+above 1 together with a dilation above 1.
 
 im2col turns it into one matrix product:
 
-    cols = im2col(x)                   (N*OH*OW, KH*KW*C)
+    cols = im2col(x)                   (N*OH*OW, KH*KW*C)   (the dilated taps of each window: still KH*KW*C)
     Kmat = K.reshape(KH*KW*C, F)
     y    = cols @ Kmat + b             (N*OH*OW, F) -> reshape (N, OH, OW, F)
 
@@ -21,7 +26,7 @@ Backward, with G = dL/dy reshaped to (N*OH*OW, F):
     dL/dx    = col2im(G @ Kmat^T)      (N, H, W, C)    <- a transposed convolution of G with the same K
 
 (For stride 1, conv2d_transpose computes the same numbers as a convolution of G with the spatially flipped
-kernel, which is faster; see its body.)
+kernel and the same dilation, which is faster; see its body.)
 
 Bands. The whole cols matrix is KH*KW times the size of x (tens of MB in a U-Net's first layers); written to
 memory and read back by the matmul it costs more than the arithmetic when F is small. So conv2d and
@@ -44,7 +49,7 @@ from ..kernels.elementwise import add_bias
 from ..kernels.im2col import col2im, im2col
 from .activations import ActivatedLayer
 from .base import channel_sum
-from .geometry import check_padding, conv_geometry, deconv_output_length, pair
+from .geometry import check_padding, conv_geometry, deconv_output_length, effective_kernel, pair, positive_int
 
 
 BAND_BYTES = 4 * 2**20      # size of one band of im2col rows: a cache-sized piece, yet a long matmul
@@ -69,7 +74,7 @@ def bands(n, oh, row_bytes):
                 yield i, i + 1, y, min(y + rows, oh)
 
 
-def im2col_bands(x, ksize, strides, pads, out_hw, scratch=None):
+def im2col_bands(x, ksize, strides, pads, out_hw, scratch=None, dilation=(1, 1)):
     """Yield (start, cols) for each band: cols = im2col(x) rows start .. start+len(cols)-1 (N*OH*OW order).
 
     `scratch`, if given, is a function (rows, cols) -> an array to hold a band's im2col (a layer's reused
@@ -78,30 +83,31 @@ def im2col_bands(x, ksize, strides, pads, out_hw, scratch=None):
     (kh, kw), (oh, ow) = ksize, out_hw
     for i0, i1, y0, y1 in bands(x.shape[0], oh, ow * kh * kw * x.shape[3] * x.itemsize):
         out = scratch((i1 - i0) * (y1 - y0) * ow, kh * kw * x.shape[3]) if scratch else None
-        cols = im2col(x[i0:i1], kh, kw, strides[0], strides[1], pads, out_hw, out=out, rows=(y0, y1))
+        cols = im2col(x[i0:i1], kh, kw, strides[0], strides[1], pads, out_hw, out=out, rows=(y0, y1),
+                      dilation=dilation)
         yield (i0 * oh + y0) * ow, cols
 
 
-def conv2d(x, kernel, strides, pads, out_hw, scratch=None):
+def conv2d(x, kernel, strides, pads, out_hw, scratch=None, dilation=(1, 1)):
     """y = conv(x, kernel) without bias: (N, OH, OW, F), one matmul per band of im2col rows."""
     kh, kw, c, f = kernel.shape
     kmat = kernel.reshape(kh * kw * c, f)
     y = np.empty((x.shape[0] * out_hw[0] * out_hw[1], f), dtype=np.result_type(x, kernel))
-    for start, cols in im2col_bands(x, (kh, kw), strides, pads, out_hw, scratch):
+    for start, cols in im2col_bands(x, (kh, kw), strides, pads, out_hw, scratch, dilation):
         np.matmul(cols, kmat, out=y[start:start + cols.shape[0]])
     return y.reshape(x.shape[0], out_hw[0], out_hw[1], f)
 
 
-def conv2d_kernel_grad(x, g, ksize, strides, pads, scratch=None):
+def conv2d_kernel_grad(x, g, ksize, strides, pads, scratch=None, dilation=(1, 1)):
     """dL/dKmat = im2col(x)^T @ G: (KH*KW*C, F) for x (N, H, W, C) and G = dL/dy (N, OH, OW, F), band by band."""
     g2 = g.reshape(-1, g.shape[3])
     grad = np.zeros((ksize[0] * ksize[1] * x.shape[3], g.shape[3]), dtype=np.result_type(x, g))
-    for start, cols in im2col_bands(x, ksize, strides, pads, g.shape[1:3], scratch):
+    for start, cols in im2col_bands(x, ksize, strides, pads, g.shape[1:3], scratch, dilation):
         grad += cols.T @ g2[start:start + cols.shape[0]]
     return grad
 
 
-def conv2d_transpose(y, kernel, strides, pads, x_shape, scratch=None):
+def conv2d_transpose(y, kernel, strides, pads, x_shape, scratch=None, dilation=(1, 1)):
     """The adjoint of conv2d: maps y (N, OH, OW, F) back to shape x_shape (N, H, W, C).
 
     x = col2im(y.reshape(-1, F) @ Kmat^T); every output pixel of the convolution spreads its value, weighted
@@ -109,17 +115,21 @@ def conv2d_transpose(y, kernel, strides, pads, x_shape, scratch=None):
     (rows, cols) -> an array to hold the stride-1 path's im2col (a layer's reused buffer).
     """
     kh, kw, c, f = kernel.shape
-    out_hw = y.shape[1:3]
-    if strides == (1, 1) and min(pads) >= 0 and max(pads) <= min(kh, kw) - 1:
+    (dh, dw), out_hw = dilation, y.shape[1:3]
+    keh, kew = effective_kernel(kh, dh), effective_kernel(kw, dw)
+    pt, pb, pl, pr = pads
+    if strides == (1, 1) and min(pads) >= 0 and max(pt, pb) <= keh - 1 and max(pl, pr) <= kew - 1:
         # With stride 1 the adjoint is itself a convolution: of y with the kernel flipped in space and its
-        # channel axes swapped, padded by (K - 1 - pad) on each side. im2col of y then replaces the large
-        # (N*OH*OW, KH*KW*C) matrix and the col2im that would sum it back: about twice as fast.
+        # channel axes swapped, with the same dilation, padded by (K' - 1 - pad) on each side (K' the
+        # effective kernel (K - 1)*d + 1). Per axis: the forward reads x[i + a*d - pt], so
+        #     dx[h] = sum_a y[h - a*d + pt] K[a] = sum_a' ypad[h + a'*d] K[K-1-a'],  ypad top pad K' - 1 - pt.
+        # im2col of y then replaces the large (N*OH*OW, KH*KW*C) matrix and the col2im that would sum it
+        # back: about twice as fast.
         flipped = kernel[::-1, ::-1].transpose(0, 1, 3, 2)            # (KH, KW, F, C)
-        pt, pb, pl, pr = pads
-        back_pads = (kh - 1 - pt, kh - 1 - pb, kw - 1 - pl, kw - 1 - pr)
-        return conv2d(y, np.ascontiguousarray(flipped), strides, back_pads, x_shape[1:3], scratch)
+        back_pads = (keh - 1 - pt, keh - 1 - pb, kew - 1 - pl, kew - 1 - pr)
+        return conv2d(y, np.ascontiguousarray(flipped), strides, back_pads, x_shape[1:3], scratch, dilation)
     cols = y.reshape(-1, f) @ kernel.reshape(kh * kw * c, f).T
-    return col2im(cols, x_shape, kh, kw, strides[0], strides[1], pads, out_hw)
+    return col2im(cols, x_shape, kh, kw, strides[0], strides[1], pads, out_hw, dilation=dilation)
 
 
 class _Convolution(ActivatedLayer):
@@ -128,9 +138,7 @@ class _Convolution(ActivatedLayer):
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
         super().__init__(activation=activation, **kwargs)
-        if not isinstance(filters, (int, np.integer)) or isinstance(filters, bool) or filters < 1:
-            raise ValueError(f"{self.name}: filters must be a positive integer, got {filters!r}")
-        self.filters = int(filters)
+        self.filters = positive_int(filters, f"{self.name}: filters")
         self.kernel_size = pair(kernel_size, f"{self.name}: kernel_size")
         self.strides = pair(strides, f"{self.name}: strides")
         self.padding = check_padding(padding)
@@ -168,17 +176,39 @@ def check_image_shape(layer, input_shape):
                          f"{tuple(input_shape)}")
 
 
+def check_strides_with_dilation(layer):
+    """Keras's Conv2D refuses strides > 1 together with dilation_rate > 1 (TensorFlow's convolution has no
+    such kernel); so does ours, with the same message, so a model written for one runs on the other."""
+    if max(layer.strides) > 1 and max(layer.dilation_rate) > 1:
+        raise ValueError(f"{layer.name}: strides > 1 is not supported together with dilation_rate > 1; got "
+                         f"strides={layer.strides} and dilation_rate={layer.dilation_rate}")
+
+
 class Conv2D(_Convolution):
-    """2-D convolution layer, Keras's `Conv2D(filters, kernel_size, strides, padding, activation, use_bias)`.
+    """2-D convolution layer, Keras's `Conv2D(filters, kernel_size, strides, padding, dilation_rate, activation,
+    use_bias)`.
 
     Shapes: x (N, H, W, C) -> y (N, OH, OW, filters); kernel (KH, KW, C, filters); bias (filters,).
     Formula, output size and gradients: see the module docstring. Weights start as Keras's do:
-    glorot-uniform kernel, zero bias.
+    glorot-uniform kernel, zero bias. dilation_rate (int or pair, default 1) spaces the kernel's taps; with it
+    above 1 the strides must be 1 (Keras's rule).
     """
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", dilation_rate=1, activation=None,
+                 use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+        super().__init__(filters, kernel_size, strides=strides, padding=padding, activation=activation,
+                         use_bias=use_bias, kernel_initializer=kernel_initializer,
+                         bias_initializer=bias_initializer, **kwargs)
+        self.dilation_rate = pair(dilation_rate, f"{self.name}: dilation_rate")
+        check_strides_with_dilation(self)
+
+    def get_config(self):
+        return {**super().get_config(), "dilation_rate": self.dilation_rate}
 
     def compute_output_shape(self, input_shape):
         check_image_shape(self, input_shape)
-        (oh, ow), self.pads = conv_geometry(input_shape[:2], self.kernel_size, self.strides, self.padding)
+        (oh, ow), self.pads = conv_geometry(input_shape[:2], self.kernel_size, self.strides, self.padding,
+                                           self.dilation_rate)
         return oh, ow, self.filters
 
     def kernel_shape(self, channels):
@@ -187,7 +217,8 @@ class Conv2D(_Convolution):
     def forward_linear(self, x, training=False):
         self.check_input(x)
         self._x = x
-        y = conv2d(x, self.params["kernel"], self.strides, self.pads, self.output_shape[:2], self.scratch)
+        y = conv2d(x, self.params["kernel"], self.strides, self.pads, self.output_shape[:2], self.scratch,
+                   self.dilation_rate)
         if self.use_bias:
             add_bias(y, self.params["bias"])         # y += bias, in one parallel pass
         return y
@@ -195,12 +226,13 @@ class Conv2D(_Convolution):
     def backward_linear(self, grad, input_grad=True):
         kernel = self.params["kernel"]
         self.grads["kernel"] = conv2d_kernel_grad(self._x, grad, self.kernel_size, self.strides, self.pads,
-                                                  self.scratch).reshape(kernel.shape)
+                                                  self.scratch, self.dilation_rate).reshape(kernel.shape)
         if self.use_bias:
             self.grads["bias"] = channel_sum(grad)
         if not input_grad:
             return None
-        return conv2d_transpose(grad, kernel, self.strides, self.pads, self._x.shape, scratch=self.scratch)
+        return conv2d_transpose(grad, kernel, self.strides, self.pads, self._x.shape, scratch=self.scratch,
+                                dilation=self.dilation_rate)
 
 
 class Conv2DTranspose(_Convolution):
@@ -217,6 +249,8 @@ class Conv2DTranspose(_Convolution):
         db = sum of dy over N, OH, OW
 
     With kernel 2 and stride 2 every input pixel paints its own 2x2 block: a learned upsampling.
+    Keras's dilation_rate is left out here (a U-Net decoder does not use it); conv2d_transpose, the function,
+    takes a dilation for Conv2D's backward.
     """
 
 

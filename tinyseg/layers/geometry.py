@@ -1,10 +1,13 @@
 """Output-size rules shared by convolution and pooling (Keras's, per spatial axis).
 
-    'valid':  out = (size - kernel) // stride + 1                  no padding
+    'valid':  out = (size - k) // stride + 1                       no padding
     'same':   out = ceil(size / stride)                            padding added so that this holds:
-              total = max((out - 1) * stride + kernel - size, 0)
+              total = max((out - 1) * stride + k - size, 0)
               before = total // 2,  after = total - before          (the extra row, if odd, goes after:
                                                                     bottom/right, as TensorFlow and Keras do)
+
+    k is the window's effective size: a kernel of `kernel` taps with dilation d (atrous convolution, taps d
+    pixels apart) spans k = (kernel - 1) * d + 1 input pixels; without dilation (d = 1), k = kernel.
 
 A transposed convolution runs the rule backwards: it is the adjoint of the convolution that maps its
 output size back to its input size:
@@ -37,21 +40,35 @@ def pair(value, argument):
     return int(a), int(b)
 
 
-def conv_output_length(size, kernel, stride, padding):
+def positive_int(value, argument):
+    """Return value as an int if it is a positive integer (not a bool); otherwise a ValueError naming it."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{argument} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def effective_kernel(kernel, dilation):
+    """(kernel - 1) * dilation + 1: how many input pixels a dilated window spans on one axis."""
+    return (kernel - 1) * dilation + 1
+
+
+def conv_output_length(size, kernel, stride, padding, dilation=1):
     """Return (out, pad_before, pad_after) for one axis of a convolution or pooling."""
+    k = effective_kernel(kernel, dilation)
     if padding == "valid":
-        if size < kernel:
-            raise ValueError(f"input size {size} is smaller than the window {kernel} with padding='valid'")
-        return (size - kernel) // stride + 1, 0, 0
+        if size < k:
+            window = f"{k} (kernel {kernel}, dilation {dilation})" if dilation > 1 else f"{k}"
+            raise ValueError(f"input size {size} is smaller than the window {window} with padding='valid'")
+        return (size - k) // stride + 1, 0, 0
     out = math.ceil(size / stride)
-    total = max((out - 1) * stride + kernel - size, 0)
+    total = max((out - 1) * stride + k - size, 0)
     return out, total // 2, total - total // 2
 
 
-def conv_geometry(in_hw, kernel, strides, padding):
+def conv_geometry(in_hw, kernel, strides, padding, dilation=(1, 1)):
     """(OH, OW) and pads (top, bottom, left, right) for a 2-D window over an (H, W) input."""
-    oh, pt, pb = conv_output_length(in_hw[0], kernel[0], strides[0], padding)
-    ow, pl, pr = conv_output_length(in_hw[1], kernel[1], strides[1], padding)
+    oh, pt, pb = conv_output_length(in_hw[0], kernel[0], strides[0], padding, dilation[0])
+    ow, pl, pr = conv_output_length(in_hw[1], kernel[1], strides[1], padding, dilation[1])
     return (oh, ow), (pt, pb, pl, pr)
 
 

@@ -150,6 +150,9 @@ class Model:
         """The forward pass on arrays; see the module docstring."""
         graph = self._graph_for(x, "call")
         xs = self._input_list(x, "x", len(graph.inputs))
+        # Float data of another precision is cast to the model's, as Keras does (x / 255.0 is float64)
+        xs = [a.astype(t.dtype) if isinstance(a, np.ndarray) and a.dtype.kind == "f" and a.dtype != t.dtype
+              else a for a, t in zip(xs, graph.inputs)]
         outs = graph.forward(xs, training=training, logits=logits)
         return outs if self._list_outputs else outs[0]
 
@@ -183,6 +186,13 @@ class Model:
         loss = losses.get(loss)
         metric_fns = [metrics_module.get(m) for m in list(metrics or [])]
         final = output_activation(self.output_layer)
+        if loss.from_logits is True and final != "linear":
+            raise ValueError(f"compile: the loss has from_logits=True (raw scores), but the last layer ends in "
+                             f"'{final}'; remove that activation or pass from_logits=False")
+        if loss.from_logits is False and loss.activation is not None and final == "linear":
+            raise ValueError(f"compile: the loss has from_logits=False (probabilities), but the last layer has no "
+                             f"activation; end the model with activation='{loss.activation}' or pass "
+                             "from_logits=True")
         if loss.activation is None or final == "linear":
             fused = False
         elif final == loss.activation:

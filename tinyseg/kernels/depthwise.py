@@ -1,0 +1,219 @@
+"""Depthwise convolution for channels-last images: forward, input gradient, kernel gradient.
+
+Each input channel c is convolved with its own M filters (M = the depth multiplier); channels never mix:
+
+    x: (N, H, W, C)    K: (KH, KW, C, M)    y: (N, OH, OW, C*M)
+
+    y[n, i, j, c*M + m] = sum_{a, b} xpad[n, i*sh + a*dh, j*sw + b*dw, c] * K[a, b, c, m]
+
+Geometry (one spatial axis shown; sizes and pads come from layers/geometry.py with the effective kernel
+(KH - 1)*dh + 1): output row i, tap a reads input row  h = i*sh - pad_top + a*dh;  rows outside 0 .. H-1
+are padding and read as 0. The output channel of (c, m) is c*M + m, Keras's order (and PyTorch's for a
+Conv2d with groups=C).
+
+Backward, with G = dL/dy viewed as (N, OH, OW, C, M):
+
+    dL/dK[a, b, c, m] = sum_{n, i, j} xpad[n, i*sh + a*dh, j*sw + b*dw, c] * G[n, i, j, c, m]
+    dL/dx[n, h, w, c] = sum_{a, b, m} G[n, i, j, c, m] * K[a, b, c, m]
+                        over the windows (i, j) whose tap (a, b) lands on (h, w):
+                        i*sh - pad_top + a*dh = h  and  j*sw - pad_left + b*dw = w
+
+(the input gradient is the transposed depthwise convolution of G, as for Conv2D).
+
+Why no im2col: as a matrix product the depthwise convolution is block-diagonal (each channel meets only its
+own filters), so im2col + matmul would multiply C times more numbers than needed, almost all by zero. The
+direct loops here do only the KH*KW*C*M products per output pixel that the formula has.
+
+Each function has a plain NumPy twin (``*_numpy``) that defines what the Numba kernel must compute, looping
+over the KH*KW kernel taps with whole-array slicing over N, H, W, C; the tests prove them equal, and both
+equal a plain loop written from the formula above. The Numba kernels: the forward splits the output rows
+between threads; the input gradient gathers (each input pixel sums what its windows send it, with the same
+window_index as col2im), so every pixel of dx is written by one thread; the kernel gradient gives each
+block of output rows its own float64 partial sums (a sum over every pixel of the batch would lose float32
+digits), then adds the blocks.
+"""
+import numpy as np
+from numba import prange
+
+from .config import get_backend, pjit
+from .im2col import window_index
+
+_BLOCK_ROWS = 16            # output rows per block of kernel-gradient partial sums (fixed: same sums on any
+                            # number of threads)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# NumPy twins: one strided slice of the padded image per kernel tap (a, b).
+# ----------------------------------------------------------------------------------------------------------
+def _tap(xp, a, b, strides, dilation, out_hw):
+    """The (N, OH, OW, C) view of the padded image xp that tap (a, b) reads:
+    element [n, i, j, c] is xp[n, i*sh + a*dh, j*sw + b*dw, c]."""
+    (sh, sw), (dh, dw), (oh, ow) = strides, dilation, out_hw
+    top, left = a * dh, b * dw
+    return xp[:, top:top + sh * (oh - 1) + 1:sh, left:left + sw * (ow - 1) + 1:sw, :]
+
+
+def _pad(x, pads):
+    pt, pb, pl, pr = pads
+    return np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+
+
+def depthwise_conv2d_numpy(x, kernel, strides, pads, out_hw, dilation=(1, 1)):
+    """NumPy depthwise convolution: y (N, OH, OW, C*M) = sum over taps of window * K[a, b]."""
+    kh, kw, c, m = kernel.shape
+    xp = _pad(x, pads)
+    y = np.zeros((x.shape[0],) + tuple(out_hw) + (c, m), dtype=np.result_type(x, kernel))
+    for a in range(kh):
+        for b in range(kw):
+            y += _tap(xp, a, b, strides, dilation, out_hw)[..., None] * kernel[a, b]     # (N,OH,OW,C,1)*(C,M)
+    return y.reshape(y.shape[:3] + (c * m,))
+
+
+def depthwise_conv2d_input_grad_numpy(g, kernel, strides, pads, x_shape, dilation=(1, 1)):
+    """NumPy dL/dx (x_shape): every tap adds sum_m G[..., c, m] * K[a, b, c, m] back to the pixels it read."""
+    kh, kw, c, m = kernel.shape
+    n, h, w, _ = x_shape
+    pt, pb, pl, pr = pads
+    g5 = g.reshape(g.shape[:3] + (c, m))
+    dxp = np.zeros((n, h + pt + pb, w + pl + pr, c), dtype=np.result_type(g, kernel))
+    for a in range(kh):
+        for b in range(kw):
+            target = _tap(dxp, a, b, strides, dilation, g.shape[1:3])      # a view: += writes into dxp
+            target += (g5 * kernel[a, b]).sum(axis=-1)
+    return np.ascontiguousarray(dxp[:, pt:pt + h, pl:pl + w, :])
+
+
+def depthwise_conv2d_kernel_grad_numpy(x, g, ksize, strides, pads, dilation=(1, 1)):
+    """NumPy dL/dK (KH, KW, C, M): per tap, sum over n, i, j of window[..., c] * G[..., c, m] (in float64)."""
+    kh, kw = ksize
+    c = x.shape[3]
+    m = g.shape[3] // c
+    xp = _pad(x, pads)
+    g5 = g.reshape(g.shape[:3] + (c, m))
+    grad = np.empty((kh, kw, c, m), dtype=np.result_type(x, g))
+    for a in range(kh):
+        for b in range(kw):
+            grad[a, b] = np.einsum("nijc,nijcm->cm", _tap(xp, a, b, strides, dilation, g.shape[1:3]), g5,
+                                   dtype=np.float64)
+    return grad
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Numba kernels.
+# ----------------------------------------------------------------------------------------------------------
+@pjit
+def _depthwise_numba(x, k, sh, sw, dh, dw, pt, pl, y):
+    n, h, w, c = x.shape
+    kh, kw, _, m = k.shape
+    oh, ow = y.shape[1], y.shape[2]
+    for row in prange(n * oh):          # one output row (image i, row yo) per iteration
+        i = row // oh
+        yo = row - i * oh
+        for xo in range(ow):
+            out = y[i, yo, xo]
+            out[:] = 0
+            for a in range(kh):
+                hi = yo * sh - pt + a * dh
+                if hi < 0 or hi >= h:
+                    continue
+                for b in range(kw):
+                    wi = xo * sw - pl + b * dw
+                    if wi < 0 or wi >= w:
+                        continue
+                    pix = x[i, hi, wi]
+                    for ch in range(c):
+                        for mm in range(m):
+                            out[ch * m + mm] += pix[ch] * k[a, b, ch, mm]
+
+
+@pjit
+def _depthwise_input_grad_numba(g, k, sh, sw, dh, dw, pt, pl, dx):
+    n, h, w, c = dx.shape
+    kh, kw, _, m = k.shape
+    oh, ow = g.shape[1], g.shape[2]
+    for row in prange(n * h):           # one input row (image i, row hi) per iteration: no write races
+        i = row // h
+        hi = row - i * h
+        for wi in range(w):
+            out = dx[i, hi, wi]
+            out[:] = 0
+            for a in range(kh):
+                yo = window_index(hi, pt, a * dh, sh, oh)     # the window whose tap a lands on hi, or -1
+                if yo < 0:
+                    continue
+                for b in range(kw):
+                    xo = window_index(wi, pl, b * dw, sw, ow)
+                    if xo < 0:
+                        continue
+                    gp = g[i, yo, xo]
+                    for ch in range(c):
+                        for mm in range(m):
+                            out[ch] += gp[ch * m + mm] * k[a, b, ch, mm]
+
+
+@pjit
+def _depthwise_kernel_grad_numba(x, g, sh, sw, dh, dw, pt, pl, part):
+    # part (blocks, KH, KW, C, M) float64, zeroed: block `blk` sums output rows blk*_BLOCK_ROWS ... of the
+    # N*OH rows, so no two threads ever add into the same numbers.
+    n, h, w, c = x.shape
+    _, kh, kw, _, m = part.shape
+    oh, ow = g.shape[1], g.shape[2]
+    for blk in prange(part.shape[0]):
+        acc = part[blk]
+        for row in range(blk * _BLOCK_ROWS, min(n * oh, (blk + 1) * _BLOCK_ROWS)):
+            i = row // oh
+            yo = row - i * oh
+            for xo in range(ow):
+                gp = g[i, yo, xo]
+                for a in range(kh):
+                    hi = yo * sh - pt + a * dh
+                    if hi < 0 or hi >= h:
+                        continue
+                    for b in range(kw):
+                        wi = xo * sw - pl + b * dw
+                        if wi < 0 or wi >= w:
+                            continue
+                        pix = x[i, hi, wi]
+                        for ch in range(c):
+                            for mm in range(m):
+                                acc[a, b, ch, mm] += pix[ch] * gp[ch * m + mm]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Public entry points: pick the backend, allocate the outputs.
+# ----------------------------------------------------------------------------------------------------------
+def depthwise_conv2d(x, kernel, strides, pads, out_hw, dilation=(1, 1)):
+    """Depthwise convolution of x (N, H, W, C) with kernel (KH, KW, C, M), no bias -> y (N, OH, OW, C*M).
+
+    strides = (sh, sw), pads = (top, bottom, left, right), out_hw = (OH, OW), dilation = (dh, dw), as
+    geometry.conv_geometry gives them.
+    """
+    if get_backend() == "numpy":
+        return depthwise_conv2d_numpy(x, kernel, strides, pads, out_hw, dilation)
+    kh, kw, c, m = kernel.shape
+    y = np.empty((x.shape[0],) + tuple(out_hw) + (c * m,), dtype=np.result_type(x, kernel))
+    _depthwise_numba(np.ascontiguousarray(x), np.ascontiguousarray(kernel), strides[0], strides[1],
+                     dilation[0], dilation[1], pads[0], pads[2], y)
+    return y
+
+
+def depthwise_conv2d_input_grad(g, kernel, strides, pads, x_shape, dilation=(1, 1)):
+    """dL/dx (x_shape = (N, H, W, C)) from G = dL/dy (N, OH, OW, C*M): the transposed depthwise convolution."""
+    if get_backend() == "numpy":
+        return depthwise_conv2d_input_grad_numpy(g, kernel, strides, pads, x_shape, dilation)
+    dx = np.empty(tuple(x_shape), dtype=np.result_type(g, kernel))
+    _depthwise_input_grad_numba(np.ascontiguousarray(g), np.ascontiguousarray(kernel), strides[0], strides[1],
+                                dilation[0], dilation[1], pads[0], pads[2], dx)
+    return dx
+
+
+def depthwise_conv2d_kernel_grad(x, g, ksize, strides, pads, dilation=(1, 1)):
+    """dL/dK (KH, KW, C, M) from x (N, H, W, C) and G = dL/dy (N, OH, OW, C*M), summed in float64."""
+    if get_backend() == "numpy":
+        return depthwise_conv2d_kernel_grad_numpy(x, g, ksize, strides, pads, dilation)
+    c = x.shape[3]
+    rows = g.shape[0] * g.shape[1]
+    part = np.zeros((max(1, -(-rows // _BLOCK_ROWS)),) + tuple(ksize) + (c, g.shape[3] // c))
+    _depthwise_kernel_grad_numba(np.ascontiguousarray(x), np.ascontiguousarray(g), strides[0], strides[1],
+                                 dilation[0], dilation[1], pads[0], pads[2], part)
+    return part.sum(axis=0).astype(np.result_type(x, g))
