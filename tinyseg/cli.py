@@ -289,7 +289,7 @@ def _check_values(masks, files, size, palette, k, ignore_index, what, scope=None
 def _load_folder_data(args, depth):
     from .datasets import camvid, train_val_split
     from .datasets.labels import infer_num_classes
-    from .inference import check_multiple
+    from .inference import check_multiple, nearest_multiple
     m = 2 ** depth
     size = _size_argument(args.size, "--size")
     if size is not None:
@@ -299,7 +299,7 @@ def _load_folder_data(args, depth):
     if size is None:
         size = tuple(_first_size(x))
         if size[0] % m or size[1] % m:
-            nearest = tuple(max(m, round(s / m) * m) for s in size)
+            nearest = tuple(nearest_multiple(s, m) for s in size)
             raise ValueError(f"the images are {size[0]} x {size[1]}, not divisible by 2**depth = {m} "
                              f"(--depth {depth}); pass --size {nearest[0]} {nearest[1]} to resize them")
     label_map = _binary_map(y, size, palette, args.ignore_index, 2) if args.lazy else None

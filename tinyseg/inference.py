@@ -54,11 +54,16 @@ def next_multiple(n, m):
     return -(-int(n) // int(m)) * int(m)
 
 
+def nearest_multiple(n, m):
+    """The multiple of m nearest to n (halfway rounds up), at least m."""
+    return max(int(m), int(n / m + 0.5) * int(m))
+
+
 def check_multiple(size, m, what="size", flag=None):
     """ValueError if m does not divide both sides of `size`, naming the nearest valid size."""
     h, w = size
     if h % m or w % m or h < m or w < m:
-        nearest = tuple(max(m, round(s / m) * m) for s in (h, w))
+        nearest = tuple(nearest_multiple(s, m) for s in (h, w))
         name = flag or what
         raise ValueError(f"{name} {h} {w} is not divisible by 2**depth = {m}; the nearest valid {what} is "
                          f"{nearest[0]} {nearest[1]}")
