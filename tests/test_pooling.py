@@ -328,8 +328,8 @@ def test_bad_inputs_are_named(cls):
         cls(pool_size=3).forward(np.zeros((1, 2, 5, 1), np.float32))
     layer = cls()
     layer.forward(np.zeros((2, 4, 4, 1), np.float32))
-    with pytest.raises(ValueError, match="x has shape"):
-        layer.forward(np.zeros((2, 6, 4, 1), np.float32))
+    with pytest.raises(ValueError, match="x has shape"):           # other H and W are fine; other channels not
+        layer.forward(np.zeros((2, 4, 4, 2), np.float32))
     with pytest.raises(ValueError, match="grad has shape"):
         layer.backward(np.zeros((2, 4, 4, 1), np.float32))
     with pytest.raises(ValueError, match="grad has batch size 3"):

@@ -89,6 +89,9 @@ class InputLayer(Layer):
         self.check_input(x)
         return x
 
+    def resize(self, shape):
+        """Other image sizes pass through; the declared shape (the model's config) stays as it was."""
+
     def get_config(self):
         return {**super().get_config(), "batch_shape": [self.batch_size] + list(self.input_shape)}
 

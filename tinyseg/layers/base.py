@@ -12,7 +12,10 @@
 the optimizer's job, so gradients can always be inspected and checked.
 
 Shapes are channels-last: images (N, H, W, C), vectors (N, D). A layer learns its input shape the first time
-it is built (`build(input_shape)`, input_shape without the batch axis); after that an input of another
+it is built (`build(input_shape)`, input_shape without the batch axis). Images of another height and width
+(the same channels) are welcome where the layer's math allows them: the layer then follows the new size
+(`resize`: its output size and paddings are worked out again; the weights stay, since they depend on the
+channels only), so a fully convolutional model trained on crops runs on whole images. Any other change of
 shape is an error, not a silent broadcast.
 """
 import numpy as np
@@ -53,6 +56,7 @@ class Layer:
     """Base class: naming, building, input checks, weights in Keras order, config for saving."""
 
     multiple_inputs = False     # True for merge layers: forward takes a list of arrays, backward returns a list
+    fixed_size = False          # True where the output depends on the exact input size (Flatten, Reshape)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -131,8 +135,20 @@ class Layer:
         if not self.built:
             self.build(x.shape[1:])
         elif x.shape[1:] != self.input_shape:
-            raise ValueError(
-                f"{self.name}: {argument} has shape {x.shape}, expected (batch,) + {self.input_shape}")
+            if not self.accepts_size(x.shape[1:]):
+                raise ValueError(
+                    f"{self.name}: {argument} has shape {x.shape}, expected (batch,) + {self.input_shape}")
+            self.resize(x.shape[1:])
+
+    def accepts_size(self, shape):
+        """Can this built layer run on one sample of `shape`: an image of the same channels, other H and W?"""
+        return (not self.fixed_size and len(shape) == 3 and len(self.input_shape) == 3
+                and shape[-1] == self.input_shape[-1])
+
+    def resize(self, shape):
+        """Follow a new image size (see the module docstring): output shape and geometry for `shape`."""
+        output_shape = tuple(self.compute_output_shape(tuple(shape)))      # raises before anything changes
+        self.input_shape, self.output_shape = tuple(shape), output_shape
 
     def check_grad(self, grad):
         expected = (grad.shape[0],) + self.output_shape if hasattr(grad, "shape") else None

@@ -66,6 +66,8 @@ class Dense(ActivatedLayer):
 class Flatten(Layer):
     """(N, d1, d2, ...) -> (N, d1*d2*...); backward reshapes the gradient back."""
 
+    fixed_size = True           # the next Dense was built for this many features
+
     def compute_output_shape(self, input_shape):
         return (int(np.prod(input_shape)),)
 

@@ -100,8 +100,14 @@ class _Merge(Layer):
         if not self.built:
             self.build(shapes)
         elif shapes != self.input_shape:
-            raise ValueError(f"{self.name}: got input shapes " + ", ".join(str(x.shape) for x in inputs)
-                             + ", expected " + _shapes(self.input_shape))
+            same_channels = len(shapes) == len(self.input_shape) and all(
+                len(s) == 3 == len(b) and s[-1] == b[-1] for s, b in zip(shapes, self.input_shape))
+            if not same_channels:
+                raise ValueError(f"{self.name}: got input shapes " + ", ".join(str(x.shape) for x in inputs)
+                                 + ", expected " + _shapes(self.input_shape))
+            # other image sizes (Layer.resize): the inputs must still agree with each other
+            self.output_shape = self._output_shape(self._check_shapes(shapes))
+            self.input_shape = [tuple(s) for s in shapes]
 
     def check_grad(self, grad):
         if not self.built:

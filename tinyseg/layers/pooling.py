@@ -60,13 +60,8 @@ class _Pooling2D(Layer):
             raise ValueError(f"{self.name}: {err}") from None
 
     def compute_output_shape(self, input_shape):
-        (oh, ow), _ = self.geometry(input_shape)
+        (oh, ow), self.pads = self.geometry(input_shape)
         return oh, ow, input_shape[2]
-
-    def build(self, input_shape):
-        out = super().build(input_shape)
-        _, self.pads = self.geometry(self.input_shape)
-        return out
 
     def check_grad(self, grad):
         super().check_grad(grad)

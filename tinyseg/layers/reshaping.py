@@ -143,6 +143,8 @@ class Reshape(Layer):
     Gradient: dx = dy reshaped back to x's shape.
     """
 
+    fixed_size = True           # target_shape holds exactly this many values
+
     def __init__(self, target_shape, **kwargs):
         super().__init__(**kwargs)
         ok = isinstance(target_shape, (tuple, list)) and len(target_shape) > 0 and all(

@@ -135,6 +135,12 @@ class Model:
                              f"({[t.name for t in self.outputs]}); compile and fit train models with one output")
         return self.outputs[0].node.layer
 
+    def accepts_size(self, shape, built_shape):
+        """True if images of `shape` (H', W', C) can replace the built (H, W, C): the same channels and no
+        layer whose output depends on the exact size (Flatten, Reshape). Subclasses may ask for more."""
+        return (len(shape) == 3 == len(built_shape) and shape[-1] == built_shape[-1]
+                and not any(layer.fixed_size for layer in self.layers))
+
     @property
     def dtype(self):
         return self.layers[0].dtype if self.layers else np.dtype(backend.floatx())
@@ -271,6 +277,9 @@ class Model:
         if self._list_inputs and len(xs) != len(shapes):
             raise ValueError(f"{argument}: the model has {len(shapes)} inputs; pass a list of {len(shapes)} arrays")
         for i, (a, shape) in enumerate(zip(xs, shapes)):
+            if shape is not None and isinstance(a, np.ndarray) and a.shape[1:] != shape and \
+                    self.accepts_size(a.shape[1:], shape):
+                shape = None                           # another image size that every layer can follow
             check_array(a, argument if len(xs) == 1 else f"{argument}[{i}]", shape)
         if len({len(a) for a in xs}) > 1:
             raise ValueError(f"{argument}: the input arrays have different numbers of samples "
@@ -509,11 +518,14 @@ class Model:
         local = {}
         for node in [t.node for t in graph.inputs] + graph.nodes:
             local.setdefault(node, sum(1 for n in local if n.layer is node.layer))
+        first_output = {t.node.layer: t for t in graph.inputs}
+        for node in graph.nodes:
+            first_output.setdefault(node.layer, node.output)
         rows = []
         for layer in graph.layers:
             calls = [n for n in graph.nodes if n.layer is layer]
             sources = ", ".join(f"{t.node.layer.name}[{local[t.node]}][0]" for n in calls for t in n.inputs)
-            shape = (None,) + tuple(layer.output_shape or ())
+            shape = first_output[layer].shape
             rows.append([f"{layer.name} ({type(layer).__name__})", str(shape), f"{layer.count_params():,}",
                          sources or "-"])
         return rows

@@ -112,6 +112,18 @@ class UNet(Model):
             return [Conv2DTranspose(filters, (2, 2), strides=(2, 2), padding="same")]
         return [UpSampling2D((2, 2), interpolation=upsampling), Conv2D(filters, (1, 1))]
 
+    def accepts_size(self, shape, built_shape):
+        """Any image of the same channels whose height and width are multiples of 2**depth."""
+        step = 2 ** self.config["depth"]
+        if len(shape) == 3 and shape[-1] == built_shape[-1]:
+            for axis, size in zip(("height", "width"), shape[:2]):
+                if size % step:
+                    nearest = max(step, round(size / step) * step)
+                    raise ValueError(f"{self.name}: image {axis} {size} is not a multiple of 2**depth = {step}; "
+                                     f"the nearest valid {axis} is {nearest} (pad the image, as "
+                                     "tinyseg.inference does)")
+        return super().accepts_size(shape, built_shape)
+
     @property
     def layers(self):
         """The layers in weight order, without the input placeholder (as before the graph)."""
