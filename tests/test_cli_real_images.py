@@ -163,3 +163,16 @@ def test_lazy_mode_trains_from_files(tiny_camvid, tmp_path, capsys):
     assert main(["train", "--data", str(images), str(labels), "--val-data", str(vimages), str(vlabels),
                  "--lazy", "--ignore-index", "11", "--out", str(tmp_path / "lazy")] + SMALL) == 0
     assert "validation mean IoU" in capsys.readouterr().out
+
+
+def test_train_on_crops_validate_on_whole_images(tiny_camvid, tmp_path, capsys):
+    (images, labels), (vimages, vlabels) = tiny_camvid
+    out = tmp_path / "crops"
+    assert main(["train", "--data", str(images), str(labels), "--val-data", str(vimages), str(vlabels),
+                 "--size", "16", "24", "--crop", "8", "12", "--ignore-index", "11", "--out", str(out)] + SMALL) == 0
+    classes = json.loads((out / "classes.json").read_text())
+    assert classes["crop"] == [8, 12] and classes["input_size"] == [16, 24]
+    metrics = json.loads((out / "metrics.json").read_text())
+    support = sum(c["support"] for c in metrics["per_class"].values())
+    void = sum(int((np.asarray(Image.open(p)) == 11).sum()) for p in sorted(vlabels.iterdir()))
+    assert support == 2 * 16 * 24 - void                       # whole validation images, void left out

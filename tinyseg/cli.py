@@ -104,6 +104,9 @@ def build_parser():
                        help="weights of the classes in the cross-entropy: none, median (median-frequency "
                        "balancing, SegNet's), inverse (N / (K n_c)), or one number per class (none)")
     train.add_argument("--learning-rate", type=float, default=3e-3, help="Adam's learning rate (3e-3)")
+    train.add_argument("--lr-schedule", choices=("constant", "poly"), default="constant",
+                       help="constant, or poly: lr * (1 - epoch / epochs) ** 0.9 each epoch, the 'poly' policy "
+                       "of DeepLab, which lets the weights settle at the end (constant)")
     train.add_argument("--num-classes", type=_positive_int, default=None,
                        help="classes in your masks, background included, void not (default: inferred from "
                        "the masks)")
@@ -328,17 +331,17 @@ def _class_weight_line(weights, how, info):
     return f"class weights ({how}): " + ", ".join(f"{n} {w:.3g}" for n, w in zip(info.class_names, weights))
 
 
-def _model_takes(model, size, channels):
-    """Whether the model runs on size x channels images (any-size models do)."""
-    try:
-        model.predict(np.zeros((1,) + tuple(size) + (channels,), model.dtype))
-        return True
-    except ValueError:
-        return False
+def poly_schedule(learning_rate, epochs, power=0.9):
+    """The 'poly' learning-rate policy (DeepLab, Chen et al. 2017), per epoch e = 0 .. E-1:
+    lr_e = lr * (1 - e / E) ** power, from lr down to lr * (1/E) ** power in the last epoch."""
+    def schedule(epoch, lr):
+        return learning_rate * (1 - epoch / epochs) ** power
+    return schedule
 
 
 def train(args):
     from . import plotting, set_random_seed
+    from .callbacks import LearningRateScheduler
     from .datasets import load_shapes, random_flip_rotate
     from .datasets.class_weights import class_weights, parse_class_weights
     from .datasets.pipeline import SegmentationDataset
@@ -388,9 +391,6 @@ def train(args):
 
     model = UNet(input_shape=tuple(crop or size) + (channels,), num_classes=k, depth=args.depth,
                  base_filters=args.base_filters, batch_norm=not args.no_batch_norm, upsampling=args.upsampling)
-    if crop is not None and tuple(crop) != tuple(size) and not _model_takes(model, size, channels):
-        raise ValueError(f"--crop {crop[0]} {crop[1]} differs from --size {size[0]} {size[1]}, and this "
-                         f"tinyseg's models run at one input size only; drop --crop, or set it to the size")
     ce = dict(class_weight=weights, ignore_index=info.ignore_index)
     loss = {"ce": lambda: SparseCategoricalCrossentropy(**ce), "dice": lambda: DiceLoss(ignore_index=ce["ignore_index"]),
             "ce_dice": lambda: CEDiceLoss(**ce)}[args.loss]()
@@ -400,12 +400,15 @@ def train(args):
         model._metric_fns = [get_metric(name, info.ignore_index) for name in model.metric_names]
     if not args.quiet:
         model.summary()
+    callbacks = [_RunProgress(args.epochs, args.quiet)]
+    if args.lr_schedule == "poly":
+        callbacks.append(LearningRateScheduler(poly_schedule(args.learning_rate, args.epochs)))
 
     if args.data is None:
         history = model.fit(x, y, epochs=args.epochs, batch_size=args.batch_size, validation_data=(xv, yv),
                             verbose=0 if args.quiet else 1,
                             augment=None if args.no_augment else random_flip_rotate, seed=args.seed,
-                            callbacks=[_RunProgress(args.epochs, args.quiet)])
+                            callbacks=callbacks)
         val_source = (xv, yv)
     else:
         augment = not args.no_augment
@@ -417,7 +420,7 @@ def train(args):
                                          **common)
         val_data = SegmentationDataset(xv, yv, batch_size=args.batch_size, **common)
         history = model.fit(train_data, epochs=args.epochs, validation_data=val_data,
-                            verbose=0 if args.quiet else 1, callbacks=[_RunProgress(args.epochs, args.quiet)])
+                            verbose=0 if args.quiet else 1, callbacks=callbacks)
         val_source = (val_data, None)
     train_seconds = time.perf_counter() - t0
     model.save(os.path.join(args.out, "model.npz"))

@@ -101,31 +101,9 @@ def _as_float_images(x):
 
 
 def _run(model, x, batch_size):
-    """model.predict on x (N, H, W, C), where H and W are multiples of size_multiple(model)."""
-    built = tuple(model.input_shape[:2])
-    if built in (tuple(x.shape[1:3]), (None, None)):
-        return model.predict(x, batch_size=batch_size)
-    return _sized_copy(model, x.shape[1:3]).predict(x, batch_size=batch_size)
-
-
-_COPIES = {}
-
-
-def _sized_copy(model, hw):
-    """The same network built for H x W with the same weights, for models whose layers still fix their size.
-    (Kept for models built before any-size layers; a model that accepts any size never comes here.)"""
-    key = (id(model), tuple(hw))
-    copy = _COPIES.get(key)
-    if copy is None:
-        config = model.get_config()
-        if "input_shape" not in config:
-            raise ValueError(f"predict: the model takes {model.input_shape[:2]} images only and cannot be rebuilt "
-                             f"for {tuple(hw)}; resize the image instead")
-        copy = type(model).from_config({**config, "input_shape": tuple(hw) + tuple(model.input_shape[2:])})
-        _COPIES.clear()
-        _COPIES[key] = copy
-    copy.set_weights(model.get_weights())
-    return copy
+    """model.predict on x (N, H, W, C), where H and W are multiples of size_multiple(model): a built model
+    follows images of another height and width (its layers resize; the weights are the same)."""
+    return model.predict(x, batch_size=batch_size)
 
 
 def predict_batch(model, x, batch_size=4):
