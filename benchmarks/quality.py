@@ -10,15 +10,19 @@ What is held equal, so that the only difference left is the framework's arithmet
   jitter, left-right flips, seeded) and handed to both;
 - the loss: SparseCategoricalCrossentropy with median-frequency class weights and the void label ignored,
   and its PyTorch twin `to_torch_loss` (nn.CrossEntropyLoss(weight, ignore_index));
-- the optimizer: Adam with epsilon_style='torch', exactly torch.optim.Adam's update (`to_torch_optimizer`);
+- the optimizer: Adam with epsilon_style='torch', exactly torch.optim.Adam's update (`to_torch_optimizer`),
+  and the same learning rate at every step: constant, or (default) the 'poly' policy
+  lr_t = lr * (1 - t / T) ** 0.9, t = 0 .. T-1, which lets the weights settle before they are measured;
 - the threads: both frameworks get --threads.
 
-Both then predict the whole validation images in inference mode (batch norm on its moving statistics), and
-the report gives, for each: validation mean IoU over the classes (void left out of every count), global pixel
-accuracy, class-average accuracy, per-class IoU, and the wall time of the training steps. In float32 the two
-runs start equal and drift apart (single ReLU and max-pool decisions within rounding of their threshold go
-differently: tinyseg/interop/pytorch.py measures it), so the two final numbers differ by about what two
-seeds of one framework differ by; the target is |mIoU(tinyseg) - mIoU(PyTorch)| <= 0.02.
+Both predict the whole validation images in inference mode (batch norm on its moving statistics) at --evals
+evenly spaced checkpoints, and the report gives, for each: validation mean IoU over the classes (void left out
+of every count), global pixel accuracy, class-average accuracy, per-class IoU, and the wall time of the
+training steps (evaluation not included). In float32 the two runs start equal and drift apart (single ReLU and
+max-pool decisions within rounding of their threshold go differently: tinyseg/interop/pytorch.py measures
+it), so their numbers differ by about what two runs of one framework from other seeds differ by; the
+checkpoints show how much a snapshot's mIoU moves by itself. --dtype float64 removes the drift: the two runs
+then stay equal. The target is |mIoU(tinyseg) - mIoU(PyTorch)| <= 0.02 at the end.
 
 Writes OUT/quality.md (the table) and OUT/quality.json.
 """
@@ -51,6 +55,9 @@ def parse_args(argv):
     p.add_argument("--depth", type=int, default=3)
     p.add_argument("--base-filters", type=int, default=16)
     p.add_argument("--learning-rate", type=float, default=3e-3)
+    p.add_argument("--schedule", choices=("poly", "constant"), default="poly", help="learning rate per step (poly)")
+    p.add_argument("--evals", type=int, default=4, help="validation checkpoints, evenly spaced (4)")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     p.add_argument("--scale-jitter", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
@@ -78,7 +85,7 @@ def load(args):
     return x, y, xv, yv, data.class_names, data.ignore_index, f"CamVid from {path}"
 
 
-def torch_eval(module, x, y, num_classes, ignore_index, batch_size, multiple):
+def torch_eval(module, x, y, num_classes, ignore_index, batch_size, multiple, dtype="float32"):
     """The confusion matrix of the torch module's predictions on whole images (padded like tinyseg's)."""
     import torch
 
@@ -89,7 +96,7 @@ def torch_eval(module, x, y, num_classes, ignore_index, batch_size, multiple):
     module.eval()
     with torch.no_grad():
         for b in range(0, len(x), batch_size):
-            xb = x[b:b + batch_size].astype(np.float32) / np.float32(255)
+            xb = x[b:b + batch_size].astype(dtype) / 255
             padded, (h, w) = pad_to_multiple(xb, multiple)
             logits = module(tp.to_tensor(tp.nhwc_to_nchw(padded)))
             cm.update(y[b:b + batch_size], logits.argmax(dim=1).numpy()[:, :h, :w])
@@ -107,7 +114,7 @@ def main(argv=None):
     args = parse_args(argv)
     import torch
 
-    from tinyseg import set_random_seed
+    from tinyseg import set_floatx, set_random_seed
     from tinyseg.datasets.class_weights import class_weights
     from tinyseg.datasets.pipeline import SegmentationDataset
     from tinyseg.inference import evaluate_segmentation, size_multiple
@@ -119,6 +126,7 @@ def main(argv=None):
 
     set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
+    set_floatx(args.dtype)
     set_random_seed(args.seed)
     torch.manual_seed(args.seed)
     x, y, xv, yv, names, ignore, description = load(args)
@@ -134,24 +142,35 @@ def main(argv=None):
                   loss=SparseCategoricalCrossentropy(class_weight=weights, ignore_index=ignore))
     module = tp.to_torch(model)                                   # same initial weights, NCHW, logits out
     torch_opt = tp.to_torch_optimizer(model.optimizer, module.parameters())
-    torch_loss = tp.to_torch_loss(model.loss)
+    torch_loss = tp.to_torch_loss(model.loss, args.dtype)
+    checkpoints = sorted({max(1, round(args.steps * (i + 1) / max(args.evals, 1))) for i in range(args.evals)})
+
+    def evaluate_both():
+        ours = evaluate_segmentation(model, xv, yv, k, ignore, batch_size=args.batch_size)[0].result()
+        theirs = torch_eval(module, xv, yv, k, ignore, args.batch_size, size_multiple(model), args.dtype).result()
+        return {"tinyseg": summary(ours), "PyTorch": summary(theirs)}
 
     data = SegmentationDataset(x, y, batch_size=args.batch_size, crop=crop, augment=True, shuffle=True,
                                scale=(1 - args.scale_jitter, 1 + args.scale_jitter), ignore_index=ignore,
                                seed=args.seed, drop_remainder=True)
     seconds = {"tinyseg": 0.0, "PyTorch": 0.0}
     losses = {"tinyseg": [], "PyTorch": []}
-    step, start = 0, time.perf_counter()
+    step, start, evaluations = 0, time.perf_counter(), {}
     while step < args.steps:
         for i in range(len(data)):
             if step == args.steps:
                 break
             xb, yb = data[i]                                      # one batch, made once, fed to both
+            xb = xb.astype(args.dtype, copy=False)
+            lr = args.learning_rate * ((1 - step / args.steps) ** 0.9 if args.schedule == "poly" else 1.0)
+            model.optimizer.learning_rate = lr
+            for group in torch_opt.param_groups:
+                group["lr"] = lr
             t0 = time.perf_counter()
             losses["tinyseg"].append(model.train_on_batch(xb, yb)[0])
             t1 = time.perf_counter()
             torch_opt.zero_grad()
-            loss = torch_loss(module(tp.to_tensor(tp.nhwc_to_nchw(xb))), tp.targets_to_torch(model.loss, yb))
+            loss = torch_loss(module(tp.to_tensor(tp.nhwc_to_nchw(xb))), tp.targets_to_torch(model.loss, yb, args.dtype))
             loss.backward()
             torch_opt.step()
             losses["PyTorch"].append(loss.item())
@@ -163,18 +182,20 @@ def main(argv=None):
                 print(f"step {step}/{args.steps}: loss tinyseg {np.mean(losses['tinyseg'][-50:]):.4f}, "
                       f"PyTorch {np.mean(losses['PyTorch'][-50:]):.4f} ({time.perf_counter() - start:.0f}s)",
                       flush=True)
+            if step in checkpoints:
+                evaluations[step] = evaluate_both()
+                print(f"step {step}: val mIoU tinyseg {evaluations[step]['tinyseg']['mean_iou']:.4f}, "
+                      f"PyTorch {evaluations[step]['PyTorch']['mean_iou']:.4f}", flush=True)
         data.on_epoch_end()
 
-    ours = evaluate_segmentation(model, xv, yv, k, ignore, batch_size=args.batch_size)[0].result()
-    theirs = torch_eval(module, xv, yv, k, ignore, args.batch_size, size_multiple(model)).result()
-    results = {"tinyseg": summary(ours), "PyTorch": summary(theirs)}
+    results = evaluations[args.steps]
     gap = results["tinyseg"]["mean_iou"] - results["PyTorch"]["mean_iou"]
 
     command = "python -m benchmarks.quality " + " ".join(argv if argv is not None else sys.argv[1:])
     lines = [f"Quality after the same {args.steps} steps on {description} ({len(x)} training images at "
              f"{x.shape[1]} x {x.shape[2]}, trained on {crop[0]} x {crop[1]}, batch {args.batch_size}; U-Net depth "
-             f"{args.depth}, {args.base_filters} base filters, batch norm; Adam {args.learning_rate}; median-frequency "
-             f"class weights; {args.threads} threads). Validation: {len(xv)} whole images"
+             f"{args.depth}, {args.base_filters} base filters, batch norm; Adam {args.learning_rate}, {args.schedule} "
+             f"schedule; median-frequency class weights; {args.dtype}; {args.threads} threads). Validation: {len(xv)} whole images"
              + (f", void label {ignore} left out" if ignore is not None else "") + ".", "",
              f"Command: `{command.strip()}`", "",
              "| framework | val mIoU | global accuracy | class-average accuracy | training time (s) | ms/step "
@@ -186,6 +207,12 @@ def main(argv=None):
                      f"{np.mean(losses[name][-50:]):.4f} |")
     lines += ["", f"mIoU difference tinyseg - PyTorch: {gap:+.4f} (target: within {TARGET}: "
               f"{'met' if abs(gap) <= TARGET else 'missed'})", "",
+              "| step | " + " | ".join(str(t) for t in sorted(evaluations)) + " |",
+              "|---|" + "---|" * len(evaluations)]
+    for name in ("tinyseg", "PyTorch"):
+        lines.append(f"| {name} val mIoU | " + " | ".join(f"{evaluations[t][name]['mean_iou']:.4f}"
+                                                         for t in sorted(evaluations)) + " |")
+    lines += ["",
               "| class | " + " | ".join(names) + " |", "|---|" + "---|" * k]
     for name in ("tinyseg", "PyTorch"):
         lines.append(f"| {name} IoU | " + " | ".join("-" if v is None else f"{v:.3f}" for v in results[name]["iou"])
@@ -197,7 +224,8 @@ def main(argv=None):
         f.write(report + "\n")
     with open(os.path.join(args.out, "quality.json"), "w") as f:
         json.dump({"arguments": vars(args), "data": description, "class_names": names, "results": results,
-                   "seconds": seconds, "losses": losses, "mean_iou_gap": gap, "target": TARGET}, f, indent=2)
+                   "checkpoints": {str(t): v for t, v in sorted(evaluations.items())}, "seconds": seconds,
+                   "losses": losses, "mean_iou_gap": gap, "target": TARGET}, f, indent=2)
     return 0
 
 
