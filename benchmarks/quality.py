@@ -170,7 +170,8 @@ def main(argv=None):
             losses["tinyseg"].append(model.train_on_batch(xb, yb)[0])
             t1 = time.perf_counter()
             torch_opt.zero_grad()
-            loss = torch_loss(module(tp.to_tensor(tp.nhwc_to_nchw(xb))), tp.targets_to_torch(model.loss, yb, args.dtype))
+            target = tp.targets_to_torch(model.loss, yb, args.dtype)
+            loss = torch_loss(module(tp.to_tensor(tp.nhwc_to_nchw(xb))), target)
             loss.backward()
             torch_opt.step()
             losses["PyTorch"].append(loss.item())
@@ -195,7 +196,8 @@ def main(argv=None):
     lines = [f"Quality after the same {args.steps} steps on {description} ({len(x)} training images at "
              f"{x.shape[1]} x {x.shape[2]}, trained on {crop[0]} x {crop[1]}, batch {args.batch_size}; U-Net depth "
              f"{args.depth}, {args.base_filters} base filters, batch norm; Adam {args.learning_rate}, {args.schedule} "
-             f"schedule; median-frequency class weights; {args.dtype}; {args.threads} threads). Validation: {len(xv)} whole images"
+             f"schedule; median-frequency class weights; {args.dtype}; {args.threads} threads). Validation: "
+             f"{len(xv)} whole images"
              + (f", void label {ignore} left out" if ignore is not None else "") + ".", "",
              f"Command: `{command.strip()}`", "",
              "| framework | val mIoU | global accuracy | class-average accuracy | training time (s) | ms/step "

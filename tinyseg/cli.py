@@ -85,12 +85,12 @@ def build_parser():
     train.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
     train.add_argument("--epochs", type=_positive_int, default=12, help="passes over the training set (12)")
     train.add_argument("--batch-size", type=_positive_int, default=16, help="images per step (16)")
-    train.add_argument("--size", type=_positive_int, nargs="+", default=None, metavar="H [W]",
-                       help="resize images to H x W (one number: a square); each side divisible by 2**depth "
-                       "(default: 32 for the shapes, the files' own size for --data)")
-    train.add_argument("--crop", type=_positive_int, nargs="+", default=None, metavar="H [W]",
-                       help="train on random H x W crops of the (resized) images; validation uses whole images "
-                       "(default: no crop)")
+    train.add_argument("--size", type=_positive_int, nargs="+", default=None, metavar="N",
+                       help="--size H W resizes images to H x W (--size S: S x S); each side divisible by "
+                       "2**depth (default: 32 for the shapes, the files' own size for --data)")
+    train.add_argument("--crop", type=_positive_int, nargs="+", default=None, metavar="N",
+                       help="--crop H W: train on random H x W crops of the (resized) images; validation uses "
+                       "whole images (default: no crop)")
     train.add_argument("--scale-jitter", type=_fraction, default=0.1, metavar="F",
                        help="--data: zoom each training sample by a random factor in [1-F, 1+F] (0.1)")
     train.add_argument("--depth", type=_positive_int, default=2, help="U-Net poolings (2)")
@@ -100,7 +100,7 @@ def build_parser():
                        help="decoder upsampling (transpose)")
     train.add_argument("--loss", choices=("ce", "dice", "ce_dice"), default="ce_dice",
                        help="per-pixel cross-entropy, soft Dice, or their sum (ce_dice)")
-    train.add_argument("--class-weights", nargs="+", default=["none"], metavar="none|median|inverse|W",
+    train.add_argument("--class-weights", nargs="+", default=["none"], metavar="W",
                        help="weights of the classes in the cross-entropy: none, median (median-frequency "
                        "balancing, SegNet's), inverse (N / (K n_c)), or one number per class (none)")
     train.add_argument("--learning-rate", type=float, default=3e-3, help="Adam's learning rate (3e-3)")
@@ -130,9 +130,9 @@ def build_parser():
     predict.add_argument("model", help="a model file written by `tinyseg train` (model.npz)")
     predict.add_argument("images", nargs="+", help="image files (PNG, JPEG, TIFF)")
     predict.add_argument("--out", default=os.path.join(DEFAULT_OUT, "predictions"), help="output folder")
-    predict.add_argument("--tile", type=_positive_int, nargs="*", default=None, metavar="H W",
-                         help="predict large images in overlapping H x W windows whose scores are blended "
-                         "(--tile alone: the model's training size)")
+    predict.add_argument("--tile", type=_positive_int, nargs="*", default=None, metavar="N",
+                         help="--tile H W: predict large images in overlapping H x W windows whose scores "
+                         "are blended (--tile alone: the model's training size)")
     predict.add_argument("--overlap", type=_fraction, default=0.25,
                          help="with --tile: share of a window its neighbours overlap (0.25)")
     predict.add_argument("--palette", default=None, metavar="camvid|FILE.json",
@@ -143,10 +143,13 @@ def build_parser():
                               "its own size (padded and cropped back).")
     evaluate.add_argument("model", help="a model file written by `tinyseg train`")
     evaluate.add_argument("--data", nargs=2, required=True, metavar=("IMAGES_DIR", "MASKS_DIR"))
-    evaluate.add_argument("--size", type=_positive_int, nargs="+", default=None, metavar="H [W]",
-                          help="resize images (bilinear) and masks (nearest) to H x W first (default: as stored)")
-    evaluate.add_argument("--tile", type=_positive_int, nargs="*", default=None, metavar="H W",
-                          help="predict in overlapping windows, as predict --tile")
+    evaluate.add_argument("--size", type=_positive_int, nargs="+", default=None, metavar="N",
+                          help="--size H W: resize images (bilinear) and masks (nearest) to H x W first "
+                          "(default: as stored)")
+    evaluate.add_argument("--tile", type=_positive_int, nargs="*", default=None, metavar="N",
+                          help="--tile H W: predict in overlapping windows, as predict --tile")
+    evaluate.add_argument("--overlap", type=_fraction, default=0.25,
+                          help="with --tile: share of a window its neighbours overlap (0.25)")
     evaluate.add_argument("--batch-size", type=_positive_int, default=16)
     evaluate.add_argument("--json", help="also write the metrics to this JSON file")
     evaluate.add_argument("--out", default=None,
@@ -391,9 +394,12 @@ def train(args):
 
     model = UNet(input_shape=tuple(crop or size) + (channels,), num_classes=k, depth=args.depth,
                  base_filters=args.base_filters, batch_norm=not args.no_batch_norm, upsampling=args.upsampling)
-    ce = dict(class_weight=weights, ignore_index=info.ignore_index)
-    loss = {"ce": lambda: SparseCategoricalCrossentropy(**ce), "dice": lambda: DiceLoss(ignore_index=ce["ignore_index"]),
-            "ce_dice": lambda: CEDiceLoss(**ce)}[args.loss]()
+    if args.loss == "dice":
+        loss = DiceLoss(ignore_index=info.ignore_index)
+    elif args.loss == "ce":
+        loss = SparseCategoricalCrossentropy(class_weight=weights, ignore_index=info.ignore_index)
+    else:
+        loss = CEDiceLoss(class_weight=weights, ignore_index=info.ignore_index)
     model.compile(optimizer=Adam(learning_rate=args.learning_rate), loss=loss, metrics=["accuracy", "mean_iou"])
     if info.ignore_index is not None and getattr(model._metric_fns[0], "ignore_index", None) != info.ignore_index:
         # compile hands the loss's ignore_index to the metrics in newer tinyseg; until then, bind it here
@@ -421,7 +427,7 @@ def train(args):
         val_data = SegmentationDataset(xv, yv, batch_size=args.batch_size, **common)
         history = model.fit(train_data, epochs=args.epochs, validation_data=val_data,
                             verbose=0 if args.quiet else 1, callbacks=callbacks)
-        val_source = (val_data, None)
+        val_source = (val_data, None) if args.lazy else (xv, yv)     # arrays: predicted batch by batch
     train_seconds = time.perf_counter() - t0
     model.save(os.path.join(args.out, "model.npz"))
     with open(os.path.join(args.out, CLASSES_FILE), "w") as f:
@@ -445,14 +451,15 @@ def _float(v):
     return None if np.isnan(v) else float(v)
 
 
-def _evaluate_and_report(model, source, info, out, batch_size, tile=None, extra=None):
+def _evaluate_and_report(model, source, info, out, batch_size, tile=None, overlap=0.25, extra=None):
     """Predict whole images, print the named table, write metrics.json and the three pictures to `out`."""
     from . import plotting
     from .inference import evaluate_segmentation
     from .metrics import format_table, named_results
     images, masks = source
     cm, (shown_x, shown_y, shown_p) = evaluate_segmentation(model, images, masks, info.num_classes,
-                                                            info.ignore_index, batch_size, tile=tile)
+                                                            info.ignore_index, batch_size, tile=tile,
+                                                            overlap=overlap)
     result = cm.result()
     print(format_table(result, info.class_names, columns=("iou", "class_accuracy", "dice", "precision")))
     if out is not None:
@@ -556,7 +563,8 @@ def evaluate(args):
     data = SegmentationDataset([str(p) for p in image_paths], masks, size=size, ignore_index=ignore,
                                palette=palette, label_map=label_map)
     tile = _tile_argument(args.tile, model)
-    result, _ = _evaluate_and_report(model, (data, None), info, args.out, args.batch_size, tile=tile)
+    result, _ = _evaluate_and_report(model, (data, None), info, args.out, args.batch_size, tile=tile,
+                                     overlap=args.overlap)
     print(f"mean IoU {result['mean_iou']:.4f} over {len(image_paths)} images ({k} classes"
           + (f", label {ignore} ignored" if ignore is not None else "") + ")")
     if args.json:

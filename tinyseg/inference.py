@@ -191,7 +191,8 @@ def evaluate_segmentation(model, images, masks=None, num_classes=None, ignore_in
     predicted at its own size (padded and cropped back; tile= tiles it as predict_image does), batch by batch,
     so only one batch of scores is ever in memory. num_classes: K (default: the model's output channels).
 
-    Returns (ConfusionMatrix, (images, masks, predictions) of the first `keep` images).
+    Returns (ConfusionMatrix, (images, masks, predictions) of `keep` images spread evenly over the data,
+    first and last included: consecutive images of a video, as CamVid's are, look alike).
     """
     from .metrics import ConfusionMatrix
     k = num_classes or max(int(model.output_shape[-1]), 2)
@@ -201,6 +202,7 @@ def evaluate_segmentation(model, images, masks=None, num_classes=None, ignore_in
     n = len(reader.images) if reader is not None else len(images)
     same_size = reader is None and isinstance(images, np.ndarray) and tile is None
     step = batch_size if same_size else 1
+    wanted = set(np.linspace(0, n - 1, min(keep, n)).round().astype(int).tolist()) if keep > 0 else set()
     for b in range(0, n, step):
         if same_size:
             xb, yb = images[b:b + step], np.asarray(masks[b:b + step])
@@ -210,8 +212,8 @@ def evaluate_segmentation(model, images, masks=None, num_classes=None, ignore_in
             xb, yb = [np.asarray(image)], np.asarray(mask)[None]
             pred = labels_from_scores(predict_image(model, xb[0], tile, overlap, batch_size))[None]
         cm.update(yb, pred)
-        for image, mask, p in zip(xb, yb, pred):
-            if len(shown[0]) < keep:
+        for i, (image, mask, p) in enumerate(zip(xb, yb, pred)):
+            if b + i in wanted:
                 shown[0].append(image)
                 shown[1].append(mask)
                 shown[2].append(p)
