@@ -185,6 +185,9 @@ class Loss:
     def check_targets(self, y_true, pred_shape):
         """Raise what forward would raise for these targets and predictions of `pred_shape` (None: any size)."""
 
+    def check_output_shape(self, pred_shape):
+        """Raise if this loss cannot work on predictions of `pred_shape` at all (compile asks, once)."""
+
     def get_config(self):
         return {}
 
@@ -258,11 +261,14 @@ class SparseCategoricalCrossentropy(Loss):
         self.class_weight = _class_weight(class_weight)
         self.ignore_index = _ignore_index(ignore_index)
 
-    def check_targets(self, y_true, pred_shape):
+    def check_output_shape(self, pred_shape):
         k = tuple(pred_shape)[-1]
-        if self.class_weight is not None and k is not None and len(self.class_weight) != k:
+        if self.class_weight is not None and len(self.class_weight) != k:
             raise ValueError(f"{self.name}: class_weight has {len(self.class_weight)} entries, y_pred {k} classes")
-        return _check_labels(y_true, pred_shape, self.name, k, self.ignore_index)
+
+    def check_targets(self, y_true, pred_shape):
+        self.check_output_shape(pred_shape)
+        return _check_labels(y_true, pred_shape, self.name, tuple(pred_shape)[-1], self.ignore_index)
 
     def forward(self, y_true, y_pred):
         _check_pred(y_pred, self.name)
@@ -389,12 +395,15 @@ class DiceLoss(Loss):
         self.mode = mode
         self.activation = "softmax" if mode == "multiclass" else "sigmoid"
 
+    def check_output_shape(self, pred_shape):
+        if self.mode == "binary" and tuple(pred_shape)[-1] != 1:
+            raise ValueError(f"{self.name}: mode='binary' expects one logit channel, got {_shape_text(pred_shape)}")
+
     def check_targets(self, y_true, pred_shape):
         pred_shape = tuple(pred_shape)
+        self.check_output_shape(pred_shape)
         if self.mode == "multiclass":
             return _check_labels(y_true, pred_shape, self.name, pred_shape[-1], self.ignore_index)
-        if pred_shape[-1] != 1:
-            raise ValueError(f"{self.name}: mode='binary' expects one logit channel, got {_shape_text(pred_shape)}")
         y_true = _as_target_array(y_true, self.name)
         valid = (y_true != self.ignore_index) if self.ignore_index is not None else np.ones(y_true.shape, bool)
         t = _binary_shape(np.where(valid, y_true, 0), pred_shape, self.name)
@@ -450,6 +459,9 @@ class CEDiceLoss(Loss):
         if self.ce_weight == 0 and self.dice_weight == 0:
             raise ValueError("ce_weight and dice_weight are both 0: the loss would be 0 whatever the model does")
         self.ignore_index = self.ce.ignore_index
+
+    def check_output_shape(self, pred_shape):
+        self.ce.check_output_shape(pred_shape)
 
     def check_targets(self, y_true, pred_shape):
         return self.ce.check_targets(y_true, pred_shape)
