@@ -340,6 +340,11 @@ class Model:
         """(gradient, parameter) for every trained parameter, in a fixed order."""
         return [(layer.grads[k], layer.params[k]) for layer in self.layers for k in layer.params]
 
+    @property
+    def trainable_weights(self):
+        """The trained parameter arrays themselves (not copies), in the order of trainable_pairs()."""
+        return [layer.params[k] for layer in self.layers for k in layer.params]
+
     def trainable_names(self):
         """"layer 'conv2d', parameter 'kernel'", ... in the order of trainable_pairs()."""
         return [f"layer '{layer.name}', parameter '{k}'" for layer in self.layers for k in layer.params]
@@ -743,9 +748,11 @@ class Model:
         return cls(ins if config.get("list_inputs") else ins[0], outs if config.get("list_outputs") else outs[0],
                    name=config.get("name"))
 
-    def save(self, path):
-        """Write architecture and weights to one .npz file (see tinyseg.saving); load with load_model."""
-        saving.save_model(self, path)
+    def save(self, path, include_optimizer=True):
+        """Write architecture, weights, class names and the training position to one .npz file, and with
+        include_optimizer the compile settings and the optimizer's state (see tinyseg.saving); load with
+        load_model."""
+        saving.save_model(self, path, include_optimizer=include_optimizer)
 
     def save_weights(self, path):
         """Write only the weights (get_weights()) to an .npz file; load_weights reads them into a like model."""
