@@ -255,5 +255,5 @@ def test_unconvertible_models_are_refused(torch):
     cat.build([(2, 2, 1), (2, 2, 1)])
     with pytest.raises(TypeError, match="torch.cat"):
         tp.layer_to_torch(cat)
-    with pytest.raises(TypeError, match="Sequential or UNet"):
+    with pytest.raises(TypeError, match="Sequential, UNet or Model"):
         tp.torch_state_dict(Dense(2))
