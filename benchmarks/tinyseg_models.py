@@ -49,26 +49,9 @@ def unet_data(batch, input_shape=(128, 128, 3), num_classes=4, seed=0):
 
 
 def xception_unet(input_shape=(128, 128, 3), num_classes=4, filters=(32, 64, 128, 256)):
-    """The Xception-style U-Net of keras.io's Oxford-pets example, built with tinyseg's functional API
-    (tests/xception_unet.py has the same program), compiled with RMSprop and sparse cross-entropy."""
-    import tinyseg
-    from tinyseg.layers import (Activation, BatchNormalization, Conv2D, Conv2DTranspose, MaxPooling2D,
-                                SeparableConv2D, UpSampling2D, add)
-    entry, downs = filters[0], filters[1:]
-    inputs = tinyseg.Input(tuple(input_shape))
-    x = Activation("relu")(BatchNormalization()(Conv2D(entry, 3, strides=2, padding="same")(inputs)))
-    block_input = x
-    for f in downs:
-        for _ in range(2):
-            x = BatchNormalization()(SeparableConv2D(f, 3, padding="same")(Activation("relu")(x)))
-        x = add([MaxPooling2D(3, strides=2, padding="same")(x),
-                 Conv2D(f, 1, strides=2, padding="same")(block_input)])
-        block_input = x
-    for f in tuple(reversed(downs)) + (entry,):
-        for _ in range(2):
-            x = BatchNormalization()(Conv2DTranspose(f, 3, padding="same")(Activation("relu")(x)))
-        x = add([UpSampling2D(2)(x), Conv2D(f, 1, padding="same")(UpSampling2D(2)(block_input))])
-        block_input = x
-    model = tinyseg.Model(inputs, Conv2D(num_classes, 3, activation="softmax", padding="same")(x))
+    """The Xception-style U-Net of keras.io's Oxford-pets example (tinyseg/models/xception.py, the functional
+    API), compiled with RMSprop and sparse cross-entropy."""
+    from tinyseg.models.xception import xception_unet as build
+    model = build(tuple(input_shape[:2]), num_classes, filters)
     model.compile("rmsprop", "sparse_categorical_crossentropy")
     return model
