@@ -11,13 +11,6 @@ from tinyseg.layers import (Activation, BatchNormalization, Concatenate, Conv2D,
 from tinyseg.saving import load_model
 
 
-@pytest.fixture
-def float64():
-    tinyseg.set_floatx("float64")
-    yield
-    tinyseg.set_floatx("float32")
-
-
 def perturb_biases(model, rng):
     """Biases start at 0; a generic point keeps ReLU inputs off their kink during the finite differences."""
     for layer in model.layers:

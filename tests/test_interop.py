@@ -8,7 +8,6 @@ import sys
 import numpy as np
 import pytest
 
-import tinyseg
 from tinyseg.interop import pytorch as tp
 from tinyseg.layers import BatchNormalization, Concatenate, Conv2D, Dense, Flatten
 from tinyseg.models import Sequential
@@ -27,14 +26,6 @@ def torch():
     torch.set_num_threads(1)            # on a busy two-core machine torch's OpenMP threads wait on each other
     yield torch
     torch.set_num_threads(old)
-
-
-@pytest.fixture
-def float64():
-    old = tinyseg.floatx()
-    tinyseg.set_floatx("float64")
-    yield
-    tinyseg.set_floatx(old)
 
 
 def small_unet(upsampling="transpose", batch_norm=True, num_classes=3):

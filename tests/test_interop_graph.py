@@ -18,13 +18,6 @@ TOL = 1e-10
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture
-def float64():
-    tinyseg.set_floatx("float64")
-    yield
-    tinyseg.set_floatx("float32")
-
-
 def randomise(model, rng):
     for layer in model.layers:
         weights = [rng.standard_normal(w.shape) * 0.3 for w in layer.get_weights()]
