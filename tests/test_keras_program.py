@@ -29,41 +29,13 @@ if keras.backend.backend() != "torch":
 
 import tinyseg  # noqa: E402
 from tinyseg.saving import load_model  # noqa: E402
+from tinyseg.models.xception import xception_unet  # noqa: E402
 
 # Keras's own NumPy-2 deprecation notices, hundreds per run, about its code, not ours
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
 
-# --- the program --------------------------------------------------------------------------------------------
-def xception_unet(keras, img_size, num_classes):
-    layers = keras.layers
-    inputs = keras.Input(shape=img_size + (3,))
-    x = layers.Conv2D(32, 3, strides=2, padding="same")(inputs)          # entry block
-    x = layers.BatchNormalization()(x)
-    x = layers.Activation("relu")(x)
-    block_input = x
-    for filters in (64, 128, 256):                                        # down: H / 2 each
-        for _ in range(2):
-            x = layers.Activation("relu")(x)
-            x = layers.SeparableConv2D(filters, 3, padding="same")(x)
-            x = layers.BatchNormalization()(x)
-        x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
-        shortcut = layers.Conv2D(filters, 1, strides=2, padding="same")(block_input)
-        x = layers.add([x, shortcut])
-        block_input = x
-    for filters in (256, 128, 64, 32):                                    # up: H * 2 each
-        for _ in range(2):
-            x = layers.Activation("relu")(x)
-            x = layers.Conv2DTranspose(filters, 3, padding="same")(x)
-            x = layers.BatchNormalization()(x)
-        x = layers.UpSampling2D(2)(x)
-        shortcut = layers.Conv2D(filters, 1, padding="same")(layers.UpSampling2D(2)(block_input))
-        x = layers.add([x, shortcut])
-        block_input = x
-    outputs = layers.Conv2D(num_classes, 3, activation="softmax", padding="same")(x)
-    return keras.Model(inputs, outputs)
-
-
+# --- the program ------------------------------------------------------------------------------------------
 def make_dataset_class(keras):
     class Pets(keras.utils.PyDataset):
         """Batches of (images, one-hot masks) in a fixed order."""
@@ -103,8 +75,8 @@ def shapes_data():
 @pytest.fixture(scope="module")
 def both():
     keras.utils.set_random_seed(0)
-    k_model = xception_unet(keras, IMG, K)
-    t_model = xception_unet(tinyseg, IMG, K)
+    k_model = xception_unet(IMG, K, keras=keras)
+    t_model = xception_unet(IMG, K, keras=tinyseg)
     return k_model, t_model
 
 

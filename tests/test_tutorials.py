@@ -12,6 +12,7 @@ TUTORIALS = Path(__file__).resolve().parent.parent / "tutorials"
     ("01_seed_cnn.py", ["curves.png", "predictions.png", "filters.png"]),
     ("02_unet_on_shapes.py", ["predictions.png", "curves.png", "confusion_matrix.png", "feature_maps.png"]),
     ("03_why_pixel_accuracy_misleads.py", ["scores.png", "confusion_all_background.png", "blobby.png"]),
+    ("06_functional_api.py", ["model.png", "curves.png", "predictions.png"]),
 ])
 def test_tutorial_runs_in_tiny_mode(tmp_path, script, pictures):
     result = subprocess.run([sys.executable, str(TUTORIALS / script), "--tiny", "--out", str(tmp_path)],

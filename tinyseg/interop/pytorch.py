@@ -84,7 +84,8 @@ from ..layers import (Activation, Add, Average, AveragePooling2D, BatchNormaliza
                       ZeroPadding2D)
 from ..layers.activations import ActivationLayer
 from ..layers.geometry import conv_geometry, deconv_output_length
-from ..models.model import output_activation
+from ..graph import InputLayer
+from ..models.model import Model, output_activation
 from ..models.sequential import Sequential
 from ..models.unet import UNet
 
@@ -364,7 +365,7 @@ def layer_weights_from_torch(layer, tensors, feature_perm=None):
 # =========================================================================================================
 _MODULES = None
 _MODULE_NAMES = ("KerasConv2d", "KerasSeparableConv2d", "KerasConvTranspose2d", "KerasLinear", "KerasMaxPool2d",
-                 "KerasAvgPool2d", "KerasBatchNorm", "TorchUNet", "TorchDiceLoss", "TorchCEDiceLoss",
+                 "KerasAvgPool2d", "KerasBatchNorm", "TorchUNet", "TorchGraph", "TorchDiceLoss", "TorchCEDiceLoss",
                  "KerasGlobalMaxPool2d", "KerasGlobalAvgPool2d", "KerasCropping2d", "KerasReshape", "KerasAdd",
                  "KerasSubtract", "KerasMultiply", "KerasAverage", "KerasConcatenate")
 
@@ -672,6 +673,30 @@ def _define_modules():
                 x = dec(torch.cat([up(x), skip], dim=1))  # channels: [upsampled | skip], as tinyseg
             return self.head(x)
 
+    class TorchGraph(nn.Module):
+        """A tinyseg graph model (Model(inputs, outputs)) in torch: one module per layer, under the layer's name
+        (`self.layers[name]`), and a forward that runs the graph's calls in tinyseg's order on NCHW tensors.
+
+        plan: [(output key, layer name, [input keys], list_input)] for every call; a layer called twice is
+        one module called twice, so its weights are shared as in tinyseg.
+        """
+
+        def __init__(self, modules, plan, inputs, outputs, list_outputs):
+            super().__init__()
+            self.layers = nn.ModuleDict(modules)
+            self.plan, self.input_keys, self.output_keys = plan, inputs, outputs
+            self.list_outputs = list_outputs
+
+        def forward(self, *xs):
+            if len(xs) != len(self.input_keys):
+                raise ValueError(f"TorchGraph: the model has {len(self.input_keys)} inputs, got {len(xs)}")
+            values = dict(zip(self.input_keys, xs))
+            for out, name, ins, list_input in self.plan:
+                args = [values[k] for k in ins]
+                values[out] = self.layers[name](args if list_input else args[0])
+            outs = [values[k] for k in self.output_keys]
+            return outs if self.list_outputs else outs[0]
+
     class TorchDiceLoss(nn.Module):
         """tinyseg's DiceLoss in torch ops (PyTorch has none): logits (N, K, H, W), labels (N, H, W).
 
@@ -714,7 +739,7 @@ def _define_modules():
     classes = dict(KerasConv2d=KerasConv2d, KerasSeparableConv2d=KerasSeparableConv2d,
                    KerasConvTranspose2d=KerasConvTranspose2d, KerasLinear=KerasLinear,
                    KerasMaxPool2d=KerasMaxPool2d, KerasAvgPool2d=KerasAvgPool2d, KerasBatchNorm=KerasBatchNorm,
-                   TorchUNet=TorchUNet, TorchDiceLoss=TorchDiceLoss, TorchCEDiceLoss=TorchCEDiceLoss,
+                   TorchUNet=TorchUNet, TorchGraph=TorchGraph, TorchDiceLoss=TorchDiceLoss, TorchCEDiceLoss=TorchCEDiceLoss,
                    KerasGlobalMaxPool2d=KerasGlobalMaxPool2d, KerasGlobalAvgPool2d=KerasGlobalAvgPool2d,
                    KerasCropping2d=KerasCropping2d, KerasReshape=KerasReshape, KerasAdd=KerasAdd,
                    KerasSubtract=KerasSubtract, KerasMultiply=KerasMultiply, KerasAverage=KerasAverage,
@@ -877,8 +902,91 @@ def _named_layers(model):
     if isinstance(model, Sequential):
         return [(str(i), layer, perm) for i, (layer, perm) in enumerate(zip(model.layers,
                                                                              _feature_perms(model.layers)))]
-    raise TypeError(f"expected a tinyseg Sequential or UNet, got {type(model).__name__} (use layer_to_torch for "
-                    "a single layer)")
+    if isinstance(model, Model) and model._graph is not None:
+        perms = _graph_feature_perms(model)
+        out = []
+        for layer in model.layers:
+            if isinstance(layer, InputLayer):
+                continue
+            if "." in layer.name or not layer.name:
+                raise ValueError(f"{layer.name!r}: a layer name used as a torch module name must be non-empty "
+                                 "and hold no '.'")
+            out.append((f"layers.{layer.name}", layer, perms.get(layer)))
+        return out
+    raise TypeError(f"expected a built tinyseg Model (Sequential, UNet or Model(inputs, outputs)), got "
+                    f"{type(model).__name__} (use layer_to_torch for a single layer)")
+
+
+_PASS_FEATURES = (BatchNormalization, Dropout, ActivationLayer, Activation)   # keep a flattened feature order
+
+
+def _graph_feature_perms(model):
+    """{layer: flatten_permutation of its input features} for the layers that read flattened image features
+    (a Dense or a 1-D BatchNorm after a Flatten, possibly through dropout, activations and elementwise merges
+    of equally ordered features), as _feature_perms does for a chain."""
+    graph = model._graph
+    perm_of = {id(t): None for t in graph.inputs}       # tensor -> the torch order of its features, or None
+    layer_perm = {}
+
+    def record(layer, perm):
+        if layer in layer_perm and not _same_perm(layer_perm[layer], perm):
+            raise ValueError(f"{layer.name}: a layer shared by calls whose features are ordered differently has "
+                             "no PyTorch conversion")
+        layer_perm[layer] = perm
+
+    for node in graph.nodes:
+        layer, ins = node.layer, [perm_of[id(t)] for t in node.inputs]
+        perm_in = ins[0]
+        if any(not _same_perm(p, perm_in) for p in ins[1:]) or (perm_in is not None and
+                                                                 isinstance(layer, Concatenate)):
+            raise ValueError(f"{layer.name}: joins flattened image features, which PyTorch orders (C, H, W) and "
+                             "tinyseg (H, W, C); join them after a Dense")
+        if isinstance(layer, Flatten):
+            if perm_in is not None:
+                raise ValueError(f"{layer.name}: a Flatten of flattened features has no PyTorch conversion")
+            perm_out = flatten_permutation(layer.input_shape) if len(layer.input_shape) == 3 else None
+        elif isinstance(layer, Dense):
+            record(layer, perm_in)
+            perm_out = None
+        elif isinstance(layer, _PASS_FEATURES) or layer.multiple_inputs:
+            record(layer, perm_in)
+            perm_out = perm_in
+        elif perm_in is not None:
+            raise ValueError(f"{layer.name}: a {type(layer).__name__} between a Flatten and the next Dense has "
+                             "no PyTorch conversion (the features are in a different order there)")
+        else:
+            perm_out = None
+        perm_of[id(node.output)] = perm_out
+    if any(perm_of[id(t)] is not None for t in graph.outputs):
+        raise ValueError("the model ends with flattened image features, which PyTorch orders (C, H, W) and "
+                         "tinyseg (H, W, C): end it with a Dense layer to compare outputs")
+    return {layer: p for layer, p in layer_perm.items() if p is not None}
+
+
+def _same_perm(a, b):
+    return (a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))
+
+
+def _graph_module(model, logits):
+    """The TorchGraph of a functional model: a module per layer, and the plan of its calls."""
+    m = torch_modules()
+    graph = model._graph
+    output_layers = {t.node.layer for t in graph.outputs}
+    modules = {}
+    for _, layer, _ in _named_layers(model):
+        if logits and layer in output_layers and len(layer.inbound_nodes) > 1 and \
+                sum(n.layer is layer for n in graph.nodes) > 1:
+            raise ValueError(f"{layer.name}: the output layer is also called elsewhere in the graph; export "
+                             "with logits=False")
+        modules[layer.name] = merge_layer_to_torch(layer) if layer.multiple_inputs else \
+            _new_module(layer, logits and layer in output_layers)
+    key = {id(t): f"input_{i}" for i, t in enumerate(graph.inputs)}
+    plan = []
+    for i, node in enumerate(graph.nodes):
+        key[id(node.output)] = f"t{i}"
+        plan.append((f"t{i}", node.layer.name, [key[id(t)] for t in node.inputs], node.list_input))
+    return m.TorchGraph(modules, plan, [key[id(t)] for t in graph.inputs], [key[id(t)] for t in graph.outputs],
+                        model._list_outputs)
 
 
 def _model_dtype(model):
@@ -894,14 +1002,19 @@ def to_torch(model, logits=True):
     Input NCHW images (or (N, D) vectors); output NCHW (or (N, K)): model.call(x, logits=True) by default,
     which is what PyTorch's losses take; logits=False includes the final activation (= model.predict).
     Module structure and state_dict names: Sequential -> nn.Sequential, keys '<layer index>.weight', ...;
-    UNet -> TorchUNet, keys 'encoders.<level>.<layer>.weight', 'ups.<i>.<j>...', 'head.weight'.
+    UNet -> TorchUNet, keys 'encoders.<level>.<layer>.weight', 'ups.<i>.<j>...', 'head.weight'; any other
+    Model(inputs, outputs) -> TorchGraph, keys 'layers.<layer name>.weight', ..., whose forward takes one NCHW
+    tensor per input (module(x1, x2)) and returns one per output.
     The module is returned in training mode (PyTorch's default); call .eval() for tinyseg's training=False.
     """
     m = torch_modules()
     from torch import nn
     named = _named_layers(model)
-    last = model.layers[-1]
-    if isinstance(model, UNet):
+    last = model.layers[-1] if isinstance(model, Sequential) else \
+        model.outputs[0].node.layer if len(model.outputs) == 1 else None
+    if not isinstance(model, (UNet, Sequential)):
+        module = _graph_module(model, logits)
+    elif isinstance(model, UNet):
         def block(layers):
             return nn.Sequential(*[_new_module(layer) for layer in layers])
         module = m.TorchUNet([block(b) for b in model.encoders], [_new_module(p) for p in model.pools],
@@ -909,7 +1022,8 @@ def to_torch(model, logits=True):
                              [block(b) for b in model.decoders], _new_module(model.head, logits))
     else:
         module = nn.Sequential(*[_new_module(layer, logits and layer is last) for _, layer, _ in named])
-    module.output_activation = output_activation(last)
+    module.output_activation = output_activation(last) if last is not None else \
+        [output_activation(t.node.layer) for t in model.outputs]
     module.to(torch_dtype(_model_dtype(model)))
     module.load_state_dict(torch_state_dict(model))
     return module
