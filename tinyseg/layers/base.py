@@ -179,7 +179,7 @@ class Layer:
 
         first_index: where these arrays start in a model's list, for the messages."""
         names = self.weight_names()
-        if isinstance(weights, np.ndarray) or not hasattr(weights, "__len__"):
+        if isinstance(weights, (np.ndarray, dict, set, str)) or not hasattr(weights, "__len__"):
             raise TypeError(f"{self.name}: set_weights expects a list of {len(names)} arrays ({names}), got "
                             f"{type(weights).__name__}")
         if len(weights) != len(names):

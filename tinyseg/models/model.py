@@ -356,7 +356,7 @@ class Model:
     def set_weights(self, weights):
         """Set every weight from a list in get_weights() order. All or nothing: every array is checked (count,
         shape, a float or integer dtype, finite values in the weight's dtype) before any is written."""
-        if isinstance(weights, np.ndarray) or not hasattr(weights, "__iter__"):
+        if isinstance(weights, (np.ndarray, dict, set, str)) or not hasattr(weights, "__iter__"):
             raise TypeError(f"set_weights: expected a list of arrays (as get_weights() returns), got "
                             f"{type(weights).__name__}")
         weights = list(weights)
@@ -456,16 +456,18 @@ class Model:
             return (n,) + out
         return (n,) + (None,) * (len(out) - 1) + out[-1:]
 
-    def _check_xy(self, x, y, argument="x"):
-        """x as _check_x; y an array with one target per sample, that the loss accepts for these outputs."""
+    def _check_xy(self, x, y, argument="x", y_argument=None):
+        """x as _check_x; y an array with one target per sample, that the loss accepts for these outputs.
+        argument / y_argument: what the messages call x and y ('x' and 'y' for fit's own arguments)."""
+        y_argument = y_argument or ("y" if argument == "x" else f"the targets of {argument}")
         self._check_x(x, argument)
         if y is None:
             raise ValueError(f"{argument}: the targets y are missing (fit and evaluate need y; predict does not)")
         if not isinstance(y, np.ndarray):
             hint = " (convert a list with np.asarray(y))" if isinstance(y, (list, tuple)) else ""
-            raise TypeError(f"the targets of {argument} must be a NumPy array, got {type(y).__name__}{hint}")
+            raise TypeError(f"{y_argument} must be a NumPy array, got {type(y).__name__}{hint}")
         if y.ndim == 0:
-            raise ValueError(f"the targets of {argument} must have a batch axis, got a 0-d array")
+            raise ValueError(f"{y_argument} must have a batch axis, got a 0-d array")
         if len(y) != num_samples(x):
             raise ValueError(f"{argument} has {num_samples(x)} samples but its targets have {len(y)}")
         if num_samples(x) == 0:
@@ -475,7 +477,7 @@ class Model:
             try:
                 self.loss.check_targets(y, self._prediction_shape(x, len(y)))
             except (TypeError, ValueError) as err:
-                raise type(err)(f"the targets of {argument}: {err}") from None
+                raise type(err)(f"{y_argument}: {err}") from None
 
     @contextlib.contextmanager
     def _building(self):
@@ -493,16 +495,17 @@ class Model:
     def _unbuild(self):
         raise RuntimeError(f"{self.name}: a Model is built when it is made")
 
-    def _source(self, x, y, batch_size, steps, shuffle, argument, steps_argument, want_y=True):
+    def _source(self, x, y, batch_size, steps, shuffle, argument, steps_argument, want_y=True,
+                batch_argument="batch_size"):
         """Check what was given and return its batch source (models/data.py)."""
         if not is_stream(x):
             if want_y:
-                self._check_xy(x, y, argument)
+                self._check_xy(x, y, argument, "validation_data[1]" if argument.startswith("validation") else None)
             else:
                 self._check_x(x, argument)
                 if num_samples(x) == 0:
                     raise ValueError(f"{argument} has no samples")
-        batch_size = 32 if batch_size is None else count_argument(batch_size, "batch_size", minimum=1)
+        batch_size = 32 if batch_size is None else count_argument(batch_size, batch_argument, minimum=1)
         return batches(x, y, batch_size, steps, shuffle, want_y, steps_argument)
 
     def _check_batch(self, xb, yb, where):
@@ -578,8 +581,10 @@ class Model:
                     vx, vy = validation_data
                 else:
                     raise ValueError("validation_data must be a pair (x_val, y_val), a PyDataset or a generator")
-                val = self._source(vx, vy, validation_batch_size or batch_size, validation_steps, False,
-                                   "validation_data[0]" if vy is not None else "validation_data", "validation_steps")
+                given = validation_batch_size is not None
+                val = self._source(vx, vy, validation_batch_size if given else batch_size, validation_steps, False,
+                                   "validation_data[0]" if vy is not None else "validation_data", "validation_steps",
+                                   batch_argument="validation_batch_size" if given else "batch_size")
             callback_list = list(callbacks or [])
             if not any(isinstance(cb, TerminateOnNaN) for cb in callback_list):
                 callback_list.append(TerminateOnNaN())
@@ -588,25 +593,36 @@ class Model:
             params = {"epochs": epochs, "steps": len(train), "verbose": verbose}
             callback_list = CallbackList(callback_list + [history], self, params)
 
+        # If the run fails before its first step (a bad first batch), the shuffle drawn for epoch 1 and the
+        # history are put back too: such a fit changes nothing. After a step the model is that step's.
+        undo = (self.history, self.stop_training, backend.rng(), backend.rng().bit_generator.state,
+                self.optimizer.iterations)
         self.stop_training = False
         self.history = history
-        callback_list.call("on_train_begin", {})
-        logs = {}
-        for epoch in range(initial_epoch, epochs):
-            shared = None
-            if seed is None:
-                rng = backend.rng()
-            else:
-                rng = np.random.default_rng([seed, epoch])
-                shared = backend.set_rng(rng)          # unseeded Dropout layers draw from it too
-            try:
-                logs = self._fit_epoch(epoch, epochs, train, val, x, names, verbose, callback_list, augment, rng)
-            finally:
-                if shared is not None:
-                    backend.set_rng(shared)
-            if self.stop_training:
-                break
-        callback_list.call("on_train_end", dict(logs))
+        try:
+            callback_list.call("on_train_begin", {})
+            logs = {}
+            for epoch in range(initial_epoch, epochs):
+                shared = None
+                if seed is None:
+                    rng = backend.rng()
+                else:
+                    rng = np.random.default_rng([seed, epoch])
+                    shared = backend.set_rng(rng)          # unseeded Dropout layers draw from it too
+                try:
+                    logs = self._fit_epoch(epoch, epochs, train, val, x, names, verbose, callback_list, augment,
+                                           rng)
+                finally:
+                    if shared is not None:
+                        backend.set_rng(shared)
+                if self.stop_training:
+                    break
+            callback_list.call("on_train_end", dict(logs))
+        except BaseException:
+            if self.optimizer.iterations == undo[4]:
+                self.history, self.stop_training = undo[0], undo[1]
+                undo[2].bit_generator.state = undo[3]
+            raise
         return history
 
     def _fit_epoch(self, epoch, epochs, train, val, x, names, verbose, callback_list, augment, rng):
