@@ -359,7 +359,10 @@ class MeanSquaredError(Loss):
         return scale * (scale * float(np.mean(np.square(diff / scale))))
 
     def backward(self):
-        return (2 * self._diff / self._diff.size).astype(self._dtype)
+        # may overflow the predictions' dtype (a float32 error beyond 1.7e38): the inf is then refused, by
+        # name, by the optimizer's check of the gradients, so numpy need not warn here as well
+        with np.errstate(over="ignore"):
+            return (2 * self._diff / self._diff.size).astype(self._dtype)
 
 
 class DiceLoss(Loss):
