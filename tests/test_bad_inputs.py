@@ -646,6 +646,15 @@ def test_a_refused_step_changes_no_parameter_and_no_slot(make, g, dtype, error, 
     assert all(np.array_equal(opt._slots[k], v) for k, v in slots0.items())
 
 
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), 0.0, -1.0])
+def test_a_learning_rate_set_after_construction_is_checked_at_the_step(value):
+    opt, theta, (theta0, slots0, t0), g = _step_with([1.0, 1.0, 1.0])
+    opt.learning_rate = value
+    with pytest.raises(ValueError, match="learning_rate must be a finite number > 0"):
+        opt.apply_gradients([(g, theta)])
+    assert np.array_equal(theta, theta0) and opt.iterations == t0
+
+
 def test_names_given_to_apply_gradients_must_match_the_pairs():
     with pytest.raises(ValueError, match="2 names for 1"):
         SGD(0.1).apply_gradients([(np.ones(2), np.ones(2))], names=["a", "b"])

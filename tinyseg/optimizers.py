@@ -106,6 +106,8 @@ class Optimizer:
         parameter, no slot and not `iterations`. `names`, if given, labels each parameter in the errors
         (a model passes "layer 'conv2d_1', parameter 'kernel'").
         """
+        if not 0 < self.learning_rate < math.inf:            # it may have been set after construction
+            raise ValueError(f"{self.name}: learning_rate must be a finite number > 0, got {self.learning_rate!r}")
         pairs = list(grads_and_vars)
         labels = list(names) if names is not None else [f"parameter {i}" for i in range(len(pairs))]
         if len(labels) != len(pairs):

@@ -78,7 +78,7 @@ def save_model(model, path, include_optimizer=True):
     slots = []
     if include_optimizer and model.loss is not None:
         header["compile"] = {"loss": losses.serialize(model.loss), "optimizer": optimizers.serialize(model.optimizer),
-                             "metrics": [_serialize_metric(m) for m in getattr(model, "_metric_specs", [])]}
+                             "metrics": [_serialize_metric(m, model.loss) for m in getattr(model, "_metric_specs", [])]}
         state = model.optimizer.get_state()
         header["optimizer_state"] = {"iterations": state["iterations"],
                                      "slots": [[i, name] for i, name, _ in state["slots"]]}
@@ -89,14 +89,19 @@ def save_model(model, path, include_optimizer=True):
     _write(path, header, weights, slots)
 
 
-def _serialize_metric(metric):
-    """A metric name as given to compile; a function by its name (load_model then needs it in custom_objects)."""
+def _serialize_metric(metric, loss):
+    """A metric name as given to compile; a function by its name (load_model then needs it in custom_objects).
+
+    tinyseg's own metrics passed as functions are saved by name: the metric itself, or the one that
+    metrics.get(name, ignore_index) binds to the loss's ignore_index (compile binds it again at load)."""
     from . import metrics
     if isinstance(metric, str):
         return metric
     name = getattr(metric, "name", None)
-    if isinstance(name, str) and metrics.METRICS.get(name) is metric:
-        return name                                  # tinyseg's own metric, passed as a function
+    if isinstance(name, str) and name in metrics.METRICS:
+        bound = getattr(metric, "ignore_index", None)
+        if metrics.METRICS[name] is metric or (bound is not None and bound == getattr(loss, "ignore_index", None)):
+            return name
     return {"function": getattr(metric, "__name__", None) or str(name)}
 
 

@@ -112,6 +112,7 @@ class Model:
         self.optimizer = None
         self.metric_names = []
         self._metric_fns = []
+        self._metric_specs = []     # what compile(metrics=...) was given, for saving
         self.fused = False
         self.stop_training = False
         self.history = None
