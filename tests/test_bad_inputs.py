@@ -12,8 +12,8 @@ import pytest
 import tinyseg
 from tinyseg import backend, callbacks, utils
 from tinyseg.backend import NonFiniteError
-from tinyseg.layers import (Activation, BatchNormalization, Conv2D, Dense, Dropout, Input)
-from tinyseg.losses import (BinaryCrossentropy, CategoricalCrossentropy, CEDiceLoss, DiceLoss, MeanSquaredError,
+from tinyseg.layers import Activation, BatchNormalization, Conv2D, Dense, Dropout, Input
+from tinyseg.losses import (BinaryCrossentropy, CategoricalCrossentropy, CEDiceLoss, DiceLoss,
                             SparseCategoricalCrossentropy)
 from tinyseg.models import Sequential, UNet
 from tinyseg.optimizers import SGD, Adam, RMSprop
@@ -648,7 +648,7 @@ def test_a_refused_step_changes_no_parameter_and_no_slot(make, g, dtype, error, 
 
 @pytest.mark.parametrize("value", [float("inf"), float("nan"), 0.0, -1.0])
 def test_a_learning_rate_set_after_construction_is_checked_at_the_step(value):
-    opt, theta, (theta0, slots0, t0), g = _step_with([1.0, 1.0, 1.0])
+    opt, theta, (theta0, _, t0), g = _step_with([1.0, 1.0, 1.0])
     opt.learning_rate = value
     with pytest.raises(ValueError, match="learning_rate must be a finite number > 0"):
         opt.apply_gradients([(g, theta)])

@@ -15,7 +15,7 @@ its optimizer (tinyseg/saving.py).
 
     RMSprop:    v <- rho v + (1 - rho) g^2
                 d = v                                                      (centered=False)
-                a <- rho a + (1 - rho) g;      d = v - a^2                 (centered=True: a running variance)
+                a <- rho a + (1 - rho) g;      d = max(v - a^2, 0)         (centered=True: a running variance)
                 step = lr * g / sqrt(d + eps)
                 theta <- theta - step                                      (momentum = 0)
                 s <- mu s + step;              theta <- theta - s          (momentum mu > 0)
@@ -37,8 +37,8 @@ What a step refuses, and why (before it changes any parameter or slot):
 - a gradient whose shape is not its parameter's, or that is not a float array;
 - a gradient holding NaN or inf. One NaN would stay in Adam's and RMSprop's running averages for ever
   (0.999 * NaN is NaN), so it is refused: `NonFiniteError` names the parameter and the step. The test costs
-  one reduction per gradient, the dot product g.g, which is itself NaN or inf exactly when g holds a NaN or
-  an inf, or when the squares overflow.
+  one reduction per gradient, the dot product g.g, which is finite unless g holds a NaN or an inf or its
+  squares (or their sum) overflow; only then does a second look (np.isfinite) tell which it was.
 
 Squares that overflow: a float32 gradient beyond 1.8e19 is finite, but its square is not (float32 ends at
 3.4e38), so v would become inf and the next step would compute inf - inf = NaN. When g.g says so, the slot
@@ -52,6 +52,7 @@ import numbers
 import numpy as np
 
 from .backend import NonFiniteError
+
 
 def real(value, argument):
     """value as a Python float if it is a real number (not a bool, a string or a complex), else a TypeError."""

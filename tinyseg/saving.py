@@ -245,7 +245,7 @@ def _restore_training(model, training):
 
 def load_weights(model, path):
     """Set model's weights from a file of save_weights (or save_model): every array is checked first."""
-    header, arrays = _read(path, "load_weights", None)
+    _, arrays = _read(path, "load_weights", None)
     try:
         model.set_weights(arrays["weights"])
     except (TypeError, ValueError) as err:
@@ -310,9 +310,9 @@ def _check_entries(archive, file_size, refuse):
             try:
                 version = np.lib.format.read_magic(f)
                 if version == (1, 0):
-                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(f)
                 elif version == (2, 0):
-                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(f)
                 else:
                     raise ValueError(f".npy format version {version}")
             except ValueError as err:

@@ -38,7 +38,6 @@ epoch e (its data order, augmentations, dropout masks) are drawn from their own 
 import contextlib
 import functools
 import inspect
-import math
 import numbers
 
 import numpy as np
