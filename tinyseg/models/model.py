@@ -82,6 +82,19 @@ def check_array(x, argument, expected_shape=None):
         raise ValueError(f"{argument} contains NaN or inf values")
 
 
+_NOTE_SHOWN = False
+
+
+def first_run_note():
+    """Say once, before the first step of a fresh install, why the first epoch starts slowly."""
+    global _NOTE_SHOWN
+    from ..kernels import compiled_before, get_backend
+    if not _NOTE_SHOWN and get_backend() == "numba" and not compiled_before():
+        print("Compiling tinyseg's kernels for this machine (first run only, about 10-30 s; later runs load "
+              "them from the cache)", flush=True)
+    _NOTE_SHOWN = True
+
+
 def _takes_keyword(fn, name):
     try:
         return name in inspect.signature(fn).parameters
@@ -601,6 +614,8 @@ class Model:
         self.history = history
         try:
             callback_list.call("on_train_begin", {})
+            if verbose:
+                first_run_note()
             logs = {}
             for epoch in range(initial_epoch, epochs):
                 shared = None
