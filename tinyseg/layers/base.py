@@ -77,7 +77,7 @@ class Layer:
     def build(self, input_shape):
         """Create the weights for inputs of shape (N,) + input_shape; return the output shape."""
         input_shape = tuple(int(d) for d in input_shape)
-        if not input_shape or min(input_shape) < 1:
+        if any(d < 1 for d in input_shape):
             raise ValueError(f"{self.name}: cannot be built for input shape (batch,) + {input_shape}: every axis "
                              "after the batch axis needs a size of at least 1 (0 channels, 0 rows or 0 columns "
                              "hold no data)")
