@@ -28,6 +28,8 @@ generator) or an augmented one is checked before its forward pass. One step is a
 in it raises (a target, a metric, a gradient that is NaN or inf: NonFiniteError, naming the layer and the
 parameter), BatchNorm's moving statistics and the random generators are put back, and no weight or optimizer
 slot has changed, since the optimizer's update is the last thing a step does and checks everything first.
+So a fit that fails before its first step leaves the model as it was (a Sequential it built is unbuilt
+again), and one that fails at a later batch leaves it as the steps before that batch made it.
 A loss that is NaN or inf stops fit (Keras's TerminateOnNaN, always on).
 
 Resuming: `model.save(path)` keeps the optimizer's state and the number of epochs done; after
