@@ -116,7 +116,7 @@ def test_a_mask_per_image(float64):
 def check_layer_gradient(model, x, layer, class_index, score):
     """dS/dA from layer_gradient against central differences of S in A, through the head alone."""
     a, da = explain.layer_gradient(model, x, layer, class_index, score=score)
-    body, head, cut = explain.split_at(model._graph, explain.layer_tensor(model, layer))
+    body, head, _ = explain.split_at(model._graph, explain.layer_tensor(model, layer))
     values = body.forward([x])
     assert np.array_equal(values[0], a)
     probability = "sigmoid" if model.output_shape[-1] == 1 else "softmax"

@@ -48,9 +48,9 @@ import numpy as np
 
 from . import losses as losses_module
 from .graph import Graph, KerasTensor
-from .layers.activations import Activation, ActivatedLayer, ActivationLayer, sigmoid
-from .layers.base import Layer
 from .kernels.softmax import softmax
+from .layers.activations import ActivatedLayer, Activation, ActivationLayer, sigmoid
+from .layers.base import Layer
 from .models.model import output_activation
 
 SCORES = ("logit", "probability")
@@ -284,7 +284,7 @@ def class_score(model, x, class_index, region=None, score="logit"):
 
     Arguments as for `gradients`; one forward pass, in inference mode.
     """
-    x, graph, c, probability = _setup(model, x, class_index, score, "class_score")
+    x, _, c, probability = _setup(model, x, class_index, score, "class_score")
     z = model.call(x, training=False, logits=True)
     return score_and_seed(z, c, region_mask(region, z.shape[:3]), score, probability)[0]
 
@@ -430,5 +430,5 @@ def activations_and_gradients(model, x, y, layers=None, loss=None):
 
 
 __all__ = ["Gradients", "activations_and_gradients", "class_score", "grad_cam", "grad_cam_map", "gradients",
-           "input_gradient", "layer_gradient", "layer_output", "probe_layers", "region_mask", "resize_bilinear", "saliency",
-           "score_and_seed", "split_at"]
+           "input_gradient", "layer_gradient", "layer_output", "probe_layers", "region_mask", "resize_bilinear",
+           "saliency", "score_and_seed", "split_at"]
