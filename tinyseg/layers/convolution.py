@@ -38,7 +38,7 @@ im2col that writes them and the matmul that reads them:
 
 The numbers are those of the formulas above; only the order of the work changes.
 
-The last line is the whole definition of a transposed convolution: `conv2d_transpose` below is the adjoint
+The input-gradient line, dL/dx = col2im(G @ Kmat^T), is the whole definition of a transposed convolution: `conv2d_transpose` below is the adjoint
 of `conv2d` (for every x and y, <conv2d(x), y> = <x, conv2d_transpose(y)>). So Conv2DTranspose.forward calls
 conv2d_transpose, and its backward calls conv2d: a U-Net decoder is an encoder run backwards.
 """

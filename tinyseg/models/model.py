@@ -59,6 +59,19 @@ def check_array(x, argument, expected_shape=None):
         raise ValueError(f"{argument} contains NaN or inf values")
 
 
+_NOTE_SHOWN = False
+
+
+def first_run_note():
+    """Say once, before the first step of a fresh install, why the first epoch starts slowly."""
+    global _NOTE_SHOWN
+    from ..kernels import compiled_before, get_backend
+    if not _NOTE_SHOWN and get_backend() == "numba" and not compiled_before():
+        print("Compiling tinyseg's kernels for this machine (first run only, about 10-30 s; later runs load "
+              "them from the cache)", flush=True)
+    _NOTE_SHOWN = True
+
+
 class Model:
     """A model of layers: Model(inputs, outputs) from keras.Input tensors, or a subclass (Sequential, UNet).
 
@@ -361,6 +374,8 @@ class Model:
         self.stop_training = False
         self.history = history
         callback_list.call("on_train_begin", {})
+        if verbose:
+            first_run_note()
         logs = {}
         for epoch in range(initial_epoch, epochs):
             callback_list.call("on_epoch_begin", epoch, {})
