@@ -124,8 +124,10 @@ REGULARIZERS = {cls.__name__: cls for cls in (L1, L2, L1L2)}
 _BY_STRING = {"l1": L1, "l2": L2, "L1": L1, "L2": L2, "L1L2": L1L2}
 
 
-def get(identifier):
-    """A Regularizer from None (none), 'l1' or 'l2' (Keras's defaults, 0.01), a config dict, or a Regularizer."""
+def get(identifier, argument="regularizer"):
+    """A Regularizer from None (none), 'l1' or 'l2' (Keras's defaults, 0.01), a config dict, or a Regularizer.
+
+    argument: what the errors call it (a layer passes "conv2d: kernel_regularizer")."""
     if identifier is None or isinstance(identifier, Regularizer):
         return identifier
     if isinstance(identifier, str) and identifier in _BY_STRING:
@@ -133,10 +135,10 @@ def get(identifier):
     if isinstance(identifier, dict):
         return deserialize(identifier)
     if callable(identifier):
-        raise TypeError(f"a regularizer must be a tinyseg.regularizers.Regularizer, got the function {identifier!r}: "
+        raise TypeError(f"{argument} must be a tinyseg.regularizers.Regularizer, got the function {identifier!r}: "
                         "tinyseg needs its gradient too, so subclass Regularizer with __call__(w) and gradient(w)")
-    raise ValueError(f"unknown regularizer {identifier!r}: use 'l1', 'l2', or L1(...), L2(...), L1L2(...) from "
-                     "tinyseg.regularizers")
+    raise ValueError(f"{argument}: unknown regularizer {identifier!r}; use 'l1', 'l2', or L1(...), L2(...), "
+                     "L1L2(...) from tinyseg.regularizers")
 
 
 def serialize(regularizer):

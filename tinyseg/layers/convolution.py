@@ -141,8 +141,8 @@ class _Convolution(ActivatedLayer):
                  kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None,
                  bias_regularizer=None, **kwargs):
         super().__init__(activation=activation, **kwargs)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)      # a penalty in the loss: L1, L2
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer, f"{self.name}: kernel_regularizer")
+        self.bias_regularizer = regularizers.get(bias_regularizer, f"{self.name}: bias_regularizer")
         self.filters = positive_int(filters, f"{self.name}: filters")
         self.kernel_size = pair(kernel_size, f"{self.name}: kernel_size")
         self.strides = pair(strides, f"{self.name}: strides")

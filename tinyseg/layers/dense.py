@@ -28,8 +28,8 @@ class Dense(ActivatedLayer):
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, **kwargs):
         super().__init__(activation=activation, **kwargs)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)      # a penalty in the loss: L1, L2
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer, f"{self.name}: kernel_regularizer")
+        self.bias_regularizer = regularizers.get(bias_regularizer, f"{self.name}: bias_regularizer")
         if not isinstance(units, (int, np.integer)) or isinstance(units, bool) or units < 1:
             raise ValueError(f"{self.name}: units must be a positive integer, got {units!r}")
         self.units = int(units)

@@ -71,8 +71,8 @@ class _Depthwise(ActivatedLayer):
                  activation=None, use_bias=True, depthwise_initializer="glorot_uniform", bias_initializer="zeros",
                  depthwise_regularizer=None, bias_regularizer=None, **kwargs):
         super().__init__(activation=activation, **kwargs)
-        self.depthwise_regularizer = regularizers.get(depthwise_regularizer)    # penalties in the loss: L1, L2
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.depthwise_regularizer = regularizers.get(depthwise_regularizer, f"{self.name}: depthwise_regularizer")
+        self.bias_regularizer = regularizers.get(bias_regularizer, f"{self.name}: bias_regularizer")
         self.kernel_size = pair(kernel_size, f"{self.name}: kernel_size")
         self.strides = pair(strides, f"{self.name}: strides")
         self.padding = check_padding(padding)
@@ -180,7 +180,7 @@ class SeparableConv2D(_Depthwise):
                          **kwargs)
         self.filters = positive_int(filters, f"{self.name}: filters")
         self.pointwise_initializer = initializers.get(pointwise_initializer)
-        self.pointwise_regularizer = regularizers.get(pointwise_regularizer)
+        self.pointwise_regularizer = regularizers.get(pointwise_regularizer, f"{self.name}: pointwise_regularizer")
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters,
