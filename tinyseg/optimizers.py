@@ -526,7 +526,7 @@ class AdamW(Adam):
     PyTorch's torch.optim.AdamW(lr, betas, eps, weight_decay) is the same algorithm in the same order
     (param.mul_(1 - lr * wd), then Adam's update) with epsilon after the bias correction: it equals
     AdamW(epsilon_style='torch'). Its defaults differ: weight_decay=0.01 and eps=1e-8 (Keras: 0.004, 1e-7).
-    Slots as Adam's: 'm' and 'v'.
+    Slots as Adam's: 'm' and 'v', each of its parameter's shape; theta and g of any shape, the same.
     """
 
     name = "adamw"

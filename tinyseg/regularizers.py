@@ -42,6 +42,9 @@ def _factor(value, argument, who):
 class Regularizer:
     """The base class: `regularizer(w)` -> the penalty R(w) (a float); `regularizer.gradient(w)` -> dR/dw.
 
+    Shapes: w is a weight array of any shape (a kernel (KH, KW, C_in, C_out), a bias (C_out,)); R(w) is one
+    number; dR/dw has w's shape and dtype.
+
     A regularizer of your own overrides both (a penalty without its gradient could not be trained here), and
     get_config() for saving; load_model rebuilds only tinyseg's own.
     """

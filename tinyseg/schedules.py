@@ -68,6 +68,9 @@ def _count(value, checked):
 class LearningRateSchedule:
     """The base class: `schedule(step)` -> the learning rate (a float) of the step with that index.
 
+    step: a number >= 0, the optimizer's `iterations` before the step (an int; floats are accepted, as Keras
+    casts the step to float); the result is a Python float >= 0.
+
     A schedule of your own overrides `__call__(step)`, and `get_config()` (the constructor's arguments) if a
     model compiled with it is to be saved; load_model rebuilds only tinyseg's own schedules.
     """
