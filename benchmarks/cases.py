@@ -63,11 +63,13 @@ SIZES = {
     "full": dict(seed_batch=32, seed_hw=(32, 32),
                  conv=(16, 64, 64, 32, 32), rgb=(8, 128, 128, 3, 16),
                  pool=(32, 30, 30, 32), act=(16, 64, 64, 32), up=(16, 32, 32, 32),
-                 unet_batch=4, unet_shape=(128, 128, 3), unet_base=16),
+                 unet_batch=4, unet_shape=(128, 128, 3), unet_base=16,
+                 xunet_shape=(128, 128, 3), xunet_filters=(32, 64, 128, 256)),
     "smoke": dict(seed_batch=2, seed_hw=(32, 32),
                   conv=(2, 8, 8, 4, 4), rgb=(2, 16, 16, 3, 4),
                   pool=(2, 6, 6, 4), act=(2, 8, 8, 4), up=(2, 4, 4, 4),
-                  unet_batch=1, unet_shape=(16, 16, 3), unet_base=4),
+                  unet_batch=1, unet_shape=(16, 16, 3), unet_base=4,
+                  xunet_shape=(32, 32, 3), xunet_filters=(4, 4, 4, 4)),
 }
 SIZES["quick"] = SIZES["full"]
 
@@ -235,6 +237,35 @@ def build_unet(size, ctx):
                 return loss.item()
             return step
         fns.update(torch_variants(ctx, make_torch))
+    return fns, info
+
+
+def build_xception_unet(size, ctx):
+    shape, batch, filters = size["xunet_shape"], size["unet_batch"], size["xunet_filters"]
+    x, y = tinyseg_models.unet_data(batch, shape)
+    model = tinyseg_models.xception_unet(shape, filters=filters)
+    fns = {"tinyseg": on_backend("numba", lambda: model.train_on_batch(x, y))}
+    info = {"params": model.count_params()}
+
+    def make_torch(variant, torch):
+        from . import torch_models
+        net = torch_models.XceptionUNet(shape[2], 4, filters).train()
+        info["torch_params"] = torch_models.count_params(net)
+        xt = torch_pair(torch, x)[variant][0]
+        if variant == "torch_channels_last":
+            net = net.to(memory_format=torch.channels_last)
+        yt = torch.from_numpy(y)
+        opt = torch.optim.RMSprop(net.parameters(), lr=1e-3, alpha=0.9, eps=1e-7)
+        loss_fn = torch.nn.CrossEntropyLoss()
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(net(xt), yt)
+            loss.backward()
+            opt.step()
+            return loss.item()
+        return step
+    fns.update(torch_variants(ctx, make_torch))
     return fns, info
 
 
@@ -449,6 +480,8 @@ CASES = [
     Case("relu_fwd_bwd", "ReLU (16,64,64,32) fwd+bwd", Goal(LT, 1.0), "torch", build_relu),
     Case("unet_step", "U-Net step (depth 3, 16 filters, BN, 128x128x3, 4 classes, batch 4)", Goal(LE, 1.5),
          "torch", build_unet),
+    Case("xception_unet_step", "Xception-style U-Net step (functional API, RMSprop, 128x128x3, batch 4; no goal)",
+         None, "torch", build_xception_unet),
     Case("col2im_numba_vs_numpy", "col2im kernel, Numba vs NumPy twin (64x64x32, batch 16)",
          Goal(LE, 1 / 3), "numpy", build_col2im),
     Case("maxpool_bwd_numba_vs_numpy", "Max-pool backward kernel, Numba vs NumPy twin (32,30,30,32)",
@@ -460,4 +493,4 @@ CASES_BY_NAME = {c.name: c for c in CASES}
 
 
 def timing_for(case, mode):
-    return (TIMING_UNET if case.name == "unet_step" else TIMING)[mode]
+    return (TIMING_UNET if case.name in ("unet_step", "xception_unet_step") else TIMING)[mode]

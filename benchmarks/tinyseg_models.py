@@ -46,3 +46,12 @@ def unet_data(batch, input_shape=(128, 128, 3), num_classes=4, seed=0):
     x = rng.random((batch,) + tuple(input_shape), dtype=np.float32)
     y = rng.integers(0, num_classes, (batch,) + tuple(input_shape[:2]))
     return x, y
+
+
+def xception_unet(input_shape=(128, 128, 3), num_classes=4, filters=(32, 64, 128, 256)):
+    """The Xception-style U-Net of keras.io's Oxford-pets example (tinyseg/models/xception.py, the functional
+    API), compiled with RMSprop and sparse cross-entropy."""
+    from tinyseg.models.xception import xception_unet as build
+    model = build(tuple(input_shape[:2]), num_classes, filters)
+    model.compile("rmsprop", "sparse_categorical_crossentropy")
+    return model

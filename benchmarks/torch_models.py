@@ -67,6 +67,48 @@ class UNet(nn.Module):
         return self.head(x)
 
 
+class XceptionUNet(nn.Module):
+    """The Xception-style U-Net of tests/xception_unet.py with PyTorch's own modules (the idiomatic twin, not
+    an export): separable convolutions as a grouped 3x3 and a 1x1, 'same' paddings as symmetric padding=1
+    (Keras pads a 3x3 stride-2 pooling of an even size at the bottom/right only; the work is the same)."""
+
+    def __init__(self, in_channels=3, num_classes=4, filters=(32, 64, 128, 256)):
+        super().__init__()
+        entry, downs = filters[0], filters[1:]
+
+        def separable(c_in, c_out):
+            return nn.Sequential(nn.Conv2d(c_in, c_in, 3, padding=1, groups=c_in), nn.Conv2d(c_in, c_out, 1))
+
+        self.entry = nn.Sequential(nn.Conv2d(in_channels, entry, 3, stride=2, padding=1),
+                                   nn.BatchNorm2d(entry, eps=1e-3, momentum=0.01), nn.ReLU())
+        self.down, self.down_skip = nn.ModuleList(), nn.ModuleList()
+        c = entry
+        for f in downs:
+            self.down.append(nn.Sequential(
+                nn.ReLU(), separable(c, f), nn.BatchNorm2d(f, eps=1e-3, momentum=0.01),
+                nn.ReLU(), separable(f, f), nn.BatchNorm2d(f, eps=1e-3, momentum=0.01),
+                nn.MaxPool2d(3, stride=2, padding=1)))
+            self.down_skip.append(nn.Conv2d(c, f, 1, stride=2))
+            c = f
+        self.up, self.up_skip = nn.ModuleList(), nn.ModuleList()
+        for f in tuple(reversed(downs)) + (entry,):
+            self.up.append(nn.Sequential(
+                nn.ReLU(), nn.ConvTranspose2d(c, f, 3, padding=1), nn.BatchNorm2d(f, eps=1e-3, momentum=0.01),
+                nn.ReLU(), nn.ConvTranspose2d(f, f, 3, padding=1), nn.BatchNorm2d(f, eps=1e-3, momentum=0.01),
+                nn.Upsample(scale_factor=2)))
+            self.up_skip.append(nn.Sequential(nn.Upsample(scale_factor=2), nn.Conv2d(c, f, 1)))
+            c = f
+        self.head = nn.Conv2d(c, num_classes, 3, padding=1)
+
+    def forward(self, x):
+        x = self.entry(x)
+        for block, skip in zip(self.down, self.down_skip):
+            x = block(x) + skip(x)
+        for block, skip in zip(self.up, self.up_skip):
+            x = block(x) + skip(x)
+        return self.head(x)
+
+
 def unet_from_interop(model):
     """PyTorch U-Net from tinyseg.interop.pytorch.to_torch(model) if that module exists, else None.
 

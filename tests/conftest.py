@@ -11,3 +11,13 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+@pytest.fixture
+def float64():
+    """Layers made inside the test compute in float64 (for gradient checks and parity to 1e-10)."""
+    import tinyseg
+    old = tinyseg.floatx()
+    tinyseg.set_floatx("float64")
+    yield
+    tinyseg.set_floatx(old)

@@ -11,13 +11,6 @@ from tinyseg.layers import (Activation, AveragePooling2D, BatchNormalization, Co
 from tinyseg.models.unet import UNet
 
 
-@pytest.fixture
-def float64():
-    tinyseg.set_floatx("float64")
-    yield
-    tinyseg.set_floatx("float32")
-
-
 def test_unet_predicts_larger_images_and_agrees_with_a_crop_away_from_the_borders(float64):
     model = UNet(input_shape=(16, 16, 3), num_classes=3, depth=1, base_filters=4)
     x = np.random.default_rng(0).random((1, 64, 48, 3))

@@ -11,13 +11,6 @@ from tinyseg.layers import (Activation, BatchNormalization, Concatenate, Conv2D,
 from tinyseg.saving import load_model
 
 
-@pytest.fixture
-def float64():
-    tinyseg.set_floatx("float64")
-    yield
-    tinyseg.set_floatx("float32")
-
-
 def perturb_biases(model, rng):
     """Biases start at 0; a generic point keeps ReLU inputs off their kink during the finite differences."""
     for layer in model.layers:
@@ -268,3 +261,20 @@ def test_from_logits_must_agree_with_the_last_layer():
     scores.compile(loss=tinyseg.losses.SparseCategoricalCrossentropy(from_logits=True))
     probs.compile(loss="sparse_categorical_crossentropy")
     assert probs.fused and not scores.fused
+
+
+def test_gradient_check_of_residual_blocks_with_add(float64):
+    """Two residual blocks (x + f(x), the input read by both branches) and a strided shortcut, as in the
+    Xception-style U-Net, through add and multiply."""
+    from tinyseg.layers import SeparableConv2D, add, multiply
+    tinyseg.set_random_seed(1)
+    x = Input((8, 8, 2))
+    h = Conv2D(3, 3, padding="same")(x)
+    r = add([h, BatchNormalization()(SeparableConv2D(3, 3, padding="same")(Activation("tanh")(h)))])
+    down = add([MaxPooling2D(3, strides=2, padding="same")(r), Conv2D(3, 1, strides=2, padding="same")(h)])
+    gate = multiply([down, Activation("sigmoid")(Conv2D(3, 1)(down))])
+    model = Model(x, Conv2D(2, 1, activation="softmax")(UpSampling2D(2)(gate)))
+    rng = np.random.default_rng(2)
+    perturb_biases(model, rng)
+    report = check_model(model, rng.standard_normal((2, 8, 8, 2)), max_entries=30)
+    assert report.ok and report.max_rel_error < 1e-6, str(report)

@@ -8,7 +8,6 @@ import sys
 import numpy as np
 import pytest
 
-import tinyseg
 from tinyseg.interop import pytorch as tp
 from tinyseg.layers import BatchNormalization, Concatenate, Conv2D, Dense, Flatten
 from tinyseg.models import Sequential
@@ -27,14 +26,6 @@ def torch():
     torch.set_num_threads(1)            # on a busy two-core machine torch's OpenMP threads wait on each other
     yield torch
     torch.set_num_threads(old)
-
-
-@pytest.fixture
-def float64():
-    old = tinyseg.floatx()
-    tinyseg.set_floatx("float64")
-    yield
-    tinyseg.set_floatx(old)
 
 
 def small_unet(upsampling="transpose", batch_norm=True, num_classes=3):
@@ -255,5 +246,5 @@ def test_unconvertible_models_are_refused(torch):
     cat.build([(2, 2, 1), (2, 2, 1)])
     with pytest.raises(TypeError, match="torch.cat"):
         tp.layer_to_torch(cat)
-    with pytest.raises(TypeError, match="Sequential or UNet"):
+    with pytest.raises(TypeError, match="Sequential, UNet or Model"):
         tp.torch_state_dict(Dense(2))

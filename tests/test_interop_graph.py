@@ -12,17 +12,10 @@ from tinyseg.interop import pytorch as tp  # noqa: E402
 from tinyseg.layers import (Activation, BatchNormalization, Concatenate, Conv2D, Dense, Dropout,  # noqa: E402
                             Flatten, GlobalAveragePooling2D, add, multiply)
 from tinyseg.saving import load_model  # noqa: E402
-from xception_unet import xception_unet  # noqa: E402
+from tinyseg.models.xception import xception_unet  # noqa: E402
 
 TOL = 1e-10
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture
-def float64():
-    tinyseg.set_floatx("float64")
-    yield
-    tinyseg.set_floatx("float32")
 
 
 def randomise(model, rng):
@@ -90,7 +83,7 @@ def test_graph_model_outputs_and_gradients_match(float64, training):
 
 def test_xception_unet_matches_in_float64_with_logits(float64):
     tinyseg.set_random_seed(0)
-    model = xception_unet(tinyseg, (32, 32), 3, filters=(8, 16, 24, 32))
+    model = xception_unet((32, 32), 3, filters=(8, 16, 24, 32))
     randomise(model, np.random.default_rng(3))
     x = np.random.default_rng(4).standard_normal((2, 32, 32, 3))
     errors = compare(model, x, training=True, logits=True)

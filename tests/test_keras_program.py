@@ -29,7 +29,7 @@ if keras.backend.backend() != "torch":
 
 import tinyseg  # noqa: E402
 from tinyseg.saving import load_model  # noqa: E402
-from xception_unet import xception_unet  # noqa: E402
+from tinyseg.models.xception import xception_unet  # noqa: E402
 
 # Keras's own NumPy-2 deprecation notices, hundreds per run, about its code, not ours
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -75,8 +75,8 @@ def shapes_data():
 @pytest.fixture(scope="module")
 def both():
     keras.utils.set_random_seed(0)
-    k_model = xception_unet(keras, IMG, K)
-    t_model = xception_unet(tinyseg, IMG, K)
+    k_model = xception_unet(IMG, K, keras=keras)
+    t_model = xception_unet(IMG, K, keras=tinyseg)
     return k_model, t_model
 
 

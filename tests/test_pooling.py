@@ -406,3 +406,11 @@ def test_same_matches_torch_with_explicit_padding(kind, case):
     y_t, dx_t = torch_pool(kind, x, grad, case)
     assert max_rel_error(y, y_t) <= 1e-10
     assert max_rel_error(dx, dx_t) <= 1e-10
+
+
+@pytest.mark.parametrize("cls", [MaxPooling2D, AveragePooling2D])
+def test_backward_before_forward_says_so(cls):
+    layer = cls()
+    layer.build((4, 4, 1))
+    with pytest.raises(RuntimeError, match="backward\\(\\) called before forward\\(\\)"):
+        layer.backward(np.zeros((1, 2, 2, 1), np.float32))

@@ -7,13 +7,6 @@ from tinyseg.gradcheck import check_model
 from tinyseg.models.unet import UNet
 
 
-@pytest.fixture
-def float64():
-    tinyseg.set_floatx("float64")
-    yield
-    tinyseg.set_floatx("float32")
-
-
 @pytest.mark.parametrize("upsampling, batch_norm", [("transpose", True), ("bilinear", False),
                                                     ("nearest", True)])
 def test_tiny_unet_passes_gradient_check(float64, upsampling, batch_norm):

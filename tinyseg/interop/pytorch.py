@@ -1147,6 +1147,7 @@ def to_torch_optimizer(optimizer, params):
     """The torch.optim optimizer taking the same steps as the (fresh) tinyseg optimizer.
 
     SGD (momentum, Nesterov) -> torch.optim.SGD; Adam(epsilon_style='torch') -> torch.optim.Adam;
+    AdamW(epsilon_style='torch') -> torch.optim.AdamW;
     RMSprop(epsilon_style='torch') -> torch.optim.RMSprop(alpha=rho, eps, momentum, centered). A Keras-style
     Adam or RMSprop has no fixed torch eps (see the optimizers module) and is refused.
     """
@@ -1154,6 +1155,24 @@ def to_torch_optimizer(optimizer, params):
     if optimizer.iterations:
         raise ValueError(f"to_torch_optimizer: the {optimizer.name} optimizer has already taken "
                          f"{optimizer.iterations} steps; its state is not converted, so convert a fresh one")
+    # What a torch optimizer does not hold: a schedule (torch.optim.lr_scheduler steps it), clipping
+    # (torch.nn.utils.clip_grad_norm_ / clip_grad_value_ before the step), and decoupled decay (only AdamW's)
+    if isinstance(optimizer._learning_rate, topt.LearningRateSchedule):
+        raise ValueError("to_torch_optimizer: a learning-rate schedule is not converted; give torch the rate with "
+                         "a torch.optim.lr_scheduler (see tinyseg/schedules.py for the matching ones)")
+    clipping = {k: getattr(optimizer, k) for k in ("clipnorm", "clipvalue", "global_clipnorm")
+                if getattr(optimizer, k) is not None}
+    if clipping:
+        raise ValueError(f"to_torch_optimizer: {clipping} is not converted; torch clips before the step, with "
+                         "torch.nn.utils.clip_grad_norm_ or clip_grad_value_")
+    if isinstance(optimizer, topt.AdamW):
+        if optimizer.epsilon_style != "torch":
+            raise ValueError("to_torch_optimizer: create the AdamW with epsilon_style='torch' (Adam's epsilon)")
+        return torch.optim.AdamW(params, lr=optimizer.learning_rate, betas=(optimizer.beta_1, optimizer.beta_2),
+                                 eps=optimizer.epsilon, weight_decay=optimizer.weight_decay)
+    if optimizer.weight_decay:
+        raise ValueError(f"to_torch_optimizer: {optimizer.name}'s weight_decay is decoupled (theta -= lr*wd*theta); "
+                         "torch's weight_decay of SGD, Adam and RMSprop adds wd*theta to the gradient instead")
     if isinstance(optimizer, topt.SGD):
         return torch.optim.SGD(params, lr=optimizer.learning_rate, momentum=optimizer.momentum,
                                nesterov=optimizer.nesterov)

@@ -57,3 +57,14 @@ def set_num_threads(n):
 
 def get_num_threads():
     return numba.get_num_threads()
+
+
+def compiled_before():
+    """True if kernels were compiled on this install before: Numba keeps an index file (.nbi) per cached
+    kernel in the kernels' __pycache__ folder. False on a fresh install (or where that folder is not
+    writable, and Numba caches elsewhere: then the first-run note may show once too often)."""
+    folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__")
+    try:
+        return any(name.endswith(".nbi") for name in os.listdir(folder))
+    except OSError:
+        return False

@@ -38,13 +38,13 @@ im2col that writes them and the matmul that reads them:
 
 The numbers are those of the formulas above; only the order of the work changes.
 
-The last line is the whole definition of a transposed convolution: `conv2d_transpose` below is the adjoint
+The input-gradient line, dL/dx = col2im(G @ Kmat^T), is the whole definition of a transposed convolution: `conv2d_transpose` below is the adjoint
 of `conv2d` (for every x and y, <conv2d(x), y> = <x, conv2d_transpose(y)>). So Conv2DTranspose.forward calls
 conv2d_transpose, and its backward calls conv2d: a U-Net decoder is an encoder run backwards.
 """
 import numpy as np
 
-from .. import initializers
+from .. import initializers, regularizers
 from ..kernels.elementwise import add_bias
 from ..kernels.im2col import col2im, im2col
 from .activations import ActivatedLayer
@@ -135,9 +135,14 @@ def conv2d_transpose(y, kernel, strides, pads, x_shape, scratch=None, dilation=(
 class _Convolution(ActivatedLayer):
     """What Conv2D and Conv2DTranspose share: arguments, checks, config."""
 
+    regularizer_arguments = {"kernel": "kernel_regularizer", "bias": "bias_regularizer"}
+
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", activation=None, use_bias=True,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None,
+                 bias_regularizer=None, **kwargs):
         super().__init__(activation=activation, **kwargs)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer, f"{self.name}: kernel_regularizer")
+        self.bias_regularizer = regularizers.get(bias_regularizer, f"{self.name}: bias_regularizer")
         self.filters = positive_int(filters, f"{self.name}: filters")
         self.kernel_size = pair(kernel_size, f"{self.name}: kernel_size")
         self.strides = pair(strides, f"{self.name}: strides")
@@ -160,7 +165,8 @@ class _Convolution(ActivatedLayer):
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
-                "strides": self.strides, "padding": self.padding, "use_bias": self.use_bias}
+                "strides": self.strides, "padding": self.padding, "use_bias": self.use_bias,
+                **regularizers.config_entries(self, self.regularizer_arguments.values())}
 
     def build(self, input_shape):
         out = super().build(input_shape)
@@ -191,7 +197,8 @@ class Conv2D(_Convolution):
     Shapes: x (N, H, W, C) -> y (N, OH, OW, filters); kernel (KH, KW, C, filters); bias (filters,).
     Formula, output size and gradients: see the module docstring. Weights start as Keras's do:
     glorot-uniform kernel, zero bias. dilation_rate (int or pair, default 1) spaces the kernel's taps; with it
-    above 1 the strides must be 1 (Keras's rule).
+    above 1 the strides must be 1 (Keras's rule). kernel_regularizer, bias_regularizer (e.g.
+    tinyseg.regularizers.L2(1e-4)) add a penalty on those weights to the training loss.
     """
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", dilation_rate=1, activation=None,

@@ -50,6 +50,7 @@ class _Pooling2D(Layer):
         # Keras: strides=None means non-overlapping windows, one step per window
         self.strides = self.pool_size if strides is None else pair(strides, f"{self.name}: strides")
         self.padding = check_padding(padding)
+        self._x_shape = None            # the last forward's input shape, which backward needs
 
     def geometry(self, input_shape):
         """((OH, OW), (top, bottom, left, right)) for an input of shape (H, W, C)."""
@@ -64,6 +65,8 @@ class _Pooling2D(Layer):
         return oh, ow, input_shape[2]
 
     def check_grad(self, grad):
+        if self._x_shape is None:
+            raise RuntimeError(f"{self.name}: backward() called before forward()")
         super().check_grad(grad)
         # the kernels index dx by the forward's batch: a grad for another batch must not reach them
         if grad.shape[0] != self._x_shape[0]:

@@ -1,5 +1,11 @@
-"""The Xception-style U-Net of keras.io's Oxford-pets segmentation example, written once for any Keras-like
-module: `xception_unet(keras, (H, W), num_classes)` builds it with Keras or with tinyseg (`import tinyseg`).
+"""The Xception-style U-Net of keras.io's Oxford-pets segmentation example, in the functional API.
+
+Written against a Keras-like module `keras`, so the same lines build it with tinyseg (the default) or, in the
+comparison tests, with Keras itself: `xception_unet((H, W), num_classes, keras=keras)`.
+
+Read it as a lesson in the functional API: `keras.Input` makes the placeholder, every layer is called on the
+tensor of the one before, `layers.add([x, shortcut])` joins a residual branch, and `keras.Model(inputs,
+outputs)` turns the graph into a model that trains with fit (tutorials/06_functional_api.py).
 
 Architecture: an entry block Conv2D(32, 3, strides=2) -> BatchNormalization -> relu; three downsampling
 blocks (64, 128, 256 filters) of [relu, SeparableConv2D, BN] twice and a 3x3 stride-2 max pooling, plus a
@@ -9,7 +15,11 @@ input, joined by add; a 3x3 softmax head. H and W must be multiples of 16.
 """
 
 
-def xception_unet(keras, img_size, num_classes, filters=(32, 64, 128, 256)):
+def xception_unet(img_size=(160, 160), num_classes=3, filters=(32, 64, 128, 256), keras=None):
+    """The model for (H, W, 3) images and num_classes softmax outputs; filters: the entry block's, then the
+    three downsampling blocks' (the upsampling blocks use them in reverse). H and W: multiples of 16."""
+    if keras is None:
+        import tinyseg as keras
     layers = keras.layers
     entry, downs = filters[0], filters[1:]
     inputs = keras.Input(shape=tuple(img_size) + (3,))
