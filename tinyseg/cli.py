@@ -352,7 +352,6 @@ def train(args):
     from .inference import check_multiple
     from .kernels import set_num_threads
     from .losses import CEDiceLoss, DiceLoss, SparseCategoricalCrossentropy
-    from .metrics import get as get_metric
     from .models.unet import UNet
     from .optimizers import Adam
 
@@ -401,9 +400,6 @@ def train(args):
     else:
         loss = CEDiceLoss(class_weight=weights, ignore_index=info.ignore_index)
     model.compile(optimizer=Adam(learning_rate=args.learning_rate), loss=loss, metrics=["accuracy", "mean_iou"])
-    if info.ignore_index is not None and getattr(model._metric_fns[0], "ignore_index", None) != info.ignore_index:
-        # compile hands the loss's ignore_index to the metrics in newer tinyseg; until then, bind it here
-        model._metric_fns = [get_metric(name, info.ignore_index) for name in model.metric_names]
     if not args.quiet:
         model.summary()
     callbacks = [_RunProgress(args.epochs, args.quiet)]
