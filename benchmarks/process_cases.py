@@ -50,7 +50,7 @@ def _tiny_kernel_calls():
     Every Numba function in tinyseg.kernels is reached by one of these (tests/test_benchmarks.py checks it),
     so 'compile_all' is the whole first-ever compile."""
     import numpy as np
-    from tinyseg.kernels import (depthwise as kd, elementwise as ke, im2col as ki, normalization as kn,
+    from tinyseg.kernels import (bands as kb, depthwise as kd, elementwise as ke, im2col as ki, normalization as kn,
                                  pooling as kp, softmax as ks, upsampling as ku)
 
     x = np.random.default_rng(0).standard_normal((1, 4, 4, 2), dtype=np.float32)
@@ -78,6 +78,7 @@ def _tiny_kernel_calls():
         "relu": lambda: ke.relu(x),
         "relu_backward": lambda: ke.relu_backward(x, x),
         "add_bias": lambda: ke.add_bias(x.copy(), per_channel),
+        "add_bias_rows": lambda: kb.add_bias_rows(rows.copy(), per_channel),
         "channel_mean_var": lambda: kn.channel_mean_var(rows),
         "channel_affine": lambda: kn.channel_affine(rows, per_channel, per_channel, per_channel),
         "channel_grad_sums": lambda: kn.channel_grad_sums(rows, rows, per_channel, per_channel),
@@ -214,6 +215,24 @@ def run_compile_all(threads, mode):
     with tempfile.TemporaryDirectory(prefix="tinyseg-numba-cache-") as cache:
         result, wall = run_child("compile_all", {}, thread_env(threads, {"NUMBA_CACHE_DIR": cache}))
     return {**result, "wall_s": wall, "subset": None, "cache": "fresh temporary NUMBA_CACHE_DIR"}
+
+
+def run_torch_plain_unet(threads, mode):
+    """The plain PyTorch script (torch_plain_unet.py) in a fresh process, at both U-Net sizes."""
+    steps = {"smoke": 1, "quick": 5}.get(mode, 20)
+    sizes = {"unet_step": (128, 128, 4), "unet_camvid_step": (176, 240, 11)}
+    if mode == "smoke":
+        sizes = {"unet_step": (16, 16, 4)}
+    out = {}
+    for case, (h, w, k) in sizes.items():
+        proc = subprocess.run([sys.executable, "-m", "benchmarks.torch_plain_unet", "--threads", str(threads),
+                               "--steps", str(steps), "--size", str(h), str(w), "--classes", str(k)],
+                              cwd=REPO, env=thread_env(threads), capture_output=True, text=True, timeout=600)
+        lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+        if proc.returncode != 0 or not lines:
+            raise RuntimeError(f"torch_plain_unet failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+        out[case] = json.loads(lines[-1][len("RESULT "):])
+    return out
 
 
 def run_memory(threads, mode):
