@@ -4,6 +4,8 @@ Settings (environment variables, read once when the first kernel module is impor
 
 - ``TINYSEG_NUM_THREADS``: threads for the parallel kernels (default: all cores Numba sees).
 - ``TINYSEG_BACKEND``: ``numba`` (default) or ``numpy`` to run the plain NumPy twins instead.
+- ``TINYSEG_KEEP_MEMORY``: ``0`` leaves glibc's allocator as it is; by default freed arrays are kept for
+  the next training step (kernels/memory.py says why).
 - ``NUMBA_THREADING_LAYER``: if unset, tinyseg picks ``workqueue``. Numba's OpenMP layer keeps its threads
   spinning after a kernel and fights OpenBLAS's threads in the matmul that follows (on the 2-core test machine
   an im2col + matmul took twice as long with it); ``workqueue`` has no such spin and needs no extra library.
@@ -14,6 +16,8 @@ compiles nothing and a second process reuses the first one's machine code.
 import os
 
 import numba
+
+from . import memory  # noqa: F401  (keeps freed arrays in the process: no page faults step after step)
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
