@@ -50,7 +50,7 @@ def _tiny_kernel_calls():
     Every Numba function in tinyseg.kernels is reached by one of these (tests/test_benchmarks.py checks it),
     so 'compile_all' is the whole first-ever compile."""
     import numpy as np
-    from tinyseg.kernels import (bands as kb, depthwise as kd, elementwise as ke, im2col as ki, normalization as kn,
+    from tinyseg.kernels import (depthwise as kd, elementwise as ke, im2col as ki, normalization as kn,
                                  pooling as kp, softmax as ks, upsampling as ku)
 
     x = np.random.default_rng(0).standard_normal((1, 4, 4, 2), dtype=np.float32)
@@ -78,7 +78,6 @@ def _tiny_kernel_calls():
         "relu": lambda: ke.relu(x),
         "relu_backward": lambda: ke.relu_backward(x, x),
         "add_bias": lambda: ke.add_bias(x.copy(), per_channel),
-        "add_bias_rows": lambda: kb.add_bias_rows(rows.copy(), per_channel),
         "channel_mean_var": lambda: kn.channel_mean_var(rows),
         "channel_affine": lambda: kn.channel_affine(rows, per_channel, per_channel, per_channel),
         "channel_grad_sums": lambda: kn.channel_grad_sums(rows, rows, per_channel, per_channel),

@@ -136,3 +136,31 @@ def test_two_python_threads_calling_at_once_each_get_their_own_result(threads):
     for w in workers:
         w.join()
     assert not errors and got == [None, None]
+
+
+def _results(value):
+    """A kernel's result as a flat list of arrays (some kernels return a tuple)."""
+    if isinstance(value, tuple):
+        return [np.asarray(v) for v in value]
+    return [np.asarray(value)]
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_every_row_kernel_gives_the_same_numbers_in_chunks(threads, n, monkeypatch):
+    """Each row kernel run in many chunks (more than its rows, so some chunks are empty) equals one chunk."""
+    from benchmarks.process_cases import _tiny_kernel_calls
+    calls = _tiny_kernel_calls()
+    threads(1)
+    alone = {name: _results(call()) for name, call in calls.items()}
+    threads(n)
+    monkeypatch.setattr(kb, "MIN_PARALLEL_VALUES", 0)
+    for name, call in calls.items():
+        for got, want in zip(_results(call()), alone[name]):
+            np.testing.assert_array_equal(got, want, err_msg=name)
+
+
+def test_piece_covers_the_rows_once_in_order():
+    for m in (0, 1, 5, 17):
+        for chunks in (1, 3, 8):
+            rows = [r for k in range(chunks) for r in range(*kb.piece(m, k, chunks))]
+            assert rows == list(range(m))

@@ -24,11 +24,17 @@ partial sum, and the partial sums are added in band order at the end.
 What a band task may call: serial Numba kernels (`config.jit`, nogil) and NumPy calls that release the GIL.
 Never a parallel Numba kernel: Numba's workqueue threading layer must not be entered from two threads at once.
 
+The same pool runs every other kernel of tinyseg (pooling, batch normalisation, ReLU, ...): `run_pieces`
+cuts a call's rows into a few chunks per thread, and each chunk runs the kernel's serial loop over its rows.
+So there is one pool of threads in tinyseg, and Numba's parallel machinery (which compiles about three times
+slower, and whose threads would fight these for the cores) is not used at all.
+
 Scratch buffers. Each band's im2col goes into a buffer of the thread that runs it, kept from call to call
 (a fresh buffer costs a page fault per 4 KB on first touch, about as long as the im2col itself). A buffer
 is only used inside one call, so a layer called twice in a graph (shared weights) cannot see one call's
 scratch in the other's backward.
 """
+import contextlib
 import itertools
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -76,11 +82,12 @@ def scratch(slot, rows, cols, dtype):
     return buf[:size].reshape(rows, cols)
 
 
-def run_bands(task, count, threads=None):
+def run_bands(task, count, threads=None, single_blas=True):
     """Call task(k, slot) for k = 0 .. count-1, on `threads` threads (default: tinyseg's thread count).
 
     slot (0 .. threads-1) names the thread running the call, for its scratch buffer; each band is run exactly
     once. With one thread, or one band, everything runs here in order, and BLAS keeps its own threads.
+    single_blas: hold BLAS to one thread while the bands run (their products run side by side).
     """
     threads = min(threads or get_num_threads(), count)
     if threads <= 1:
@@ -101,7 +108,7 @@ def run_bands(task, count, threads=None):
             task(k, slot)
 
     pool = _executor(threads - 1)
-    with _blas_controller().limit(limits=1):
+    with _blas_controller().limit(limits=1) if single_blas else contextlib.nullcontext():
         helpers = [pool.submit(work, slot) for slot in range(1, threads)]
         try:
             work(0)
@@ -110,22 +117,43 @@ def run_bands(task, count, threads=None):
                 h.result()
 
 
-def add_bias_rows_numpy(y, b):
-    y += b
-    return y
+# ----------------------------------------------------------------------------------------------------------
+# The other kernels: one call's rows shared between the same threads.
+# ----------------------------------------------------------------------------------------------------------
+CHUNKS_PER_THREAD = 4       # more chunks than threads: a thread slowed by another program takes fewer
+MIN_PARALLEL_VALUES = 32768     # below this many values (the largest array of a call) one thread is faster
 
 
 @jit
-def _add_bias_rows(y, b):
-    for r in range(y.shape[0]):
-        for f in range(y.shape[1]):
-            y[r, f] += b[f]
+def piece(m, chunk, chunks):
+    """(r0, r1): rows chunk*m//chunks .. (chunk+1)*m//chunks - 1 of m rows, one chunk's share of a kernel call.
+
+    Every row belongs to exactly one chunk, and the chunks cover 0 .. m-1 in order.
+    """
+    return chunk * m // chunks, (chunk + 1) * m // chunks
+
+
+def run_pieces(kernel, *args):
+    """kernel(chunk, chunks, *args) for every chunk, on tinyseg's threads: a row kernel's whole call.
+
+    The kernels are written so that each row of their output is computed by one chunk only (a gather, or a
+    partial sum of its own), so the numbers do not depend on the number of threads or chunks.
+    """
+    values = max((a.size for a in args if isinstance(a, np.ndarray)), default=0)
+    threads = get_num_threads()
+    if threads <= 1 or values < MIN_PARALLEL_VALUES:
+        kernel(0, 1, *args)
+        return
+    chunks = threads * CHUNKS_PER_THREAD
+    run_bands(lambda k, slot: kernel(k, chunks, *args), chunks, threads, single_blas=False)
 
 
 def add_bias_rows(y, b):
-    """y[r, f] += b[f] for every row r of y (rows, F), in place: the serial bias add that a band task runs on
-    its own rows of the output while they are still in its core's cache."""
+    """y[r, f] += b[f] for every row r of y (rows, F), in place, on the calling thread: the bias add that a band
+    task runs on its own rows of the output while they are still in its core's cache (elementwise.add_bias's
+    kernel, run as one chunk)."""
+    from .elementwise import _add_bias, add_bias_numpy
     if get_backend() == "numpy":
-        return add_bias_rows_numpy(y, b)
-    _add_bias_rows(y, b)
+        return add_bias_numpy(y, b)
+    _add_bias(0, 1, y, b.astype(y.dtype, copy=False))
     return y
