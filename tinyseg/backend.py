@@ -1,4 +1,5 @@
-"""Global settings shared by every layer: the default float type and the random generator.
+"""Global settings shared by every layer: the default float type and the random generator; and the error
+that non-finite numbers raise.
 
 Keras keeps the same two settings in `keras.backend.floatx()` and `keras.utils.set_random_seed`; tinyseg
 names them the same way so a Keras reader finds them.
@@ -23,6 +24,19 @@ def set_floatx(dtype):
     _FLOATX = dtype
 
 
+class NonFiniteError(FloatingPointError):
+    """A NaN or an infinity where training needs a finite number (a gradient, a batch statistic).
+
+    Raised *before* the value is used, so the call that raises changes nothing. `parameter` names what went
+    bad (e.g. "layer 'conv2d_1', parameter 'kernel'") and `step` the optimizer step it would have been.
+    """
+
+    def __init__(self, message, parameter=None, step=None):
+        super().__init__(message)
+        self.parameter = parameter
+        self.step = step
+
+
 def set_random_seed(seed):
     """Seed the generator that initialises weights, shuffles batches and draws dropout masks."""
     global _RNG
@@ -32,6 +46,15 @@ def set_random_seed(seed):
 def rng():
     """The shared `numpy.random.Generator`."""
     return _RNG
+
+
+def set_rng(generator):
+    """Make `generator` the shared one and return the one it replaces (fit uses this for a seeded run)."""
+    global _RNG
+    if not isinstance(generator, np.random.Generator):
+        raise TypeError(f"set_rng: expected a numpy.random.Generator, got {type(generator).__name__}")
+    old, _RNG = _RNG, generator
+    return old
 
 
 def check_float_dtype(dtype, argument):

@@ -352,10 +352,28 @@ class LambdaCallback(Callback):
 
 
 class TerminateOnNaN(Callback):
-    """Stop training as soon as a batch's loss is NaN or infinite (Keras's TerminateOnNaN)."""
+    """Stop training as soon as a batch's loss is NaN or infinite (Keras's TerminateOnNaN).
+
+    fit always runs one (unless one is among its callbacks already): a loss that is not a number would make
+    every later step meaningless. `stopped_at` is (epoch, batch, loss) once it has stopped a run, else None.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._epoch = None
+        self.stopped_at = None
+
+    def on_train_begin(self, logs=None):
+        self.stopped_at = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(loss):
-            print(f"Batch {batch}: invalid loss {loss}, terminating training")
+            where = f"Batch {batch}" if self._epoch is None else f"Epoch {self._epoch + 1}, batch {batch}"
+            print(f"{where}: invalid loss {loss}, terminating training (TerminateOnNaN). The weights are those "
+                  "after this batch's step; a smaller learning rate or scaled inputs usually help.")
+            self.stopped_at = (self._epoch, batch, float(loss))
             self.model.stop_training = True

@@ -13,11 +13,82 @@ what makes the gradient simple and stable:
 
 M is the number of predictions averaged over: N for (N, K) scores, N*H*W for per-pixel (N, H, W, K) scores.
 log-sum-exp, never log(p + 1e-7): the log of a softmax is computed exactly, even for huge logits.
+
+Targets can be checked without predictions: `loss.check_targets(y_true, pred_shape)` raises the error that
+forward would raise for a batch of them, given the shape the predictions will have (None for an axis whose
+size is not known yet). `fit` runs it on the whole data set before the first step, so a label out of range
+in the last batch stops the run before it starts, not after many steps.
+
+Every argument is checked when the loss is made: class weights finite, non-negative and not all zero,
+ignore_index an integer, smooth and the loss weights finite, from_logits True, False or None.
 """
+import math
+import numbers
+
 import numpy as np
 
 from .kernels.softmax import log_softmax, softmax
 from .layers.activations import sigmoid
+
+
+# --- argument checks (when a loss is made) --------------------------------------------------------------
+def _from_logits(value):
+    if value is not None and not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"from_logits must be True, False or None, got {value!r}")
+    return None if value is None else bool(value)
+
+
+def _ignore_index(value):
+    if value is None:
+        return None
+    if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"ignore_index must be an integer label (e.g. 255) or None, got {value!r}")
+    return int(value)
+
+
+def _finite_number(value, argument, positive=False):
+    """A finite real number, > 0 if positive else >= 0."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{argument} must be a real number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        raise ValueError(f"{argument} must be a finite number {'> 0' if positive else '>= 0'}, got {value!r}")
+    return value
+
+
+def _class_weight(value):
+    """A 1-D float64 array of finite, non-negative weights, one per class, not all zero (or None)."""
+    if value is None:
+        return None
+    w = np.asarray(value)
+    if w.dtype.kind not in "iuf" or w.ndim != 1 or w.size == 0:
+        raise ValueError("class_weight must be a 1-D sequence of non-negative weights, one per class, got "
+                         f"{value!r}")
+    w = w.astype(np.float64)
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError(f"class_weight must be a 1-D sequence of non-negative weights, one per class, finite; "
+                         f"got {w.tolist()}")
+    if not w.any():
+        raise ValueError("class_weight is all zeros: every pixel would weigh nothing and the loss would be 0/0")
+    return w
+
+
+# --- target checks (whole data sets, or one batch) --------------------------------------------------------
+def _shape_text(shape):
+    return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _matches(shape, expected):
+    """shape equals expected, where an expected None matches any size."""
+    return len(shape) == len(expected) and all(e is None or s == e for s, e in zip(shape, expected))
+
+
+def _as_target_array(y_true, name):
+    """y_true as an array of real numbers (integers, floats or booleans), else a TypeError naming it."""
+    y = np.asarray(y_true) if not isinstance(y_true, np.ndarray) else y_true
+    if y.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: y_true must hold numbers, got dtype {y.dtype}")
+    return y
 
 
 def _check_pred(y_pred, name):
@@ -28,19 +99,22 @@ def _check_pred(y_pred, name):
         raise ValueError(f"{name}: y_pred contains NaN or inf (did training diverge? try a smaller learning rate)")
 
 
-def _check_labels(y_true, y_pred, name, num_classes, ignore_index=None):
-    """Integer class indices of shape y_pred.shape[:-1] (a trailing axis of 1 is accepted, as Keras does)."""
-    y_true = np.asarray(y_true)
+def _check_labels(y_true, pred_shape, name, num_classes, ignore_index=None):
+    """Integer class indices of shape pred_shape[:-1] (a trailing axis of 1 is accepted, as Keras does).
+
+    Returns (labels, valid): the labels without that trailing axis, and where they are not ignore_index."""
+    y_true = _as_target_array(y_true, name)
+    pred_shape = tuple(pred_shape)
     if y_true.dtype.kind not in "iu":
-        if y_true.dtype.kind == "f" and y_true.shape == y_pred.shape:
+        if y_true.dtype.kind == "f" and _matches(y_true.shape, pred_shape):
             raise TypeError(f"{name}: y_true looks one-hot (float, same shape as y_pred); use "
                             "categorical_crossentropy for one-hot targets")
         raise TypeError(f"{name}: y_true must hold integer class indices, got dtype {y_true.dtype}")
-    if y_true.shape == y_pred.shape[:-1] + (1,) and y_pred.shape[-1] != 1:
+    if y_true.ndim == len(pred_shape) and y_true.shape[-1] == 1 and pred_shape[-1] != 1:
         y_true = y_true[..., 0]
-    if y_true.shape != y_pred.shape[:-1]:
-        raise ValueError(f"{name}: y_true has shape {y_true.shape}; expected {y_pred.shape[:-1]} "
-                         f"(y_pred {y_pred.shape} without its class axis)")
+    if not _matches(y_true.shape, pred_shape[:-1]):
+        raise ValueError(f"{name}: y_true has shape {y_true.shape}; expected {_shape_text(pred_shape[:-1])} "
+                         f"(y_pred {_shape_text(pred_shape)} without its class axis)")
     valid = y_true != ignore_index if ignore_index is not None else np.ones(y_true.shape, bool)
     bad = valid & ((y_true < 0) | (y_true >= num_classes))
     if bad.any():
@@ -48,6 +122,33 @@ def _check_labels(y_true, y_pred, name, num_classes, ignore_index=None):
                          f"(y_pred has {num_classes} classes)"
                          + ("" if ignore_index is None else f" and not ignore_index={ignore_index}"))
     return y_true, valid
+
+
+def _check_unit_values(y, name, hint):
+    """Every value finite and in [0, 1]."""
+    if y.dtype.kind == "b" or y.size == 0:
+        return
+    if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+        raise ValueError(f"{name}: y_true contains NaN or inf")
+    if y.min() < 0 or y.max() > 1:
+        raise ValueError(f"{name}: y_true must lie in [0, 1] ({hint}), got values in [{y.min()}, {y.max()}]")
+
+
+def _binary_shape(y_true, pred_shape, name):
+    """(N, H, W) masks are accepted for (N, H, W, 1) logits; anything else must have the logits' shape."""
+    pred_shape = tuple(pred_shape)
+    if pred_shape[-1] == 1 and _matches(y_true.shape, pred_shape[:-1]):
+        return y_true[..., None]
+    if not _matches(y_true.shape, pred_shape):
+        raise ValueError(f"{name}: y_true has shape {y_true.shape}, expected {_shape_text(pred_shape)}")
+    return y_true
+
+
+def _binary_targets(y_true, y_pred, name):
+    """Targets in [0, 1] of y_pred's shape, in y_pred's dtype."""
+    y = _binary_shape(_as_target_array(y_true, name), y_pred.shape, name)
+    _check_unit_values(y, name, "binary masks as 0/1, not 0/255")
+    return y.astype(y_pred.dtype)
 
 
 def _one_hot(labels, num_classes, valid, dtype):
@@ -70,6 +171,7 @@ class Loss:
     activation = None        # 'softmax' / 'sigmoid': the loss applies it to its input (logits)
     name = "loss"
     from_logits = None
+    ignore_index = None      # a label whose positions count for nothing (losses on class indices)
 
     def __call__(self, y_true, y_pred):
         return self.forward(y_true, y_pred)
@@ -79,6 +181,12 @@ class Loss:
 
     def backward(self):
         raise NotImplementedError
+
+    def check_targets(self, y_true, pred_shape):
+        """Raise what forward would raise for these targets and predictions of `pred_shape` (None: any size)."""
+
+    def check_output_shape(self, pred_shape):
+        """Raise if this loss cannot work on predictions of `pred_shape` at all (compile asks, once)."""
 
     def get_config(self):
         return {}
@@ -96,23 +204,27 @@ class CategoricalCrossentropy(Loss):
     name = "categorical_crossentropy"
 
     def __init__(self, from_logits=None):
-        self.from_logits = from_logits
+        self.from_logits = _from_logits(from_logits)
+
+    def check_targets(self, y_true, pred_shape):
+        y_true = _as_target_array(y_true, self.name)
+        pred_shape = tuple(pred_shape)
+        if y_true.dtype.kind in "iub" or _matches(y_true.shape, pred_shape[:-1]) or (
+                y_true.ndim == len(pred_shape) and y_true.shape[-1] == 1 and pred_shape[-1] != 1):
+            raise TypeError(
+                f"{self.name}: y_true holds integer class labels (shape {y_true.shape}, dtype {y_true.dtype}) "
+                f"but this loss expects one-hot targets of shape {_shape_text(pred_shape)}. Use "
+                "loss='sparse_categorical_crossentropy' for integer labels, or convert them with "
+                "tinyseg.utils.to_categorical(y, num_classes).")
+        if not _matches(y_true.shape, pred_shape):
+            raise ValueError(f"{self.name}: y_true has shape {y_true.shape}, expected {_shape_text(pred_shape)}")
+        if y_true.size and (not np.all(np.isfinite(y_true)) or y_true.min() < 0 or y_true.max() > 1):
+            raise ValueError(f"{self.name}: y_true must hold probabilities in [0, 1] (one-hot rows)")
+        return y_true
 
     def forward(self, y_true, y_pred):
         _check_pred(y_pred, self.name)
-        y_true = np.asarray(y_true)
-        if y_true.dtype.kind in "iub" or y_true.shape == y_pred.shape[:-1] or (
-                y_true.ndim == y_pred.ndim and y_true.shape[-1] == 1 and y_pred.shape[-1] > 1):
-            raise TypeError(
-                f"{self.name}: y_true holds integer class labels (shape {y_true.shape}, dtype {y_true.dtype}) "
-                f"but this loss expects one-hot targets of shape {y_pred.shape}. Use "
-                "loss='sparse_categorical_crossentropy' for integer labels, or convert them with "
-                "tinyseg.utils.to_categorical(y, num_classes).")
-        if y_true.shape != y_pred.shape:
-            raise ValueError(f"{self.name}: y_true has shape {y_true.shape}, expected {y_pred.shape}")
-        if not np.all(np.isfinite(y_true)) or y_true.min() < 0 or y_true.max() > 1:
-            raise ValueError(f"{self.name}: y_true must hold probabilities in [0, 1] (one-hot rows)")
-        y_true = y_true.astype(y_pred.dtype, copy=False)
+        y_true = self.check_targets(y_true, y_pred.shape).astype(y_pred.dtype, copy=False)
         logp = log_softmax(y_pred)
         m = y_pred.size // y_pred.shape[-1]
         self._cache = (np.exp(logp), y_true, m)
@@ -122,6 +234,9 @@ class CategoricalCrossentropy(Loss):
         p, y, m = self._cache
         # d/dz of -sum_k y_k log p_k is p * sum_k y_k - y: (p - y) for rows that sum to 1 (one-hot)
         return (p * y.sum(axis=-1, keepdims=True) - y) / m
+
+    def get_config(self):
+        return {"from_logits": self.from_logits}
 
 
 class SparseCategoricalCrossentropy(Loss):
@@ -142,18 +257,23 @@ class SparseCategoricalCrossentropy(Loss):
     name = "sparse_categorical_crossentropy"
 
     def __init__(self, class_weight=None, ignore_index=None, from_logits=None):
-        self.from_logits = from_logits
-        self.class_weight = None if class_weight is None else np.asarray(class_weight, dtype=np.float64)
-        if self.class_weight is not None and (self.class_weight.ndim != 1 or np.any(self.class_weight < 0)):
-            raise ValueError("class_weight must be a 1-D sequence of non-negative weights, one per class")
-        self.ignore_index = ignore_index
+        self.from_logits = _from_logits(from_logits)
+        self.class_weight = _class_weight(class_weight)
+        self.ignore_index = _ignore_index(ignore_index)
+
+    def check_output_shape(self, pred_shape):
+        k = tuple(pred_shape)[-1]
+        if self.class_weight is not None and len(self.class_weight) != k:
+            raise ValueError(f"{self.name}: class_weight has {len(self.class_weight)} entries, y_pred {k} classes")
+
+    def check_targets(self, y_true, pred_shape):
+        self.check_output_shape(pred_shape)
+        return _check_labels(y_true, pred_shape, self.name, tuple(pred_shape)[-1], self.ignore_index)
 
     def forward(self, y_true, y_pred):
         _check_pred(y_pred, self.name)
         k = y_pred.shape[-1]
-        labels, valid = _check_labels(y_true, y_pred, self.name, k, self.ignore_index)
-        if self.class_weight is not None and len(self.class_weight) != k:
-            raise ValueError(f"{self.name}: class_weight has {len(self.class_weight)} entries, y_pred {k} classes")
+        labels, valid = self.check_targets(y_true, y_pred.shape)
         onehot = _one_hot(labels, k, valid, y_pred.dtype)
         w = valid.astype(y_pred.dtype)
         if self.class_weight is not None:
@@ -175,20 +295,7 @@ class SparseCategoricalCrossentropy(Loss):
 
     def get_config(self):
         return {"class_weight": None if self.class_weight is None else self.class_weight.tolist(),
-                "ignore_index": self.ignore_index}
-
-
-def _binary_targets(y_true, y_pred, name):
-    """Targets in [0, 1] of y_pred's shape; (N, H, W) masks are accepted for (N, H, W, 1) logits."""
-    y_true = np.asarray(y_true)
-    if y_pred.shape[-1] == 1 and y_true.shape == y_pred.shape[:-1]:
-        y_true = y_true[..., None]
-    if y_true.shape != y_pred.shape:
-        raise ValueError(f"{name}: y_true has shape {y_true.shape}, expected {y_pred.shape}")
-    y_true = y_true.astype(y_pred.dtype)
-    if not np.all(np.isfinite(y_true)) or y_true.min() < 0 or y_true.max() > 1:
-        raise ValueError(f"{name}: y_true must lie in [0, 1] (binary masks as 0/1, not 0/255)")
-    return y_true
+                "ignore_index": self.ignore_index, "from_logits": self.from_logits}
 
 
 class BinaryCrossentropy(Loss):
@@ -202,7 +309,11 @@ class BinaryCrossentropy(Loss):
     name = "binary_crossentropy"
 
     def __init__(self, from_logits=None):
-        self.from_logits = from_logits
+        self.from_logits = _from_logits(from_logits)
+
+    def check_targets(self, y_true, pred_shape):
+        y = _binary_shape(_as_target_array(y_true, self.name), pred_shape, self.name)
+        _check_unit_values(y, self.name, "binary masks as 0/1, not 0/255")
 
     def forward(self, y_true, y_pred):
         _check_pred(y_pred, self.name)
@@ -215,22 +326,43 @@ class BinaryCrossentropy(Loss):
         s, y, m = self._cache
         return (s - y) / m
 
+    def get_config(self):
+        return {"from_logits": self.from_logits}
+
 
 class MeanSquaredError(Loss):
-    """L = mean((y_pred - y_true)^2) over every entry;  dL/dy_pred = 2 (y_pred - y_true) / M."""
+    """L = mean((y_pred - y_true)^2) over every entry;  dL/dy_pred = 2 (y_pred - y_true) / M.
+
+    The difference and the mean of its squares are computed in float64 and scaled by the largest |difference|
+    s, L = s^2 mean((d / s)^2): float32 predictions 1e30 away from their targets give L = 1e60 (a float64
+    number), where squaring in float32 would give inf.
+    """
 
     name = "mean_squared_error"
 
+    def check_targets(self, y_true, pred_shape):
+        y_true = _as_target_array(y_true, self.name)
+        if not _matches(y_true.shape, tuple(pred_shape)):
+            raise ValueError(f"{self.name}: y_true has shape {y_true.shape}, expected {_shape_text(pred_shape)}")
+        if y_true.dtype.kind == "f" and not np.all(np.isfinite(y_true)):
+            raise ValueError(f"{self.name}: y_true contains NaN or inf")
+        return y_true
+
     def forward(self, y_true, y_pred):
         _check_pred(y_pred, self.name)
-        y_true = np.asarray(y_true)
-        if y_true.shape != y_pred.shape:
-            raise ValueError(f"{self.name}: y_true has shape {y_true.shape}, expected {y_pred.shape}")
-        self._diff = y_pred - y_true.astype(y_pred.dtype)
-        return float((self._diff ** 2).mean())
+        y_true = self.check_targets(y_true, y_pred.shape)
+        diff = np.subtract(y_pred, y_true, dtype=np.float64)
+        scale = float(np.max(np.abs(diff))) if diff.size else 0.0
+        self._diff, self._dtype = diff, y_pred.dtype
+        if scale == 0:
+            return 0.0
+        return scale * (scale * float(np.mean(np.square(diff / scale))))
 
     def backward(self):
-        return 2 * self._diff / self._diff.size
+        # may overflow the predictions' dtype (a float32 error beyond 1.7e38): the inf is then refused, by
+        # name, by the optimizer's check of the gradients, so numpy need not warn here as well
+        with np.errstate(over="ignore"):
+            return (2 * self._diff / self._diff.size).astype(self._dtype)
 
 
 class DiceLoss(Loss):
@@ -255,28 +387,41 @@ class DiceLoss(Loss):
     name = "dice"
 
     def __init__(self, smooth=1.0, ignore_index=None, mode="multiclass"):
-        if not smooth > 0:
-            raise ValueError(f"smooth must be > 0 (it defines the Dice of absent classes), got {smooth!r}")
+        if isinstance(smooth, (bool, np.bool_)) or not isinstance(smooth, numbers.Real):
+            raise TypeError(f"smooth must be a real number, got {smooth!r}")
+        if not 0 < smooth < math.inf:
+            raise ValueError(f"smooth must be > 0 and finite (it defines the Dice of absent classes), got {smooth!r}")
+        self.smooth = float(smooth)
         if mode not in ("multiclass", "binary"):
             raise ValueError(f"mode must be 'multiclass' or 'binary', got {mode!r}")
-        self.smooth = float(smooth)
-        self.ignore_index = ignore_index
+        self.ignore_index = _ignore_index(ignore_index)
         self.mode = mode
         self.activation = "softmax" if mode == "multiclass" else "sigmoid"
+
+    def check_output_shape(self, pred_shape):
+        if self.mode == "binary" and tuple(pred_shape)[-1] != 1:
+            raise ValueError(f"{self.name}: mode='binary' expects one logit channel, got {_shape_text(pred_shape)}")
+
+    def check_targets(self, y_true, pred_shape):
+        pred_shape = tuple(pred_shape)
+        self.check_output_shape(pred_shape)
+        if self.mode == "multiclass":
+            return _check_labels(y_true, pred_shape, self.name, pred_shape[-1], self.ignore_index)
+        y_true = _as_target_array(y_true, self.name)
+        valid = (y_true != self.ignore_index) if self.ignore_index is not None else np.ones(y_true.shape, bool)
+        t = _binary_shape(np.where(valid, y_true, 0), pred_shape, self.name)
+        _check_unit_values(t, self.name, "binary masks as 0/1, not 0/255")
+        return t, valid.reshape(t.shape[:-1])
 
     def forward(self, y_true, y_pred):
         _check_pred(y_pred, self.name)
         if self.mode == "multiclass":
-            labels, valid = _check_labels(y_true, y_pred, self.name, y_pred.shape[-1], self.ignore_index)
+            labels, valid = self.check_targets(y_true, y_pred.shape)
             t = _one_hot(labels, y_pred.shape[-1], valid, y_pred.dtype)
             p = softmax(y_pred)
         else:
-            if y_pred.shape[-1] != 1:
-                raise ValueError(f"{self.name}: mode='binary' expects one logit channel, got {y_pred.shape}")
-            y_true = np.asarray(y_true)
-            valid = (y_true != self.ignore_index) if self.ignore_index is not None else np.ones(y_true.shape, bool)
-            t = _binary_targets(np.where(valid, y_true, 0), y_pred, self.name)
-            valid = valid.reshape(t.shape[:-1])
+            t, valid = self.check_targets(y_true, y_pred.shape)
+            t = t.astype(y_pred.dtype)
             p = sigmoid(y_pred)
         v = valid[..., None].astype(y_pred.dtype)
         axes = tuple(range(y_pred.ndim - 1))
@@ -312,7 +457,17 @@ class CEDiceLoss(Loss):
     def __init__(self, ce_weight=1.0, dice_weight=1.0, class_weight=None, ignore_index=None, smooth=1.0):
         self.ce = SparseCategoricalCrossentropy(class_weight=class_weight, ignore_index=ignore_index)
         self.dice = DiceLoss(smooth=smooth, ignore_index=ignore_index)
-        self.ce_weight, self.dice_weight = float(ce_weight), float(dice_weight)
+        self.ce_weight = _finite_number(ce_weight, "ce_weight")
+        self.dice_weight = _finite_number(dice_weight, "dice_weight")
+        if self.ce_weight == 0 and self.dice_weight == 0:
+            raise ValueError("ce_weight and dice_weight are both 0: the loss would be 0 whatever the model does")
+        self.ignore_index = self.ce.ignore_index
+
+    def check_output_shape(self, pred_shape):
+        self.ce.check_output_shape(pred_shape)
+
+    def check_targets(self, y_true, pred_shape):
+        return self.ce.check_targets(y_true, pred_shape)
 
     def forward(self, y_true, y_pred):
         return self.ce_weight * self.ce.forward(y_true, y_pred) + self.dice_weight * self.dice.forward(y_true, y_pred)
@@ -321,7 +476,8 @@ class CEDiceLoss(Loss):
         return self.ce_weight * self.ce.backward() + self.dice_weight * self.dice.backward()
 
     def get_config(self):
-        return {"ce_weight": self.ce_weight, "dice_weight": self.dice_weight, **self.ce.get_config(),
+        return {"ce_weight": self.ce_weight, "dice_weight": self.dice_weight,
+                "class_weight": self.ce.get_config()["class_weight"], "ignore_index": self.ignore_index,
                 "smooth": self.dice.smooth}
 
 
@@ -334,6 +490,7 @@ LOSSES = {
     "dice": DiceLoss,
     "ce_dice": CEDiceLoss,
 }
+LOSS_CLASSES = {cls.__name__: cls for cls in LOSSES.values()}
 
 
 def get(loss):
@@ -344,3 +501,20 @@ def get(loss):
     if isinstance(loss, str) and loss.lower() in LOSSES:
         return LOSSES[loss.lower()]()
     raise ValueError(f"loss must be one of {sorted(LOSSES)} or a tinyseg.losses.Loss, got {loss!r}")
+
+
+def serialize(loss):
+    """{'class_name', 'config'} of one of tinyseg's losses (another class could not be rebuilt: refused)."""
+    cls = type(loss)
+    if LOSS_CLASSES.get(cls.__name__) is not cls:
+        raise ValueError(f"the loss class {cls.__name__} is not one of tinyseg's {sorted(LOSS_CLASSES)}, so a "
+                         "saved model could not rebuild it")
+    return {"class_name": cls.__name__, "config": loss.get_config()}
+
+
+def deserialize(spec):
+    """The loss serialize() described."""
+    cls = LOSS_CLASSES.get(spec.get("class_name")) if isinstance(spec, dict) else None
+    if cls is None or not isinstance(spec.get("config"), dict):
+        raise ValueError(f"unknown loss {spec!r} (known: {sorted(LOSS_CLASSES)})")
+    return cls(**spec["config"])

@@ -77,6 +77,10 @@ class Layer:
     def build(self, input_shape):
         """Create the weights for inputs of shape (N,) + input_shape; return the output shape."""
         input_shape = tuple(int(d) for d in input_shape)
+        if any(d < 1 for d in input_shape):
+            raise ValueError(f"{self.name}: cannot be built for input shape (batch,) + {input_shape}: every axis "
+                             "after the batch axis needs a size of at least 1 (0 channels, 0 rows or 0 columns "
+                             "hold no data)")
         self.output_shape = tuple(self.compute_output_shape(input_shape))
         self.input_shape = input_shape
         self.built = True
@@ -161,19 +165,60 @@ class Layer:
         """Parameter names in Keras's get_weights() order."""
         return list(self.params)
 
-    def get_weights(self):
-        return [self.params[k].copy() for k in self.weight_names()]
+    def _weight(self, key):
+        """The array behind a weight name: a trained parameter, or a non-trained one (BatchNorm's state)."""
+        return self.params[key] if key in self.params else self.state[key]
 
-    def set_weights(self, weights):
+    def get_weights(self):
+        return [self._weight(k).copy() for k in self.weight_names()]
+
+    def check_weights(self, weights, first_index=None):
+        """What set_weights(weights) would write, checked whole before any of it is: the count, each array's
+        shape, a real dtype (float or integer: not bool, complex, strings or objects) and finite values after
+        conversion to the weight's dtype (a float64 1e39 becomes inf in float32). Returns the converted arrays.
+
+        first_index: where these arrays start in a model's list, for the messages."""
         names = self.weight_names()
+        if isinstance(weights, (np.ndarray, dict, set, str)) or not hasattr(weights, "__len__"):
+            raise TypeError(f"{self.name}: set_weights expects a list of {len(names)} arrays ({names}), got "
+                            f"{type(weights).__name__}")
         if len(weights) != len(names):
             raise ValueError(f"{self.name}: set_weights expects {len(names)} arrays ({names}), got {len(weights)}")
-        for key, w in zip(names, weights):
-            w = np.asarray(w)
-            if w.shape != self.params[key].shape:
-                raise ValueError(f"{self.name}: weight '{key}' must have shape {self.params[key].shape}, "
-                                 f"got {w.shape}")
-            self.params[key][...] = w
+        out = []
+        for j, (key, w) in enumerate(zip(names, weights)):
+            target = self._weight(key)
+            where = "" if first_index is None else f" (array {first_index + j} of the list)"
+            try:
+                a = np.asarray(w)
+            except (TypeError, ValueError) as err:
+                raise TypeError(f"{self.name}: weight '{key}' is not an array{where} ({err})") from None
+            if a.dtype.kind not in "fiu":
+                raise TypeError(f"{self.name}: weight '{key}' must hold real numbers (float or integer), got dtype "
+                                f"{a.dtype}{where}")
+            if a.shape != target.shape:
+                raise ValueError(f"{self.name}: weight '{key}' must have shape {target.shape}, got {a.shape}{where}")
+            with np.errstate(over="ignore", invalid="ignore"):
+                converted = a.astype(target.dtype)
+            if not np.all(np.isfinite(converted)):
+                beyond = a.dtype.kind == "f" and np.all(np.isfinite(a))
+                raise ValueError(f"{self.name}: weight '{key}' holds NaN or inf"
+                                 + (f" once converted to {target.dtype} (values beyond its range)" if beyond else "")
+                                 + where)
+            out.append(converted)
+        return out
+
+    def set_weights(self, weights):
+        """Write arrays in get_weights() order, in place (the arrays keep their identity); all or none."""
+        checked = self.check_weights(weights)
+        for key, w in zip(self.weight_names(), checked):
+            self._weight(key)[...] = w
+
+    def get_rng_state(self):
+        """The state of the layer's own random generator (JSON-able), or None if it has none (most layers)."""
+        return None
+
+    def set_rng_state(self, state):
+        """Put back what get_rng_state() returned."""
 
     def count_params(self):
         return int(sum(p.size for p in self.params.values()))

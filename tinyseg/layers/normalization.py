@@ -44,6 +44,7 @@ import numbers
 import numpy as np
 
 from .. import initializers
+from ..backend import NonFiniteError
 from ..kernels.normalization import channel_affine, channel_affine2, channel_grad_sums, channel_mean_var
 from .base import Layer
 
@@ -124,10 +125,20 @@ class BatchNormalization(Layer):
         x2 = x.reshape(-1, x.shape[-1])                              # (M, C): one row per value of a channel
         if training:
             mu, var = channel_mean_var(x2)                           # float64 (C,), two passes over x
-            # In place, so anyone holding these arrays (an optimizer, a saved reference) sees the update.
             m = self.momentum
-            self.state["moving_mean"][...] = m * self.state["moving_mean"] + (1 - m) * mu
-            self.state["moving_variance"][...] = m * self.state["moving_variance"] + (1 - m) * var
+            with np.errstate(over="ignore", invalid="ignore"):
+                new_mean = (m * self.state["moving_mean"] + (1 - m) * mu).astype(self.dtype)
+                new_var = (m * self.state["moving_variance"] + (1 - m) * var).astype(self.dtype)
+            if not (np.all(np.isfinite(new_mean)) and np.all(np.isfinite(new_var))):
+                # checked before they are stored: a NaN here would stay in the averages for ever
+                raise NonFiniteError(
+                    f"{self.name}: the batch's mean or variance is NaN or beyond {self.dtype}'s range (largest "
+                    f"|mean| {np.max(np.abs(mu)):.3g}, variance {np.max(var):.3g}); the moving statistics were "
+                    "left as they were. Scale the inputs (e.g. images / 255) or lower the learning rate.",
+                    parameter=f"layer '{self.name}', moving statistics")
+            # In place, so anyone holding these arrays (an optimizer, a saved reference) sees the update.
+            self.state["moving_mean"][...] = new_mean
+            self.state["moving_variance"][...] = new_var
         else:
             mu = self.state["moving_mean"]
             var = self.state["moving_variance"]
@@ -173,24 +184,6 @@ class BatchNormalization(Layer):
     def weight_names(self):
         """['gamma', 'beta', 'moving_mean', 'moving_variance'] (without gamma/beta if scale/center is off)."""
         return list(self.params) + list(self.state)
-
-    def _weight(self, key):
-        return self.params[key] if key in self.params else self.state[key]
-
-    def get_weights(self):
-        return [self._weight(k).copy() for k in self.weight_names()]
-
-    def set_weights(self, weights):
-        names = self.weight_names()
-        if len(weights) != len(names):
-            raise ValueError(f"{self.name}: set_weights expects {len(names)} arrays ({names}), got {len(weights)}")
-        weights = [np.asarray(w) for w in weights]
-        for key, w in zip(names, weights):           # check all before writing any: no half-set layer
-            if w.shape != self._weight(key).shape:
-                raise ValueError(f"{self.name}: weight '{key}' must have shape {self._weight(key).shape}, "
-                                 f"got {w.shape}")
-        for key, w in zip(names, weights):
-            self._weight(key)[...] = w               # in place: arrays keep their identity
 
     def count_params(self):
         """All weights, trained or not (Keras's 'Total params')."""

@@ -52,6 +52,22 @@ class Dropout(Layer):
             self.seed = int(seed)
         self._generator = np.random.default_rng(self.seed)
 
+    def get_rng_state(self):
+        """The state of the layer's own generator (a seeded layer), None for one that draws from the shared one.
+
+        Saved with the model, so that masks continue where they were after a save and a load."""
+        return None if self._generator is None else self._generator.bit_generator.state
+
+    def set_rng_state(self, state):
+        if self._generator is None:
+            raise ValueError(f"{self.name}: has no generator of its own (seed=None) to set the state of")
+        generator = np.random.default_rng(0)
+        try:
+            generator.bit_generator.state = state
+        except (TypeError, ValueError, KeyError) as err:
+            raise ValueError(f"{self.name}: not a state of its generator ({err})") from None
+        self._generator = generator
+
     def generator(self):
         """The Generator masks are drawn from: the layer's own if seeded, else the shared one."""
         # Looked up at every draw, not stored: set_random_seed() replaces the shared generator.

@@ -20,15 +20,37 @@ One training step is then, for every batch:
 
 Why fuse: softmax followed by cross-entropy has the gradient (p - y)/N, computed from logits with log-sum-exp;
 running the two separately would divide by probabilities that can round to 0.
+
+A call that fails changes nothing. `fit` checks all it can before the first step: the arrays x and y (and
+the validation arrays) whole, their shapes against the model's input and output, every label against the
+loss (in [0, K) or its ignore_index), finiteness, and every argument. A streamed batch (PyDataset,
+generator) or an augmented one is checked before its forward pass. One step is all or nothing: if anything
+in it raises (a target, a metric, a gradient that is NaN or inf: NonFiniteError, naming the layer and the
+parameter), BatchNorm's moving statistics and the random generators are put back, and no weight or optimizer
+slot has changed, since the optimizer's update is the last thing a step does and checks everything first.
+So a fit that fails before its first step leaves the model as it was (a Sequential it built is unbuilt
+again), and one that fails at a later batch leaves it as the steps before that batch made it.
+A loss that is NaN or inf stops fit (Keras's TerminateOnNaN, always on).
+
+Resuming: `model.save(path)` keeps the optimizer's state and the number of epochs done; after
+`model = load_model(path)`, `model.fit(x, y, epochs=4, initial_epoch=model.epochs_done, seed=s)` continues
+exactly where an unbroken `fit(x, y, epochs=4, seed=s)` would be, because with a seed the random numbers of
+epoch e (its data order, augmentations, dropout masks) are drawn from their own generator, seeded by (s, e).
 """
+import contextlib
+import functools
+import inspect
+import numbers
+
 import numpy as np
 
 from .. import backend, losses, metrics as metrics_module, optimizers, saving
-from ..callbacks import CallbackList, History
+from ..backend import NonFiniteError
+from ..callbacks import CallbackList, History, TerminateOnNaN
 from ..graph import Graph, InputLayer, KerasTensor, Node, is_symbolic
 from ..layers.activations import ActivatedLayer, Activation, ActivationLayer, sigmoid, softmax
 from ..layers.base import deserialize, serialize
-from .data import ArrayBatches, as_list, batches, is_stream, num_samples, take
+from .data import ArrayBatches, as_list, batches, count_argument, is_stream, num_samples, take
 from .progress import ProgressBar, format_logs
 
 MODEL_CLASSES = {}          # class name -> Model class, for load_model (filled as classes are defined)
@@ -50,6 +72,9 @@ def check_array(x, argument, expected_shape=None):
     if x.dtype.kind != "f":
         raise TypeError(f"{argument} has dtype {x.dtype}; expected float32 images "
                         "(convert with x.astype('float32') / 255 for 8-bit images)")
+    if x.ndim < 2 or 0 in x.shape[1:]:
+        raise ValueError(f"{argument} has shape {x.shape}: expected (batch, ...) with every axis after the batch "
+                         "axis of size 1 or more (0 channels, rows or columns hold no data)")
     if expected_shape is not None and x.shape[1:] != tuple(expected_shape):
         hint = ""
         if x.ndim == len(expected_shape) + 1 and x.shape[1:-1] == tuple(expected_shape[:-1]):
@@ -72,6 +97,17 @@ def first_run_note():
     _NOTE_SHOWN = True
 
 
+def _takes_keyword(fn, name):
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _metric_name(m, fn):
+    return m if isinstance(m, str) else getattr(fn, "name", getattr(fn, "__name__", repr(fn)))
+
+
 class Model:
     """A model of layers: Model(inputs, outputs) from keras.Input tensors, or a subclass (Sequential, UNet).
 
@@ -90,9 +126,12 @@ class Model:
         self.optimizer = None
         self.metric_names = []
         self._metric_fns = []
+        self._metric_specs = []     # what compile(metrics=...) was given, for saving
         self.fused = False
         self.stop_training = False
         self.history = None
+        self.epochs_done = 0        # epochs fit has completed: initial_epoch for the fit that resumes them
+        self._class_names = None
         self._graph = None
         self._list_inputs = self._list_outputs = False
         if inputs is None and outputs is None:
@@ -155,6 +194,28 @@ class Model:
                 and not any(layer.fixed_size for layer in self.layers))
 
     @property
+    def class_names(self):
+        """The names of the output classes (a list of strings, one per output channel), or None; saved with
+        the model. A single sigmoid channel takes two names, for 0 and 1."""
+        return None if self._class_names is None else list(self._class_names)
+
+    @class_names.setter
+    def class_names(self, names):
+        if names is None:
+            self._class_names = None
+            return
+        if isinstance(names, str) or not isinstance(names, (list, tuple)) or \
+                not all(isinstance(n, str) for n in names):
+            raise TypeError(f"class_names must be a list of strings or None, got {names!r}")
+        if self._graph is not None and len(self.outputs) == 1:
+            k = self.output_shape[-1]
+            allowed = (1, 2) if k == 1 else (k,)
+            if len(names) not in allowed:
+                raise ValueError(f"class_names has {len(names)} names, but the model outputs {k} class"
+                                 f"{'es' if k != 1 else ''}" + (" (give 2 names: for 0 and for 1)" if k == 1 else ""))
+        self._class_names = list(names)
+
+    @property
     def dtype(self):
         return self.layers[0].dtype if self.layers else np.dtype(backend.floatx())
 
@@ -200,10 +261,20 @@ class Model:
 
         A loss that works on logits (cross-entropy, Dice) needs the model to end in its activation (softmax
         or sigmoid: it is then fused into the loss) or in none (the outputs are then taken as logits).
+
+        Metrics follow the loss's ignore_index: a metric named by a string is asked for with it
+        (tinyseg.metrics.get(name, ignore_index)), a function that has an `ignore_index` argument gets it
+        bound. Then, if the loss ignores a label, every metric is tried on a tiny batch whose targets hold that
+        label: one that cannot leave it out is refused here, and not after a training step. Nothing is set
+        until everything has been checked.
         """
         optimizer = optimizers.get(optimizer)
         loss = losses.get(loss)
-        metric_fns = [metrics_module.get(m) for m in list(metrics or [])]
+        if metrics is None:
+            metrics = []
+        if isinstance(metrics, str) or callable(metrics) or not isinstance(metrics, (list, tuple)):
+            raise TypeError(f"metrics must be a list of metric names or functions, got {metrics!r}")
+        metrics = list(metrics)
         final = output_activation(self.output_layer)
         if loss.from_logits is True and final != "linear":
             raise ValueError(f"compile: the loss has from_logits=True (raw scores), but the last layer ends in "
@@ -221,8 +292,59 @@ class Model:
                 f"compile: loss '{loss.name}' applies {loss.activation} to the model's scores, but the "
                 f"last layer ends in '{final}'. End the model with activation='{loss.activation}' "
                 "(or with no activation, to output raw logits).")
+        if self._graph is not None and len(self.outputs) == 1:
+            try:
+                loss.check_output_shape((None,) + tuple(self.output_shape))
+            except ValueError as err:
+                raise ValueError(f"compile: {err}") from None
+        metric_fns = [self._metric_for(m, loss) for m in metrics]
+        self._try_metrics(metrics, metric_fns, loss)
         self.optimizer, self.loss, self.fused = optimizer, loss, fused
-        self.metric_names, self._metric_fns = list(metrics or []), metric_fns
+        self.metric_names, self._metric_fns = [_metric_name(m, f) if not isinstance(m, str) else m
+                                               for m, f in zip(metrics, metric_fns)], metric_fns
+        self._metric_specs = metrics
+
+    @staticmethod
+    def _metric_for(m, loss):
+        """The callable for one entry of compile(metrics=[...]), told the loss's ignore_index where it can be."""
+        ignore_index = getattr(loss, "ignore_index", None)
+        if isinstance(m, str) and ignore_index is not None and _takes_keyword(metrics_module.get, "ignore_index"):
+            return metrics_module.get(m, ignore_index=ignore_index)
+        fn = metrics_module.get(m)
+        if ignore_index is None or isinstance(m, str):
+            return fn
+        bound = getattr(fn, "ignore_index", None)
+        if bound is not None:
+            if bound != ignore_index:
+                raise ValueError(f"compile: metric {_metric_name(m, fn)!r} leaves out label {bound}, but the loss "
+                                 f"ignores label {ignore_index}; give both the same ignore_index")
+            return fn
+        if _takes_keyword(fn, "ignore_index"):
+            wrapped = functools.partial(fn, ignore_index=ignore_index)
+            wrapped.name, wrapped.ignore_index = _metric_name(m, fn), ignore_index
+            return wrapped
+        return fn
+
+    def _try_metrics(self, specs, fns, loss):
+        """With a loss that ignores a label: run every metric on a tiny batch holding that label (see compile)."""
+        ignore_index = getattr(loss, "ignore_index", None)
+        if ignore_index is None or not fns or self._graph is None or len(self.outputs) != 1:
+            return
+        k = self.output_shape[-1]
+        shape = (2,) * len(self.output_shape)                 # 2 samples (of 2 x 2 pixels for images)
+        labels = (np.arange(int(np.prod(shape))) % (2 if k == 1 else k)).reshape(shape)
+        probs = labels[..., None].astype(self.dtype) if k == 1 else np.eye(k, dtype=self.dtype)[labels]
+        labels.flat[-1] = ignore_index
+        for spec, fn in zip(specs, fns):
+            try:
+                fn(labels, probs)
+            except Exception as err:
+                name = _metric_name(spec, fn)
+                raise ValueError(
+                    f"compile: metric {name!r} fails on targets that hold the loss's ignore_index={ignore_index} "
+                    f"({type(err).__name__}: {err}); use a metric that leaves that label out (a metric name, "
+                    "which compile asks for with the loss's ignore_index, or a function with an ignore_index "
+                    "argument)") from None
 
     def _require_compiled(self, what):
         if self.loss is None:
@@ -233,26 +355,60 @@ class Model:
         """(gradient, parameter) for every trained parameter, in a fixed order."""
         return [(layer.grads[k], layer.params[k]) for layer in self.layers for k in layer.params]
 
+    @property
+    def trainable_weights(self):
+        """The trained parameter arrays themselves (not copies), in the order of trainable_pairs()."""
+        return [layer.params[k] for layer in self.layers for k in layer.params]
+
+    def trainable_names(self):
+        """"layer 'conv2d', parameter 'kernel'", ... in the order of trainable_pairs()."""
+        return [f"layer '{layer.name}', parameter '{k}'" for layer in self.layers for k in layer.params]
+
     def get_weights(self):
         """Every layer's weights in Keras's order (conv kernel (KH, KW, C_in, C_out), bias (C_out,), ...)."""
         return [w for layer in self.layers for w in layer.get_weights()]
 
     def set_weights(self, weights):
+        """Set every weight from a list in get_weights() order. All or nothing: every array is checked (count,
+        shape, a float or integer dtype, finite values in the weight's dtype) before any is written."""
+        if isinstance(weights, (np.ndarray, dict, set, str)) or not hasattr(weights, "__iter__"):
+            raise TypeError(f"set_weights: expected a list of arrays (as get_weights() returns), got "
+                            f"{type(weights).__name__}")
         weights = list(weights)
-        expected = sum(len(layer.get_weights()) for layer in self.layers)
+        expected = sum(len(layer.weight_names()) for layer in self.layers)
         if len(weights) != expected:
             raise ValueError(f"set_weights: the model has {expected} weight arrays, got {len(weights)}")
-        i = 0
+        checked, i = [], 0
         for layer in self.layers:
-            n = len(layer.get_weights())
-            layer.set_weights(weights[i:i + n])
+            n = len(layer.weight_names())
+            checked.append(layer.check_weights(weights[i:i + n], first_index=i))
             i += n
+        for layer, arrays in zip(self.layers, checked):
+            for key, w in zip(layer.weight_names(), arrays):
+                layer._weight(key)[...] = w
 
     def count_params(self):
         return int(sum(layer.count_params() for layer in self.layers))
 
     def count_trainable_params(self):
         return int(sum(p.size for layer in self.layers for p in layer.params.values()))
+
+    # --- what a failed step puts back ----------------------------------------------------------------------
+    def _snapshot(self):
+        """What a forward pass changes besides caches: BatchNorm's moving statistics and the random generators."""
+        states = [(layer, {k: v.copy() for k, v in layer.state.items()})
+                  for layer in self.layers if getattr(layer, "state", None)]
+        rngs = [(layer, layer.get_rng_state()) for layer in self.layers if layer.get_rng_state() is not None]
+        return states, rngs, backend.rng(), backend.rng().bit_generator.state
+
+    def _restore(self, snapshot):
+        states, rngs, generator, generator_state = snapshot
+        for layer, state in states:
+            for k, v in state.items():
+                layer.state[k][...] = v
+        for layer, state in rngs:
+            layer.set_rng_state(state)
+        generator.bit_generator.state = generator_state
 
     # --- one batch ---------------------------------------------------------------------------------------
     def _outputs(self, z):
@@ -269,20 +425,29 @@ class Model:
         return [float(fn(y, out)) for fn in self._metric_fns]
 
     def train_on_batch(self, x, y):
-        """One step of gradient descent on (x, y); returns [loss, metrics...] for this batch."""
+        """One step of gradient descent on (x, y); returns [loss, metrics...] for this batch (metrics of the
+        outputs before the step).
+
+        All or nothing (see the module docstring): if anything raises, the model is as it was before the call.
+        """
         self._require_compiled("train_on_batch")
-        z = self.call(x, training=True, logits=self.fused)
-        loss = self.loss.forward(y, z)
-        self.backward(self.loss.backward(), logits=self.fused, input_grad=False)
-        self.optimizer.apply_gradients(self.trainable_pairs())
-        return [loss] + self._metrics(y, z)
+        snapshot = self._snapshot()
+        try:
+            z = self.call(x, training=True, logits=self.fused)
+            values = [self.loss.forward(y, z)] + self._metrics(y, z)
+            self.backward(self.loss.backward(), logits=self.fused, input_grad=False)
+            self.optimizer.apply_gradients(self.trainable_pairs(), names=self.trainable_names())
+        except BaseException:
+            self._restore(snapshot)
+            raise
+        return values
 
     def test_on_batch(self, x, y):
         self._require_compiled("test_on_batch")
         z = self.call(x, training=False, logits=self.fused)
         return [self.loss.forward(y, z)] + self._metrics(y, z)
 
-    # --- whole data sets ---------------------------------------------------------------------------------
+    # --- checking data -----------------------------------------------------------------------------------
     def _check_x(self, x, argument):
         """Arrays for every input, of the right shapes (a Sequential not yet built accepts any shape)."""
         xs = as_list(x) if self._list_inputs else [x]
@@ -298,31 +463,76 @@ class Model:
             raise ValueError(f"{argument}: the input arrays have different numbers of samples "
                              f"{[len(a) for a in xs]}")
 
-    def _check_xy(self, x, y, argument="x"):
+    def _prediction_shape(self, x, n):
+        """The shape the model's output will have for x (n samples): None for the axes of a resized image."""
+        out = tuple(self.output_shape)
+        first = as_list(x)[0]
+        if tuple(first.shape[1:]) == tuple(self.inputs[0].shape[1:]):
+            return (n,) + out
+        return (n,) + (None,) * (len(out) - 1) + out[-1:]
+
+    def _check_xy(self, x, y, argument="x", y_argument=None):
+        """x as _check_x; y an array with one target per sample, that the loss accepts for these outputs.
+        argument / y_argument: what the messages call x and y ('x' and 'y' for fit's own arguments)."""
+        y_argument = y_argument or ("y" if argument == "x" else f"the targets of {argument}")
         self._check_x(x, argument)
         if y is None:
             raise ValueError(f"{argument}: the targets y are missing (fit and evaluate need y; predict does not)")
         if not isinstance(y, np.ndarray):
-            raise TypeError(f"the targets of {argument} must be a NumPy array, got {type(y).__name__}")
+            hint = " (convert a list with np.asarray(y))" if isinstance(y, (list, tuple)) else ""
+            raise TypeError(f"{y_argument} must be a NumPy array, got {type(y).__name__}{hint}")
+        if y.ndim == 0:
+            raise ValueError(f"{y_argument} must have a batch axis, got a 0-d array")
         if len(y) != num_samples(x):
             raise ValueError(f"{argument} has {num_samples(x)} samples but its targets have {len(y)}")
         if num_samples(x) == 0:
             raise ValueError(f"{argument} has no samples")
+        self._graph_for(x, "fit")
+        if len(self.outputs) == 1:
+            try:
+                self.loss.check_targets(y, self._prediction_shape(x, len(y)))
+            except (TypeError, ValueError) as err:
+                raise type(err)(f"{y_argument}: {err}") from None
 
-    def _source(self, x, y, batch_size, steps, shuffle, argument, steps_argument, want_y=True):
+    @contextlib.contextmanager
+    def _building(self):
+        """Undo, if the block raises, a build that the block did (a Sequential built by the data of a failed
+        call is unbuilt again, and the generator its weights were drawn from put back)."""
+        built, state = self._graph is not None, backend.rng().bit_generator.state
+        try:
+            yield
+        except BaseException:
+            if not built and self._graph is not None:
+                self._unbuild()
+                backend.rng().bit_generator.state = state
+            raise
+
+    def _unbuild(self):
+        raise RuntimeError(f"{self.name}: a Model is built when it is made")
+
+    def _source(self, x, y, batch_size, steps, shuffle, argument, steps_argument, want_y=True,
+                batch_argument="batch_size"):
         """Check what was given and return its batch source (models/data.py)."""
         if not is_stream(x):
             if want_y:
-                self._check_xy(x, y, argument)
+                self._check_xy(x, y, argument, "validation_data[1]" if argument.startswith("validation") else None)
             else:
                 self._check_x(x, argument)
                 if num_samples(x) == 0:
                     raise ValueError(f"{argument} has no samples")
-        batch_size = 32 if batch_size is None else batch_size
-        if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        return batches(x, y, int(batch_size), steps, shuffle, want_y, steps_argument)
+        batch_size = 32 if batch_size is None else count_argument(batch_size, batch_argument, minimum=1)
+        return batches(x, y, batch_size, steps, shuffle, want_y, steps_argument)
 
+    def _check_batch(self, xb, yb, where):
+        """A streamed or augmented batch, checked before it reaches the model."""
+        if yb is None:
+            self._check_x(xb, where)
+            if num_samples(xb) == 0:
+                raise ValueError(f"{where} has no samples")
+        else:
+            self._check_xy(xb, yb, where)
+
+    # --- whole data sets ---------------------------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
             validation_batch_size=None, augment=None, seed=None):
@@ -334,78 +544,152 @@ class Model:
         validation_steps; validation_split: the share of the array samples (taken from the end, before
         shuffling, as Keras does) held out instead.
 
-        Array batches are drawn in a new random order every epoch (seeded by `seed`, or the global generator)
-        unless shuffle=False. An epoch's loss and metrics are the batch values averaged with batch-size weights
-        (Keras does the same, so with equal batches it is the plain mean of the batch losses).
-        `augment(x, y, rng)`, if given, transforms each training batch (e.g. paired flips of images and masks).
+        Array batches are drawn in a new random order every epoch unless shuffle=False. With `seed`, epoch e
+        draws its order, its augmentations and its dropout masks (of Dropout layers without their own seed)
+        from a generator of its own, np.random.default_rng([seed, e]), so a run resumed at initial_epoch=e
+        (after load_model: initial_epoch=model.epochs_done) repeats what an unbroken run does from epoch e on;
+        the shared generator (tinyseg.set_random_seed) is left as it was. Without a seed, everything draws
+        from the shared generator.
+        An epoch's loss and metrics are the batch values averaged with batch-size weights (Keras does the
+        same, so with equal batches it is the plain mean of the batch losses).
+        `augment(x, y, rng)`, if given, transforms each training batch (e.g. paired flips of images and masks);
+        what it returns is checked like a streamed batch.
         `callbacks`: Keras's protocol (tinyseg/callbacks.py); `model.stop_training = True` ends training.
+        A TerminateOnNaN is always among them: a NaN or infinite loss stops training.
+        Before the first step everything that can be is checked (see the module docstring).
         """
         self._require_compiled("fit")
-        for argument, value in (("epochs", epochs), ("initial_epoch", initial_epoch)):
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"{argument} must be a non-negative integer, got {value!r}")
-        if epochs < 1 or initial_epoch >= epochs:
+        epochs = count_argument(epochs, "epochs", minimum=1)
+        initial_epoch = count_argument(initial_epoch, "initial_epoch", minimum=0)
+        if initial_epoch >= epochs:
             raise ValueError(f"epochs must be a positive integer above initial_epoch={initial_epoch}, "
                              f"got {epochs!r}")
-        if validation_split:
-            if validation_data is not None or is_stream(x) or not 0 < validation_split < 1:
-                raise ValueError("validation_split must be in (0, 1), for array data without validation_data, "
-                                 f"got {validation_split!r}")
-            cut = num_samples(x) - int(round(num_samples(x) * validation_split))
-            validation_data = (take(x, slice(cut, None)), y[cut:])
-            x, y = take(x, slice(0, cut)), y[:cut]
-        train = self._source(x, y, batch_size, steps_per_epoch, shuffle, "x", "steps_per_epoch")
-        val = None
-        if validation_data is not None:
-            if is_stream(validation_data):
-                vx, vy = validation_data, None
-            elif isinstance(validation_data, (tuple, list)) and len(validation_data) == 2:
-                vx, vy = validation_data
-            else:
-                raise ValueError("validation_data must be a pair (x_val, y_val), a PyDataset or a generator")
-            val = self._source(vx, vy, validation_batch_size or batch_size, validation_steps, False,
-                               "validation_data[0]" if vy is not None else "validation_data", "validation_steps")
+        self._check_flag(shuffle, "shuffle")
+        verbose = self._check_verbose(verbose)
+        if seed is not None:
+            seed = count_argument(seed, "seed", minimum=0)
+        if augment is not None and not callable(augment):
+            raise TypeError(f"augment must be a function augment(x, y, rng) -> (x, y), got {augment!r}")
+        if callbacks is not None and not isinstance(callbacks, (list, tuple)):
+            raise TypeError(f"callbacks must be a list of callbacks, got {type(callbacks).__name__}")
+        if isinstance(validation_split, (bool, np.bool_)) or not isinstance(validation_split, numbers.Real):
+            raise TypeError(f"validation_split must be a number in [0, 1), got {validation_split!r}")
+        with self._building():
+            if validation_split:
+                if validation_data is not None or is_stream(x) or not 0 < validation_split < 1:
+                    raise ValueError("validation_split must be in (0, 1), for array data without validation_data, "
+                                     f"got {validation_split!r}")
+                if x is None or y is None or not isinstance(y, np.ndarray):
+                    self._check_xy(x, y, "x")
+                cut = num_samples(x) - int(round(num_samples(x) * validation_split))
+                if cut < 1 or cut == num_samples(x):
+                    raise ValueError(f"validation_split={validation_split!r} of {num_samples(x)} samples leaves "
+                                     f"{cut} for training and {num_samples(x) - cut} for validation; both need one")
+                validation_data = (take(x, slice(cut, None)), y[cut:])
+                x, y = take(x, slice(0, cut)), y[:cut]
+            train = self._source(x, y, batch_size, steps_per_epoch, shuffle, "x", "steps_per_epoch")
+            val = None
+            if validation_data is not None:
+                if is_stream(validation_data):
+                    vx, vy = validation_data, None
+                elif isinstance(validation_data, (tuple, list)) and len(validation_data) == 2:
+                    vx, vy = validation_data
+                else:
+                    raise ValueError("validation_data must be a pair (x_val, y_val), a PyDataset or a generator")
+                given = validation_batch_size is not None
+                val = self._source(vx, vy, validation_batch_size if given else batch_size, validation_steps, False,
+                                   "validation_data[0]" if vy is not None else "validation_data", "validation_steps",
+                                   batch_argument="validation_batch_size" if given else "batch_size")
+            callback_list = list(callbacks or [])
+            if not any(isinstance(cb, TerminateOnNaN) for cb in callback_list):
+                callback_list.append(TerminateOnNaN())
+            history = History()
+            names = ["loss"] + self.metric_names
+            params = {"epochs": epochs, "steps": len(train), "verbose": verbose}
+            callback_list = CallbackList(callback_list + [history], self, params)
 
-        rng = np.random.default_rng(seed) if seed is not None else backend.rng()
-        history = History()
-        names = ["loss"] + self.metric_names
-        params = {"epochs": epochs, "steps": len(train), "verbose": verbose}
-        callback_list = CallbackList(list(callbacks or []) + [history], self, params)
+        # If the run fails before its first step (a bad first batch), the shuffle drawn for epoch 1 and the
+        # history are put back too: such a fit changes nothing. After a step the model is that step's.
+        undo = (self.history, self.stop_training, backend.rng(), backend.rng().bit_generator.state,
+                self.optimizer.iterations)
         self.stop_training = False
         self.history = history
-        callback_list.call("on_train_begin", {})
-        if verbose:
-            first_run_note()
-        logs = {}
-        for epoch in range(initial_epoch, epochs):
-            callback_list.call("on_epoch_begin", epoch, {})
+        try:
+            callback_list.call("on_train_begin", {})
             if verbose:
-                print(f"Epoch {epoch + 1}/{epochs}")
-            bar = ProgressBar(len(train), verbose)
-            totals, seen = np.zeros(len(names)), 0
-            for step, (xb, yb) in enumerate(train.epoch(rng)):
-                callback_list.call("on_train_batch_begin", step, {})
-                if augment is not None:
-                    xb, yb = augment(xb, yb, rng)
-                if is_stream(x):
-                    self._check_xy(xb, yb, f"batch {step} of epoch {epoch + 1}")
-                values = self.train_on_batch(xb, yb)
-                totals += np.asarray(values) * len(yb)
-                seen += len(yb)
-                logs = dict(zip(names, totals / seen))
-                bar.update(step + 1, logs)
-                callback_list.call("on_train_batch_end", step, dict(logs))
+                first_run_note()
+            logs = {}
+            for epoch in range(initial_epoch, epochs):
+                shared = None
+                if seed is None:
+                    rng = backend.rng()
+                else:
+                    rng = np.random.default_rng([seed, epoch])
+                    shared = backend.set_rng(rng)          # unseeded Dropout layers draw from it too
+                try:
+                    logs = self._fit_epoch(epoch, epochs, train, val, x, names, verbose, callback_list, augment,
+                                           rng)
+                finally:
+                    if shared is not None:
+                        backend.set_rng(shared)
                 if self.stop_training:
                     break
-            train.end_epoch()
-            if val is not None:
-                logs.update({"val_" + k: v for k, v in self._evaluate_source(val, names).items()})
-            bar.close(logs)
-            callback_list.call("on_epoch_end", epoch, logs)
+            callback_list.call("on_train_end", dict(logs))
+        except BaseException:
+            if self.optimizer.iterations == undo[4]:
+                self.history, self.stop_training = undo[0], undo[1]
+                undo[2].bit_generator.state = undo[3]
+            raise
+        return history
+
+    def _fit_epoch(self, epoch, epochs, train, val, x, names, verbose, callback_list, augment, rng):
+        """One epoch of fit: its steps, its validation, its callbacks; returns its logs."""
+        callback_list.call("on_epoch_begin", epoch, {})
+        if verbose:
+            print(f"Epoch {epoch + 1}/{epochs}")
+        bar = ProgressBar(len(train), verbose)
+        totals, seen, logs, steps = np.zeros(len(names)), 0, {}, 0
+        for step, (xb, yb) in enumerate(train.epoch(rng)):
+            callback_list.call("on_train_batch_begin", step, {})
+            where = f"batch {step} of epoch {epoch + 1}"
+            if augment is not None:
+                xb, yb = augment(xb, yb, rng)
+            if augment is not None or is_stream(x):
+                with self._building():
+                    self._check_batch(xb, yb, where)
+            try:
+                values = self.train_on_batch(xb, yb)
+            except NonFiniteError as err:
+                raise NonFiniteError(f"fit, {where}: {err}", err.parameter, err.step) from None
+            totals += np.asarray(values) * len(yb)
+            seen += len(yb)
+            steps += 1
+            logs = dict(zip(names, totals / seen))
+            bar.update(step + 1, logs)
+            callback_list.call("on_train_batch_end", step, dict(logs))
             if self.stop_training:
                 break
-        callback_list.call("on_train_end", dict(logs))
-        return history
+        train.end_epoch()
+        if steps == len(train):
+            self.epochs_done = epoch + 1                 # a whole epoch: what a resumed fit starts after
+        if val is not None and steps == len(train):      # an epoch stopped part-way is not validated
+            logs.update({"val_" + k: v for k, v in self._evaluate_source(val, names).items()})
+        bar.close(logs)
+        callback_list.call("on_epoch_end", epoch, logs)
+        return logs
+
+    @staticmethod
+    def _check_flag(value, argument):
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{argument} must be True or False, got {value!r}")
+
+    @staticmethod
+    def _check_verbose(verbose):
+        if isinstance(verbose, (bool, np.bool_)):
+            return int(verbose)
+        if verbose == "auto":
+            return 1
+        return count_argument(verbose, "verbose", minimum=0)
 
     def _evaluate_source(self, source, names):
         totals, seen = np.zeros(len(names)), 0
@@ -423,8 +707,11 @@ class Model:
         x, y as for fit (arrays, a PyDataset, or a generator with steps); values are batch-size weighted means.
         """
         self._require_compiled("evaluate")
+        verbose = self._check_verbose(verbose)
         names = ["loss"] + self.metric_names
-        values = self._evaluate_source(self._source(x, y, batch_size, steps, False, "x", "steps"), names)
+        with self._building():
+            source = self._source(x, y, batch_size, steps, False, "x", "steps")
+        values = self._evaluate_source(source, names)
         if verbose:
             print(format_logs(values))
         if return_dict:
@@ -436,6 +723,7 @@ class Model:
         """The model's outputs (after its final activation) for x, batch by batch, in inference mode.
 
         x: arrays, or a PyDataset / generator (with steps) whose batches are x or (x, y)."""
+        self._check_verbose(verbose)
         source = self._source(x, None, batch_size, steps, False, "x", "steps", want_y=False)
         outs = []
         for i, (xb, _) in enumerate(source.epoch()):
@@ -493,9 +781,11 @@ class Model:
         return cls(ins if config.get("list_inputs") else ins[0], outs if config.get("list_outputs") else outs[0],
                    name=config.get("name"))
 
-    def save(self, path):
-        """Write architecture and weights to one .npz file (see tinyseg.saving); load with load_model."""
-        saving.save_model(self, path)
+    def save(self, path, include_optimizer=True):
+        """Write architecture, weights, class names and the training position to one .npz file, and with
+        include_optimizer the compile settings and the optimizer's state (see tinyseg.saving); load with
+        load_model."""
+        saving.save_model(self, path, include_optimizer=include_optimizer)
 
     def save_weights(self, path):
         """Write only the weights (get_weights()) to an .npz file; load_weights reads them into a like model."""

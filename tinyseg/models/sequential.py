@@ -77,6 +77,17 @@ class Sequential(Model):
             self._build_stack()
         return self._graph
 
+    def _unbuild(self):
+        """Back to the unbuilt stack that a failed first call found (see Model._building): the layers forget
+        their shapes and weights, which the next build makes again."""
+        for layer in self._layers:
+            layer.built = False
+            layer.input_shape = layer.output_shape = None
+            layer.params, layer.grads, layer.inbound_nodes = {}, {}, []
+            if hasattr(layer, "state"):
+                layer.state = {}
+        self._input, self._graph = None, None
+
     def get_config(self):
         """{'name', 'layers': [each layer's serialize(), the first with its 'input_shape' if known]}."""
         specs = []

@@ -21,6 +21,9 @@ connections follows the graph's two rules, which a learner should see at work he
 - a tensor used twice (skip_i feeds both the pooling and, later, the concatenation) gets the *sum* of the
   gradients of its two uses (the fan-out rule of Graph.backward).
 """
+import numpy as np
+
+from .. import backend
 from ..graph import Input, InputLayer
 from ..layers import (BatchNormalization, Concatenate, Conv2D, Conv2DTranspose, Dropout, MaxPooling2D,
                       UpSampling2D)
@@ -43,17 +46,20 @@ class UNet(Model):
     'transpose' (learned, Conv2DTranspose) or 'nearest'/'bilinear' (UpSampling2D followed by a 1x1 conv);
     dropout rate before the bottleneck block (0 = none); bn_momentum for the batch-norm moving statistics
     (0.9 rather than Keras's 0.99: with 0.99 they need several hundred steps to forget their initial values,
-    and a short run would then predict with the wrong statistics).
+    and a short run would then predict with the wrong statistics); dtype 'float32' or 'float64' for every
+    layer (default: tinyseg.floatx() when the model is made; it is in the config, so a float64 U-Net is
+    float64 again after save and load).
     Output: (N, H, W, K) class probabilities (scores before softmax with call(..., logits=True)).
     The blocks stay reachable as lists of layers: encoders, pools, bottleneck, ups, concats, decoders, head.
     """
 
     def __init__(self, input_shape=(64, 64, 3), num_classes=4, depth=3, base_filters=16, batch_norm=True,
-                 upsampling="transpose", dropout=0.0, bn_momentum=0.9, name="unet"):
+                 upsampling="transpose", dropout=0.0, bn_momentum=0.9, name="unet", dtype=None):
+        dtype = backend.check_float_dtype(dtype or backend.floatx(), "UNet: dtype").name
         input_shape = tuple(int(d) for d in input_shape)
         if len(input_shape) != 3:
             raise ValueError(f"input_shape must be (H, W, C), got {input_shape}")
-        if not isinstance(depth, int) or depth < 1:
+        if not isinstance(depth, (int, np.integer)) or isinstance(depth, bool) or depth < 1:
             raise ValueError(f"depth must be a positive integer, got {depth!r}")
         step = 2 ** depth
         for axis, size in zip(("height", "width"), input_shape[:2]):
@@ -63,28 +69,31 @@ class UNet(Model):
                                  f"the nearest valid {axis} is {nearest}")
         if upsampling not in ("transpose", "nearest", "bilinear"):
             raise ValueError(f"upsampling must be 'transpose', 'nearest' or 'bilinear', got {upsampling!r}")
-        if not isinstance(num_classes, int) or num_classes < 1:
+        if not isinstance(num_classes, (int, np.integer)) or isinstance(num_classes, bool) or num_classes < 1:
             raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+        if not isinstance(base_filters, (int, np.integer)) or isinstance(base_filters, bool) or base_filters < 1:
+            raise ValueError(f"base_filters must be a positive integer, got {base_filters!r}")
+        depth, num_classes, base_filters = int(depth), int(num_classes), int(base_filters)
         self.config = dict(input_shape=input_shape, num_classes=num_classes, depth=depth,
                            base_filters=base_filters, batch_norm=batch_norm, upsampling=upsampling,
-                           dropout=dropout, bn_momentum=bn_momentum, name=name)
+                           dropout=dropout, bn_momentum=bn_momentum, name=name, dtype=dtype)
         filters = [base_filters * 2 ** i for i in range(depth + 1)]
 
         # The layers, created in data-flow order so that their names read in order.
         self.encoders, self.pools = [], []
         for f in filters[:-1]:
             self.encoders.append(self._block(f))
-            self.pools.append(MaxPooling2D((2, 2)))
-        self.bottleneck = ([Dropout(dropout)] if dropout else []) + self._block(filters[-1])
+            self.pools.append(MaxPooling2D((2, 2), dtype=dtype))
+        self.bottleneck = ([Dropout(dropout, dtype=dtype)] if dropout else []) + self._block(filters[-1])
         self.ups, self.concats, self.decoders = [], [], []
         for f in reversed(filters[:-1]):
-            self.ups.append(self._up(f, upsampling))
-            self.concats.append(Concatenate())
+            self.ups.append(self._up(f, upsampling, dtype))
+            self.concats.append(Concatenate(dtype=dtype))
             self.decoders.append(self._block(f))
-        self.head = Conv2D(num_classes, (1, 1), activation="sigmoid" if num_classes == 1 else "softmax")
+        self.head = Conv2D(num_classes, (1, 1), activation="sigmoid" if num_classes == 1 else "softmax", dtype=dtype)
 
         # The graph: the encoder keeps each level's output for the decoder at the same scale.
-        image = Input(input_shape)
+        image = Input(input_shape, dtype=dtype)
         h, skips = image, []
         for enc, pool in zip(self.encoders, self.pools):
             h = call_all(enc, h)
@@ -97,20 +106,20 @@ class UNet(Model):
         super().__init__(image, self.head(h), name=name)
 
     def _block(self, filters):
-        bn = self.config["batch_norm"]
+        bn, dtype = self.config["batch_norm"], self.config["dtype"]
         layers = []
         for _ in range(2):
-            layers.append(Conv2D(filters, (3, 3), padding="same", use_bias=not bn))
+            layers.append(Conv2D(filters, (3, 3), padding="same", use_bias=not bn, dtype=dtype))
             if bn:
-                layers.append(BatchNormalization(momentum=self.config["bn_momentum"]))
-            layers.append(Activation("relu"))
+                layers.append(BatchNormalization(momentum=self.config["bn_momentum"], dtype=dtype))
+            layers.append(Activation("relu", dtype=dtype))
         return layers
 
     @staticmethod
-    def _up(filters, upsampling):
+    def _up(filters, upsampling, dtype):
         if upsampling == "transpose":
-            return [Conv2DTranspose(filters, (2, 2), strides=(2, 2), padding="same")]
-        return [UpSampling2D((2, 2), interpolation=upsampling), Conv2D(filters, (1, 1))]
+            return [Conv2DTranspose(filters, (2, 2), strides=(2, 2), padding="same", dtype=dtype)]
+        return [UpSampling2D((2, 2), interpolation=upsampling, dtype=dtype), Conv2D(filters, (1, 1), dtype=dtype)]
 
     def accepts_size(self, shape, built_shape):
         """Any image of the same channels whose height and width are multiples of 2**depth."""

@@ -1,0 +1,61 @@
+"""Tutorials 8 (backprop by hand) and 9 (what the network sees) run in their tiny mode; their pictures are
+read back: they exist, have a sensible size, and the saliency figure's panels are not blank."""
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+TUTORIALS = REPO / "tutorials"
+
+
+def run(script, out):
+    # The tutorial must import the tinyseg under test (this checkout), not some other installed copy.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, str(TUTORIALS / script), "--tiny", "--out", str(out)], cwd=REPO,
+                            capture_output=True, text=True, timeout=600, env=env, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def picture(path, min_width, min_height):
+    assert path.stat().st_size > 5000, path.name
+    image = Image.open(path)
+    assert image.size[0] >= min_width and image.size[1] >= min_height, (path.name, image.size)
+    return np.asarray(image.convert("RGB"), dtype=np.float64) / 255
+
+
+def test_backprop_by_hand(tmp_path):
+    stdout = run("08_backprop_by_hand.py", tmp_path)
+    for line in stdout.splitlines():
+        if "loops vs Conv2D" in line:
+            assert float(line.split()[-1]) < 1e-12, line
+    errors = [float(m) for m in re.findall(r"largest relative error (\S+)", stdout)]
+    assert len(errors) == 3 and max(errors) < 1e-6
+    picture(tmp_path / "im2col.png", 900, 300)
+    picture(tmp_path / "backward.png", 800, 300)
+
+
+def test_what_the_network_sees(tmp_path):
+    stdout = run("09_what_the_network_sees.py", tmp_path)
+    assert "explaining class 1 (circle)" in stdout
+    saliency = picture(tmp_path / "saliency.png", 1200, 200)
+    # one row of 6 panels (input, saliency, signed gradient, 3 Grad-CAM maps) between x = 2% and 98%
+    h, w, _ = saliency.shape
+    for k in range(6):
+        left = 0.02 + 0.96 * k / 6
+        crop = saliency[int(0.3 * h):int(0.7 * h), int(w * (left + 0.04)):int(w * (left + 0.12))]
+        assert crop.std(axis=(0, 1)).max() > 0.02, f"panel {k} of saliency.png is blank"
+    picture(tmp_path / "feature_maps.png", 800, 400)
+    picture(tmp_path / "filters.png", 600, 200)
+    picture(tmp_path / "training_histograms.png", 800, 800)
+    picture(tmp_path / "init_lesson.png", 900, 600)
+    # the lesson's numbers: x 0.01 collapses and x 10 explodes by layer 6
+    finals = {m.group(1).strip(): float(m.group(2)) for m in
+              re.finditer(r"^\s*(.+?): activation rms layer 1 \S+ -> layer 6 (\S+)", stdout, re.MULTILINE)}
+    assert finals["glorot x 0.01"] < 1e-9 and finals["glorot x 10"] > 1e3
+    assert 0.1 < finals["he_normal"] < 10
