@@ -108,15 +108,13 @@ def configure_threads(n, use_torch):
 
 def worker_meta(n, torch, done):
     import numba
+    import tinyseg.kernels
     import numpy as np
     meta = {"threads": n, "thread_control": ", ".join(done), "numpy": np.__version__,
-            "numba": numba.__version__, "numba_threads": numba.get_num_threads(),
+            "numba": numba.__version__, "tinyseg_threads": tinyseg.kernels.get_num_threads(),
             "torch": torch.__version__ if torch is not None else None,
             "torch_threads": torch.get_num_threads() if torch is not None else None}
-    try:
-        meta["threading_layer"] = numba.threading_layer()
-    except ValueError:
-        meta["threading_layer"] = None
+    meta["threading_layer"] = "tinyseg's own pool (kernels/bands.py); no Numba threading layer"
     try:
         from threadpoolctl import threadpool_info
         meta["pools"] = [{k: p.get(k) for k in ("internal_api", "prefix", "num_threads", "architecture",

@@ -22,7 +22,8 @@ The numbers do not depend on which thread did which band: every band writes its 
 partial sum, and the partial sums are added in band order at the end.
 
 What a band task may call: serial Numba kernels (`config.jit`, nogil) and NumPy calls that release the GIL.
-Never a parallel Numba kernel: Numba's workqueue threading layer must not be entered from two threads at once.
+(tinyseg compiles no `parallel=True` kernel: Numba's threading layer must not be entered from two threads
+at once, and its threads would fight these for the cores.)
 
 The same pool runs every other kernel of tinyseg (pooling, batch normalisation, ReLU, ...): `run_pieces`
 cuts a call's rows into a few chunks per thread, and each chunk runs the kernel's serial loop over its rows.
