@@ -45,7 +45,7 @@ conv2d_transpose, and its backward calls conv2d: a U-Net decoder is an encoder r
 import numpy as np
 
 from .. import initializers
-from ..kernels.bands import add_bias_rows, run_bands, scratch
+from ..kernels.bands import add_bias_rows, matmul_rows, run_bands, scratch
 from ..kernels.config import get_num_threads
 from ..kernels.elementwise import add_bias
 from ..kernels.im2col import col2im, im2col
@@ -162,7 +162,7 @@ def conv2d_transpose(y, kernel, strides, pads, x_shape, bias=None, dilation=(1, 
         flipped = kernel[::-1, ::-1].transpose(0, 1, 3, 2)            # (KH, KW, F, C)
         back_pads = (keh - 1 - pt, keh - 1 - pb, kew - 1 - pl, kew - 1 - pr)
         return conv2d(y, np.ascontiguousarray(flipped), strides, back_pads, x_shape[1:3], bias, dilation)
-    cols = np.ascontiguousarray(y).reshape(-1, f) @ kernel.reshape(kh * kw * c, f).T
+    cols = matmul_rows(np.ascontiguousarray(y).reshape(-1, f), kernel.reshape(kh * kw * c, f).T)
     x = col2im(cols, x_shape, kh, kw, strides[0], strides[1], pads, out_hw, dilation=dilation)
     if bias is not None:
         add_bias(x, bias)                                              # x += bias, in one parallel pass
