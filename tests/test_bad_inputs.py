@@ -471,7 +471,7 @@ _metric_bound_to_0.ignore_index = 0
 COMPILE_CASES = [
     ("metrics a string", dict(metrics="accuracy"), TypeError, "metrics must be a list"),
     ("an unknown metric", dict(metrics=["f1"]), ValueError, "f1"),
-    ("an unknown optimizer", dict(optimizer="adamw"), ValueError, "optimizer must be one of"),
+    ("an unknown optimizer", dict(optimizer="adagrad"), ValueError, "optimizer must be one of"),
     ("an unknown loss", dict(loss="hinge"), ValueError, "loss must be one of"),
     ("class_weight of 2 entries for 3 classes", dict(loss=SparseCategoricalCrossentropy(class_weight=[1, 2])),
      ValueError, "class_weight has 2 entries"),

@@ -248,3 +248,13 @@ def test_unconvertible_models_are_refused(torch):
         tp.layer_to_torch(cat)
     with pytest.raises(TypeError, match="Sequential, UNet or Model"):
         tp.torch_state_dict(Dense(2))
+
+
+def test_readme_repeats_the_conventions_table_exactly():
+    """The table lives in tinyseg/interop/conventions.py; the README's copy must not drift from it."""
+    from pathlib import Path
+
+    from tinyseg.interop.conventions import CONVENTIONS_TABLE
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert CONVENTIONS_TABLE in readme
+    assert CONVENTIONS_TABLE.count("\n") > 30

@@ -152,7 +152,7 @@ def test_labels_out_of_range_are_named():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"optimizer": "adamw"}, "optimizer must be one of"),
+    ({"optimizer": "adagrad"}, "optimizer must be one of"),
     ({"loss": "hinge"}, "loss must be one of"),
     ({"metrics": ["f1"]}, "f1"),
 ])

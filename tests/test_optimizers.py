@@ -217,7 +217,7 @@ def test_float32_parameters_stay_float32_and_are_updated_in_place(make):
     (lambda: Adam(beta_1=1.0), r"beta_1 must be in \[0, 1\), got 1.0"),
     (lambda: Adam(beta_2=-0.5), r"beta_2 must be in \[0, 1\)"),
     (lambda: Adam(epsilon_style="tf"), "epsilon_style must be 'keras' or 'torch'"),
-    (lambda: optimizers.get("adagrad"), r"optimizer must be one of \['adam', 'rmsprop', 'sgd'\]"),
+    (lambda: optimizers.get("adagrad"), r"optimizer must be one of \['adam', 'adamw', 'rmsprop', 'sgd'\]"),
     (lambda: optimizers.get(None), "optimizer must be one of"),
 ])
 def test_bad_arguments(make, match):

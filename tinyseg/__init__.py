@@ -2,9 +2,9 @@
 
 Its names are Keras's, so a Keras program runs with one line changed, `import tinyseg as keras`:
 keras.Input, keras.Model, keras.Sequential, keras.layers, keras.optimizers, keras.losses, keras.metrics,
-keras.callbacks, keras.utils, keras.datasets, keras.saving.
+keras.callbacks, keras.utils, keras.datasets, keras.saving, keras.regularizers, keras.optimizers.schedules.
 """
-from . import callbacks, datasets, layers, losses, metrics, models, optimizers, saving, utils
+from . import callbacks, datasets, layers, losses, metrics, models, optimizers, regularizers, saving, schedules, utils
 from .backend import floatx, set_floatx, set_random_seed
 from .graph import Input
 from .models import Model, Sequential
@@ -13,4 +13,5 @@ from .saving import load_model
 __version__ = "0.1.0"
 
 __all__ = ["Input", "Model", "Sequential", "callbacks", "datasets", "floatx", "layers", "load_model", "losses",
-           "metrics", "models", "optimizers", "saving", "set_floatx", "set_random_seed", "utils"]
+           "metrics", "models", "optimizers", "regularizers", "saving", "schedules", "set_floatx", "set_random_seed",
+           "utils"]

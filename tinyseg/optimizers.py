@@ -12,6 +12,7 @@ its optimizer (tinyseg/saving.py).
     Adam:       m <- b1 m + (1 - b1) g;        v <- b2 v + (1 - b2) g^2
                 lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t)
                 theta <- theta - lr_t * m / (sqrt(v) + eps)
+    AdamW:      theta <- theta - lr * wd * theta;   then Adam's three lines        (wd = 0.004 by default)
 
     RMSprop:    v <- rho v + (1 - rho) g^2
                 d = v                                                      (centered=False)
@@ -33,6 +34,29 @@ Everything else is the same formula: PyTorch's alpha is rho; its centered versio
 as Keras does; its momentum buffer b <- mu b + g / sqrt(...), theta <- theta - lr b is Keras's s = lr b while
 lr is constant.
 
+What every optimizer also takes (Keras's base-optimizer arguments), in the order a step applies them:
+
+    learning_rate     a float, or a schedule (tinyseg.schedules, also tinyseg.optimizers.schedules):
+                      lr = schedule(t) with t = iterations before the step (0 for the first), as Keras counts
+    clipnorm c        each gradient rescaled to at most norm c:   g <- g * c / ||g||   where ||g|| > c
+    global_clipnorm c all gradients rescaled together:           g_i <- g_i * c / N   where N > c,
+                      N = sqrt(sum_i ||g_i||^2), the norm of all gradients as one vector
+    clipvalue v       each entry clipped:                          g <- min(max(g, -v), v)
+    weight_decay wd   decoupled decay of the weights before the update (Loshchilov & Hutter; AdamW):
+                      theta <- theta - lr * wd * theta;  then the optimizer's update from the clipped g
+
+At most one of the three clippings (Keras refuses two). Clipping comes after the check for NaN and inf (a
+NaN gradient is reported as such, not clipped into something else) and makes new arrays: layer.grads keep
+the gradients backward computed. Norms are sums of squares: where those overflow (a float32 gradient near
+1e19) the norm is taken of g / max|g| and scaled back, so a huge but finite gradient is clipped, not zeroed.
+
+PyTorch: torch.nn.utils.clip_grad_norm_ is global_clipnorm (per parameter when called on one), with
+max_norm / (N + 1e-6) for c / N: its clipped gradients are these times N / (N + 1e-6);
+clip_grad_value_ is clipvalue. torch.optim.AdamW is AdamW(epsilon_style='torch'); torch's `weight_decay` of
+SGD, Adam and RMSprop is an L2 term added to the gradient (g + wd*theta), not this decay: to have that in
+tinyseg, give the layers kernel_regularizer=L2(wd / 2) and bias_regularizer=L2(wd / 2)
+(tinyseg/regularizers.py; Keras's L2 is not halved, so its gradient is wd * theta).
+
 What a step refuses, and why (before it changes any parameter or slot):
 - a gradient whose shape is not its parameter's, or that is not a float array;
 - a gradient holding NaN or inf. One NaN would stay in Adam's and RMSprop's running averages for ever
@@ -48,10 +72,16 @@ gradient beyond 1.3e154 has no wider type: it is refused as NonFiniteError.)
 """
 import math
 import numbers
+import sys
 
 import numpy as np
 
+from . import schedules
 from .backend import NonFiniteError
+from .schedules import LearningRateSchedule
+
+# Keras's spelling keras.optimizers.schedules.CosineDecay, also as `from tinyseg.optimizers.schedules import ...`
+sys.modules[__name__ + ".schedules"] = schedules
 
 
 def real(value, argument):
@@ -77,6 +107,57 @@ def _epsilon(value):
     return value
 
 
+def _optional_positive(value, argument):
+    """None, or a finite number > 0 (a clipping threshold)."""
+    if value is None:
+        return None
+    value = real(value, argument)
+    if not 0 < value < math.inf:
+        raise ValueError(f"{argument} must be a finite number > 0 (or None for no clipping), got {value!r}")
+    return value
+
+
+def _weight_decay(value):
+    if value is None:
+        return None
+    value = real(value, "weight_decay")
+    if not 0 <= value < math.inf:
+        raise ValueError(f"weight_decay must be a finite number >= 0 (or None), got {value!r}")
+    return value
+
+
+def _learning_rate(value):
+    """A schedule as it is, or a float > 0 (the checks made when an optimizer is created)."""
+    if isinstance(value, LearningRateSchedule):
+        return value
+    if callable(value):
+        raise TypeError(f"learning_rate must be a number or a tinyseg.schedules.LearningRateSchedule, got the "
+                        f"function {value!r} (wrap it in a LearningRateSchedule subclass)")
+    value = real(value, "learning_rate")
+    if not value > 0:
+        raise ValueError(f"learning_rate must be > 0, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"learning_rate must be finite, got {value!r}")
+    return value
+
+
+def _norm(g, sum_of_squares):
+    """||g||, from g.g when that is finite, else from g / max|g| (whose squares are at most 1) scaled back."""
+    if math.isfinite(sum_of_squares):
+        return math.sqrt(sum_of_squares)
+    largest = float(np.max(np.abs(g)))
+    scaled = (g / largest).reshape(-1).astype(np.float64)
+    return largest * math.sqrt(float(np.dot(scaled, scaled)))
+
+
+def _scaled(g, scale):
+    """g * scale in g's dtype, through float64 when scale is below the dtype's normal numbers (a float32
+    gradient near 1e38 clipped to norm 1 would otherwise be scaled by a subnormal, losing its digits)."""
+    if scale >= np.finfo(g.dtype).tiny:
+        return g * scale
+    return (g.astype(np.float64) * scale).astype(g.dtype)
+
+
 def _sum_of_squares(g):
     """g.g as a Python float: one pass, no temporary; NaN or inf if g holds NaN or inf or its squares overflow."""
     flat = g.reshape(-1)
@@ -85,30 +166,75 @@ def _sum_of_squares(g):
 
 
 class Optimizer:
+    """What every optimizer shares: the learning rate (or its schedule), clipping, weight decay, the step
+    count, the per-parameter slots, and the checks a step makes (module docstring).
+
+    `learning_rate` reads as the rate the next step will take (a schedule's value at `iterations`); setting it
+    replaces a float (a callback does so between epochs) or puts a schedule in its place. An optimizer made
+    with a schedule refuses a plain number, as Keras does: the schedule owns the rate.
+    """
+
     name = "optimizer"
     slot_names = ()              # the slots this optimizer may keep per parameter
     square_slots = ()            # the slots that average g^2, widened to float64 when g^2 overflows
 
-    def __init__(self, learning_rate):
-        learning_rate = real(learning_rate, "learning_rate")
-        if not learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}")
-        if not math.isfinite(learning_rate):
-            raise ValueError(f"learning_rate must be finite, got {learning_rate!r}")
-        self.learning_rate = learning_rate
+    def __init__(self, learning_rate, weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None):
+        self._learning_rate = _learning_rate(learning_rate)
+        self.weight_decay = _weight_decay(weight_decay)
+        self.clipnorm = _optional_positive(clipnorm, "clipnorm")
+        self.clipvalue = _optional_positive(clipvalue, "clipvalue")
+        self.global_clipnorm = _optional_positive(global_clipnorm, "global_clipnorm")
+        given = {k: v for k, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue),
+                                   ("global_clipnorm", global_clipnorm)) if v is not None}
+        if len(given) > 1:
+            raise ValueError(f"only one of clipnorm, clipvalue and global_clipnorm can be set (as in Keras), got "
+                             + ", ".join(f"{k}={v!r}" for k, v in given.items()))
         self.iterations = 0
         self._slots = {}
         self._wide = set()       # positions whose g^2 overflows the parameter's dtype in this step
 
+    @property
+    def learning_rate(self):
+        """The rate of the next step: the float, or schedule(iterations)."""
+        lr = self._learning_rate
+        return lr(self.iterations) if isinstance(lr, LearningRateSchedule) else lr
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        if isinstance(value, LearningRateSchedule):
+            self._learning_rate = value
+            return
+        if isinstance(self._learning_rate, LearningRateSchedule):
+            raise TypeError(f"{self.name}: this optimizer's learning rate is the schedule "
+                            f"{type(self._learning_rate).__name__}, so it cannot be set to {value!r} (as in Keras); "
+                            "create the optimizer with a float learning_rate to set it from a callback")
+        self._learning_rate = value          # checked at the next step (a callback may set anything)
+
+    def _step_learning_rate(self):
+        """This step's rate, checked: the float (> 0), or what the schedule gives at `iterations` (>= 0: a
+        cosine ends at 0)."""
+        lr = self._learning_rate
+        if isinstance(lr, LearningRateSchedule):
+            value = lr(self.iterations)
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or \
+                    not 0 <= value < math.inf:
+                raise ValueError(f"{self.name}: the schedule {type(lr).__name__} gave the learning rate {value!r} "
+                                 f"for step {self.iterations}; it must be a finite number >= 0")
+            return float(value)
+        if isinstance(lr, (bool, np.bool_)) or not isinstance(lr, numbers.Real) or not 0 < lr < math.inf:
+            raise ValueError(f"{self.name}: learning_rate must be a finite number > 0, got {lr!r}")
+        return float(lr)
+
     def apply_gradients(self, grads_and_vars, names=None):
         """Update every parameter in place from its gradient; one call is one step.
 
-        Every pair is checked before anything changes (see the module docstring): a refused step changes no
+        In order: this step's learning rate; every pair checked (shapes, float dtypes, no NaN or inf); the
+        gradients clipped; the weights decayed; each parameter updated (`update`). Everything that can refuse
+        the step does so before anything changes (see the module docstring): a refused step changes no
         parameter, no slot and not `iterations`. `names`, if given, labels each parameter in the errors
         (a model passes "layer 'conv2d_1', parameter 'kernel'").
         """
-        if not 0 < self.learning_rate < math.inf:            # it may have been set after construction
-            raise ValueError(f"{self.name}: learning_rate must be a finite number > 0, got {self.learning_rate!r}")
+        lr = self._step_learning_rate()
         pairs = list(grads_and_vars)
         labels = list(names) if names is not None else [f"parameter {i}" for i in range(len(pairs))]
         if len(labels) != len(pairs):
@@ -122,12 +248,10 @@ class Optimizer:
             if g.dtype.kind != "f" or theta.dtype.kind != "f":
                 raise TypeError(f"{self.name}: the gradient and the parameter of {labels[i]} must be float arrays, "
                                 f"got {g.dtype} and {theta.dtype}")
-        wide = set()
-        for i, (g, theta) in enumerate(pairs):
-            if math.isfinite(_sum_of_squares(g)):
-                continue
-            bad = ~np.isfinite(g)
-            if bad.any():
+        squares = [_sum_of_squares(g) for g, _ in pairs]
+        for i, ((g, _), ss) in enumerate(zip(pairs, squares)):
+            bad = None if math.isfinite(ss) else ~np.isfinite(g)
+            if bad is not None and bad.any():
                 nan = int(np.isnan(g).sum())
                 raise NonFiniteError(
                     f"{self.name}: the gradient of {labels[i]} holds {nan} NaN and {int(bad.sum()) - nan} infinite "
@@ -135,6 +259,11 @@ class Optimizer:
                     "optimizer state changed. Common causes: a learning rate too high for the data, inputs not "
                     "scaled (images / 255), a loss on labels it does not expect.",
                     parameter=labels[i], step=self.iterations + 1)
+        grads = self.clip_gradients([g for g, _ in pairs], squares)
+        wide = set()
+        for i, (g, (raw, theta)) in enumerate(zip(grads, pairs)):
+            if math.isfinite(squares[i] if g is raw else _sum_of_squares(g)):
+                continue
             largest = float(np.max(np.abs(g)))
             # the largest |g| whose square is finite: sqrt(float32 max) ~ 1.8e19, sqrt(float64 max) ~ 1.3e154
             if largest > math.sqrt(float(np.finfo(g.dtype).max)):      # g^2 itself overflows, not just the sum
@@ -148,12 +277,37 @@ class Optimizer:
         self.iterations += 1
         self._wide = wide
         try:
-            for i, (g, theta) in enumerate(pairs):
-                self.update(i, g, theta)
+            for i, (g, (_, theta)) in enumerate(zip(grads, pairs)):
+                if self.weight_decay:
+                    theta *= 1 - lr * self.weight_decay          # theta - lr*wd*theta, without a temporary
+                self.update(i, g, theta, lr)
         finally:
             self._wide = set()
 
-    def update(self, i, g, theta):
+    def clip_gradients(self, grads, squares=None):
+        """The gradients after this optimizer's clipnorm, global_clipnorm or clipvalue (module docstring).
+
+        grads: a list of arrays (not changed: a clipped gradient is a new array, an unclipped one is returned
+        as it is); squares: their sums of squares g.g if already known. Returns a list of the same shapes.
+        """
+        if squares is None:
+            squares = [_sum_of_squares(g) for g in grads]
+        if self.clipnorm is not None:
+            c = self.clipnorm
+            norms = [_norm(g, ss) for g, ss in zip(grads, squares)]
+            return [_scaled(g, c / n) if n > c else g for g, n in zip(grads, norms)]
+        if self.global_clipnorm is not None:
+            c = self.global_clipnorm
+            total = math.hypot(*(_norm(g, ss) for g, ss in zip(grads, squares)))    # hypot: no overflow
+            return [_scaled(g, c / total) for g in grads] if total > c else list(grads)
+        if self.clipvalue is not None:
+            v = self.clipvalue
+            return [np.clip(g, -v, v) for g in grads]
+        return list(grads)
+
+    def update(self, i, g, theta, lr):
+        """Update parameter i (theta, in place) from its clipped gradient g with this step's rate lr; the
+        slots are this optimizer's. `iterations` already counts this step (1 for the first)."""
         raise NotImplementedError
 
     def slot(self, i, name, like):
@@ -172,7 +326,11 @@ class Optimizer:
         return v, np.square(g, dtype=v.dtype)
 
     def get_config(self):
-        return {"learning_rate": self.learning_rate}
+        """The constructor's arguments (a schedule as {'class_name', 'config'}): what a model file keeps."""
+        lr = self._learning_rate
+        return {"learning_rate": schedules.serialize(lr) if isinstance(lr, LearningRateSchedule) else lr,
+                "weight_decay": self.weight_decay, "clipnorm": self.clipnorm, "clipvalue": self.clipvalue,
+                "global_clipnorm": self.global_clipnorm}
 
     # --- state, for saving and resuming ----------------------------------------------------------------
     def get_state(self):
@@ -212,20 +370,24 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """Gradient descent, with optional (Nesterov) momentum: SGD(learning_rate=0.01, momentum=0.0, nesterov=False)."""
+    """Gradient descent, with optional (Nesterov) momentum: SGD(learning_rate=0.01, momentum=0.0, nesterov=False),
+    and the arguments every optimizer takes (weight_decay, clipnorm, clipvalue, global_clipnorm; module
+    docstring). Slot: 'velocity' (v, when momentum > 0)."""
 
     name = "sgd"
     slot_names = ("velocity",)
 
-    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False):
-        super().__init__(learning_rate)
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None, clipnorm=None,
+                 clipvalue=None, global_clipnorm=None):
+        super().__init__(learning_rate, weight_decay=weight_decay, clipnorm=clipnorm, clipvalue=clipvalue,
+                         global_clipnorm=global_clipnorm)
         self.momentum = _unit_interval(momentum, "momentum")
         if not isinstance(nesterov, (bool, np.bool_)):
             raise TypeError(f"nesterov must be True or False, got {nesterov!r}")
         self.nesterov = bool(nesterov)
 
-    def update(self, i, g, theta):
-        lr = self.learning_rate              # a Python float: float32 parameters stay float32
+    def update(self, i, g, theta, lr):
+        # lr is a Python float: float32 parameters stay float32
         if self.momentum == 0:
             theta -= lr * g
             return
@@ -252,20 +414,24 @@ class Adam(Optimizer):
     """Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7), Keras's defaults and formula.
 
     Slots: 'm' (the running mean of g) and 'v' (of g^2; float64 for a float32 parameter once g^2 overflowed).
+    Also weight_decay, clipnorm, clipvalue, global_clipnorm (module docstring); AdamW is Adam with a default
+    weight_decay.
     """
 
     name = "adam"
     slot_names = ("m", "v")
     square_slots = ("v",)
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, epsilon_style="keras"):
-        super().__init__(learning_rate)
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, epsilon_style="keras",
+                 weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None):
+        super().__init__(learning_rate, weight_decay=weight_decay, clipnorm=clipnorm, clipvalue=clipvalue,
+                         global_clipnorm=global_clipnorm)
         self.beta_1 = _unit_interval(beta_1, "beta_1")
         self.beta_2 = _unit_interval(beta_2, "beta_2")
         self.epsilon = _epsilon(epsilon)
         self.epsilon_style = _epsilon_style(epsilon_style)
 
-    def update(self, i, g, theta):
+    def update(self, i, g, theta, lr):
         t = self.iterations
         b1, b2 = self.beta_1, self.beta_2
         m = self.slot(i, "m", theta)
@@ -276,12 +442,12 @@ class Adam(Optimizer):
             m += ((1 - b1) * (g.astype(v.dtype) - m)).astype(m.dtype)
         v += (1 - b2) * (g2 - v)
         if self.epsilon_style == "keras":
-            lr_t = self.learning_rate * (1 - b2 ** t) ** 0.5 / (1 - b1 ** t)    # Python floats: no upcast
+            lr_t = lr * (1 - b2 ** t) ** 0.5 / (1 - b1 ** t)    # Python floats: no upcast
             theta -= lr_t * m / (np.sqrt(v) + self.epsilon)
         else:
             m_hat = m / (1 - b1 ** t)
             v_hat = v / (1 - b2 ** t)
-            theta -= self.learning_rate * m_hat / (np.sqrt(v_hat) + self.epsilon)
+            theta -= lr * m_hat / (np.sqrt(v_hat) + self.epsilon)
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
@@ -294,6 +460,7 @@ class RMSprop(Optimizer):
 
     Slots, with Keras's names: 'velocity' (v), 'average_gradient' (a, when centered), 'momentum' (s, when
     momentum > 0). epsilon_style='torch' adds eps outside the root, as torch.optim.RMSprop does.
+    Also weight_decay, clipnorm, clipvalue, global_clipnorm (module docstring).
     Centered, d = v - a^2 is a variance, >= 0; rounding can make it a hair negative when g barely varies, and
     the root of a negative number is NaN, so d is clipped at 0 first.
     """
@@ -303,8 +470,9 @@ class RMSprop(Optimizer):
     square_slots = ("velocity",)
 
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False,
-                 epsilon_style="keras"):
-        super().__init__(learning_rate)
+                 epsilon_style="keras", weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None):
+        super().__init__(learning_rate, weight_decay=weight_decay, clipnorm=clipnorm, clipvalue=clipvalue,
+                         global_clipnorm=global_clipnorm)
         self.rho = _unit_interval(rho, "rho")
         self.momentum = _unit_interval(momentum, "momentum")
         self.epsilon = _epsilon(epsilon)
@@ -313,8 +481,8 @@ class RMSprop(Optimizer):
         self.centered = bool(centered)
         self.epsilon_style = _epsilon_style(epsilon_style)
 
-    def update(self, i, g, theta):
-        rho, lr, eps = self.rho, self.learning_rate, self.epsilon        # Python floats: no upcast
+    def update(self, i, g, theta, lr):
+        rho, eps = self.rho, self.epsilon        # Python floats (lr too): no upcast
         v, g2 = self.square_slot(i, "velocity", g, theta)
         v *= rho
         v += (1 - rho) * g2
@@ -343,12 +511,42 @@ class RMSprop(Optimizer):
                 "centered": self.centered, "epsilon_style": self.epsilon_style}
 
 
-OPTIMIZERS = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop}
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter, 2019), Keras's `AdamW(learning_rate=0.001,
+    weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-7)`:
+
+        theta <- theta - lr * wd * theta          first, with the weights before this step's update
+        theta <- theta - lr_t * m / (sqrt(v) + eps)   then Adam's update (module docstring), g unchanged
+
+    The decay is kept out of m and v: an L2 term in the gradient would be divided by sqrt(v) with the rest,
+    so weights with large gradients would hardly be decayed; here every weight shrinks by the same factor
+    1 - lr*wd per step, and then Adam moves it. With a schedule, lr is the step's scheduled rate in both
+    lines (as in Keras and PyTorch).
+
+    PyTorch's torch.optim.AdamW(lr, betas, eps, weight_decay) is the same algorithm in the same order
+    (param.mul_(1 - lr * wd), then Adam's update) with epsilon after the bias correction: it equals
+    AdamW(epsilon_style='torch'). Its defaults differ: weight_decay=0.01 and eps=1e-8 (Keras: 0.004, 1e-7).
+    Slots as Adam's: 'm' and 'v', each of its parameter's shape; theta and g of any shape, the same.
+    """
+
+    name = "adamw"
+
+    def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 epsilon_style="keras", clipnorm=None, clipvalue=None, global_clipnorm=None):
+        if weight_decay is None:
+            raise ValueError("AdamW: weight_decay must be a number >= 0 (it is what AdamW adds to Adam), got None")
+        super().__init__(learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, epsilon_style=epsilon_style,
+                         weight_decay=weight_decay, clipnorm=clipnorm, clipvalue=clipvalue,
+                         global_clipnorm=global_clipnorm)
+
+
+OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop}
 OPTIMIZER_CLASSES = {cls.__name__: cls for cls in OPTIMIZERS.values()}
 
 
 def get(optimizer):
-    """An Optimizer from a name ('sgd', 'adam', 'rmsprop', with Keras's default settings) or an Optimizer."""
+    """An Optimizer from a name ('sgd', 'adam', 'adamw', 'rmsprop', with Keras's default settings) or an
+    Optimizer."""
     if isinstance(optimizer, Optimizer):
         return optimizer
     if isinstance(optimizer, str) and optimizer.lower() in OPTIMIZERS:
@@ -367,8 +565,11 @@ def serialize(optimizer):
 
 
 def deserialize(spec):
-    """The optimizer serialize() described, with a fresh state."""
+    """The optimizer serialize() described, with a fresh state (a schedule's config is rebuilt first)."""
     cls = OPTIMIZER_CLASSES.get(spec.get("class_name")) if isinstance(spec, dict) else None
     if cls is None or not isinstance(spec.get("config"), dict):
         raise ValueError(f"unknown optimizer {spec!r} (known: {sorted(OPTIMIZER_CLASSES)})")
-    return cls(**spec["config"])
+    config = dict(spec["config"])
+    if isinstance(config.get("learning_rate"), dict):
+        config["learning_rate"] = schedules.deserialize(config["learning_rate"])
+    return cls(**config)

@@ -3,11 +3,12 @@
 One convolution layer (3x3 kernel, 'same' padding), forward and backward (dL/dx, dL/dkernel, dL/dbias),
 computed three ways:
 
-1. naive loop: the definition, one output pixel at a time in a Python loop (CS231n's "naive" version):
+1. naive loop: the definition, one multiply-add at a time in Python loops (tinyseg/reference.py, the
+   library's plain-loop definitions, CS231n's "naive" version):
 
-       y[n, i, j, :] = sum over the window of  xpad[n, i:i+3, j:j+3, :] * K  + b
+       y[n, i, j, f] = b[f] + sum over a, b, c of  xpad[n, i + a, j + b, c] * K[a, b, c, f]
 
-   Correct and readable, but the interpreter runs its loop body N*OH*OW times.
+   Correct and readable, but the interpreter runs its loop body N*OH*OW*F*KH*KW*C times.
 2. NumPy im2col (tinyseg with set_backend('numpy')): copy every 3x3 window into one row of a matrix
    (9 strided slices), then ONE matrix product does all the multiply-adds in BLAS. The backward is two more
    matrix products and col2im, which adds the window gradients back into the image (9 strided additions).
@@ -30,6 +31,7 @@ import time
 
 import numpy as np
 
+from tinyseg import reference
 from tinyseg.kernels import set_backend
 from tinyseg.layers import Conv2D
 
@@ -38,40 +40,13 @@ from tinyseg.layers import Conv2D
 # 1. The naive loop: the definition of a convolution and of its gradients, pixel by pixel
 # ----------------------------------------------------------------------------------------------------------
 def conv_forward_naive(x, kernel, bias):
-    """x (N, H, W, C), kernel (3, 3, C, F), bias (F,) -> y (N, H, W, F); stride 1, 'same' padding."""
-    n, h, w, _ = x.shape
-    kh, kw, _, f = kernel.shape
-    xp = np.pad(x, ((0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0)))
-    y = np.empty((n, h, w, f), dtype=x.dtype)
-    for b in range(n):
-        for i in range(h):
-            for j in range(w):
-                window = xp[b, i:i + kh, j:j + kw, :]                          # (KH, KW, C)
-                y[b, i, j] = np.tensordot(window, kernel, axes=3) + bias        # (F,)
-    return y
-
-
-def conv_backward_naive(x, kernel, grad):
-    """grad = dL/dy (N, H, W, F) -> (dL/dx, dL/dkernel, dL/dbias), by the chain rule on every window:
-    window (i, j) contributed window * K to y[i, j], so it receives K @ g and K receives window (x) g."""
-    n, h, w, _ = x.shape
-    kh, kw, _, f = kernel.shape
-    ph, pw = kh // 2, kw // 2
-    xp = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
-    dxp = np.zeros_like(xp)
-    dk = np.zeros_like(kernel)
-    for b in range(n):
-        for i in range(h):
-            for j in range(w):
-                g = grad[b, i, j]                                                # (F,)
-                dk += xp[b, i:i + kh, j:j + kw, :, None] * g                     # (KH, KW, C, F)
-                dxp[b, i:i + kh, j:j + kw, :] += kernel @ g                      # (KH, KW, C)
-    return dxp[:, ph:ph + h, pw:pw + w, :], dk, grad.sum(axis=(0, 1, 2))
+    """The definition, one multiply-add at a time: tinyseg/reference.py, stride 1, 'same' padding."""
+    return reference.conv2d(x, kernel, bias, strides=1, padding="same")
 
 
 def naive_step(x, kernel, bias, grad):
     conv_forward_naive(x, kernel, bias)
-    return conv_backward_naive(x, kernel, grad)
+    return reference.conv2d_backward(x, kernel, grad, strides=1, padding="same")
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -223,6 +223,24 @@ class Layer:
     def count_params(self):
         return int(sum(p.size for p in self.params.values()))
 
+    # --- weight regularization (tinyseg/regularizers.py) ---------------------------------------------------
+    regularizer_arguments = {}  # parameter name -> the constructor argument that penalises it (Conv2D, Dense, ...)
+
+    def weight_regularizers(self):
+        """{parameter name: Regularizer} for this layer's penalised parameters (none for most layers)."""
+        found = {key: getattr(self, argument, None) for key, argument in self.regularizer_arguments.items()}
+        return {key: r for key, r in found.items() if r is not None and key in self.params}
+
+    def regularization_losses(self):
+        """[R(w) for each penalised parameter w]: what this layer adds to the training loss (floats)."""
+        return [r(self.params[key]) for key, r in self.weight_regularizers().items()]
+
+    def add_regularization_gradients(self):
+        """grads[key] += dR/dw for each penalised parameter, after backward filled grads (a new array: the
+        one backward made is not written into)."""
+        for key, r in self.weight_regularizers().items():
+            self.grads[key] = self.grads[key] + r.gradient(self.params[key])
+
     def get_config(self):
         """The constructor arguments that rebuild this layer: type(layer).from_config(layer.get_config())."""
         return {"name": self.name, "dtype": self.dtype.name}

@@ -44,7 +44,7 @@ conv2d_transpose, and its backward calls conv2d: a U-Net decoder is an encoder r
 """
 import numpy as np
 
-from .. import initializers
+from .. import initializers, regularizers
 from ..kernels.bands import add_bias_rows, matmul_rows, run_bands, scratch
 from ..kernels.config import get_num_threads
 from ..kernels.elementwise import add_bias
@@ -172,9 +172,14 @@ def conv2d_transpose(y, kernel, strides, pads, x_shape, bias=None, dilation=(1, 
 class _Convolution(ActivatedLayer):
     """What Conv2D and Conv2DTranspose share: arguments, checks, config."""
 
+    regularizer_arguments = {"kernel": "kernel_regularizer", "bias": "bias_regularizer"}
+
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", activation=None, use_bias=True,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None,
+                 bias_regularizer=None, **kwargs):
         super().__init__(activation=activation, **kwargs)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer, f"{self.name}: kernel_regularizer")
+        self.bias_regularizer = regularizers.get(bias_regularizer, f"{self.name}: bias_regularizer")
         self.filters = positive_int(filters, f"{self.name}: filters")
         self.kernel_size = pair(kernel_size, f"{self.name}: kernel_size")
         self.strides = pair(strides, f"{self.name}: strides")
@@ -185,7 +190,8 @@ class _Convolution(ActivatedLayer):
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
-                "strides": self.strides, "padding": self.padding, "use_bias": self.use_bias}
+                "strides": self.strides, "padding": self.padding, "use_bias": self.use_bias,
+                **regularizers.config_entries(self, self.regularizer_arguments.values())}
 
     def build(self, input_shape):
         out = super().build(input_shape)
@@ -216,7 +222,8 @@ class Conv2D(_Convolution):
     Shapes: x (N, H, W, C) -> y (N, OH, OW, filters); kernel (KH, KW, C, filters); bias (filters,).
     Formula, output size and gradients: see the module docstring. Weights start as Keras's do:
     glorot-uniform kernel, zero bias. dilation_rate (int or pair, default 1) spaces the kernel's taps; with it
-    above 1 the strides must be 1 (Keras's rule).
+    above 1 the strides must be 1 (Keras's rule). kernel_regularizer, bias_regularizer (e.g.
+    tinyseg.regularizers.L2(1e-4)) add a penalty on those weights to the training loss.
     """
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", dilation_rate=1, activation=None,

@@ -10,7 +10,7 @@ order; PyTorch's NCHW flatten orders the same numbers differently, which interop
 """
 import numpy as np
 
-from .. import initializers
+from .. import initializers, regularizers
 from ..kernels.elementwise import add_bias
 from .activations import ActivatedLayer
 from .base import Layer, channel_sum
@@ -20,11 +20,16 @@ class Dense(ActivatedLayer):
     """y = activation(x @ kernel + bias), Keras's `Dense(units, activation, use_bias)`.
 
     Shapes: x (N, D_in) -> y (N, units); kernel (D_in, units); bias (units,). Gradients in the module docstring.
+    kernel_regularizer, bias_regularizer (tinyseg.regularizers) add a penalty on those weights to the loss.
     """
 
+    regularizer_arguments = {"kernel": "kernel_regularizer", "bias": "bias_regularizer"}
+
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", **kwargs):
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, **kwargs):
         super().__init__(activation=activation, **kwargs)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer, f"{self.name}: kernel_regularizer")
+        self.bias_regularizer = regularizers.get(bias_regularizer, f"{self.name}: bias_regularizer")
         if not isinstance(units, (int, np.integer)) or isinstance(units, bool) or units < 1:
             raise ValueError(f"{self.name}: units must be a positive integer, got {units!r}")
         self.units = int(units)
@@ -60,7 +65,8 @@ class Dense(ActivatedLayer):
         return grad @ self.params["kernel"].T if input_grad else None
 
     def get_config(self):
-        return {**super().get_config(), "units": self.units, "use_bias": self.use_bias}
+        return {**super().get_config(), "units": self.units, "use_bias": self.use_bias,
+                **regularizers.config_entries(self, self.regularizer_arguments.values())}
 
 
 class Flatten(Layer):

@@ -45,7 +45,7 @@ stride 1 and subsamples); so do these layers, whose kernels handle any combinati
 The loops live in kernels/depthwise.py (Numba, each with its NumPy twin): a depthwise convolution as im2col
 plus a matmul would multiply C times more numbers than the formula has, almost all of them by zero.
 """
-from .. import initializers
+from .. import initializers, regularizers
 from ..kernels.depthwise import depthwise_conv2d, depthwise_conv2d_input_grad, depthwise_conv2d_kernel_grad
 from ..kernels.elementwise import add_bias
 from .activations import ActivatedLayer
@@ -69,8 +69,10 @@ class _Depthwise(ActivatedLayer):
 
     def __init__(self, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1, dilation_rate=1,
                  activation=None, use_bias=True, depthwise_initializer="glorot_uniform", bias_initializer="zeros",
-                 **kwargs):
+                 depthwise_regularizer=None, bias_regularizer=None, **kwargs):
         super().__init__(activation=activation, **kwargs)
+        self.depthwise_regularizer = regularizers.get(depthwise_regularizer, f"{self.name}: depthwise_regularizer")
+        self.bias_regularizer = regularizers.get(bias_regularizer, f"{self.name}: bias_regularizer")
         self.kernel_size = pair(kernel_size, f"{self.name}: kernel_size")
         self.strides = pair(strides, f"{self.name}: strides")
         self.padding = check_padding(padding)
@@ -85,7 +87,8 @@ class _Depthwise(ActivatedLayer):
                 "padding": self.padding, "depth_multiplier": self.depth_multiplier,
                 "dilation_rate": self.dilation_rate, "use_bias": self.use_bias,
                 "depthwise_initializer": initializer_config(self.depthwise_initializer),
-                "bias_initializer": initializer_config(self.bias_initializer)}
+                "bias_initializer": initializer_config(self.bias_initializer),
+                **regularizers.config_entries(self, self.regularizer_arguments.values())}
 
     def depthwise_geometry(self, input_shape):
         """(OH, OW) of the depthwise part; sets self.pads (top, bottom, left, right)."""
@@ -120,7 +123,10 @@ class DepthwiseConv2D(_Depthwise):
     Shapes: x (N, H, W, C) -> y (N, OH, OW, C*depth_multiplier); kernel (KH, KW, C, M) (Keras 3's name);
     bias (C*M,). Weights in that order, glorot-uniform kernel (fans KH*KW*C and KH*KW*M, as Keras counts
     them for any 4-D kernel) and zero bias. Formula, output size and gradients: the module docstring.
+    depthwise_regularizer, bias_regularizer (tinyseg.regularizers) add penalties on those weights to the loss.
     """
+
+    regularizer_arguments = {"kernel": "depthwise_regularizer", "bias": "bias_regularizer"}
 
     def compute_output_shape(self, input_shape):
         oh, ow = self.depthwise_geometry(input_shape)
@@ -157,17 +163,24 @@ class SeparableConv2D(_Depthwise):
     Shapes: x (N, H, W, C) -> y (N, OH, OW, filters); depthwise_kernel (KH, KW, C, M); pointwise_kernel
     (1, 1, C*M, filters); bias (filters,). Weights in that order (Keras's), both kernels glorot-uniform, zero
     bias; no bias between the two parts. Formula, output size and gradients: the module docstring.
+    depthwise_regularizer, pointwise_regularizer, bias_regularizer (tinyseg.regularizers) add penalties on
+    those weights to the loss.
     """
+
+    regularizer_arguments = {"depthwise_kernel": "depthwise_regularizer", "pointwise_kernel": "pointwise_regularizer",
+                             "bias": "bias_regularizer"}
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1,
                  dilation_rate=1, activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
-                 pointwise_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+                 pointwise_initializer="glorot_uniform", bias_initializer="zeros", pointwise_regularizer=None,
+                 **kwargs):
         super().__init__(kernel_size, strides=strides, padding=padding, depth_multiplier=depth_multiplier,
                          dilation_rate=dilation_rate, activation=activation, use_bias=use_bias,
                          depthwise_initializer=depthwise_initializer, bias_initializer=bias_initializer,
                          **kwargs)
         self.filters = positive_int(filters, f"{self.name}: filters")
         self.pointwise_initializer = initializers.get(pointwise_initializer)
+        self.pointwise_regularizer = regularizers.get(pointwise_regularizer, f"{self.name}: pointwise_regularizer")
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters,

@@ -14,8 +14,9 @@ The forward and backward passes are the graph's (tinyseg/graph.py):
 One training step is then, for every batch:
 
     z = call(x, training=True, logits=fused)      # fused: the loss applies the output softmax/sigmoid itself
-    L = loss(y, z);  G = loss.backward()          # dL/dz
-    backward(G, logits=fused, input_grad=False)   # fills layer.grads
+    L = loss(y, z) + sum(model.losses)            # + the weight penalties (kernel_regularizer=...), if any
+    G = loss.backward()                           # dL/dz
+    backward(G, logits=fused, input_grad=False)   # fills layer.grads; then each penalty's dR/dw is added
     optimizer.apply_gradients(zip(grads, params))  # the only place weights change
 
 Why fuse: softmax followed by cross-entropy has the gradient (p - y)/N, computed from logits with log-sum-exp;
@@ -390,6 +391,12 @@ class Model:
     def count_params(self):
         return int(sum(layer.count_params() for layer in self.layers))
 
+    @property
+    def losses(self):
+        """The weight penalties (kernel_regularizer=..., tinyseg/regularizers.py), one float per penalised
+        parameter, as Keras's model.losses: the loss a training step minimises is loss(y, model(x)) + their sum."""
+        return [p for layer in self.layers for p in layer.regularization_losses()]
+
     def count_trainable_params(self):
         return int(sum(p.size for layer in self.layers for p in layer.params.values()))
 
@@ -434,8 +441,10 @@ class Model:
         snapshot = self._snapshot()
         try:
             z = self.call(x, training=True, logits=self.fused)
-            values = [self.loss.forward(y, z)] + self._metrics(y, z)
+            values = [self.loss.forward(y, z) + sum(self.losses)] + self._metrics(y, z)   # + penalties
             self.backward(self.loss.backward(), logits=self.fused, input_grad=False)
+            for layer in self.layers:                    # + dR/dw of each penalised weight (regularizers.py)
+                layer.add_regularization_gradients()
             self.optimizer.apply_gradients(self.trainable_pairs(), names=self.trainable_names())
         except BaseException:
             self._restore(snapshot)
@@ -445,7 +454,7 @@ class Model:
     def test_on_batch(self, x, y):
         self._require_compiled("test_on_batch")
         z = self.call(x, training=False, logits=self.fused)
-        return [self.loss.forward(y, z)] + self._metrics(y, z)
+        return [self.loss.forward(y, z) + sum(self.losses)] + self._metrics(y, z)    # Keras counts them here too
 
     # --- checking data -----------------------------------------------------------------------------------
     def _check_x(self, x, argument):
