@@ -216,6 +216,24 @@ def run_compile_all(threads, mode):
     return {**result, "wall_s": wall, "subset": None, "cache": "fresh temporary NUMBA_CACHE_DIR"}
 
 
+def run_torch_plain_unet(threads, mode):
+    """The plain PyTorch script (torch_plain_unet.py) in a fresh process, at both U-Net sizes."""
+    steps = {"smoke": 1, "quick": 5}.get(mode, 20)
+    sizes = {"unet_step": (128, 128, 4), "unet_camvid_step": (176, 240, 11)}
+    if mode == "smoke":
+        sizes = {"unet_step": (16, 16, 4)}
+    out = {}
+    for case, (h, w, k) in sizes.items():
+        proc = subprocess.run([sys.executable, "-m", "benchmarks.torch_plain_unet", "--threads", str(threads),
+                               "--steps", str(steps), "--size", str(h), str(w), "--classes", str(k)],
+                              cwd=REPO, env=thread_env(threads), capture_output=True, text=True, timeout=600)
+        lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+        if proc.returncode != 0 or not lines:
+            raise RuntimeError(f"torch_plain_unet failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+        out[case] = json.loads(lines[-1][len("RESULT "):])
+    return out
+
+
 def run_memory(threads, mode):
     """ru_maxrss and tracemalloc, each in its own process (quick: ru_maxrss only; smoke: that, tiny batch)."""
     batch, steps = (32, 5) if mode != "smoke" else (2, 1)

@@ -7,7 +7,8 @@ Every layer's forward and backward (for Conv2D / Dense: their linear part and th
 the kernels the layers call (im2col, col2im, pooling, upsampling), the loss, the optimizer and the metric
 bookkeeping of train_on_batch are wrapped in timers. Times are *exclusive*: a Conv2D's own time does not
 include the im2col and col2im it calls (they have their own rows), so the rows add up to the step.
-What is left in a Conv2D's own time is its matrix products, its bias add / bias-gradient sum and reshapes.
+What is left in a Conv2D's own time is its bands (im2col copies and matrix products, on the pool of threads
+of kernels/bands.py), its bias add / bias-gradient sum and reshapes.
 """
 import argparse
 import collections
@@ -16,6 +17,7 @@ import io
 import os
 import pstats
 import sys
+import threading
 import time
 
 if __package__ in (None, ""):
@@ -41,6 +43,8 @@ class ExclusiveTimer:
         part, phase = key
 
         def timed(*args, **kwargs):
+            if threading.current_thread() is not threading.main_thread():
+                return fn(*args, **kwargs)          # a band on the pool: counted in its layer's own time
             key = (part, phase or self._phase[-1])
             self._phase.append(key[1])
             self._stack.append(0.0)
@@ -87,7 +91,9 @@ def instrument(model, timer):
         else:
             patch(layer, "forward", (kind, "forward"))       # UpSampling2D's kernels are counted in here
             patch(layer, "backward", (kind, "backward"))
-    for module, names in ((convolution, ("im2col", "col2im")), (pooling, ("max_pool2d", "max_pool2d_backward"))):
+    # A convolution's im2col runs inside its bands, on the pool's threads (kernels/bands.py): it is counted in
+    # the Conv2D rows, with the products. col2im (strided transposed convolutions) still runs on its own.
+    for module, names in ((convolution, ("col2im",)), (pooling, ("max_pool2d", "max_pool2d_backward"))):
         for name in names:
             patch(module, name, (f"kernel {name}", None))
     patch(model.loss, "forward", ("loss", "forward"))

@@ -109,8 +109,58 @@ def markdown(rows, meta, notes):
             cells += ["—" if r["ratio"] is None else f"{r['ratio']:.2f}"]
         cells += [r["goal"] or "—", r["verdict"] or "—"]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += throughput_table(rows) + scaling_table(rows)
     lines += ["", "Notes:", ""] + [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"
+
+
+def _best_torch(row):
+    times = [row[c] for c in ("torch_nchw_ms", "torch_channels_last_ms") if row[c] is not None]
+    return min(times) if times else None
+
+
+def throughput_table(rows):
+    """GFLOP/s of every case that knows its arithmetic (info['flops']), as a share of the float32 matmul peak
+    measured in the same worker (the faster of NumPy's BLAS and PyTorch on the matmul_peak case)."""
+    peaks = {}
+    for r in rows:
+        if r["case"] == "matmul_peak" and r["tinyseg_ms"]:
+            best = min(t for t in (r["tinyseg_ms"], _best_torch(r)) if t)
+            peaks[r["threads"]] = r["info"]["flops"] / best / 1e6
+    out = []
+    for r in rows:
+        flops = (r["info"] or {}).get("flops")
+        if not flops or r["case"] == "matmul_peak" or not r["tinyseg_ms"]:
+            continue
+        peak = peaks.get(r["threads"])
+        ts, tt = flops / r["tinyseg_ms"] / 1e6, (flops / _best_torch(r) / 1e6 if _best_torch(r) else None)
+        share = (lambda g: f"{g / peak:.0%}" if peak and g else "—")
+        out.append(f"| {r['title']} | {r['threads']} | {ts:.0f} ({share(ts)}) | "
+                   + (f"{tt:.0f} ({share(tt)})" if tt else "—") + (f" | {peak:.0f} |" if peak else " | — |"))
+    if not out:
+        return []
+    return ["", "Throughput: GFLOP/s (share of the float32 matmul peak measured in the same run):", "",
+            "| Case | Threads | tinyseg | PyTorch (best layout) | matmul peak |", "|---|---|---|---|---|"] + out
+
+
+SCALING_CASES = ("seed_cnn_step", "unet_step", "unet_camvid_step", "xception_unet_step", "train_epoch")
+
+
+def scaling_table(rows):
+    """Speed-up from 1 to 2 threads (time at 1 / time at 2) of each model step, tinyseg and PyTorch."""
+    by = {(r["case"], r["threads"]): r for r in rows}
+    out = []
+    for case in SCALING_CASES:
+        one, two = by.get((case, 1)), by.get((case, 2))
+        if not one or not two or not one["tinyseg_ms"] or not two["tinyseg_ms"]:
+            continue
+        t_one, t_two = _best_torch(one), _best_torch(two)
+        torch_text = f"{t_one / t_two:.2f}x" if t_one and t_two else "—"
+        out.append(f"| {two['title']} | {one['tinyseg_ms'] / two['tinyseg_ms']:.2f}x | {torch_text} |")
+    if not out:
+        return []
+    return ["", "Thread scaling, 1 -> 2 threads (time at 1 thread / time at 2; 2.00x is perfect):", "",
+            "| Case | tinyseg | PyTorch (best layout) |", "|---|---|---|"] + out
 
 
 def meta_summary(meta):

@@ -48,8 +48,10 @@ def test_forward_and_backward(case, seed):
         width = shape[axis]
         np.testing.assert_array_equal(piece, np.take(g, range(start, start + width), axis=axis))
         start += width
-    for piece in pieces:                                            # copies, not views of the caller's grad
-        piece[...] = 0
+    for piece in pieces:                          # views of the caller's grad that cannot be written
+        assert np.shares_memory(piece, g) and not piece.flags.writeable
+        with pytest.raises(ValueError, match="read-only"):
+            piece[...] = 0
     np.testing.assert_array_equal(g, g_before)
     # concatenate and split are adjoint: <concat(x_1, ..., x_k), g> = sum_i <x_i, g_i>
     np.testing.assert_allclose(np.vdot(y, g), sum(np.vdot(x, p) for x, p in zip(xs, layer.backward(g))),

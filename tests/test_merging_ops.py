@@ -70,21 +70,30 @@ def test_forward_and_backward_are_the_docstring_formulas(case, seed):
 
 @SETTINGS
 @given(case=merge_case(), seed=st.integers(0, 2**32 - 1))
-def test_each_input_gets_its_own_gradient_array(case, seed):
-    """Never g itself, never one array for two inputs: zeroing one gradient leaves g and the others alone."""
+def test_no_gradient_can_change_another_or_g(case, seed):
+    """Each gradient is either a new array of its own (Multiply, Average, Subtract's -g) or a read-only view
+    of g (Add, Subtract's first, no copy): writing into one can never change g or another input's gradient."""
     cls, shapes = case
     xs = random_inputs(shapes, (3, seed))
     layer = cls(dtype="float64")
     g = np.random.default_rng((4, seed)).standard_normal(layer.forward(xs).shape)
+    g_before = g.copy()
     grads = layer.backward(g)
     for i, a in enumerate(grads):
-        assert not np.shares_memory(a, g)
-        for b in grads[i + 1:]:
-            assert not np.shares_memory(a, b)
-    kept = [a.copy() for a in grads[1:]]
-    grads[0][...] = 0
-    for a, b in zip(grads[1:], kept):
-        np.testing.assert_array_equal(a, b)
+        if a.flags.writeable:
+            assert not np.shares_memory(a, g)
+            assert not any(np.shares_memory(a, b) for j, b in enumerate(grads) if j != i)
+        else:
+            with pytest.raises(ValueError, match="read-only"):
+                a[...] = 0
+    kept = [a.copy() for a in grads]
+    for a in grads:
+        if a.flags.writeable:
+            a[...] = 0
+    for a, b in zip(grads, kept):
+        if not a.flags.writeable:
+            np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(g, g_before)
 
 
 def packed_check(layer, shapes, seed, h):

@@ -4,9 +4,12 @@ Settings (environment variables, read once when the first kernel module is impor
 
 - ``TINYSEG_NUM_THREADS``: threads for the parallel kernels (default: all cores Numba sees).
 - ``TINYSEG_BACKEND``: ``numba`` (default) or ``numpy`` to run the plain NumPy twins instead.
-- ``NUMBA_THREADING_LAYER``: if unset, tinyseg picks ``workqueue``. Numba's OpenMP layer keeps its threads
-  spinning after a kernel and fights OpenBLAS's threads in the matmul that follows (on the 2-core test machine
-  an im2col + matmul took twice as long with it); ``workqueue`` has no such spin and needs no extra library.
+- ``TINYSEG_KEEP_MEMORY``: ``0`` leaves glibc's allocator as it is; by default freed arrays are kept for
+  the next training step (kernels/memory.py says why).
+- Threads: every kernel is compiled serial (``nogil``); the work of one call is split between tinyseg's own
+  pool of threads (kernels/bands.py), the same pool that shares a convolution's bands. Numba's own parallel
+  threading layer is not used: a serial kernel compiles about three times faster than a ``parallel=True``
+  one, and one pool cannot fight another for the cores.
 
 Kernels are compiled lazily, on first call, and cached on disk (``cache=True``), so importing tinyseg
 compiles nothing and a second process reuses the first one's machine code.
@@ -15,16 +18,14 @@ import os
 
 import numba
 
-if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba.config.THREADING_LAYER = "workqueue"
+from . import memory  # noqa: F401  (keeps freed arrays in the process: no page faults step after step)
 
 _BACKENDS = ("numba", "numpy")
 _backend = os.environ.get("TINYSEG_BACKEND", "numba")
 if _backend not in _BACKENDS:
     raise ValueError(f"TINYSEG_BACKEND must be one of {_BACKENDS}, got {_backend!r}")
 
-if os.environ.get("TINYSEG_NUM_THREADS"):
-    numba.set_num_threads(int(os.environ["TINYSEG_NUM_THREADS"]))
+_num_threads = int(os.environ.get("TINYSEG_NUM_THREADS") or numba.config.NUMBA_NUM_THREADS)
 
 
 def jit(fn):
@@ -33,8 +34,10 @@ def jit(fn):
 
 
 def pjit(fn):
-    """Compile a kernel whose outer `prange` loop runs on several threads."""
-    return numba.njit(cache=True, nogil=True, parallel=True, fastmath=False)(fn)
+    """Compile a kernel that does one share of a call's rows: its first two arguments (chunk, chunks) say
+    which (rows chunk*M//chunks up to (chunk+1)*M//chunks of its M rows; bands.piece works them out). Call it
+    through bands.run_pieces, which runs the chunks on tinyseg's threads. Serial and nogil, like jit."""
+    return numba.njit(cache=True, nogil=True, fastmath=False)(fn)
 
 
 def get_backend():
@@ -51,12 +54,17 @@ def set_backend(name):
 
 
 def set_num_threads(n):
-    """Use `n` threads in the parallel kernels (BLAS keeps its own setting)."""
-    numba.set_num_threads(int(n))
+    """Use `n` threads in tinyseg's kernels and convolution bands (BLAS keeps its own setting elsewhere)."""
+    global _num_threads
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"set_num_threads: n must be a positive integer, got {n}")
+    _num_threads = n
 
 
 def get_num_threads():
-    return numba.get_num_threads()
+    """How many threads tinyseg's kernels use (TINYSEG_NUM_THREADS, else NUMBA_NUM_THREADS, else the cores)."""
+    return _num_threads
 
 
 def compiled_before():

@@ -33,9 +33,9 @@ block of output rows its own float64 partial sums (a sum over every pixel of the
 digits), then adds the blocks.
 """
 import numpy as np
-from numba import prange
 
 from .config import get_backend, pjit
+from .bands import piece, run_pieces
 from .im2col import window_index
 
 _BLOCK_ROWS = 16            # output rows per block of kernel-gradient partial sums (fixed: same sums on any
@@ -102,11 +102,12 @@ def depthwise_conv2d_kernel_grad_numpy(x, g, ksize, strides, pads, dilation=(1, 
 # Numba kernels.
 # ----------------------------------------------------------------------------------------------------------
 @pjit
-def _depthwise_numba(x, k, sh, sw, dh, dw, pt, pl, y):
+def _depthwise_numba(chunk, chunks, x, k, sh, sw, dh, dw, pt, pl, y):
     n, h, w, c = x.shape
     kh, kw, _, m = k.shape
     oh, ow = y.shape[1], y.shape[2]
-    for row in prange(n * oh):          # one output row (image i, row yo) per iteration
+    r0, r1 = piece(n * oh, chunk, chunks)      # this thread's rows
+    for row in range(r0, r1):          # one output row (image i, row yo) per iteration
         i = row // oh
         yo = row - i * oh
         for xo in range(ow):
@@ -127,11 +128,12 @@ def _depthwise_numba(x, k, sh, sw, dh, dw, pt, pl, y):
 
 
 @pjit
-def _depthwise_input_grad_numba(g, k, sh, sw, dh, dw, pt, pl, dx):
+def _depthwise_input_grad_numba(chunk, chunks, g, k, sh, sw, dh, dw, pt, pl, dx):
     n, h, w, c = dx.shape
     kh, kw, _, m = k.shape
     oh, ow = g.shape[1], g.shape[2]
-    for row in prange(n * h):           # one input row (image i, row hi) per iteration: no write races
+    r0, r1 = piece(n * h, chunk, chunks)      # this thread's rows
+    for row in range(r0, r1):           # one input row (image i, row hi) per iteration: no write races
         i = row // h
         hi = row - i * h
         for wi in range(w):
@@ -152,13 +154,14 @@ def _depthwise_input_grad_numba(g, k, sh, sw, dh, dw, pt, pl, dx):
 
 
 @pjit
-def _depthwise_kernel_grad_numba(x, g, sh, sw, dh, dw, pt, pl, part):
+def _depthwise_kernel_grad_numba(chunk, chunks, x, g, sh, sw, dh, dw, pt, pl, part):
     # part (blocks, KH, KW, C, M) float64, zeroed: block `blk` sums output rows blk*_BLOCK_ROWS ... of the
     # N*OH rows, so no two threads ever add into the same numbers.
     n, h, w, c = x.shape
     _, kh, kw, _, m = part.shape
     oh, ow = g.shape[1], g.shape[2]
-    for blk in prange(part.shape[0]):
+    r0, r1 = piece(part.shape[0], chunk, chunks)      # this thread's rows
+    for blk in range(r0, r1):
         acc = part[blk]
         for row in range(blk * _BLOCK_ROWS, min(n * oh, (blk + 1) * _BLOCK_ROWS)):
             i = row // oh
@@ -192,7 +195,7 @@ def depthwise_conv2d(x, kernel, strides, pads, out_hw, dilation=(1, 1)):
         return depthwise_conv2d_numpy(x, kernel, strides, pads, out_hw, dilation)
     kh, kw, c, m = kernel.shape
     y = np.empty((x.shape[0],) + tuple(out_hw) + (c * m,), dtype=np.result_type(x, kernel))
-    _depthwise_numba(np.ascontiguousarray(x), np.ascontiguousarray(kernel), strides[0], strides[1],
+    run_pieces(_depthwise_numba, np.ascontiguousarray(x), np.ascontiguousarray(kernel), strides[0], strides[1],
                      dilation[0], dilation[1], pads[0], pads[2], y)
     return y
 
@@ -202,7 +205,7 @@ def depthwise_conv2d_input_grad(g, kernel, strides, pads, x_shape, dilation=(1, 
     if get_backend() == "numpy":
         return depthwise_conv2d_input_grad_numpy(g, kernel, strides, pads, x_shape, dilation)
     dx = np.empty(tuple(x_shape), dtype=np.result_type(g, kernel))
-    _depthwise_input_grad_numba(np.ascontiguousarray(g), np.ascontiguousarray(kernel), strides[0], strides[1],
+    run_pieces(_depthwise_input_grad_numba, np.ascontiguousarray(g), np.ascontiguousarray(kernel), strides[0], strides[1],
                                 dilation[0], dilation[1], pads[0], pads[2], dx)
     return dx
 
@@ -214,6 +217,6 @@ def depthwise_conv2d_kernel_grad(x, g, ksize, strides, pads, dilation=(1, 1)):
     c = x.shape[3]
     rows = g.shape[0] * g.shape[1]
     part = np.zeros((max(1, -(-rows // _BLOCK_ROWS)),) + tuple(ksize) + (c, g.shape[3] // c))
-    _depthwise_kernel_grad_numba(np.ascontiguousarray(x), np.ascontiguousarray(g), strides[0], strides[1],
+    run_pieces(_depthwise_kernel_grad_numba, np.ascontiguousarray(x), np.ascontiguousarray(g), strides[0], strides[1],
                                  dilation[0], dilation[1], pads[0], pads[2], part)
     return part.sum(axis=0).astype(np.result_type(x, g))

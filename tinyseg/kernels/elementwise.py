@@ -12,9 +12,9 @@ Each function has a plain NumPy twin (``*_numpy``) that defines what the Numba k
 prove them equal.
 """
 import numpy as np
-from numba import prange
 
 from .config import get_backend, pjit
+from .bands import piece, run_pieces
 
 
 def relu_numpy(x):
@@ -31,22 +31,28 @@ def add_bias_numpy(y, b):
 
 
 @pjit
-def _add_bias(y, b):
-    for r in prange(y.shape[0]):                  # y as (pixels, F)
-        for f in range(y.shape[1]):
-            y[r, f] += b[f]
+def _add_bias(chunk, chunks, y, b):
+    r0, r1 = piece(y.shape[0], chunk, chunks)      # this thread's rows of y (pixels, F)
+    rows = y[r0:r1]             # indices from 0: the compiler then knows they are not negative, and vectorises
+    for r in range(rows.shape[0]):
+        for f in range(rows.shape[1]):
+            rows[r, f] += b[f]
 
 
 @pjit
-def _relu(x, out):
-    for i in prange(x.size):
-        out[i] = 0 if x[i] < 0 else x[i]          # NaN stays NaN, as in np.maximum
+def _relu(chunk, chunks, x, out):
+    r0, r1 = piece(x.size, chunk, chunks)      # this thread's values
+    xs, outs = x[r0:r1], out[r0:r1]            # indices from 0: known not negative, so the loop vectorises
+    for i in range(xs.size):
+        outs[i] = 0 if xs[i] < 0 else xs[i]    # NaN stays NaN, as in np.maximum
 
 
 @pjit
-def _relu_backward(g, x, out):
-    for i in prange(x.size):
-        out[i] = g[i] if x[i] > 0 else 0
+def _relu_backward(chunk, chunks, g, x, out):
+    r0, r1 = piece(x.size, chunk, chunks)      # this thread's values
+    gs, xs, outs = g[r0:r1], x[r0:r1], out[r0:r1]
+    for i in range(xs.size):
+        outs[i] = gs[i] if xs[i] > 0 else 0
 
 
 def relu(x):
@@ -54,7 +60,7 @@ def relu(x):
     if get_backend() == "numpy":
         return relu_numpy(x)
     out = np.empty_like(x, order="C")
-    _relu(np.ascontiguousarray(x).reshape(-1), out.reshape(-1))
+    run_pieces(_relu, np.ascontiguousarray(x).reshape(-1), out.reshape(-1))
     return out
 
 
@@ -63,7 +69,7 @@ def relu_backward(g, x):
     if get_backend() == "numpy":
         return relu_backward_numpy(g, x)
     out = np.empty_like(g, order="C")
-    _relu_backward(np.ascontiguousarray(g).reshape(-1), np.ascontiguousarray(x).reshape(-1), out.reshape(-1))
+    run_pieces(_relu_backward, np.ascontiguousarray(g).reshape(-1), np.ascontiguousarray(x).reshape(-1), out.reshape(-1))
     return out
 
 
@@ -74,5 +80,5 @@ def add_bias(y, b):
         raise ValueError(f"add_bias: b must have shape ({y.shape[-1]},) to match y's last axis, got {b.shape}")
     if get_backend() == "numpy" or not y.flags.c_contiguous:
         return add_bias_numpy(y, b)
-    _add_bias(y.reshape(-1, b.shape[0]), np.ascontiguousarray(b, dtype=y.dtype))
+    run_pieces(_add_bias, y.reshape(-1, b.shape[0]), np.ascontiguousarray(b, dtype=y.dtype))
     return y

@@ -27,8 +27,8 @@ that every output pixel is written by one thread only.
 import numpy as np
 
 from .config import get_backend, jit, pjit
+from .bands import piece, run_pieces
 
-from numba import prange
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -117,9 +117,10 @@ def window_index(pos, pad, offset, stride, out_len):
 
 
 @pjit
-def _col2im_numba(cols, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, x):
+def _col2im_numba(chunk, chunks, cols, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, x):
     n, h, w, c = x.shape
-    for row in prange(n * h):           # one input row (image i, row hi) per iteration: no write races
+    r0, r1 = piece(n * h, chunk, chunks)      # this thread's rows
+    for row in range(r0, r1):           # one input row (image i, row hi) per iteration: no write races
         i = row // h
         hi = row - i * h
         for wi in range(w):
@@ -172,6 +173,6 @@ def col2im(cols, x_shape, kh, kw, sh, sw, pads, out_hw, out=None, dilation=(1, 1
         out = np.empty(x_shape, dtype=cols.dtype)
     if get_backend() == "numpy":
         return col2im_numpy(cols, x_shape, kh, kw, sh, sw, pads, out_hw, out=out, dilation=dilation)
-    _col2im_numba(np.ascontiguousarray(cols), kh, kw, sh, sw, dilation[0], dilation[1], pads[0], pads[2],
+    run_pieces(_col2im_numba, np.ascontiguousarray(cols), kh, kw, sh, sw, dilation[0], dilation[1], pads[0], pads[2],
                   out_hw[0], out_hw[1], out)
     return out

@@ -19,9 +19,9 @@ Each function has a plain NumPy twin (``*_numpy``) that defines what the Numba k
 prove them equal.
 """
 import numpy as np
-from numba import prange
 
 from .config import get_backend, pjit
+from .bands import piece, run_pieces
 
 _BLOCK_ROWS = 1024          # rows per block of partial sums: a few blocks per thread, each cache-sized
 
@@ -56,18 +56,20 @@ def channel_affine2_numpy(g, a, x, mu, b, c):
 # Numba kernels: blocks of rows in parallel, each block's per-channel partial sums in its own row of `part`.
 # ----------------------------------------------------------------------------------------------------------
 @pjit
-def _partial_sums(x, part):
+def _partial_sums(chunk, chunks, x, part):
     m, c = x.shape
-    for blk in prange(part.shape[0]):
+    r0, r1 = piece(part.shape[0], chunk, chunks)      # this thread's rows
+    for blk in range(r0, r1):
         for r in range(blk * _BLOCK_ROWS, min(m, (blk + 1) * _BLOCK_ROWS)):
             for ch in range(c):
                 part[blk, ch] += x[r, ch]
 
 
 @pjit
-def _partial_square_deviations(x, mu, part):
+def _partial_square_deviations(chunk, chunks, x, mu, part):
     m, c = x.shape
-    for blk in prange(part.shape[0]):
+    r0, r1 = piece(part.shape[0], chunk, chunks)      # this thread's rows
+    for blk in range(r0, r1):
         for r in range(blk * _BLOCK_ROWS, min(m, (blk + 1) * _BLOCK_ROWS)):
             for ch in range(c):
                 d = x[r, ch] - mu[ch]
@@ -75,9 +77,10 @@ def _partial_square_deviations(x, mu, part):
 
 
 @pjit
-def _partial_grad_sums(g, x, mu, inv_sigma, part_g, part_gx):
+def _partial_grad_sums(chunk, chunks, g, x, mu, inv_sigma, part_g, part_gx):
     m, c = x.shape
-    for blk in prange(part_g.shape[0]):
+    r0, r1 = piece(part_g.shape[0], chunk, chunks)      # this thread's rows
+    for blk in range(r0, r1):
         for r in range(blk * _BLOCK_ROWS, min(m, (blk + 1) * _BLOCK_ROWS)):
             for ch in range(c):
                 part_g[blk, ch] += g[r, ch]
@@ -85,19 +88,23 @@ def _partial_grad_sums(g, x, mu, inv_sigma, part_g, part_gx):
 
 
 @pjit
-def _affine(x, mu, a, b, out):
+def _affine(chunk, chunks, x, mu, a, b, out):
     m, c = x.shape
-    for r in prange(m):
+    r0, r1 = piece(m, chunk, chunks)      # this thread's rows
+    xs, outs = x[r0:r1], out[r0:r1]       # indices from 0: known not negative, so the loop vectorises
+    for r in range(xs.shape[0]):
         for ch in range(c):
-            out[r, ch] = (x[r, ch] - mu[ch]) * a[ch] + b[ch]
+            outs[r, ch] = (xs[r, ch] - mu[ch]) * a[ch] + b[ch]
 
 
 @pjit
-def _affine2(g, a, x, mu, b, c, out):
+def _affine2(chunk, chunks, g, a, x, mu, b, c, out):
     m, nc = x.shape
-    for r in prange(m):
+    r0, r1 = piece(m, chunk, chunks)      # this thread's rows
+    gs, xs, outs = g[r0:r1], x[r0:r1], out[r0:r1]
+    for r in range(xs.shape[0]):
         for ch in range(nc):
-            out[r, ch] = g[r, ch] * a[ch] + (x[r, ch] - mu[ch]) * b[ch] + c[ch]
+            outs[r, ch] = gs[r, ch] * a[ch] + (xs[r, ch] - mu[ch]) * b[ch] + c[ch]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -110,10 +117,10 @@ def channel_mean_var(x):
     x = np.ascontiguousarray(x)
     m, c = x.shape
     part = np.zeros((_blocks(m), c))
-    _partial_sums(x, part)
+    run_pieces(_partial_sums, x, part)
     mu = part.sum(axis=0) / m
     part[...] = 0
-    _partial_square_deviations(x, mu.astype(x.dtype), part)
+    run_pieces(_partial_square_deviations, x, mu.astype(x.dtype), part)
     return mu, part.sum(axis=0) / m
 
 
@@ -123,7 +130,7 @@ def channel_affine(x, mu, a, b):
     if get_backend() == "numpy":
         return channel_affine_numpy(x, mu, a, b)
     out = np.empty_like(x)
-    _affine(np.ascontiguousarray(x), mu, a, b, out)
+    run_pieces(_affine, np.ascontiguousarray(x), mu, a, b, out)
     return out
 
 
@@ -134,7 +141,7 @@ def channel_grad_sums(g, x, mu, inv_sigma):
         return channel_grad_sums_numpy(g, x, mu, inv_sigma)
     m, c = x.shape
     part_g, part_gx = np.zeros((_blocks(m), c)), np.zeros((_blocks(m), c))
-    _partial_grad_sums(np.ascontiguousarray(g), np.ascontiguousarray(x), mu, inv_sigma, part_g, part_gx)
+    run_pieces(_partial_grad_sums, np.ascontiguousarray(g), np.ascontiguousarray(x), mu, inv_sigma, part_g, part_gx)
     return part_g.sum(axis=0), part_gx.sum(axis=0)
 
 
@@ -144,5 +151,5 @@ def channel_affine2(g, a, x, mu, b, c):
     if get_backend() == "numpy":
         return channel_affine2_numpy(g, a, x, mu, b, c)
     out = np.empty_like(x)
-    _affine2(np.ascontiguousarray(g), a, np.ascontiguousarray(x), mu, b, c, out)
+    run_pieces(_affine2, np.ascontiguousarray(g), a, np.ascontiguousarray(x), mu, b, c, out)
     return out

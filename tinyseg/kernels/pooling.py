@@ -32,9 +32,9 @@ written by one thread only and the threads never race, even when windows overlap
 (strides == pool_size) max pooling's backward lets each window write its own block, which is simpler still.
 """
 import numpy as np
-from numba import prange
 
 from .config import get_backend, pjit
+from .bands import piece, run_pieces
 from .im2col import window_index
 
 
@@ -132,10 +132,11 @@ def avg_pool2d_backward_numpy(grad, x_shape, pool_size, strides, pads):
 # Numba kernels. Forward: one output row (image n, row i) per parallel iteration. Backward: one input row.
 # ----------------------------------------------------------------------------------------------------------
 @pjit
-def _max_pool2d_numba(x, kh, kw, sh, sw, pt, pl, y, arg):
+def _max_pool2d_numba(chunk, chunks, x, kh, kw, sh, sw, pt, pl, y, arg):
     n, h, w, c = x.shape
     oh, ow = y.shape[1], y.shape[2]
-    for row in prange(n * oh):
+    r0, r1 = piece(n * oh, chunk, chunks)      # this thread's rows
+    for row in range(r0, r1):
         i = row // oh
         yo = row - i * oh
         top = yo * sh - pt
@@ -161,10 +162,11 @@ def _max_pool2d_numba(x, kh, kw, sh, sw, pt, pl, y, arg):
 
 
 @pjit
-def _max_pool2d_backward_numba(grad, arg, kh, kw, sh, sw, pt, pl, dx):
+def _max_pool2d_backward_numba(chunk, chunks, grad, arg, kh, kw, sh, sw, pt, pl, dx):
     n, h, w, c = dx.shape
     oh, ow = grad.shape[1], grad.shape[2]
-    for row in prange(n * h):
+    r0, r1 = piece(n * h, chunk, chunks)      # this thread's rows
+    for row in range(r0, r1):
         i = row // h
         hi = row - i * h
         for wi in range(w):
@@ -185,13 +187,14 @@ def _max_pool2d_backward_numba(grad, arg, kh, kw, sh, sw, pt, pl, dx):
 
 
 @pjit
-def _max_pool2d_backward_blocks_numba(grad, arg, kh, kw, pt, pl, dx):
+def _max_pool2d_backward_blocks_numba(chunk, chunks, grad, arg, kh, kw, pt, pl, dx):
     # Windows that do not overlap (strides == pool_size, the usual 2x2 / 2): each window writes its own block
     # of dx, every pixel once, and no pixel needs the window_index search. dx arrives zeroed: pixels that no
     # window covers ('valid' with H not a multiple of the stride) keep their 0.
     n, h, w, c = dx.shape
     oh, ow = grad.shape[1], grad.shape[2]
-    for row in prange(n * oh):
+    r0, r1 = piece(n * oh, chunk, chunks)      # this thread's rows
+    for row in range(r0, r1):
         i = row // oh
         yo = row - i * oh
         top = yo * kh - pt
@@ -207,10 +210,11 @@ def _max_pool2d_backward_blocks_numba(grad, arg, kh, kw, pt, pl, dx):
 
 
 @pjit
-def _avg_pool2d_numba(x, kh, kw, sh, sw, pt, pl, y):
+def _avg_pool2d_numba(chunk, chunks, x, kh, kw, sh, sw, pt, pl, y):
     n, h, w, c = x.shape
     oh, ow = y.shape[1], y.shape[2]
-    for row in prange(n * oh):
+    r0, r1 = piece(n * oh, chunk, chunks)      # this thread's rows
+    for row in range(r0, r1):
         i = row // oh
         yo = row - i * oh
         top = yo * sh - pt
@@ -232,11 +236,12 @@ def _avg_pool2d_numba(x, kh, kw, sh, sw, pt, pl, y):
 
 
 @pjit
-def _avg_pool2d_backward_numba(grad, kh, kw, sh, sw, pt, pl, dx):
+def _avg_pool2d_backward_numba(chunk, chunks, grad, kh, kw, sh, sw, pt, pl, dx):
     n, h, w, c = dx.shape
     scalar = dx.dtype.type                              # float32 or float64, as a function
     oh, ow = grad.shape[1], grad.shape[2]
-    for row in prange(n * h):
+    r0, r1 = piece(n * h, chunk, chunks)      # this thread's rows
+    for row in range(r0, r1):
         i = row // h
         hi = row - i * h
         for wi in range(w):
@@ -273,7 +278,7 @@ def max_pool2d(x, pool_size, strides, pads, out_hw):
     n, _, _, c = x.shape
     y = np.empty((n,) + tuple(out_hw) + (c,), dtype=x.dtype)
     arg = np.empty(y.shape, dtype=np.int32)
-    _max_pool2d_numba(np.ascontiguousarray(x), pool_size[0], pool_size[1], strides[0], strides[1],
+    run_pieces(_max_pool2d_numba, np.ascontiguousarray(x), pool_size[0], pool_size[1], strides[0], strides[1],
                       pads[0], pads[2], y, arg)
     return y, arg
 
@@ -285,10 +290,10 @@ def max_pool2d_backward(grad, arg, x_shape, pool_size, strides, pads):
     grad, arg = np.ascontiguousarray(grad), np.ascontiguousarray(arg)
     if tuple(strides) == tuple(pool_size):
         dx = np.zeros(tuple(x_shape), dtype=grad.dtype)
-        _max_pool2d_backward_blocks_numba(grad, arg, pool_size[0], pool_size[1], pads[0], pads[2], dx)
+        run_pieces(_max_pool2d_backward_blocks_numba, grad, arg, pool_size[0], pool_size[1], pads[0], pads[2], dx)
         return dx
     dx = np.empty(tuple(x_shape), dtype=grad.dtype)
-    _max_pool2d_backward_numba(grad, arg, pool_size[0], pool_size[1], strides[0], strides[1], pads[0], pads[2],
+    run_pieces(_max_pool2d_backward_numba, grad, arg, pool_size[0], pool_size[1], strides[0], strides[1], pads[0], pads[2],
                                dx)
     return dx
 
@@ -299,7 +304,7 @@ def avg_pool2d(x, pool_size, strides, pads, out_hw):
         return avg_pool2d_numpy(x, pool_size, strides, pads, out_hw)
     n, _, _, c = x.shape
     y = np.empty((n,) + tuple(out_hw) + (c,), dtype=x.dtype)
-    _avg_pool2d_numba(np.ascontiguousarray(x), pool_size[0], pool_size[1], strides[0], strides[1],
+    run_pieces(_avg_pool2d_numba, np.ascontiguousarray(x), pool_size[0], pool_size[1], strides[0], strides[1],
                       pads[0], pads[2], y)
     return y
 
@@ -309,6 +314,6 @@ def avg_pool2d_backward(grad, x_shape, pool_size, strides, pads):
     if get_backend() == "numpy":
         return avg_pool2d_backward_numpy(grad, x_shape, pool_size, strides, pads)
     dx = np.empty(tuple(x_shape), dtype=grad.dtype)
-    _avg_pool2d_backward_numba(np.ascontiguousarray(grad), pool_size[0], pool_size[1], strides[0], strides[1],
+    run_pieces(_avg_pool2d_backward_numba, np.ascontiguousarray(grad), pool_size[0], pool_size[1], strides[0], strides[1],
                                pads[0], pads[2], dx)
     return dx

@@ -13,9 +13,9 @@ Each function has a plain NumPy twin (``*_numpy``) that defines what the Numba k
 prove them equal.
 """
 import numpy as np
-from numba import prange
 
 from .config import get_backend, pjit
+from .bands import piece, run_pieces
 
 
 def log_softmax_numpy(z):
@@ -29,9 +29,10 @@ def softmax_numpy(z):
 
 
 @pjit
-def _softmax_rows(z, take_log, out):
+def _softmax_rows(chunk, chunks, z, take_log, out):
     m_rows, k = z.shape
-    for r in prange(m_rows):
+    r0, r1 = piece(m_rows, chunk, chunks)      # this thread's rows
+    for r in range(r0, r1):
         m = z[r, 0]
         for j in range(1, k):
             m = max(m, z[r, j])
@@ -50,7 +51,7 @@ def _softmax_rows(z, take_log, out):
 def _rows(z, take_log):
     z2 = np.ascontiguousarray(z).reshape(-1, z.shape[-1])
     out = np.empty_like(z2)
-    _softmax_rows(z2, take_log, out)
+    run_pieces(_softmax_rows, z2, take_log, out)
     return out.reshape(z.shape)
 
 

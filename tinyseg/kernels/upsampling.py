@@ -33,9 +33,9 @@ each input pixel is written by one thread only.
 import functools
 
 import numpy as np
-from numba import prange
 
 from .config import get_backend, pjit
+from .bands import piece, run_pieces
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -115,9 +115,10 @@ def upsample_bilinear_backward_numpy(grad, size):
 # Numba kernels. Forward: one output row per parallel iteration; backward: one input row.
 # ----------------------------------------------------------------------------------------------------------
 @pjit
-def _upsample_nearest_numba(x, fh, fw, y):
+def _upsample_nearest_numba(chunk, chunks, x, fh, fw, y):
     n, oh, ow, c = y.shape
-    for row in prange(n * oh):
+    r0, r1 = piece(n * oh, chunk, chunks)      # this thread's rows
+    for row in range(r0, r1):
         i = row // oh
         yo = row - i * oh
         h = yo // fh
@@ -128,9 +129,10 @@ def _upsample_nearest_numba(x, fh, fw, y):
 
 
 @pjit
-def _upsample_nearest_backward_numba(grad, fh, fw, dx):
+def _upsample_nearest_backward_numba(chunk, chunks, grad, fh, fw, dx):
     n, h, w, c = dx.shape
-    for row in prange(n * h):
+    r0, r1 = piece(n * h, chunk, chunks)      # this thread's rows
+    for row in range(r0, r1):
         i = row // h
         hi = row - i * h
         for wi in range(w):
@@ -143,9 +145,10 @@ def _upsample_nearest_backward_numba(grad, fh, fw, dx):
 
 
 @pjit
-def _upsample_bilinear_numba(x, i0, i1, wy0, wy1, j0, j1, wx0, wx1, y):
+def _upsample_bilinear_numba(chunk, chunks, x, i0, i1, wy0, wy1, j0, j1, wx0, wx1, y):
     n, oh, ow, c = y.shape
-    for row in prange(n * oh):
+    r0, r1 = piece(n * oh, chunk, chunks)      # this thread's rows
+    for row in range(r0, r1):
         i = row // oh
         yo = row - i * oh
         top, bottom, p, q = i0[yo], i1[yo], wy0[yo], wy1[yo]
@@ -159,9 +162,10 @@ def _upsample_bilinear_numba(x, i0, i1, wy0, wy1, j0, j1, wx0, wx1, y):
 
 
 @pjit
-def _upsample_bilinear_backward_numba(grad, hptr, hidx, hwt, wptr, widx, wwt, dx):
+def _upsample_bilinear_backward_numba(chunk, chunks, grad, hptr, hidx, hwt, wptr, widx, wwt, dx):
     n, h, w, c = dx.shape
-    for row in prange(n * h):
+    r0, r1 = piece(n * h, chunk, chunks)      # this thread's rows
+    for row in range(r0, r1):
         i = row // h
         hi = row - i * h
         for wi in range(w):
@@ -189,7 +193,7 @@ def upsample_nearest(x, size):
         return upsample_nearest_numpy(x, size)
     n, h, w, c = x.shape
     y = np.empty((n, h * size[0], w * size[1], c), dtype=x.dtype)
-    _upsample_nearest_numba(np.ascontiguousarray(x), size[0], size[1], y)
+    run_pieces(_upsample_nearest_numba, np.ascontiguousarray(x), size[0], size[1], y)
     return y
 
 
@@ -200,7 +204,7 @@ def upsample_nearest_backward(grad, size):
         return upsample_nearest_backward_numpy(grad, size)
     n, oh, ow, c = grad.shape
     dx = np.empty((n, oh // size[0], ow // size[1], c), dtype=grad.dtype)
-    _upsample_nearest_backward_numba(np.ascontiguousarray(grad), size[0], size[1], dx)
+    run_pieces(_upsample_nearest_backward_numba, np.ascontiguousarray(grad), size[0], size[1], dx)
     return dx
 
 
@@ -210,7 +214,7 @@ def upsample_bilinear(x, size):
         return upsample_bilinear_numpy(x, size)
     n, h, w, c = x.shape
     y = np.empty((n, h * size[0], w * size[1], c), dtype=x.dtype)
-    _upsample_bilinear_numba(np.ascontiguousarray(x), *bilinear_taps(h, size[0], x.dtype.name),
+    run_pieces(_upsample_bilinear_numba, np.ascontiguousarray(x), *bilinear_taps(h, size[0], x.dtype.name),
                              *bilinear_taps(w, size[1], x.dtype.name), y)
     return y
 
@@ -223,6 +227,6 @@ def upsample_bilinear_backward(grad, size):
     n, oh, ow, c = grad.shape
     h, w = oh // size[0], ow // size[1]
     dx = np.empty((n, h, w, c), dtype=grad.dtype)
-    _upsample_bilinear_backward_numba(np.ascontiguousarray(grad), *_transposed_taps(h, size[0], grad.dtype.name),
+    run_pieces(_upsample_bilinear_backward_numba, np.ascontiguousarray(grad), *_transposed_taps(h, size[0], grad.dtype.name),
                                       *_transposed_taps(w, size[1], grad.dtype.name), dx)
     return dx

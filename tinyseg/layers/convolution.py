@@ -45,6 +45,8 @@ conv2d_transpose, and its backward calls conv2d: a U-Net decoder is an encoder r
 import numpy as np
 
 from .. import initializers, regularizers
+from ..kernels.bands import add_bias_rows, matmul_rows, run_bands, scratch
+from ..kernels.config import get_num_threads
 from ..kernels.elementwise import add_bias
 from ..kernels.im2col import col2im, im2col
 from .activations import ActivatedLayer
@@ -55,13 +57,15 @@ from .geometry import check_padding, conv_geometry, deconv_output_length, effect
 BAND_BYTES = 4 * 2**20      # size of one band of im2col rows: a cache-sized piece, yet a long matmul
 
 
-def bands(n, oh, row_bytes):
+def bands(n, oh, row_bytes, min_bands=1):
     """Split the N*OH output rows into bands (i0, i1, y0, y1): images i0..i1-1, output rows y0..y1-1.
 
     row_bytes is the im2col size of one output row (OW*KH*KW*C values). A band is either part of one image
-    or several whole images, so its rows are consecutive in the (N*OH*OW, ...) order.
+    or several whole images, so its rows are consecutive in the (N*OH*OW, ...) order. min_bands: make at
+    least about this many bands when there are enough rows (one per thread), even if they are smaller.
     """
     rows = max(1, BAND_BYTES // row_bytes)
+    rows = max(1, min(rows, -(-n * oh // min_bands)))
     if rows >= oh:
         per = rows // oh
         per = -(-n // -(-n // per))              # images per band, as even as possible
@@ -74,45 +78,75 @@ def bands(n, oh, row_bytes):
                 yield i, i + 1, y, min(y + rows, oh)
 
 
-def im2col_bands(x, ksize, strides, pads, out_hw, scratch=None, dilation=(1, 1)):
-    """Yield (start, cols) for each band: cols = im2col(x) rows start .. start+len(cols)-1 (N*OH*OW order).
-
-    `scratch`, if given, is a function (rows, cols) -> an array to hold a band's im2col (a layer's reused
-    buffer); without it each band gets a new array.
-    """
+def band_plan(x, ksize, out_hw):
+    """The bands of a convolution of x, as (first row, number of rows, i0, i1, y0, y1) in N*OH*OW order."""
     (kh, kw), (oh, ow) = ksize, out_hw
-    for i0, i1, y0, y1 in bands(x.shape[0], oh, ow * kh * kw * x.shape[3] * x.itemsize):
-        out = scratch((i1 - i0) * (y1 - y0) * ow, kh * kw * x.shape[3]) if scratch else None
-        cols = im2col(x[i0:i1], kh, kw, strides[0], strides[1], pads, out_hw, out=out, rows=(y0, y1),
-                      dilation=dilation)
-        yield (i0 * oh + y0) * ow, cols
+    plan = []
+    for i0, i1, y0, y1 in bands(x.shape[0], oh, ow * kh * kw * x.shape[3] * x.itemsize, get_num_threads()):
+        plan.append(((i0 * oh + y0) * ow, (i1 - i0) * (y1 - y0) * ow, i0, i1, y0, y1))
+    return plan
 
 
-def conv2d(x, kernel, strides, pads, out_hw, scratch=None, dilation=(1, 1)):
-    """y = conv(x, kernel) without bias: (N, OH, OW, F), one matmul per band of im2col rows."""
+def band_im2col(x, plan_row, slot, ksize, strides, pads, out_hw, dilation):
+    """im2col(x) for one band of the plan, written into the scratch buffer of the thread's slot."""
+    _, rows, i0, i1, y0, y1 = plan_row
+    (kh, kw), c = ksize, x.shape[3]
+    return im2col(x[i0:i1], kh, kw, strides[0], strides[1], pads, out_hw, rows=(y0, y1), dilation=dilation,
+                  out=scratch(slot, rows, kh * kw * c, x.dtype))
+
+
+def conv2d(x, kernel, strides, pads, out_hw, bias=None, dilation=(1, 1)):
+    """y = conv(x, kernel) (+ bias, if given): (N, OH, OW, F), one matmul per band of im2col rows.
+
+    The bands are shared between threads (kernels/bands.py: each thread copies a band and multiplies it);
+    every band writes its own rows of y.
+    """
     kh, kw, c, f = kernel.shape
+    x = np.ascontiguousarray(x)
     kmat = kernel.reshape(kh * kw * c, f)
     y = np.empty((x.shape[0] * out_hw[0] * out_hw[1], f), dtype=np.result_type(x, kernel))
-    for start, cols in im2col_bands(x, (kh, kw), strides, pads, out_hw, scratch, dilation):
-        np.matmul(cols, kmat, out=y[start:start + cols.shape[0]])
+    plan = band_plan(x, (kh, kw), out_hw)
+
+    def band(k, slot):
+        start, rows = plan[k][:2]
+        out = y[start:start + rows]
+        np.matmul(band_im2col(x, plan[k], slot, (kh, kw), strides, pads, out_hw, dilation), kmat, out=out)
+        if bias is not None:
+            add_bias_rows(out, bias)             # while the band's rows are still in this core's cache
+    run_bands(band, len(plan))
     return y.reshape(x.shape[0], out_hw[0], out_hw[1], f)
 
 
-def conv2d_kernel_grad(x, g, ksize, strides, pads, scratch=None, dilation=(1, 1)):
-    """dL/dKmat = im2col(x)^T @ G: (KH*KW*C, F) for x (N, H, W, C) and G = dL/dy (N, OH, OW, F), band by band."""
-    g2 = g.reshape(-1, g.shape[3])
-    grad = np.zeros((ksize[0] * ksize[1] * x.shape[3], g.shape[3]), dtype=np.result_type(x, g))
-    for start, cols in im2col_bands(x, ksize, strides, pads, g.shape[1:3], scratch, dilation):
-        grad += cols.T @ g2[start:start + cols.shape[0]]
-    return grad
+def conv2d_kernel_grad(x, g, ksize, strides, pads, dilation=(1, 1), bias=False):
+    """dL/dKmat = im2col(x)^T @ G: (KH*KW*C, F) for x (N, H, W, C) and G = dL/dy (N, OH, OW, F), band by band.
+
+    Returns (dL/dKmat, dL/db), dL/db = the sum of G over its rows (F,) if bias is True, else None. Each band
+    adds into its own partial sums, which are then added in band order: the same numbers on any thread count.
+    """
+    x = np.ascontiguousarray(x)
+    g2 = np.ascontiguousarray(g).reshape(-1, g.shape[3])
+    dtype = np.result_type(x, g)
+    plan = band_plan(x, ksize, g.shape[1:3])
+    parts = np.empty((len(plan), ksize[0] * ksize[1] * x.shape[3], g2.shape[1]), dtype=dtype)
+    bias_parts = np.empty((len(plan), g2.shape[1]), dtype=dtype) if bias else None
+    ones = np.ones(max(p[1] for p in plan), dtype=dtype) if bias else None
+
+    def band(k, slot):
+        start, rows = plan[k][:2]
+        gb = g2[start:start + rows]
+        cols = band_im2col(x, plan[k], slot, ksize, strides, pads, g.shape[1:3], dilation)
+        np.matmul(cols.T, gb, out=parts[k])
+        if bias:
+            np.matmul(ones[:rows], gb, out=bias_parts[k])     # the bias gradient, from the band just read
+    run_bands(band, len(plan))
+    return parts.sum(axis=0), bias_parts.sum(axis=0) if bias else None
 
 
-def conv2d_transpose(y, kernel, strides, pads, x_shape, scratch=None, dilation=(1, 1)):
-    """The adjoint of conv2d: maps y (N, OH, OW, F) back to shape x_shape (N, H, W, C).
+def conv2d_transpose(y, kernel, strides, pads, x_shape, bias=None, dilation=(1, 1)):
+    """The adjoint of conv2d: maps y (N, OH, OW, F) back to shape x_shape (N, H, W, C) (+ bias, if given).
 
     x = col2im(y.reshape(-1, F) @ Kmat^T); every output pixel of the convolution spreads its value, weighted
-    by the kernel, over the input window it was computed from. `scratch`, if given, is a function
-    (rows, cols) -> an array to hold the stride-1 path's im2col (a layer's reused buffer).
+    by the kernel, over the input window it was computed from.
     """
     kh, kw, c, f = kernel.shape
     (dh, dw), out_hw = dilation, y.shape[1:3]
@@ -127,9 +161,12 @@ def conv2d_transpose(y, kernel, strides, pads, x_shape, scratch=None, dilation=(
         # back: about twice as fast.
         flipped = kernel[::-1, ::-1].transpose(0, 1, 3, 2)            # (KH, KW, F, C)
         back_pads = (keh - 1 - pt, keh - 1 - pb, kew - 1 - pl, kew - 1 - pr)
-        return conv2d(y, np.ascontiguousarray(flipped), strides, back_pads, x_shape[1:3], scratch, dilation)
-    cols = y.reshape(-1, f) @ kernel.reshape(kh * kw * c, f).T
-    return col2im(cols, x_shape, kh, kw, strides[0], strides[1], pads, out_hw, dilation=dilation)
+        return conv2d(y, np.ascontiguousarray(flipped), strides, back_pads, x_shape[1:3], bias, dilation)
+    cols = matmul_rows(np.ascontiguousarray(y).reshape(-1, f), kernel.reshape(kh * kw * c, f).T)
+    x = col2im(cols, x_shape, kh, kw, strides[0], strides[1], pads, out_hw, dilation=dilation)
+    if bias is not None:
+        add_bias(x, bias)                                              # x += bias, in one parallel pass
+    return x
 
 
 class _Convolution(ActivatedLayer):
@@ -150,18 +187,6 @@ class _Convolution(ActivatedLayer):
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
-        self._scratch = None
-
-    def scratch(self, rows, cols):
-        """A (rows, cols) view of this layer's im2col buffer, grown when needed and reused step after step.
-
-        A fresh buffer costs a page fault per 4 KB on first touch, about as long as the im2col itself; so one
-        buffer (one band, a few MB) serves every im2col of the layer's forward and backward.
-        """
-        size = rows * cols
-        if self._scratch is None or self._scratch.size < size or self._scratch.dtype != self.dtype:
-            self._scratch = np.empty(size, dtype=self.dtype)
-        return self._scratch[:size].reshape(rows, cols)
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
@@ -224,22 +249,20 @@ class Conv2D(_Convolution):
     def forward_linear(self, x, training=False):
         self.check_input(x)
         self._x = x
-        y = conv2d(x, self.params["kernel"], self.strides, self.pads, self.output_shape[:2], self.scratch,
-                   self.dilation_rate)
-        if self.use_bias:
-            add_bias(y, self.params["bias"])         # y += bias, in one parallel pass
-        return y
+        return conv2d(x, self.params["kernel"], self.strides, self.pads, self.output_shape[:2],
+                      self.params.get("bias"), self.dilation_rate)
 
     def backward_linear(self, grad, input_grad=True):
         kernel = self.params["kernel"]
-        self.grads["kernel"] = conv2d_kernel_grad(self._x, grad, self.kernel_size, self.strides, self.pads,
-                                                  self.scratch, self.dilation_rate).reshape(kernel.shape)
+        grad = np.ascontiguousarray(grad)            # a view (from Concatenate's backward) is copied once
+        dk, db = conv2d_kernel_grad(self._x, grad, self.kernel_size, self.strides, self.pads, self.dilation_rate,
+                                    bias=self.use_bias)
+        self.grads["kernel"] = dk.reshape(kernel.shape)
         if self.use_bias:
-            self.grads["bias"] = channel_sum(grad)
+            self.grads["bias"] = db
         if not input_grad:
             return None
-        return conv2d_transpose(grad, kernel, self.strides, self.pads, self._x.shape, scratch=self.scratch,
-                                dilation=self.dilation_rate)
+        return conv2d_transpose(grad, kernel, self.strides, self.pads, self._x.shape, dilation=self.dilation_rate)
 
 
 class Conv2DTranspose(_Convolution):
@@ -275,18 +298,16 @@ class Conv2DTranspose(_Convolution):
     def forward_linear(self, x, training=False):
         self.check_input(x)
         self._x = x
-        y = conv2d_transpose(x, self.params["kernel"], self.strides, self.pads,
-                             (x.shape[0],) + self.output_shape, self.scratch)
-        if self.use_bias:
-            add_bias(y, self.params["bias"])         # y += bias, in one parallel pass
-        return y
+        return conv2d_transpose(x, self.params["kernel"], self.strides, self.pads,
+                                (x.shape[0],) + self.output_shape, self.params.get("bias"))
 
     def backward_linear(self, grad, input_grad=True):
         kernel = self.params["kernel"]
-        dx = conv2d(grad, kernel, self.strides, self.pads, self.input_shape[:2], self.scratch)
+        grad = np.ascontiguousarray(grad)            # a view (from Concatenate's backward) is copied once
+        dx = conv2d(grad, kernel, self.strides, self.pads, self.input_shape[:2])
         # dK = im2col(dy)^T @ x: the kernel gradient of the convolution dy -> x, with x in the place of G
-        self.grads["kernel"] = conv2d_kernel_grad(grad, self._x, self.kernel_size, self.strides, self.pads,
-                                                  self.scratch).reshape(kernel.shape)
+        self.grads["kernel"] = conv2d_kernel_grad(grad, self._x, self.kernel_size, self.strides,
+                                                  self.pads)[0].reshape(kernel.shape)
         if self.use_bias:
             self.grads["bias"] = channel_sum(grad)
         return dx

@@ -2,8 +2,10 @@
 
 Every merge layer takes a list [x_1, x_2, ..., x_n] of n >= 2 arrays (Subtract: exactly 2) with one batch
 size N, and returns one array y. backward(g), g = dL/dy, returns the list [dL/dx_1, ..., dL/dx_n] in the same
-order, each a new array of its own: never g itself and never one array handed to two inputs, so that a
-learner who edits one gradient in place cannot change another branch's.
+order. Where a gradient is g itself or a slice of it (Add, Subtract's first input, Concatenate), it is
+handed out as a read-only view of g, not a copy: nothing is copied, and a learner who tries to edit one
+gradient in place gets an error ("assignment destination is read-only") instead of silently changing
+another branch's gradient or g.
 
 Element-wise merges. All inputs have one shape (N, d_1, d_2, ...), and y has that shape too. Nothing is
 broadcast: inputs of shapes (N, 8, 8, 4) and (N, 8, 8, 1) are an error, not a silent copy along channels.
@@ -38,6 +40,13 @@ each makes the layer and calls it on the list.
 import numpy as np
 
 from .base import Layer
+
+
+def read_only(a):
+    """A view of `a` that cannot be written: how a merge hands one gradient to several inputs without copies."""
+    view = a.view()
+    view.flags.writeable = False
+    return view
 
 
 class _Merge(Layer):
@@ -128,7 +137,7 @@ class _ElementwiseMerge(_Merge):
 class Add(_ElementwiseMerge):
     """Keras's `Add()`: y = x_1 + x_2 + ... + x_n, element by element; dL/dx_i = g for every input.
 
-    Shapes: x_i (N, ...), all the same; y the same shape. backward returns n copies of g.
+    Shapes: x_i (N, ...), all the same; y the same shape. backward returns n read-only views of g.
     """
 
     def forward(self, inputs, training=False):
@@ -140,7 +149,7 @@ class Add(_ElementwiseMerge):
 
     def backward(self, grad):
         self.check_grad(grad)
-        return [grad.copy() for _ in self.input_shape]
+        return [read_only(grad) for _ in self.input_shape]
 
 
 class Subtract(_ElementwiseMerge):
@@ -157,7 +166,7 @@ class Subtract(_ElementwiseMerge):
 
     def backward(self, grad):
         self.check_grad(grad)
-        return [grad.copy(), -grad]
+        return [read_only(grad), -grad]
 
 
 class Multiply(_ElementwiseMerge):
@@ -270,10 +279,10 @@ class Concatenate(_Merge):
         return np.concatenate(inputs, axis=self._axis_without_batch(inputs[0].ndim) + 1)
 
     def backward(self, grad):
-        """Split g along the axis into one piece per input; the pieces are copies, not views of g."""
+        """Split g along the axis into one piece per input: read-only views of g, no copies."""
         self.check_grad(grad)
         axis = self._axis_without_batch(grad.ndim) + 1
-        return [piece.copy() for piece in np.split(grad, self._split_at, axis=axis)]
+        return [read_only(piece) for piece in np.split(grad, self._split_at, axis=axis)]
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis}

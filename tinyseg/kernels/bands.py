@@ -1,0 +1,173 @@
+"""One pool of threads for the banded convolution: each thread copies its band and multiplies it.
+
+A convolution layer works one band of im2col rows at a time (layers/convolution.py says why). For each band
+there are two steps, a copy and a product:
+
+    forward:        cols = im2col(x)[band];   y[band] = cols @ Kmat (+ bias)
+    kernel grad:    cols = im2col(x)[band];   part[band] = cols^T @ G[band],  bias_part[band] = sum of G[band]
+                    dL/dKmat = sum of part over the bands, in band order
+
+How the work is shared between cores. With one Numba pool for the copy and OpenBLAS's own pool for the
+product, the two pools take turns on every band: the copy runs on all cores, then the product, and each
+hands the cores to the other (and on a machine shared with other programs, a product split in two waits for
+whichever half got the slower core). Here instead there is one pool of Python threads, one per core. Each
+thread takes the next band that nobody has taken yet and does both steps of it, the copy with a serial Numba
+kernel that releases the GIL (`nogil`) and the product with BLAS held to one thread (threadpoolctl), so:
+
+- the copy of one band overlaps the product of another, on the other core;
+- a band's im2col rows are read by the product on the core that wrote them, while they are in its cache;
+- a thread slowed down by another program simply takes fewer bands.
+
+The numbers do not depend on which thread did which band: every band writes its own rows of y, or its own
+partial sum, and the partial sums are added in band order at the end.
+
+What a band task may call: serial Numba kernels (`config.jit`, nogil) and NumPy calls that release the GIL.
+(tinyseg compiles no `parallel=True` kernel: Numba's threading layer must not be entered from two threads
+at once, and its threads would fight these for the cores.)
+
+The same pool runs every other kernel of tinyseg (pooling, batch normalisation, ReLU, ...): `run_pieces`
+cuts a call's rows into a few chunks per thread, and each chunk runs the kernel's serial loop over its rows.
+So there is one pool of threads in tinyseg, and Numba's parallel machinery (which compiles about three times
+slower, and whose threads would fight these for the cores) is not used at all.
+
+Scratch buffers. Each band's im2col goes into a buffer of the thread that runs it, kept from call to call
+(a fresh buffer costs a page fault per 4 KB on first touch, about as long as the im2col itself). A buffer
+is only used inside one call, so a layer called twice in a graph (shared weights) cannot see one call's
+scratch in the other's backward.
+"""
+import contextlib
+import itertools
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .config import get_backend, get_num_threads, jit
+
+_pool = None
+_pool_size = 0
+_pool_lock = threading.Lock()
+_local = threading.local()          # per calling thread: its slots' scratch buffers
+_blas = None                        # threadpoolctl controller of the BLAS libraries, made on first use
+
+
+def _blas_controller():
+    global _blas
+    if _blas is None:
+        from threadpoolctl import ThreadpoolController
+        _blas = ThreadpoolController().select(user_api="blas")
+    return _blas
+
+
+def _executor(workers):
+    """The pool's helper threads (the calling thread is the first worker, so `workers` - 1 of them)."""
+    global _pool, _pool_size
+    with _pool_lock:
+        if _pool is None or _pool_size < workers:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tinyseg-band")
+            _pool_size = workers
+        return _pool
+
+
+def scratch(slot, rows, cols, dtype):
+    """A (rows, cols) buffer of the calling thread's band slot `slot`, grown when needed and reused."""
+    buffers = getattr(_local, "buffers", None)
+    if buffers is None:
+        buffers = _local.buffers = {}
+    size = rows * cols
+    buf = buffers.get((slot, np.dtype(dtype)))
+    if buf is None or buf.size < size:
+        buf = buffers[(slot, np.dtype(dtype))] = np.empty(size, dtype=dtype)
+    return buf[:size].reshape(rows, cols)
+
+
+def run_bands(task, count, threads=None, single_blas=True):
+    """Call task(k, slot) for k = 0 .. count-1, on `threads` threads (default: tinyseg's thread count).
+
+    slot (0 .. threads-1) names the thread running the call, for its scratch buffer; each band is run exactly
+    once. With one thread, or one band, everything runs here in order, and BLAS keeps its own threads.
+    single_blas: hold BLAS to one thread while the bands run (their products run side by side).
+    """
+    threads = min(threads or get_num_threads(), count)
+    if threads <= 1:
+        for k in range(count):
+            task(k, 0)
+        return
+    # Every helper of this call uses the caller's buffers: a band's slot is unique within the call.
+    buffers = getattr(_local, "buffers", None)
+    if buffers is None:
+        buffers = _local.buffers = {}
+    taken = itertools.count()            # next(taken) is atomic under the GIL: each band goes to one thread
+
+    def work(slot):
+        _local.buffers = buffers
+        for k in iter(lambda: next(taken), None):
+            if k >= count:
+                return
+            task(k, slot)
+
+    pool = _executor(threads - 1)
+    with _blas_controller().limit(limits=1) if single_blas else contextlib.nullcontext():
+        helpers = [pool.submit(work, slot) for slot in range(1, threads)]
+        try:
+            work(0)
+        finally:
+            for h in helpers:
+                h.result()
+
+
+def matmul_rows(a, b, rows_per_band=4096):
+    """a @ b for a (M, K), b (K, F), with a's rows cut into bands that the pool's threads multiply side by
+    side, BLAS held to one thread each: the same numbers as one np.matmul, row for row."""
+    out = np.empty((a.shape[0], b.shape[1]), dtype=np.result_type(a, b))
+    count = max(1, -(-a.shape[0] // rows_per_band))
+    starts = [a.shape[0] * k // count for k in range(count + 1)]
+
+    def band(k, slot):
+        np.matmul(a[starts[k]:starts[k + 1]], b, out=out[starts[k]:starts[k + 1]])
+    run_bands(band, count)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The other kernels: one call's rows shared between the same threads.
+# ----------------------------------------------------------------------------------------------------------
+CHUNKS_PER_THREAD = 4       # more chunks than threads: a thread slowed by another program takes fewer
+MIN_PARALLEL_VALUES = 32768     # below this many values (the largest array of a call) one thread is faster
+
+
+@jit
+def piece(m, chunk, chunks):
+    """(r0, r1): rows chunk*m//chunks .. (chunk+1)*m//chunks - 1 of m rows, one chunk's share of a kernel call.
+
+    Every row belongs to exactly one chunk, and the chunks cover 0 .. m-1 in order.
+    """
+    return chunk * m // chunks, (chunk + 1) * m // chunks
+
+
+def run_pieces(kernel, *args):
+    """kernel(chunk, chunks, *args) for every chunk, on tinyseg's threads: a row kernel's whole call.
+
+    The kernels are written so that each row of their output is computed by one chunk only (a gather, or a
+    partial sum of its own), so the numbers do not depend on the number of threads or chunks.
+    """
+    values = max((a.size for a in args if isinstance(a, np.ndarray)), default=0)
+    threads = get_num_threads()
+    if threads <= 1 or values < MIN_PARALLEL_VALUES:
+        kernel(0, 1, *args)
+        return
+    chunks = threads * CHUNKS_PER_THREAD
+    run_bands(lambda k, slot: kernel(k, chunks, *args), chunks, threads, single_blas=False)
+
+
+def add_bias_rows(y, b):
+    """y[r, f] += b[f] for every row r of y (rows, F), in place, on the calling thread: the bias add that a band
+    task runs on its own rows of the output while they are still in its core's cache (elementwise.add_bias's
+    kernel, run as one chunk)."""
+    from .elementwise import _add_bias, add_bias_numpy
+    if get_backend() == "numpy":
+        return add_bias_numpy(y, b)
+    _add_bias(0, 1, y, b.astype(y.dtype, copy=False))
+    return y
