@@ -275,14 +275,14 @@ def build_train_epoch(size, ctx):
     """One epoch of the default `tinyseg train` (its arguments read from tinyseg.cli's parser) against the same
     loop written in PyTorch: shuffled batches, the same flips and rotations, CE + Dice, Adam, accuracy and
     mean IoU per batch, a validation pass at the end."""
-    from tinyseg.cli import build_parser
+    from tinyseg.cli import SHAPES_SIZE, build_parser
     from tinyseg.datasets import load_shapes, random_flip_rotate
     from tinyseg.losses import CEDiceLoss
     from tinyseg.models.unet import UNet
     from tinyseg.optimizers import Adam
     args = build_parser().parse_args(["train"])
-    (x, y), (xv, yv) = load_shapes(n_train=size["epoch_train"], n_val=size["epoch_val"], size=args.size,
-                                   seed=args.seed)
+    (x, y), (xv, yv) = load_shapes(n_train=size["epoch_train"], n_val=size["epoch_val"],
+                                   size=args.size or SHAPES_SIZE, seed=args.seed)
     k = int(max(y.max(), yv.max())) + 1
     model = UNet(input_shape=x.shape[1:], num_classes=k, depth=args.depth, base_filters=args.base_filters,
                  batch_norm=not args.no_batch_norm, upsampling=args.upsampling)

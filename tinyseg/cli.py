@@ -48,6 +48,10 @@ def _fraction(text):
     return value
 
 
+# the built-in shapes' image size when --size is not given
+SHAPES_SIZE = (32, 32)
+
+
 def _size_argument(values, flag):
     """[S] -> (S, S); [H, W] -> (H, W); None stays None."""
     if values is None:
@@ -372,7 +376,7 @@ def train(args):
 
     palette = label_map = None
     if args.data is None:
-        size = _size_argument(args.size, "--size") or (32, 32)
+        size = _size_argument(args.size, "--size") or SHAPES_SIZE
         check_multiple(size, m, "size", "--size")
         (x, y), (xv, yv) = load_shapes(n_train=args.n_train, n_val=args.n_val, size=size, seed=args.seed)
         info = LabelInfo(len(CLASS_NAMES) + 1, ["background"] + list(CLASS_NAMES), None, args.ignore_index)
