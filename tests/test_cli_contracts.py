@@ -269,3 +269,16 @@ def test_evaluate_names_the_file_of_a_value_beyond_the_models_classes(run, tmp_p
     line = one_line(capsys.readouterr().err)
     assert "masks/img2.png holds label value 7" in line and "classes 0..3" in line
     assert "--ignore-index" in line and "--num-classes" not in line     # evaluate has no --num-classes
+
+
+# --- the readers behind them ------------------------------------------------------------------------------
+@pytest.mark.parametrize("reader", ["load_image", "load_image_uint8", "load_mask"])
+def test_every_reader_names_a_file_that_is_no_readable_image(tmp_path, monkeypatch, reader):
+    from tinyseg.datasets import folder
+    bad_files(tmp_path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)
+    for name in ("truncated.png", "notes.png", "bomb.png"):
+        with pytest.raises(ValueError, match=f"{tmp_path / name} is not a readable image"):
+            getattr(folder, reader)(tmp_path / name)
+    with pytest.raises(FileNotFoundError, match="missing.png"):             # the file system's own error
+        getattr(folder, reader)(tmp_path / "missing.png")

