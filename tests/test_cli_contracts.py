@@ -143,6 +143,16 @@ def test_a_folder_of_other_files_is_refused_and_left_alone(tmp_path, capsys):
 
 
 # --- a run folder says whether its run finished, and holds one run -----------------------------------------
+def test_a_folder_of_trains_own_files_without_run_json_counts_as_an_earlier_run(tmp_path):
+    from tinyseg.cli import check_run_folder
+    (tmp_path / "model.npz").write_bytes(b"from a tinyseg that wrote no run.json")
+    (tmp_path / "curves.png").write_bytes(b"")
+    check_run_folder(str(tmp_path))                          # accepted: its files would be replaced
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="notes.txt"):
+        check_run_folder(str(tmp_path))
+
+
 def test_a_finished_run_is_marked_last_and_replaces_the_earlier_run(run):
     out = run
     record = json.loads((out / RUN_FILE).read_text())

@@ -95,9 +95,10 @@ def build_parser():
     train.add_argument("--val-data", nargs=2, metavar=("IMAGES_DIR", "MASKS_DIR"),
                        help="validate on these images and masks (default: hold out --val-fraction of --data)")
     train.add_argument("--out", default=DEFAULT_OUT,
-                       help=f"the run's folder (default: {DEFAULT_OUT}): created if missing; a folder that holds an "
-                       f"earlier run of `tinyseg train` has that run's files removed before training starts (other "
-                       f"files in it are left); a folder holding files of anything else is refused. The "
+                       help=f"the run's folder (default: {DEFAULT_OUT}): created if missing. In a folder that holds an "
+                       f"earlier run ({RUN_FILE}, or only files train writes) that run's files are removed before "
+                       f"training starts and anything else is left; a non-empty folder without {RUN_FILE} that "
+                       f"holds other files is refused. The "
                        f"pictures, history.json and model are written together at the end, then {RUN_FILE} "
                        f"(finished: true), so a folder whose {RUN_FILE} says finished: false holds a run that was "
                        f"interrupted or failed")
