@@ -332,13 +332,14 @@ class ConfusionMatrix:
 
     def reset(self):
         self.matrix = np.zeros((self.num_classes, self.num_classes), dtype=np.int64)
-        self._image_miou = []          # one mean IoU per image seen (NaN for a fully ignored image)
+        # one (K, K) matrix per image seen: result(absent=...) decides what each image's 0/0 IoUs mean
+        self._image_matrices = []
 
     def update(self, y_true, y_pred):
         if self.per_image:
             per_image = confusion_matrices_per_image(y_true, y_pred, self.num_classes, self.ignore_index)
             self.matrix += per_image.sum(axis=0)
-            self._image_miou.extend(np.atleast_1d(mean_iou(per_image)).tolist())
+            self._image_matrices.extend(per_image)
         else:
             self.matrix += confusion_matrix(y_true, y_pred, self.num_classes, self.ignore_index)
         return self
@@ -363,7 +364,9 @@ class ConfusionMatrix:
             "mean_recall": recall(cm, "macro", absent),
         }
         if self.per_image:
-            out["per_image_mean_iou"] = _mean(self._image_miou)
+            k = self.num_classes
+            images = np.array(self._image_matrices, dtype=np.int64).reshape(-1, k, k)
+            out["per_image_mean_iou"] = _mean(mean_iou(images, absent))        # NaN before any image
         return out
 
 
@@ -444,11 +447,13 @@ def named_results(result, class_names):
 # Keras-facing metrics: metric(y_true, y_out) on a model's targets and raw outputs
 # --------------------------------------------------------------------------------------------------------------
 
-def outputs_to_labels(y_true, y_out):
+def outputs_to_labels(y_true, y_out, from_logits=False):
     """Turn a model's targets and outputs into class indices: (true (...), predicted (...), K).
 
     y_out: scores (N, K) or (N, H, W, K), channels last. Predicted class = argmax over the last axis; with one
-           channel (a sigmoid), class 1 where y_out > 0.5, and K = 2.
+           channel, class 1 where the probability is above 1/2, and K = 2: y_out > 0.5 for probabilities (a
+           model ending in a sigmoid), y_out > 0 for logits (from_logits=True: a model without an output
+           activation whose loss applies the sigmoid; sigmoid(z) > 1/2 exactly when z > 0).
     y_true: one of
            - one-hot (or soft) targets of y_out's shape            -> argmax over the last axis
              (with one channel: 1 where y_true > 0.5)
@@ -461,7 +466,7 @@ def outputs_to_labels(y_true, y_out):
         raise ValueError(f"y_out must be scores with channels last, (N, K) or (N, H, W, K), got shape {y_out.shape}")
     k = y_out.shape[-1]
     if k == 1:
-        pred = (y_out[..., 0] > 0.5).astype(np.int64)
+        pred = (y_out[..., 0] > (0.0 if from_logits else 0.5)).astype(np.int64)
         if y_true.shape not in (y_out.shape, y_out.shape[:-1]):
             raise ValueError(f"with one output channel, y_true must have shape {y_out.shape} or "
                              f"{y_out.shape[:-1]}, got {y_true.shape}")
@@ -481,25 +486,26 @@ def outputs_to_labels(y_true, y_out):
                      f"{y_out.shape[:-1]}, got {y_true.shape}")
 
 
-def accuracy_metric(y_true, y_out, ignore_index=None):
+def accuracy_metric(y_true, y_out, ignore_index=None, from_logits=False):
     """Fraction of samples (or pixels) where the predicted class equals the true class; see outputs_to_labels
     for the shapes accepted. Positions whose true label is `ignore_index` count neither as right nor as wrong:
 
         accuracy = #{m in V : pred_m = true_m} / #V,    V = the positions with true_m != ignore_index
 
-    (NaN when every position is ignored)."""
-    true, pred, _ = outputs_to_labels(y_true, y_out)
+    (NaN when every position is ignored). from_logits: y_out are logits (see outputs_to_labels)."""
+    true, pred, _ = outputs_to_labels(y_true, y_out, from_logits)
     if ignore_index is None:
         return accuracy_score(true, pred)
     keep = true != _check_ignore_index(ignore_index)
     return accuracy_score(true[keep], pred[keep])
 
 
-def mean_iou_metric(y_true, y_out, ignore_index=None):
+def mean_iou_metric(y_true, y_out, ignore_index=None, from_logits=False):
     """Mean IoU over the batch (one confusion matrix for the whole batch); K = y_out.shape[-1], or 2 for one
     channel. Classes absent from both targets and predictions are left out; pixels whose true label is
-    `ignore_index` are left out of the confusion matrix (as in ConfusionMatrix)."""
-    true, pred, k = outputs_to_labels(y_true, y_out)
+    `ignore_index` are left out of the confusion matrix (as in ConfusionMatrix). from_logits: as in
+    outputs_to_labels."""
+    true, pred, k = outputs_to_labels(y_true, y_out, from_logits)
     return mean_iou(confusion_matrix(true, pred, k, ignore_index))
 
 
@@ -509,27 +515,34 @@ mean_iou_metric.name = "mean_iou"
 METRICS = {"accuracy": accuracy_metric, "acc": accuracy_metric, "mean_iou": mean_iou_metric}
 
 
-def get(name, ignore_index=None):
+def get(name, ignore_index=None, from_logits=False):
     """The metric callable for a name used in compile(metrics=[...]); a callable is returned unchanged.
 
     ignore_index: None gives the metric itself; an integer gives metric(y_true, y_out) with that ignore index
     bound (so compile can hand the loss's ignore_index to every metric), with the same `name`.
+    from_logits: True binds from_logits=True (compile does, for a model whose outputs are logits that the
+    loss turns into probabilities), so a one-channel output is thresholded at 0 instead of 0.5.
     """
     if callable(name):
         return name
     if not isinstance(name, str) or name not in METRICS:
         raise ValueError(f"unknown metric {name!r}; known metrics: {sorted(METRICS)}, or pass a function "
                          f"metric(y_true, y_out)")
+    if not isinstance(from_logits, (bool, np.bool_)):
+        raise TypeError(f"from_logits must be True or False, got {from_logits!r}")
     fn = METRICS[name]
-    if ignore_index is None:
+    if ignore_index is None and not from_logits:
         return fn
-    ignore_index = _check_ignore_index(ignore_index)
+    if ignore_index is not None:
+        ignore_index = _check_ignore_index(ignore_index)
 
     def metric(y_true, y_out):
-        return fn(y_true, y_out, ignore_index=ignore_index)
+        return fn(y_true, y_out, ignore_index=ignore_index, from_logits=bool(from_logits))
 
     metric.name = fn.name
-    metric.__name__ = f"{fn.__name__}_ignore_{ignore_index}"
-    metric.__doc__ = f"{fn.__name__} with ignore_index={ignore_index}.\n\n{fn.__doc__}"
+    metric.__name__ = fn.__name__ + ("" if ignore_index is None else f"_ignore_{ignore_index}") + \
+        ("_from_logits" if from_logits else "")
+    metric.__doc__ = f"{fn.__name__} with ignore_index={ignore_index}, from_logits={bool(from_logits)}.\n\n{fn.__doc__}"
     metric.ignore_index = ignore_index
+    metric.from_logits = bool(from_logits)
     return metric

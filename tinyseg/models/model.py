@@ -298,7 +298,10 @@ class Model:
                 loss.check_output_shape((None,) + tuple(self.output_shape))
             except ValueError as err:
                 raise ValueError(f"compile: {err}") from None
-        metric_fns = [self._metric_for(m, loss) for m in metrics]
+        # A model without an output activation, whose loss applies one, outputs logits: a metric named by a
+        # string is told so (a one-channel output is then class 1 where z > 0, not z > 0.5).
+        outputs_are_logits = loss.activation is not None and final == "linear"
+        metric_fns = [self._metric_for(m, loss, outputs_are_logits) for m in metrics]
         self._try_metrics(metrics, metric_fns, loss)
         self.optimizer, self.loss, self.fused = optimizer, loss, fused
         self.metric_names, self._metric_fns = [_metric_name(m, f) if not isinstance(m, str) else m
@@ -306,9 +309,12 @@ class Model:
         self._metric_specs = metrics
 
     @staticmethod
-    def _metric_for(m, loss):
-        """The callable for one entry of compile(metrics=[...]), told the loss's ignore_index where it can be."""
+    def _metric_for(m, loss, from_logits=False):
+        """The callable for one entry of compile(metrics=[...]), told the loss's ignore_index where it can be,
+        and (metric names only) whether the model's outputs are logits."""
         ignore_index = getattr(loss, "ignore_index", None)
+        if isinstance(m, str) and from_logits:
+            return metrics_module.get(m, ignore_index=ignore_index, from_logits=True)
         if isinstance(m, str) and ignore_index is not None and _takes_keyword(metrics_module.get, "ignore_index"):
             return metrics_module.get(m, ignore_index=ignore_index)
         fn = metrics_module.get(m)
