@@ -49,7 +49,7 @@ from .. import backend, losses, metrics as metrics_module, optimizers, saving
 from ..backend import NonFiniteError
 from ..callbacks import CallbackList, History, TerminateOnNaN
 from ..graph import Graph, InputLayer, KerasTensor, Node, is_symbolic
-from ..layers.activations import ActivatedLayer, Activation, ActivationLayer, sigmoid, softmax
+from ..layers.activations import Activation, ActivationFunction, LayerWithActivation, sigmoid, softmax
 from ..layers.base import deserialize, serialize
 from .data import ArrayBatches, as_list, batches, count_argument, is_stream, num_samples, take
 from .progress import ProgressBar, format_logs
@@ -59,9 +59,9 @@ MODEL_CLASSES = {}          # class name -> Model class, for load_model (filled 
 
 def output_activation(layer):
     """The name of the activation a layer ends in ('linear' if none)."""
-    if isinstance(layer, ActivationLayer):
+    if isinstance(layer, ActivationFunction):
         return layer.activation_name
-    if isinstance(layer, (ActivatedLayer, Activation)):
+    if isinstance(layer, (LayerWithActivation, Activation)):
         return layer.activation.activation_name
     return "linear"
 
