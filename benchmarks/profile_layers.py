@@ -71,8 +71,9 @@ def instrument(model, timer):
     globals: nothing in tinyseg's source changes). Returns an undo function."""
     import types
 
-    from tinyseg.layers import convolution, pooling
-    from tinyseg.layers.activations import ActivatedLayer
+    from tinyseg.kernels import convolution
+    from tinyseg.layers import pooling
+    from tinyseg.layers.activations import LayerWithActivation
     undo = []
 
     def patch(obj, attr, key):
@@ -82,7 +83,7 @@ def instrument(model, timer):
 
     for layer in model.layers:
         kind = type(layer).__name__
-        if isinstance(layer, ActivatedLayer):
+        if isinstance(layer, LayerWithActivation):
             patch(layer, "forward_linear", (kind, "forward"))
             patch(layer, "backward_linear", (kind, "backward"))
             act = layer.activation

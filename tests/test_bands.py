@@ -12,7 +12,8 @@ import pytest
 import tinyseg as keras
 from tinyseg.kernels import bands as kb
 from tinyseg.kernels import get_num_threads, set_num_threads
-from tinyseg.layers import Conv2D, Conv2DTranspose, convolution
+from tinyseg.kernels import convolution
+from tinyseg.layers import Conv2D, Conv2DTranspose
 
 
 @pytest.fixture

@@ -21,7 +21,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinyseg.gradcheck import check_layer
-from tinyseg.layers import Conv2D, Conv2DTranspose, convolution
+from tinyseg.kernels import convolution
+from tinyseg.layers import Conv2D, Conv2DTranspose
 
 FAST = settings(deadline=None, max_examples=25)
 TORCH = settings(deadline=None, max_examples=15)

@@ -290,8 +290,8 @@ def test_gradients_with_relu_fixed_seed(separable):
 
 
 @pytest.mark.parametrize("separable", [False, True])
-def test_backward_params_gives_the_gradients_of_a_full_backward(separable):
-    """A model's first layer skips dL/dx (backward_params, backward_linear(input_grad=False))."""
+def test_backward_without_input_grad_gives_the_gradients_of_a_full_backward(separable):
+    """A model's first layer skips dL/dx (backward(g, input_grad=False), backward_linear(g, input_grad=False))."""
     cfg = dict(n=2, h=6, w=6, c=3, depth_multiplier=2, filters=4, kernel_size=3, strides=1, dilation_rate=2,
                padding="same", seed=3)
     layer = make_layer(cfg, separable, activation="tanh")
@@ -302,7 +302,7 @@ def test_backward_params_gives_the_gradients_of_a_full_backward(separable):
     full = {k: v.copy() for k, v in layer.grads.items()}
     layer.forward(x)
     assert layer.backward_linear(g, input_grad=False) is None
-    layer.backward_params(g)
+    assert layer.backward(g, input_grad=False) is None
     assert list(layer.grads) == list(full) == layer.weight_names()
     for k in full:
         np.testing.assert_array_equal(layer.grads[k], full[k])

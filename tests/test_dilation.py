@@ -20,7 +20,8 @@ from conv_kit import (KERAS_TOL, PARITY_TOL, conv_reference, import_keras, keras
 from tinyseg.gradcheck import check_layer
 from tinyseg.kernels import config
 from tinyseg.kernels.im2col import col2im
-from tinyseg.layers import Conv2D, convolution
+from tinyseg.kernels import convolution
+from tinyseg.layers import Conv2D
 from tinyseg.layers.geometry import conv_geometry
 
 FAST = settings(deadline=None, max_examples=25)
@@ -185,8 +186,8 @@ def test_banded_work_gives_the_numbers_of_one_band(cfg, size):
 
 
 def test_first_layer_kernel_gradient_without_input_gradient():
-    """Training skips dL/dx for a model's first layer (backward_params): the parameter gradients must be
-    those of a full backward."""
+    """Training skips dL/dx for a model's first layer (backward(g, input_grad=False)): the parameter
+    gradients must be those of a full backward."""
     cfg = dict(n=2, h=7, w=6, c=3, filters=4, kernel_size=3, strides=1, dilation_rate=(2, 1), padding="same",
                seed=5)
     layer = make_layer(cfg, activation="tanh")
@@ -196,7 +197,7 @@ def test_first_layer_kernel_gradient_without_input_gradient():
     layer.backward(g)
     full = {k: v.copy() for k, v in layer.grads.items()}
     layer.forward(x)
-    layer.backward_params(g)
+    assert layer.backward(g, input_grad=False) is None
     for k in full:
         np.testing.assert_array_equal(layer.grads[k], full[k])
 

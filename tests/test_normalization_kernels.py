@@ -89,12 +89,14 @@ def test_grad_sums_match_twin_and_definition(d):
 
 @FAST
 @given(data(2))
-def test_affine2_matches_twin_and_definition(d):
-    (g, x), (a, mu, b, c) = d
-    dx, dx_t = both(kn.channel_affine2, g, a, x, mu, b, c)
+def test_batchnorm_input_grad_matches_twin_and_definition(d):
+    (g, x), (mu, inv_sigma, gain, mean_g) = d
+    mean_gx = gain[::-1].copy()
+    dx, dx_t = both(kn.batchnorm_input_grad, g, x, mu, inv_sigma, gain, mean_g, mean_gx)
     assert dx.dtype == x.dtype and dx.shape == x.shape
     np.testing.assert_allclose(dx, dx_t, **tol(x.dtype))
-    np.testing.assert_allclose(dx, a * g + b * (x.astype(np.float64) - mu) + c, **tol(x.dtype))
+    xhat = (x.astype(np.float64) - mu) * inv_sigma
+    np.testing.assert_allclose(dx, gain * (g - mean_g - xhat * mean_gx), **tol(x.dtype))
 
 
 def test_float32_statistics_keep_their_digits():

@@ -49,7 +49,7 @@ import numpy as np
 from . import losses as losses_module
 from .graph import Graph, KerasTensor
 from .kernels.softmax import softmax
-from .layers.activations import ActivatedLayer, Activation, ActivationLayer, sigmoid
+from .layers.activations import Activation, ActivationFunction, LayerWithActivation, sigmoid
 from .layers.base import Layer
 from .models.model import output_activation
 
@@ -395,8 +395,8 @@ def probe_layers(model):
         layer = node.layer
         if any(node.output is t for t in graph.outputs) or layer in chosen:
             continue
-        if isinstance(layer, (Activation, ActivationLayer)) or \
-                (isinstance(layer, ActivatedLayer) and output_activation(layer) != "linear"):
+        if isinstance(layer, (Activation, ActivationFunction)) or \
+                (isinstance(layer, LayerWithActivation) and output_activation(layer) != "linear"):
             chosen.append(layer)
     return chosen
 

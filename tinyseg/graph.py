@@ -27,7 +27,7 @@ from collections import Counter
 
 import numpy as np
 
-from .layers.activations import ActivatedLayer, Activation, ActivationLayer
+from .layers.activations import Activation, ActivationFunction, LayerWithActivation
 from .layers.base import Layer
 
 
@@ -194,23 +194,23 @@ def _forward_node(layer, x, training, logits):
     """layer.forward, or with logits=True only its part before the output activation (the loss applies it)."""
     if not logits:
         return layer.forward(x, training)
-    if isinstance(layer, (ActivationLayer, Activation)):
+    if isinstance(layer, (ActivationFunction, Activation)):
         return x
-    if isinstance(layer, ActivatedLayer):
+    if isinstance(layer, LayerWithActivation):
         return layer.forward_linear(x, training)
     return layer.forward(x, training)
 
 
 def _backward_node(layer, grad, logits, input_grad):
     """layer.backward (None for dL/dx when input_grad is False), mirroring _forward_node."""
-    if logits and isinstance(layer, (ActivationLayer, Activation)):
+    if logits and isinstance(layer, (ActivationFunction, Activation)):
         return grad
-    if logits and isinstance(layer, ActivatedLayer):
+    if logits and isinstance(layer, LayerWithActivation):
         return layer.backward_linear(grad, input_grad=input_grad)
-    if not input_grad:
-        layer.backward_params(grad)
-        return None
-    return layer.backward(grad)
+    if isinstance(layer, LayerWithActivation):
+        return layer.backward(grad, input_grad=input_grad)
+    dx = layer.backward(grad)
+    return dx if input_grad else None
 
 
 class Graph:

@@ -41,7 +41,7 @@ from ..layers import (
     UpSampling2D,
     ZeroPadding2D,
 )
-from ..layers.activations import ActivationLayer
+from ..layers.activations import ActivationFunction
 from ..models.model import Model, output_activation
 from ..models.sequential import Sequential
 from ..models.unet import UNet
@@ -184,10 +184,10 @@ def _new_module(layer, logits=False):
                                       layer.depth_multiplier, layer.dilation_rate)
     if isinstance(layer, Dense):
         return m.KerasLinear(layer.input_shape[0], layer.units, layer.use_bias, act or _activation_name(layer))
-    if isinstance(layer, (ActivationLayer, Activation)):
+    if isinstance(layer, (ActivationFunction, Activation)):
         if logits:
             return nn.Identity()
-        name = layer.activation_name if isinstance(layer, ActivationLayer) else _activation_name(layer)
+        name = layer.activation_name if isinstance(layer, ActivationFunction) else _activation_name(layer)
         return m.activation_module(name)
     if isinstance(layer, MaxPooling2D):
         return m.KerasMaxPool2d(layer.pool_size, layer.strides, layer.padding)
@@ -275,7 +275,7 @@ def _feature_perms(layers):
                                  f"got input shape {layer.input_shape}")
         elif isinstance(layer, Dense):
             perm = None
-        elif perm is not None and not isinstance(layer, (BatchNormalization, Dropout, ActivationLayer,
+        elif perm is not None and not isinstance(layer, (BatchNormalization, Dropout, ActivationFunction,
                                                           Activation)):
             raise ValueError(f"{layer.name}: a {type(layer).__name__} between a Flatten and the next Dense has "
                              "no PyTorch conversion (the features are in a different order there)")
@@ -315,7 +315,7 @@ def _named_layers(model):
                     f"{type(model).__name__} (use layer_to_torch for a single layer)")
 
 
-_PASS_FEATURES = (BatchNormalization, Dropout, ActivationLayer, Activation)   # keep a flattened feature order
+_PASS_FEATURES = (BatchNormalization, Dropout, ActivationFunction, Activation)   # keep a flattened feature order
 
 
 def _graph_feature_perms(model):

@@ -1,6 +1,6 @@
 """One pool of threads for the banded convolution: each thread copies its band and multiplies it.
 
-A convolution layer works one band of im2col rows at a time (layers/convolution.py says why). For each band
+A convolution works one band of im2col rows at a time (kernels/convolution.py says why). For each band
 there are two steps, a copy and a product:
 
     forward:        cols = im2col(x)[band];   y[band] = cols @ Kmat (+ bias)
@@ -27,11 +27,11 @@ at once, and its threads would fight these for the cores.)
 
 The same pool runs every other kernel of tinyseg (pooling, batch normalisation, ReLU, ...): `run_pieces`
 cuts a call's rows into a few chunks per thread, and each chunk runs the kernel's serial loop over its rows.
-So there is one pool of threads in tinyseg, and Numba's parallel machinery (which compiles about three times
-slower, and whose threads would fight these for the cores) is not used at all.
+So there is one pool of threads in tinyseg, and Numba's parallel machinery (which compiles much more slowly,
+and whose threads would fight these for the cores) is not used at all.
 
 Scratch buffers. Each band's im2col goes into a buffer of the thread that runs it, kept from call to call
-(a fresh buffer costs a page fault per 4 KB on first touch, about as long as the im2col itself). A buffer
+(a fresh buffer costs a page fault per 4 KB on first touch, which is of the order of the im2col itself). A buffer
 is only used inside one call, so a layer called twice in a graph (shared weights) cannot see one call's
 scratch in the other's backward.
 """
@@ -118,11 +118,22 @@ def run_bands(task, count, threads=None, single_blas=True):
                 h.result()
 
 
+def ceil_div(a, b):
+    """ceil(a / b) for positive integers, without floats."""
+    return -(-a // b)
+
+
+def even_share(n, most):
+    """The piece size that cuts n things into the fewest pieces of at most `most` each, as equal as a fixed
+    size allows: ceil(n / ceil(n / most)). E.g. n = 10, most = 6: two pieces of 5, not 6 and 4."""
+    return ceil_div(n, ceil_div(n, most))
+
+
 def matmul_rows(a, b, rows_per_band=4096):
     """a @ b for a (M, K), b (K, F), with a's rows cut into bands that the pool's threads multiply side by
     side, BLAS held to one thread each: the same numbers as one np.matmul, row for row."""
     out = np.empty((a.shape[0], b.shape[1]), dtype=np.result_type(a, b))
-    count = max(1, -(-a.shape[0] // rows_per_band))
+    count = max(1, ceil_div(a.shape[0], rows_per_band))
     starts = [a.shape[0] * k // count for k in range(count + 1)]
 
     def band(k, slot):

@@ -8,8 +8,8 @@ Settings (environment variables, read once when the first kernel module is impor
   the next training step (kernels/memory.py says why).
 - Threads: every kernel is compiled serial (``nogil``); the work of one call is split between tinyseg's own
   pool of threads (kernels/bands.py), the same pool that shares a convolution's bands. Numba's own parallel
-  threading layer is not used: a serial kernel compiles about three times faster than a ``parallel=True``
-  one, and one pool cannot fight another for the cores.
+  threading layer is not used: a serial kernel compiles much faster than a ``parallel=True`` one, and one
+  pool cannot fight another for the cores.
 
 Kernels are compiled lazily, on first call, and cached on disk (``cache=True``), so importing tinyseg
 compiles nothing and a second process reuses the first one's machine code.

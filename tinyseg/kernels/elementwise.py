@@ -1,5 +1,7 @@
-"""ReLU forward and backward, and the bias add of Conv2D and Dense, as one parallel pass each.
+"""Element-wise functions: ReLU forward and backward and the bias add of Conv2D and Dense (one parallel pass
+each), and the logistic sigmoid.
 
+    sigmoid(x)              y  = 1 / (1 + exp(-x)), never taking exp of a large positive number
     relu(x)                 y  = max(x, 0)
     relu_backward(g, x)     dx = g where x > 0, else 0
     add_bias(y, b)          y[..., f] += b[f]       in place; y (..., F), b (F,)
@@ -13,8 +15,14 @@ prove them equal.
 """
 import numpy as np
 
-from .config import get_backend, pjit
 from .bands import piece, run_pieces
+from .config import get_backend, pjit
+
+
+def sigmoid(x):
+    """The logistic function 1 / (1 + exp(-x)), written with exp(-|x|) so that no exp overflows (NumPy)."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
 def relu_numpy(x):

@@ -6,14 +6,14 @@ Geometry shared by both (one spatial axis shown, the other is the same):
     rows with h < 0 or h >= H are padding and read as 0.
 
 The dilation (atrous convolution; 1 unless asked for) spaces the KH taps of a window `dilation` rows apart,
-so a window spans (KH - 1) * dilation + 1 rows while cols keeps KH * KW * C columns.
+so a window spans (KH - 1) * dilation + 1 rows (effective_kernel) while cols keeps KH * KW * C columns.
 
 im2col(x) -> cols
     x:    (N, H, W, C)
     cols: (N * OH * OW, KH * KW * C), row (n, y, x), column (a, b, c) in that order, which is exactly how a
           Keras kernel (KH, KW, C, F) flattens, so ``cols @ kernel.reshape(-1, F)`` is the convolution.
     With rows=(y0, y1) only output rows y0 <= y < y1 of each image are made: (N * (y1 - y0) * OW, ...), a
-    band of the full matrix. A convolution layer works band by band (see layers/convolution.py).
+    band of the full matrix. A convolution works band by band (see kernels/convolution.py).
 
 col2im(cols) -> x
     The adjoint (transpose) of im2col: every entry of cols is added back to the input pixel it was copied
@@ -26,9 +26,12 @@ that every output pixel is written by one thread only.
 """
 import numpy as np
 
-from .config import get_backend, jit, pjit
 from .bands import piece, run_pieces
+from .config import get_backend, jit, pjit
 
+def effective_kernel(kernel, dilation):
+    """(kernel - 1) * dilation + 1: how many input pixels a dilated window spans on one axis."""
+    return (kernel - 1) * dilation + 1
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -79,9 +82,9 @@ def col2im_numpy(cols, x_shape, kh, kw, sh, sw, pads, out_hw, out=None, dilation
 # ----------------------------------------------------------------------------------------------------------
 @jit
 def _im2col_numba(x, kh, kw, sh, sw, dh, dw, pt, pl, y0, y1, ow, cols):
-    # Serial on purpose: the convolution layers call it once per band of a few MB, between two matmuls.
-    # Handing each band to Numba's threads while OpenBLAS's threads still spin on the other core cost more
-    # than the copy itself (a U-Net step went from 0.23 s to 0.4 s and more).
+    # Serial on purpose: a convolution calls it once per band of a few MB, between two matmuls, on the
+    # thread that runs the band (kernels/bands.py). Handing each band to another pool of threads while
+    # OpenBLAS's threads still spin on the other cores costs more than the copy itself.
     n, h, w, c = x.shape
     band = y1 - y0
     for row in range(n * band):         # one output row (image i, row y) per iteration

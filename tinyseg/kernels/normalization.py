@@ -2,10 +2,11 @@
 
 BatchNormalization (layers/normalization.py has the math) needs, per channel c of x (M, C):
 
-    channel_mean_var(x)              -> mu, var          mu = mean(x),  var = mean((x - mu)^2)
-    channel_affine(x, mu, a, b)          -> a * (x - mu) + b           (forward: a = gamma / sigma, b = beta)
-    channel_grad_sums(g, x, mu, s)       -> sum(g), sum(g * (x - mu) * s)           (s = 1 / sigma)
-    channel_affine2(g, a, x, mu, b, c)   -> a * g + b * (x - mu) + c               (backward: dL/dx)
+    channel_mean_var(x)                  -> mu, var                  the batch statistics
+    channel_affine(x, mu, a, b)          -> a * (x - mu) + b         the forward, a = gamma / sigma, b = beta
+    channel_grad_sums(g, x, mu, s)       -> sum(g), sum(g * xhat)    dL/dbeta, dL/dgamma; xhat = (x - mu) * s
+    batchnorm_input_grad(g, x, mu, s, gain, mean_g, mean_gx)
+                                         -> dL/dx                    the chain rule of the training backward
 
 (x - mu is kept as a difference, never expanded into a * x - a * mu: when |mu| is much larger than sigma the
 expanded form would cancel away float32 digits.)
@@ -20,14 +21,14 @@ prove them equal.
 """
 import numpy as np
 
+from .bands import ceil_div, piece, run_pieces
 from .config import get_backend, pjit
-from .bands import piece, run_pieces
 
 _BLOCK_ROWS = 1024          # rows per block of partial sums: a few blocks per thread, each cache-sized
 
 
 def _blocks(m):
-    return max(1, -(-m // _BLOCK_ROWS))
+    return max(1, ceil_div(m, _BLOCK_ROWS))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -48,8 +49,9 @@ def channel_grad_sums_numpy(g, x, mu, inv_sigma):
     return g.sum(axis=0, dtype=np.float64), (g * ((x - mu) * inv_sigma)).sum(axis=0, dtype=np.float64)
 
 
-def channel_affine2_numpy(g, a, x, mu, b, c):
-    return g * a + (x - mu) * b + c
+def batchnorm_input_grad_numpy(g, x, mu, inv_sigma, gain, mean_g, mean_gx):
+    xhat = (x - mu) * inv_sigma
+    return gain * (g - mean_g - xhat * mean_gx)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -98,13 +100,14 @@ def _affine(chunk, chunks, x, mu, a, b, out):
 
 
 @pjit
-def _affine2(chunk, chunks, g, a, x, mu, b, c, out):
-    m, nc = x.shape
+def _batchnorm_input_grad(chunk, chunks, g, x, mu, inv_sigma, gain, mean_g, mean_gx, out):
+    m, c = x.shape
     r0, r1 = piece(m, chunk, chunks)      # this thread's rows
     gs, xs, outs = g[r0:r1], x[r0:r1], out[r0:r1]
     for r in range(xs.shape[0]):
-        for ch in range(nc):
-            outs[r, ch] = gs[r, ch] * a[ch] + (xs[r, ch] - mu[ch]) * b[ch] + c[ch]
+        for ch in range(c):
+            xhat = (xs[r, ch] - mu[ch]) * inv_sigma[ch]
+            outs[r, ch] = gain[ch] * (gs[r, ch] - mean_g[ch] - xhat * mean_gx[ch])
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -145,11 +148,12 @@ def channel_grad_sums(g, x, mu, inv_sigma):
     return part_g.sum(axis=0), part_gx.sum(axis=0)
 
 
-def channel_affine2(g, a, x, mu, b, c):
-    """a * g + b * (x - mu) + c per channel: g and x (M, C); a, mu, b, c (C,), cast to x's dtype. A new array."""
-    a, mu, b, c = (v.astype(x.dtype, copy=False) for v in (a, mu, b, c))
+def batchnorm_input_grad(g, x, mu, inv_sigma, gain, mean_g, mean_gx):
+    """gain * (g - mean_g - xhat * mean_gx), xhat = (x - mu) * inv_sigma, per channel: g and x (M, C); the
+    other arguments (C,), cast to x's dtype. One pass over g and x, no xhat stored. A new array."""
+    vectors = [v.astype(x.dtype, copy=False) for v in (mu, inv_sigma, gain, mean_g, mean_gx)]
     if get_backend() == "numpy":
-        return channel_affine2_numpy(g, a, x, mu, b, c)
+        return batchnorm_input_grad_numpy(g, x, *vectors)
     out = np.empty_like(x)
-    run_pieces(_affine2, np.ascontiguousarray(g), a, np.ascontiguousarray(x), mu, b, c, out)
+    run_pieces(_batchnorm_input_grad, np.ascontiguousarray(g), np.ascontiguousarray(x), *vectors, out)
     return out

@@ -1,40 +1,31 @@
-"""Max and average pooling for channels-last images: forward, backward, NumPy twins and Numba kernels.
+"""The window loops of max and average pooling, channels-last: forward, backward, NumPy twins, Numba kernels.
 
-Geometry (one spatial axis shown, the other is the same; sizes and pads come from layers/geometry.py):
+The formulas, shapes and output sizes are in layers/pooling.py (stated there once); tinyseg/reference.py has
+them as plain loops. What this module adds:
 
-    output row i reads input rows  h = i * sh - pad_top + a,   a = 0 .. KH-1
-    rows with h < 0 or h >= H are padding.
+    max_pool2d(x)                 -> y, arg      arg[n, i, j, c] = a * KW + b of the window's maximum (int32):
+                                                 the first in row-major (a, b) order on a tie, the only one
+                                                 that receives the gradient
+    max_pool2d_backward(dy, arg)  -> dx          each dy added to the pixel its arg points at
+    avg_pool2d(x)                 -> y
+    avg_pool2d_backward(dy)       -> dx
 
-Padding is *ignored*, as in Keras/TensorFlow 'same' pooling: a padded position never wins a maximum and is
-never counted in an average. Every window holds at least one real pixel ('same' pads fewer than KH rows in
-all, so the first window starts on row 0 at the latest and the last one starts before row H).
-
-Max pooling   x (N, H, W, C) -> y (N, OH, OW, C), arg (N, OH, OW, C) int32
-
-    y[n, i, j, c]   = max over real (a, b) of x[n, i*sh - pt + a, j*sw - pl + b, c]
-    arg[n, i, j, c] = a * KW + b of the maximum. Ties: the first maximum in row-major (a, b) scan order
-                      (a outer, b inner) wins, and only it receives the gradient.
-    dx[n, h, w, c]  = sum of dy[n, i, j, c] over the windows (i, j) whose arg points at (h, w)
-                      (windows overlap when stride < pool_size, so one pixel can collect from several)
-
-Average pooling   x (N, H, W, C) -> y (N, OH, OW, C)
-
-    count[i, j]    = number of real (non-padded) pixels in window (i, j)
-    y[n, i, j, c]  = (1 / count[i, j]) * sum over real (a, b) of x[n, i*sh - pt + a, j*sw - pl + b, c]
-    dx[n, h, w, c] = sum of dy[n, i, j, c] / count[i, j] over the windows (i, j) that contain (h, w)
-
-Inputs are assumed free of NaN (a NaN's place in a max is not defined here).
+Every window holds at least one real pixel ('same' pads fewer than KH rows in all, so the first window
+starts on row 0 at the latest and the last one starts before row H). Inputs are assumed free of NaN (a
+NaN's place in a max is not defined here).
 
 Each function has a plain NumPy twin (``*_numpy``) that defines what the Numba kernel must compute; the tests
 prove them equal. The Numba forward kernels visit only the real part of each window; the backward kernels
 gather (each input pixel sums what its windows send it) instead of scattering, so every input pixel is
 written by one thread only and the threads never race, even when windows overlap. When they do not overlap
-(strides == pool_size) max pooling's backward lets each window write its own block, which is simpler still.
+(strides == pool_size, the usual 2x2 / 2) max pooling's backward kernel lets each window write its own
+block instead, which needs no search for the windows of a pixel: the same numbers, chosen inside
+max_pool2d_backward.
 """
 import numpy as np
 
-from .config import get_backend, pjit
 from .bands import piece, run_pieces
+from .config import get_backend, pjit
 from .im2col import window_index
 
 

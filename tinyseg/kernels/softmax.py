@@ -5,17 +5,16 @@
     log p_k = z_k - lse                        p_k = exp(z_k - m) / sum_j exp(z_j - m)
 
 A segmentation model's scores have a short last axis (K classes, often 2 to 10) and a long rest (every pixel).
-NumPy reduces such a short axis slowly, one tiny reduction per pixel (z.max(axis=-1) alone took 2.5 ms on
-(4, 128, 128, 4) float32), so the Numba kernel gives each thread a block of pixels and does the whole row
-in registers.
+NumPy reduces such a short axis slowly, one tiny reduction per pixel for each of max, exp-sum and log, so
+the Numba kernel gives each thread a block of pixels and does the whole row in registers.
 
 Each function has a plain NumPy twin (``*_numpy``) that defines what the Numba kernel must compute; tests
 prove them equal.
 """
 import numpy as np
 
-from .config import get_backend, pjit
 from .bands import piece, run_pieces
+from .config import get_backend, pjit
 
 
 def log_softmax_numpy(z):

@@ -1,15 +1,17 @@
-"""Layers, one family per file; names as in Keras."""
+"""Layers, one idea per file (a layer, or a family of small ones); names as in Keras."""
 from .activations import Activation, Linear, ReLU, Sigmoid, Softmax, Tanh
 from .base import Layer
-from .convolution import Conv2D, Conv2DTranspose
+from .conv2d import Conv2D
+from .conv2d_transpose import Conv2DTranspose
 from .dense import Dense, Flatten
-from .depthwise import DepthwiseConv2D, SeparableConv2D
+from .depthwise import DepthwiseConv2D
 from .merging import Add, Average, Concatenate, Multiply, Subtract, add, average, concatenate, multiply, subtract
 from .normalization import BatchNormalization
 from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, GlobalAvgPool2D, GlobalMaxPool2D,
                       GlobalMaxPooling2D, MaxPool2D, MaxPooling2D)
 from .regularization import Dropout
 from .reshaping import Cropping2D, Reshape, ZeroPadding2D
+from .separable import SeparableConv2D
 from .upsampling import UpSampling2D
 
 __all__ = ["Activation", "Add", "Average", "AveragePooling2D", "AvgPool2D", "BatchNormalization", "Concatenate",

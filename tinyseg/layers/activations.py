@@ -10,22 +10,24 @@ Each maps x to y of the same shape; the backward multiplies the upstream gradien
     linear:   y = x                               dx = dy
 
 Subtracting the maximum m changes nothing mathematically and keeps exp() from overflowing.
+
+Three kinds of class, three names:
+
+    ActivationFunction     a parameter-free layer y = f(x): Linear, ReLU, Sigmoid, Tanh, Softmax
+    Activation             Keras's Activation('relu') layer: the activation function named by a string
+    LayerWithActivation    a layer with an `activation=` argument, y = activation(z) with z its linear part
+                           (Conv2D, Dense, ...): subclasses write forward_linear and backward_linear
+
+(ActivationLayer and ActivatedLayer are the old names of the first and the last, kept as aliases.)
 """
 import numpy as np
 
-from ..kernels.elementwise import relu, relu_backward
+from ..kernels.elementwise import relu, relu_backward, sigmoid
 from ..kernels.softmax import softmax
-
 from .base import Layer
 
 
-def sigmoid(x):
-    """Stable logistic function: never takes exp of a large positive number."""
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
-
-
-class ActivationLayer(Layer):
+class ActivationFunction(Layer):
     """A parameter-free layer y = f(x) with an element-wise (or last-axis) derivative."""
 
     activation_name = None
@@ -52,7 +54,7 @@ class ActivationLayer(Layer):
         raise NotImplementedError
 
 
-class Linear(ActivationLayer):
+class Linear(ActivationFunction):
     """y = x (the activation of a layer given no activation)."""
 
     activation_name = "linear"
@@ -64,7 +66,7 @@ class Linear(ActivationLayer):
         return grad.copy()
 
 
-class ReLU(ActivationLayer):
+class ReLU(ActivationFunction):
     """y = max(x, 0); dx = dy * [x > 0] (the kink at 0 gets derivative 0)."""
 
     activation_name = "relu"
@@ -76,7 +78,7 @@ class ReLU(ActivationLayer):
         return relu_backward(grad, self._x)  # grad * [x > 0], a new array: the caller's grad is not touched
 
 
-class Sigmoid(ActivationLayer):
+class Sigmoid(ActivationFunction):
     """y = 1 / (1 + exp(-x)); dx = dy * y * (1 - y)."""
 
     activation_name = "sigmoid"
@@ -88,7 +90,7 @@ class Sigmoid(ActivationLayer):
         return grad * self._y * (1 - self._y)
 
 
-class Tanh(ActivationLayer):
+class Tanh(ActivationFunction):
     """y = tanh(x); dx = dy * (1 - y^2)."""
 
     activation_name = "tanh"
@@ -100,7 +102,7 @@ class Tanh(ActivationLayer):
         return grad * (1 - self._y * self._y)
 
 
-class Softmax(ActivationLayer):
+class Softmax(ActivationFunction):
     """y = softmax(x) over the last axis (classes); dx = y * (dy - sum(dy * y, last axis)).
 
     Works on (N, K) class scores and on (N, H, W, K) per-pixel scores alike.
@@ -123,7 +125,7 @@ def get(activation, dtype=None, name=None):
     """Turn None, a name ('relu', 'sigmoid', 'tanh', 'softmax', 'linear') or a layer into an activation layer."""
     if activation is None:
         activation = "linear"
-    if isinstance(activation, ActivationLayer):
+    if isinstance(activation, ActivationFunction):
         # a fresh instance: an activation keeps its layer's cache, so it must never be shared by two layers
         return type(activation)(dtype=dtype, name=name)
     if isinstance(activation, str) and activation.lower() in ACTIVATIONS:
@@ -150,11 +152,14 @@ class Activation(Layer):
         return {**super().get_config(), "activation": self.activation.activation_name}
 
 
-class ActivatedLayer(Layer):
-    """A layer computing y = activation(z), where z is its linear part (Conv2D, Dense, Conv2DTranspose).
+class LayerWithActivation(Layer):
+    """A layer computing y = activation(z), where z is its linear part (Conv2D, Dense, Conv2DTranspose, ...).
 
     Subclasses write `forward_linear` and `backward_linear`; the activation is chained on here. A loss that
-    fuses softmax or sigmoid with its log (see losses.py) asks the model for z directly.
+    fuses softmax or sigmoid with its log (see tinyseg/losses/) asks the model for z directly.
+
+    backward(grad, input_grad=False) fills the parameter gradients and skips dL/dx (None): training never
+    needs the gradient of the data, and for a model's first layer dL/dx is real work (a col2im for Conv2D).
     """
 
     def __init__(self, activation=None, **kwargs):
@@ -164,13 +169,12 @@ class ActivatedLayer(Layer):
     def forward(self, x, training=False):
         return self.activation.forward(self.forward_linear(x, training), training)
 
-    def backward(self, grad):
+    def backward(self, grad, input_grad=True):
         self.check_grad(grad)
-        return self.backward_linear(self.activation.backward(grad))
-
-    def backward_params(self, grad):
-        self.check_grad(grad)
-        self.backward_linear(self.activation.backward(grad), input_grad=False)
+        grad_z = self.activation.backward(grad)
+        if input_grad:
+            return self.backward_linear(grad_z)
+        return self.backward_linear(grad_z, input_grad=False)
 
     def forward_linear(self, x, training=False):
         raise NotImplementedError
@@ -181,3 +185,8 @@ class ActivatedLayer(Layer):
 
     def get_config(self):
         return {**super().get_config(), "activation": self.activation.activation_name}
+
+
+# The old names, for code written against them (subclasses, isinstance checks).
+ActivationLayer = ActivationFunction
+ActivatedLayer = LayerWithActivation

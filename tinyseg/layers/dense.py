@@ -12,11 +12,11 @@ import numpy as np
 
 from .. import initializers, regularizers
 from ..kernels.elementwise import add_bias
-from .activations import ActivatedLayer
+from .activations import LayerWithActivation
 from .base import Layer, channel_sum
 
 
-class Dense(ActivatedLayer):
+class Dense(LayerWithActivation):
     """y = activation(x @ kernel + bias), Keras's `Dense(units, activation, use_bias)`.
 
     Shapes: x (N, D_in) -> y (N, units); kernel (D_in, units); bias (units,). Gradients in the module docstring.

@@ -1,4 +1,4 @@
-"""Output-size rules shared by convolution and pooling (Keras's, per spatial axis).
+"""Shape checks and output-size rules shared by convolution and pooling (Keras's, per spatial axis).
 
     'valid':  out = (size - k) // stride + 1                       no padding
     'same':   out = ceil(size / stride)                            padding added so that this holds:
@@ -18,7 +18,16 @@ output size back to its input size:
 import math
 import numbers
 
+from ..kernels.im2col import effective_kernel       # (kernel - 1) * dilation + 1: a dilated window's span
+
 PADDINGS = ("valid", "same")
+
+
+def check_image_shape(layer, input_shape):
+    """Refuse anything but images: input_shape (without the batch axis) must be (H, W, C)."""
+    if len(input_shape) != 3:
+        raise ValueError(f"{layer.name}: expects images (batch, H, W, C), got input shape (batch,) + "
+                         f"{tuple(input_shape)}")
 
 
 def check_padding(padding):
@@ -45,11 +54,6 @@ def positive_int(value, argument):
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{argument} must be a positive integer, got {value!r}")
     return int(value)
-
-
-def effective_kernel(kernel, dilation):
-    """(kernel - 1) * dilation + 1: how many input pixels a dilated window spans on one axis."""
-    return (kernel - 1) * dilation + 1
 
 
 def conv_output_length(size, kernel, stride, padding, dilation=1):

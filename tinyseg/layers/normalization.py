@@ -45,7 +45,7 @@ import numpy as np
 
 from .. import initializers
 from ..backend import NonFiniteError
-from ..kernels.normalization import channel_affine, channel_affine2, channel_grad_sums, channel_mean_var
+from ..kernels.normalization import batchnorm_input_grad, channel_affine, channel_grad_sums, channel_mean_var
 from .base import Layer
 
 
@@ -66,12 +66,8 @@ class BatchNormalization(Layer):
     count_params() counts all four arrays, as Keras's model.summary() "Total params" does;
     count_trainable_params() counts params only (gamma, beta), count_non_trainable_params() the state.
 
-    Conventions that differ in PyTorch (`torch.nn.BatchNorm2d`), which a comparison must convert:
-      * momentum: PyTorch's `momentum` weighs the new batch, Keras's weighs the old average:
-        torch_momentum = 1 - keras_momentum (Keras 0.99 is PyTorch 0.01; PyTorch's default is 0.1).
-      * moving variance: PyTorch's running_var averages the UNBIASED batch variance (divide by M - 1);
-        Keras 3, and this layer, average the biased one (divide by M), the same variance used to normalise.
-      * epsilon: PyTorch's default is 1e-5, Keras's 1e-3.
+    PyTorch's `nn.BatchNorm2d` differs in momentum (its p = 1 - m), in the running variance (unbiased) and
+    in epsilon (1e-5): tinyseg/interop/conventions.py has the table and the converters.
     """
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
@@ -156,21 +152,22 @@ class BatchNormalization(Layer):
         x, mu, inv_sigma, training = self._cache
         if grad.shape != x.shape:
             raise ValueError(f"{self.name}: grad has shape {grad.shape}, but the last forward saw {x.shape}")
-        x2, g2 = x.reshape(-1, x.shape[-1]), grad.reshape(-1, x.shape[-1])
-        sum_g, sum_gx = channel_grad_sums(g2, x2, mu, inv_sigma)     # sum(g), sum(g * xhat), float64 (C,)
+        x2, g2 = x.reshape(-1, x.shape[-1]), grad.reshape(-1, x.shape[-1])      # (M, C)
+        sum_g, sum_gx = channel_grad_sums(g2, x2, mu, inv_sigma)     # sum(g), sum(g * xhat): float64 (C,)
         if self.center:
-            self.grads["beta"] = sum_g.astype(self.dtype)
+            self.grads["beta"] = sum_g.astype(self.dtype)            # dL/dbeta = sum(g)
         if self.scale:
-            self.grads["gamma"] = sum_gx.astype(self.dtype)
+            self.grads["gamma"] = sum_gx.astype(self.dtype)          # dL/dgamma = sum(g * xhat)
         gamma, _ = self._gamma_beta()
         gain = gamma * inv_sigma                                     # gamma / sigma, (C,)
         if not training:
-            return grad * gain.astype(grad.dtype)
-        # Through the batch statistics: subtract the parts of g along the constant direction and along xhat,
-        #   dx = gain * (g - mean_g - xhat * mean_gx) = gain * g - gain * mean_gx * inv_sigma * (x - mu) - gain * mean_g
+            return grad * gain.astype(grad.dtype)                    # mu and sigma were constants
+        # Training: x reaches L through xhat directly, through mu and through var, one term each:
         m_values = x2.shape[0]                                       # M
-        mean_g, mean_gx = sum_g / m_values, sum_gx / m_values
-        dx = channel_affine2(g2, gain, x2, mu, -gain * mean_gx * inv_sigma, -gain * mean_g)
+        mean_g = sum_g / m_values                                    # the term through mu
+        mean_gx = sum_gx / m_values                                  # the term through var (times xhat)
+        # dL/dx = gain * (g - mean_g - xhat * mean_gx), in one pass over g and x
+        dx = batchnorm_input_grad(g2, x2, mu, inv_sigma, gain, mean_g, mean_gx)
         return dx.reshape(grad.shape)
 
     def _gamma_beta(self):

@@ -1,6 +1,4 @@
-"""Pooling: summarise each window of every channel (or each whole channel) by its maximum or its mean.
-
-MaxPooling2D and AveragePooling2D slide a window over the image:
+"""MaxPooling2D and AveragePooling2D: summarise each window of every channel by its maximum or its mean.
 
     x: (N, H, W, C)  ->  y: (N, OH, OW, C)          windows of pool_size (KH, KW), moved by strides (sh, sw)
 
@@ -20,25 +18,17 @@ Padded positions are ignored, as in Keras: they never win a max and are not coun
               dx         = every real pixel of window (i, j) receives dy[n,i,j,c] / count[i,j]
               count[i,j] = number of real (non-padded) pixels in window (i, j)
 
-GlobalMaxPooling2D and GlobalAveragePooling2D take the whole image as one window (a classifier's head after
-the last convolution block):
+The max's derivative exists where the maximum is unique; on a tie the first maximum is one valid
+subgradient (PyTorch's CPU max_pool2d makes the same choice). count[i, j] is Keras's rule for 'same'
+padding (PyTorch's avg_pool2d calls it count_include_pad=False).
 
-    x: (N, H, W, C)  ->  y: (N, C),  or (N, 1, 1, C) with keepdims=True
-
-    max:      y[n,c]       = max_{h,w} x[n,h,w,c]
-              dx[n,h,w,c]  = dy[n,c] at the first maximum of channel c in row-major (h, w) order, 0 elsewhere
-    average:  y[n,c]       = (1 / (H W)) sum_{h,w} x[n,h,w,c]
-              dx[n,h,w,c]  = dy[n,c] / (H W) at every pixel
-
-None of these layers has parameters. The window loops live in kernels/pooling.py (Numba, with a NumPy twin
-for each); a global pooling is one NumPy reduction over (H, W).
+None of these layers has parameters. Each step is one call into kernels/pooling.py (the window loops, with
+their NumPy twins); tinyseg/reference.py has them as plain loops. Global pooling: global_pooling.py.
 """
-import numpy as np
-
 from ..kernels.pooling import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
 from .base import Layer
-from .convolution import check_image_shape
-from .geometry import check_padding, conv_geometry, pair
+from .geometry import check_image_shape, check_padding, conv_geometry, pair
+from .global_pooling import GlobalAveragePooling2D, GlobalAvgPool2D, GlobalMaxPool2D, GlobalMaxPooling2D
 
 
 class _Pooling2D(Layer):
@@ -81,128 +71,43 @@ class _Pooling2D(Layer):
 class MaxPooling2D(_Pooling2D):
     """Max pooling, Keras's `MaxPooling2D(pool_size=(2, 2), strides=None, padding='valid')`.
 
-    Shapes: x (N, H, W, C) -> y (N, OH, OW, C), OH = (H - KH) // sh + 1 ('valid') or ceil(H / sh) ('same').
-
-        y[n,i,j,c] = max over the real pixels of window (i, j) of x[n, ., ., c]
-        dL/dx      = dL/dy[n,i,j,c] placed on that window's argmax (first maximum in row-major order on a
-                     tie), summed where windows overlap; zero everywhere else
-
-    The derivative exists where the maximum is unique; on a tie this picks one valid subgradient (PyTorch's
-    CPU max_pool2d makes the same choice).
+    Shapes: x (N, H, W, C) -> y (N, OH, OW, C). Formula, output size and gradient: the module docstring.
     """
 
     def forward(self, x, training=False):
         self.check_input(x)
         self._x_shape = x.shape
+        # y = the window maxima; argmax = where each one was (a*KW + b), which is all backward needs
         y, self._argmax = max_pool2d(x, self.pool_size, self.strides, self.pads, self.output_shape[:2])
         return y
 
     def backward(self, grad):
         self.check_grad(grad)
+        # dx = each dy sent to its window's argmax, summed where windows overlap
         return max_pool2d_backward(grad, self._argmax, self._x_shape, self.pool_size, self.strides, self.pads)
 
 
 class AveragePooling2D(_Pooling2D):
     """Average pooling, Keras's `AveragePooling2D(pool_size=(2, 2), strides=None, padding='valid')`.
 
-    Shapes: x (N, H, W, C) -> y (N, OH, OW, C), OH = (H - KH) // sh + 1 ('valid') or ceil(H / sh) ('same').
-
-        y[n,i,j,c] = (1 / count[i,j]) * sum over the real pixels of window (i, j) of x[n, ., ., c]
-        dL/dx      = each real pixel of window (i, j) receives dL/dy[n,i,j,c] / count[i,j], summed over
-                     the windows that contain it
-
-    count[i, j] is the number of real pixels in the window: with padding='same' a border window averages only
-    what is inside the image (Keras's rule; PyTorch's avg_pool2d calls it count_include_pad=False).
+    Shapes: x (N, H, W, C) -> y (N, OH, OW, C). Formula, output size and gradient: the module docstring.
     """
 
     def forward(self, x, training=False):
         self.check_input(x)
         self._x_shape = x.shape
+        # y = the window sums over the real pixels, / count
         return avg_pool2d(x, self.pool_size, self.strides, self.pads, self.output_shape[:2])
 
     def backward(self, grad):
         self.check_grad(grad)
+        # dx = dy / count spread over each window's real pixels, summed where windows overlap
         return avg_pool2d_backward(grad, self._x_shape, self.pool_size, self.strides, self.pads)
-
-
-class _GlobalPooling2D(Layer):
-    """What both global poolings share: Keras's `keepdims` argument, the output shape, the batch check."""
-
-    def __init__(self, keepdims=False, **kwargs):
-        super().__init__(**kwargs)
-        if not isinstance(keepdims, (bool, np.bool_)):
-            raise ValueError(f"{self.name}: keepdims must be True or False, got {keepdims!r}")
-        self.keepdims = bool(keepdims)
-        self._x_shape = None
-
-    def compute_output_shape(self, input_shape):
-        check_image_shape(self, input_shape)
-        channels = input_shape[2]
-        return (1, 1, channels) if self.keepdims else (channels,)
-
-    def check_grad(self, grad):
-        if self._x_shape is None:
-            raise RuntimeError(f"{self.name}: backward() called before forward()")
-        super().check_grad(grad)
-        # dx has the forward's batch: a grad of batch 1 must not be broadcast over it
-        if grad.shape[0] != self._x_shape[0]:
-            raise ValueError(f"{self.name}: grad has batch size {grad.shape[0]} but the last forward had "
-                             f"{self._x_shape[0]}")
-
-    def get_config(self):
-        return {**super().get_config(), "keepdims": self.keepdims}
-
-
-class GlobalMaxPooling2D(_GlobalPooling2D):
-    """Keras's `GlobalMaxPooling2D(keepdims=False)`: the maximum of each channel over the whole image.
-
-    Shapes: x (N, H, W, C) -> y (N, C), or (N, 1, 1, C) with keepdims=True.
-
-        y[n,c]  = max_{h,w} x[n,h,w,c]
-        dL/dx   = dL/dy[n,c] at the first maximum of x[n,:,:,c] in row-major (h, w) order, zero elsewhere
-
-    On a tie this picks one valid subgradient, as MaxPooling2D does (PyTorch's amax would share dy among the
-    tied pixels instead).
-    """
-
-    def forward(self, x, training=False):
-        self.check_input(x)
-        n, h, w, c = self._x_shape = x.shape
-        pixels = x.reshape(n, h * w, c)                       # pixel index h*W + w: row-major order
-        self._argmax = pixels.argmax(axis=1)                  # (N, C); argmax returns the first maximum
-        y = pixels.max(axis=1)
-        return y.reshape((n,) + self.output_shape)
-
-    def backward(self, grad):
-        self.check_grad(grad)
-        n, h, w, c = self._x_shape
-        dx = np.zeros((n, h * w, c), dtype=grad.dtype)
-        np.put_along_axis(dx, self._argmax[:, None, :], grad.reshape(n, 1, c), axis=1)
-        return dx.reshape(self._x_shape)
-
-
-class GlobalAveragePooling2D(_GlobalPooling2D):
-    """Keras's `GlobalAveragePooling2D(keepdims=False)`: the mean of each channel over the whole image.
-
-    Shapes: x (N, H, W, C) -> y (N, C), or (N, 1, 1, C) with keepdims=True.
-
-        y[n,c]          = (1 / (H W)) sum_{h,w} x[n,h,w,c]
-        dL/dx[n,h,w,c]  = dL/dy[n,c] / (H W)
-    """
-
-    def forward(self, x, training=False):
-        self.check_input(x)
-        self._x_shape = x.shape
-        return x.mean(axis=(1, 2), keepdims=self.keepdims)
-
-    def backward(self, grad):
-        self.check_grad(grad)
-        n, h, w, c = self._x_shape
-        return np.broadcast_to(grad.reshape(n, 1, 1, c) / (h * w), self._x_shape).copy()
 
 
 # Keras's short names for the same layers
 MaxPool2D = MaxPooling2D
 AvgPool2D = AveragePooling2D
-GlobalMaxPool2D = GlobalMaxPooling2D
-GlobalAvgPool2D = GlobalAveragePooling2D
+
+__all__ = ["AveragePooling2D", "AvgPool2D", "GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPool2D",
+           "GlobalMaxPooling2D", "MaxPool2D", "MaxPooling2D"]

@@ -31,7 +31,7 @@ import numbers
 import numpy as np
 
 from .base import Layer
-from .convolution import check_image_shape
+from .geometry import check_image_shape
 
 
 def zero_pad2d(x, pads):

@@ -26,7 +26,7 @@ The loops live in kernels/upsampling.py (Numba, with a NumPy twin for each).
 from ..kernels.upsampling import (upsample_bilinear, upsample_bilinear_backward, upsample_nearest,
                                   upsample_nearest_backward)
 from .base import Layer
-from .convolution import check_image_shape
+from .geometry import check_image_shape
 from .geometry import pair
 
 INTERPOLATIONS = {

@@ -49,7 +49,7 @@ from .. import backend, losses, metrics as metrics_module, optimizers, saving
 from ..backend import NonFiniteError
 from ..callbacks import CallbackList, History, TerminateOnNaN
 from ..graph import Graph, InputLayer, KerasTensor, Node, is_symbolic
-from ..layers.activations import ActivatedLayer, Activation, ActivationLayer, sigmoid, softmax
+from ..layers.activations import Activation, ActivationFunction, LayerWithActivation, sigmoid, softmax
 from ..layers.base import deserialize, serialize
 from .data import ArrayBatches, as_list, batches, count_argument, is_stream, num_samples, take
 from .progress import ProgressBar, format_logs
@@ -59,9 +59,9 @@ MODEL_CLASSES = {}          # class name -> Model class, for load_model (filled 
 
 def output_activation(layer):
     """The name of the activation a layer ends in ('linear' if none)."""
-    if isinstance(layer, ActivationLayer):
+    if isinstance(layer, ActivationFunction):
         return layer.activation_name
-    if isinstance(layer, (ActivatedLayer, Activation)):
+    if isinstance(layer, (LayerWithActivation, Activation)):
         return layer.activation.activation_name
     return "linear"
 
@@ -298,7 +298,10 @@ class Model:
                 loss.check_output_shape((None,) + tuple(self.output_shape))
             except ValueError as err:
                 raise ValueError(f"compile: {err}") from None
-        metric_fns = [self._metric_for(m, loss) for m in metrics]
+        # A model without an output activation, whose loss applies one, outputs logits: a metric named by a
+        # string is told so (a one-channel output is then class 1 where z > 0, not z > 0.5).
+        outputs_are_logits = loss.activation is not None and final == "linear"
+        metric_fns = [self._metric_for(m, loss, outputs_are_logits) for m in metrics]
         self._try_metrics(metrics, metric_fns, loss)
         self.optimizer, self.loss, self.fused = optimizer, loss, fused
         self.metric_names, self._metric_fns = [_metric_name(m, f) if not isinstance(m, str) else m
@@ -306,9 +309,12 @@ class Model:
         self._metric_specs = metrics
 
     @staticmethod
-    def _metric_for(m, loss):
-        """The callable for one entry of compile(metrics=[...]), told the loss's ignore_index where it can be."""
+    def _metric_for(m, loss, from_logits=False):
+        """The callable for one entry of compile(metrics=[...]), told the loss's ignore_index where it can be,
+        and (metric names only) whether the model's outputs are logits."""
         ignore_index = getattr(loss, "ignore_index", None)
+        if isinstance(m, str) and from_logits:
+            return metrics_module.get(m, ignore_index=ignore_index, from_logits=True)
         if isinstance(m, str) and ignore_index is not None and _takes_keyword(metrics_module.get, "ignore_index"):
             return metrics_module.get(m, ignore_index=ignore_index)
         fn = metrics_module.get(m)

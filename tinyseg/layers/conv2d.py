@@ -1,0 +1,135 @@
+"""Conv2D: a 2-D convolution, computed as im2col, one matrix product, and col2im for the input gradient.
+
+Convolution (cross-correlation, as in every framework), channels-last:
+
+    x: (N, H, W, C)    kernel K: (KH, KW, C, F)    bias b: (F,)    z, y: (N, OH, OW, F)
+
+    z[n, i, j, f] = b[f] + sum_{a, b, c} xpad[n, i*sh + a*dh, j*sw + b*dw, c] * K[a, b, c, f]
+    y = activation(z)
+
+    OH = (H - KH') // sh + 1 for padding='valid', ceil(H / sh) for 'same' (rules in geometry.py)
+
+The dilation (dh, dw) is 1 unless asked for (Keras's `dilation_rate`): an atrous convolution, whose KH taps
+sit dh rows apart, so the window spans KH' = (KH - 1)*dh + 1 rows (KW' likewise) with the same KH*KW*C
+weights; KH' takes KH's place in the output-size and padding rules. As in Keras, Conv2D refuses a stride
+above 1 together with a dilation above 1.
+
+im2col turns it into one matrix product:
+
+    cols = im2col(x)                   (N*OH*OW, KH*KW*C)   (the dilated taps of each window: still KH*KW*C)
+    Kmat = K.reshape(KH*KW*C, F)
+    z    = cols @ Kmat + b             (N*OH*OW, F) -> reshape (N, OH, OW, F)
+
+Backward, with G = dL/dz reshaped to (N*OH*OW, F):
+
+    dL/dKmat = cols^T @ G              (KH*KW*C, F)
+    dL/db    = sum of G over its rows  (F,)
+    dL/dx    = col2im(G @ Kmat^T)      (N, H, W, C)    <- a transposed convolution of G with the same K
+
+That last line is the whole definition of a transposed convolution: conv2d_transpose is the adjoint of
+conv2d (for every x and y, <conv2d(x), y> = <x, conv2d_transpose(y)>). So Conv2DTranspose
+(conv2d_transpose.py) runs these two the other way round: a U-Net decoder is an encoder run backwards.
+
+Each line above is one call into kernels/convolution.py, which does it band by band on tinyseg's threads
+(the numbers are those of the formulas; only the order of the work changes). tinyseg/reference.py has the
+same convolution as plain loops, and the tests prove the two equal.
+"""
+import numpy as np
+
+from .. import initializers, regularizers
+from ..kernels.convolution import conv2d, conv2d_kernel_grad, conv2d_transpose
+from .activations import LayerWithActivation
+from .geometry import check_image_shape, check_padding, conv_geometry, pair, positive_int
+
+
+class _Convolution(LayerWithActivation):
+    """What Conv2D and Conv2DTranspose share: arguments, checks, config."""
+
+    regularizer_arguments = {"kernel": "kernel_regularizer", "bias": "bias_regularizer"}
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None,
+                 bias_regularizer=None, **kwargs):
+        super().__init__(activation=activation, **kwargs)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer, f"{self.name}: kernel_regularizer")
+        self.bias_regularizer = regularizers.get(bias_regularizer, f"{self.name}: bias_regularizer")
+        self.filters = positive_int(filters, f"{self.name}: filters")
+        self.kernel_size = pair(kernel_size, f"{self.name}: kernel_size")
+        self.strides = pair(strides, f"{self.name}: strides")
+        self.padding = check_padding(padding)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
+                "strides": self.strides, "padding": self.padding, "use_bias": self.use_bias,
+                **regularizers.config_entries(self, self.regularizer_arguments.values())}
+
+    def build(self, input_shape):
+        out = super().build(input_shape)
+        self.params["kernel"] = self.kernel_initializer(self.kernel_shape(self.input_shape[2]), self.dtype)
+        if self.use_bias:
+            self.params["bias"] = self.bias_initializer((self.filters,), self.dtype)
+        return out
+
+
+def check_strides_with_dilation(layer):
+    """Keras's Conv2D refuses strides > 1 together with dilation_rate > 1 (TensorFlow's convolution has no
+    such kernel); so does ours, with the same message, so a model written for one runs on the other."""
+    if max(layer.strides) > 1 and max(layer.dilation_rate) > 1:
+        raise ValueError(f"{layer.name}: strides > 1 is not supported together with dilation_rate > 1; got "
+                         f"strides={layer.strides} and dilation_rate={layer.dilation_rate}")
+
+
+class Conv2D(_Convolution):
+    """2-D convolution layer, Keras's `Conv2D(filters, kernel_size, strides, padding, dilation_rate, activation,
+    use_bias)`.
+
+    Shapes: x (N, H, W, C) -> y (N, OH, OW, filters); kernel (KH, KW, C, filters); bias (filters,).
+    Formula, output size and gradients: see the module docstring. Weights start as Keras's do:
+    glorot-uniform kernel, zero bias. dilation_rate (int or pair, default 1) spaces the kernel's taps; with it
+    above 1 the strides must be 1 (Keras's rule). kernel_regularizer, bias_regularizer (e.g.
+    tinyseg.regularizers.L2(1e-4)) add a penalty on those weights to the training loss.
+    """
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", dilation_rate=1, activation=None,
+                 use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+        super().__init__(filters, kernel_size, strides=strides, padding=padding, activation=activation,
+                         use_bias=use_bias, kernel_initializer=kernel_initializer,
+                         bias_initializer=bias_initializer, **kwargs)
+        self.dilation_rate = pair(dilation_rate, f"{self.name}: dilation_rate")
+        check_strides_with_dilation(self)
+
+    def get_config(self):
+        return {**super().get_config(), "dilation_rate": self.dilation_rate}
+
+    def compute_output_shape(self, input_shape):
+        check_image_shape(self, input_shape)
+        (oh, ow), self.pads = conv_geometry(input_shape[:2], self.kernel_size, self.strides, self.padding,
+                                           self.dilation_rate)
+        return oh, ow, self.filters
+
+    def kernel_shape(self, channels):
+        return self.kernel_size + (channels, self.filters)
+
+    def forward_linear(self, x, training=False):
+        self.check_input(x)
+        self._x = x
+        # z = im2col(x) @ Kmat + b
+        return conv2d(x, self.params["kernel"], self.strides, self.pads, self.output_shape[:2],
+                      self.params.get("bias"), self.dilation_rate)
+
+    def backward_linear(self, grad, input_grad=True):
+        kernel = self.params["kernel"]
+        grad = np.ascontiguousarray(grad)            # a view (from Concatenate's backward) is copied once
+        # dL/dKmat = im2col(x)^T @ G and dL/db = sum of G, from one pass over the bands of im2col(x)
+        dk, db = conv2d_kernel_grad(self._x, grad, self.kernel_size, self.strides, self.pads, self.dilation_rate,
+                                    bias=self.use_bias)
+        self.grads["kernel"] = dk.reshape(kernel.shape)
+        if self.use_bias:
+            self.grads["bias"] = db
+        if not input_grad:
+            return None
+        # dL/dx = col2im(G @ Kmat^T): the transposed convolution of G
+        return conv2d_transpose(grad, kernel, self.strides, self.pads, self._x.shape, dilation=self.dilation_rate)

@@ -1,0 +1,89 @@
+"""GlobalMaxPooling2D and GlobalAveragePooling2D: the whole image as one window (a classifier's head after
+the last convolution block).
+
+    x: (N, H, W, C)  ->  y: (N, C),  or (N, 1, 1, C) with keepdims=True
+
+    max:      y[n,c]       = max_{h,w} x[n,h,w,c]
+              dx[n,h,w,c]  = dy[n,c] at the first maximum of channel c in row-major (h, w) order, 0 elsewhere
+    average:  y[n,c]       = (1 / (H W)) sum_{h,w} x[n,h,w,c]
+              dx[n,h,w,c]  = dy[n,c] / (H W) at every pixel
+
+On a tie the max picks one valid subgradient, as MaxPooling2D does (PyTorch's amax would share dy among the
+tied pixels instead). Each is one NumPy reduction over (H, W): no kernel needed.
+"""
+import numpy as np
+
+from .base import Layer
+from .geometry import check_image_shape
+
+
+class _GlobalPooling2D(Layer):
+    """What both global poolings share: Keras's `keepdims` argument, the output shape, the batch check."""
+
+    def __init__(self, keepdims=False, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(keepdims, (bool, np.bool_)):
+            raise ValueError(f"{self.name}: keepdims must be True or False, got {keepdims!r}")
+        self.keepdims = bool(keepdims)
+        self._x_shape = None
+
+    def compute_output_shape(self, input_shape):
+        check_image_shape(self, input_shape)
+        channels = input_shape[2]
+        return (1, 1, channels) if self.keepdims else (channels,)
+
+    def check_grad(self, grad):
+        if self._x_shape is None:
+            raise RuntimeError(f"{self.name}: backward() called before forward()")
+        super().check_grad(grad)
+        # dx has the forward's batch: a grad of batch 1 must not be broadcast over it
+        if grad.shape[0] != self._x_shape[0]:
+            raise ValueError(f"{self.name}: grad has batch size {grad.shape[0]} but the last forward had "
+                             f"{self._x_shape[0]}")
+
+    def get_config(self):
+        return {**super().get_config(), "keepdims": self.keepdims}
+
+
+class GlobalMaxPooling2D(_GlobalPooling2D):
+    """Keras's `GlobalMaxPooling2D(keepdims=False)`: the maximum of each channel over the whole image.
+
+    Shapes: x (N, H, W, C) -> y (N, C), or (N, 1, 1, C) with keepdims=True. Formula: the module docstring.
+    """
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        n, h, w, c = self._x_shape = x.shape
+        pixels = x.reshape(n, h * w, c)                       # pixel index h*W + w: row-major order
+        self._argmax = pixels.argmax(axis=1)                  # (N, C); argmax returns the first maximum
+        y = pixels.max(axis=1)
+        return y.reshape((n,) + self.output_shape)
+
+    def backward(self, grad):
+        self.check_grad(grad)
+        n, h, w, c = self._x_shape
+        dx = np.zeros((n, h * w, c), dtype=grad.dtype)
+        np.put_along_axis(dx, self._argmax[:, None, :], grad.reshape(n, 1, c), axis=1)
+        return dx.reshape(self._x_shape)
+
+
+class GlobalAveragePooling2D(_GlobalPooling2D):
+    """Keras's `GlobalAveragePooling2D(keepdims=False)`: the mean of each channel over the whole image.
+
+    Shapes: x (N, H, W, C) -> y (N, C), or (N, 1, 1, C) with keepdims=True. Formula: the module docstring.
+    """
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        self._x_shape = x.shape
+        return x.mean(axis=(1, 2), keepdims=self.keepdims)
+
+    def backward(self, grad):
+        self.check_grad(grad)
+        n, h, w, c = self._x_shape
+        return np.broadcast_to(grad.reshape(n, 1, 1, c) / (h * w), self._x_shape).copy()
+
+
+# Keras's short names for the same layers
+GlobalMaxPool2D = GlobalMaxPooling2D
+GlobalAvgPool2D = GlobalAveragePooling2D
