@@ -1,10 +1,12 @@
 """Every tutorial is a percent-format notebook (issue 15): it opens in Jupytext / VS Code as cells of prose and
-code, and its code cells, run in order, are the whole script. These tests read the files only; the tutorials' runs are tested elsewhere (with --quick)."""
+code, and its code cells, run in order, are the whole script. The README's tutorial list names each one.
+These tests read the files only; the tutorials' runs are tested elsewhere (with --quick)."""
 import ast
+import re
 
 import pytest
 
-from tutorial_kit import cells, tutorial_files
+from tutorial_kit import REPO, cells, tutorial_files
 
 FILES = tutorial_files()
 
@@ -41,3 +43,16 @@ def test_tutorial_is_a_percent_format_notebook(path):
     assert '"--quick"' in text and '"--out"' in text, path.name
     assert "ipykernel" in text or "parse_known_args" in text, path.name
 
+
+def readme_tutorials():
+    """{file name: what it teaches} from the README's table under '## Tutorials'."""
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("\n## Tutorials\n", 1)[1].split("\n## ", 1)[0]
+    return dict(re.findall(r"^\| `(\d\d_\w+\.py)` \| (.+?) \|$", section, re.MULTILINE))
+
+
+def test_readme_lists_every_tutorial_with_what_it_teaches():
+    listed = readme_tutorials()
+    assert sorted(listed) == [p.name for p in FILES], sorted(set(listed) ^ {p.name for p in FILES})
+    for name, teaches in listed.items():
+        assert len(teaches.split()) >= 6, f"README: say what {name} teaches, not just {teaches!r}"
