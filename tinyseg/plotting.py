@@ -133,11 +133,15 @@ def _show_pattern_mask(ax, mask, num_classes, ignore_index=None):
         shown = np.where(mask == ignore_index, VOID_COLOUR[0] / 255.0, shown)
     ax.imshow(np.repeat(shown[..., None], 3, axis=-1), interpolation="nearest")
     h, w = mask.shape
-    # contourf on a padded 0/1 image: the 0.5 level runs half-way between pixel centres, so a region's
-    # outline falls on its pixels' edges (cut diagonally at the corners), even at the image border
-    ys, xs = np.arange(-1, h + 1), np.arange(-1, w + 1)
+    # contourf on a padded 0/1 image, each pixel repeated f x f times: the 0.5 level runs half-way between
+    # sub-pixel centres, so a region's outline follows its pixels' edges (a lone pixel stays a square), even
+    # at the image border; f shrinks for large masks to bound the outline's length
+    f = max(1, min(4, 256 // max(h, w)))
+    ys = (np.arange(-1, h * f + 1) + 0.5) / f - 0.5
+    xs = (np.arange(-1, w * f + 1) + 0.5) / f - 0.5
+    block = np.ones((f, f))
     for c in range(1, num_classes):
-        region = np.pad((mask == c) & (mask != ignore_index), 1).astype(np.float64)
+        region = np.pad(np.kron((mask == c) & (mask != ignore_index), block), 1)
         if region.any():
             ax.contourf(xs, ys, region, levels=[0.5, 1.5], colors="none", hatches=[HATCHES[c]])
             ax.contour(xs, ys, region, levels=[0.5], colors="black", linewidths=0.6)
