@@ -1,4 +1,4 @@
-"""Tutorial 10 (optimizers, schedules, over-fitting) runs in its --tiny mode with this checkout's tinyseg,
+"""Tutorial 10 (optimizers, schedules, over-fitting) runs in its --quick mode with this checkout's tinyseg,
 writes its three pictures at a sensible size, draws one loss line per optimizer run (and a training and a
 validation line per over-fitting run), and opens as a notebook (percent format)."""
 import json
@@ -13,9 +13,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, "tutorials", "10_optimizers_and_schedules.py")
 
 
-def test_tutorial_10_tiny_writes_its_pictures_and_one_line_per_run(tmp_path):
+def test_tutorial_10_quick_writes_its_pictures_and_one_line_per_run(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([REPO] + [p for p in [os.environ.get("PYTHONPATH")] if p])}
-    proc = subprocess.run([sys.executable, SCRIPT, "--tiny", "--out", str(tmp_path)], cwd=tmp_path, env=env,
+    proc = subprocess.run([sys.executable, SCRIPT, "--quick", "--out", str(tmp_path)], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     for name, (min_width, min_height) in {"schedules.png": (500, 250), "optimizers.png": (800, 300),

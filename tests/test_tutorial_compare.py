@@ -1,10 +1,12 @@
-"""Tutorial 04 (tinyseg vs PyTorch) runs in its tiny mode, writes its plot and prints small differences."""
+"""Tutorial 04 (tinyseg vs PyTorch) runs in its quick mode, writes its plot and prints small differences."""
 import os
 import re
 import subprocess
 import sys
 
 import pytest
+
+from tutorial_kit import ENV
 
 pytest.importorskip("torch", reason="the comparison tutorial needs torch: pip install -e '.[compare]'")
 
@@ -15,10 +17,10 @@ LINE = re.compile(r"^(seed CNN|U-Net) (float32|float64): largest relative differ
 LIMITS = {"float64": 1e-9, "float32": 1e-3}
 
 
-def test_tutorial_tiny(tmp_path):
+def test_tutorial_quick(tmp_path):
     out = tmp_path / "out"
-    result = subprocess.run([sys.executable, os.path.abspath(TUTORIAL), "--tiny", "--out", str(out)],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, os.path.abspath(TUTORIAL), "--quick", "--out", str(out)],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300, env=ENV)
     assert result.returncode == 0, result.stderr
     png = out / "loss_curves.png"
     assert png.exists() and png.stat().st_size > 10_000

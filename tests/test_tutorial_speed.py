@@ -1,15 +1,17 @@
-"""Tutorial 5 (convolution speed) runs in its --tiny mode and draws its chart. No timing is asserted."""
+"""Tutorial 5 (convolution speed) runs in its --quick mode and draws its chart. No timing is asserted."""
 import os
 import subprocess
 import sys
+
+from tutorial_kit import ENV
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, "tutorials", "05_convolution_speed.py")
 
 
-def test_tutorial_05_tiny_runs_and_writes_its_chart(tmp_path):
-    proc = subprocess.run([sys.executable, SCRIPT, "--tiny", "--out", str(tmp_path)], cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
+def test_tutorial_05_quick_runs_and_writes_its_chart(tmp_path):
+    proc = subprocess.run([sys.executable, SCRIPT, "--quick", "--out", str(tmp_path)], cwd=REPO,
+                          capture_output=True, text=True, timeout=600, env=ENV)
     assert proc.returncode == 0, proc.stderr[-4000:]
     png = tmp_path / "convolution_speed.png"
     assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

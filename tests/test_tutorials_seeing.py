@@ -1,4 +1,4 @@
-"""Tutorials 8 (backprop by hand) and 9 (what the network sees) run in their tiny mode; their pictures are
+"""Tutorials 8 (backprop by hand) and 9 (what the network sees) run in their quick mode; their pictures are
 read back: they exist, have a sensible size, and the saliency figure's panels are not blank."""
 import os
 import re
@@ -16,7 +16,7 @@ TUTORIALS = REPO / "tutorials"
 def run(script, out):
     # The tutorial must import the tinyseg under test (this checkout), not some other installed copy.
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    result = subprocess.run([sys.executable, str(TUTORIALS / script), "--tiny", "--out", str(out)], cwd=REPO,
+    result = subprocess.run([sys.executable, str(TUTORIALS / script), "--quick", "--out", str(out)], cwd=REPO,
                             capture_output=True, text=True, timeout=600, env=env, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout

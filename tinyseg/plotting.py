@@ -1,11 +1,17 @@
 """Pictures: what the tutorials and the command line draw (matplotlib, written straight to PNG files).
 
 Figures are made with `matplotlib.figure.Figure`, not pyplot, so nothing needs a screen and no global figure
-state leaks between calls.
+state leaks between calls. Each `plot_*` function that a test reads back has a `*_figure` twin that returns
+the Figure unsaved; `save_figure` writes a Figure to a temporary file and renames it, so a crash never
+leaves half a PNG.
 """
+import os
+import tempfile
+
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 # Background is black; the classes after it get colours that stay apart for most colour-blind readers.
 PALETTE = np.array([
@@ -16,6 +22,36 @@ PALETTE = np.array([
 
 VOID_COLOUR = np.array([40, 40, 40], dtype=np.uint8)      # ignored (void) pixels when no palette names a colour
 ERROR_COLOUR = np.array([255, 0, 0], dtype=np.uint8)
+
+# Label maps without a data set's own palette are drawn without hue: a grey level and a hatch per class.
+# Why: the built-in shapes take their colours uniformly from the whole RGB cube (datasets/shapes.py,
+# _pick_colors), so every fill colour a palette could use is some shape's own colour, and an orange triangle
+# would sit next to "orange = circle". A hatch is a code no shape carries. Background is white, unhatched.
+HATCHES = ["", "//", "..", "xx", "\\\\", "++", "oo", "--", "||", "**"]
+
+
+def pattern_greys(num_classes):
+    """(num_classes,) grey levels of the hatched label maps: 1.0 (white) for the background, then evenly
+    from 0.8 down to 0.45 for classes 1..K-1, as far apart as K allows."""
+    if num_classes <= 1:
+        return np.ones(max(num_classes, 0))
+    return np.concatenate([[1.0], np.linspace(0.8, 0.45, num_classes - 1)])
+
+
+def save_figure(fig, path, dpi=90):
+    """Write `fig` as a PNG to `path` atomically (a temporary file in the same folder, then os.replace)."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, dpi=dpi, format="png")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
 
 
 def palette(num_classes, colours=None):
@@ -87,44 +123,98 @@ def _show_image(ax, image):
     ax.set_yticks([])
 
 
-def plot_segmentation_grid(images, true_masks, pred_masks, path, class_names, max_rows=6, colours=None,
-                           ignore_index=None, errors=False, void_name="void"):
-    """Rows of input | true mask | predicted mask (| errors), with a legend of the class colours.
+def _show_pattern_mask(ax, mask, num_classes, ignore_index=None):
+    """Draw a class-index mask (H, W) without hue: class c in grey pattern_greys(K)[c] with hatch HATCHES[c]
+    (background white, unhatched), each region outlined in black; ignored pixels in VOID_COLOUR, unhatched."""
+    mask = np.asarray(mask)
+    greys = pattern_greys(num_classes)
+    shown = greys[np.clip(mask, 0, num_classes - 1)]
+    if ignore_index is not None:
+        shown = np.where(mask == ignore_index, VOID_COLOUR[0] / 255.0, shown)
+    ax.imshow(np.repeat(shown[..., None], 3, axis=-1), interpolation="nearest")
+    h, w = mask.shape
+    # contourf on a padded 0/1 image, each pixel repeated f x f times: the 0.5 level runs half-way between
+    # sub-pixel centres, so a region's outline follows its pixels' edges (a lone pixel stays a square), even
+    # at the image border; f shrinks for large masks to bound the outline's length
+    f = max(1, min(4, 256 // max(h, w)))
+    ys = (np.arange(-1, h * f + 1) + 0.5) / f - 0.5
+    xs = (np.arange(-1, w * f + 1) + 0.5) / f - 0.5
+    block = np.ones((f, f))
+    for c in range(1, num_classes):
+        region = np.pad(np.kron((mask == c) & (mask != ignore_index), block), 1)
+        if region.any():
+            ax.contourf(xs, ys, region, levels=[0.5, 1.5], colors="none", hatches=[HATCHES[c]])
+            ax.contour(xs, ys, region, levels=[0.5], colors="black", linewidths=0.6)
+    ax.set_xlim(-0.5, w - 0.5)
+    ax.set_ylim(h - 0.5, -0.5)
 
-    colours: the data set's palette ((K', 3) uint8; default: tinyseg's). ignore_index: the void label, drawn in
-    its palette colour (or dark gray) and never counted as an error. errors=True adds a fourth column:
-    wrong pixels red on the dimmed image (error_map). Images may be uint8 or floats in [0, 1].
+
+def segmentation_grid_figure(images, true_masks, pred_masks, class_names, max_rows=6, colours=None,
+                             ignore_index=None, errors=False, void_name="void"):
+    """The Figure of plot_segmentation_grid (unsaved): rows of input | true mask | predicted mask (| errors)
+    and a legend of the classes.
+
+    With a data set's palette (`colours`, (K', 3) uint8, e.g. CamVid's) the masks are filled in its colours.
+    Without one (and at most len(HATCHES) classes) they are drawn without hue: a grey level and a hatch per
+    class (see HATCHES), so no class code can be mistaken for a colour in the input image.
     """
     k = len(class_names)
     n = min(len(images), max_rows)
     columns = 4 if errors else 3
+    patterns = colours is None and k <= len(HATCHES)
     handles_count = k + (ignore_index is not None)
     ncol = min(handles_count, 6 if columns == 4 else 5)
     legend_rows = -(-handles_count // ncol)
     height, width = np.asarray(images[0]).shape[:2]
     panel = 2.5 * max(1.0, width / height)                      # inches per panel, wider for wide images
-    fig_height = 2.5 * n + 0.3 * legend_rows + 0.5
+    fig_height = 2.5 * n + 0.35 * legend_rows + 0.5
     fig = Figure(figsize=(panel * columns, fig_height))
     axes = fig.subplots(n, columns, squeeze=False)
     for i in range(n):
         _show_image(axes[i, 0], images[i])
-        _show_image(axes[i, 1], mask_to_rgb(true_masks[i], k, colours, ignore_index))
         pred = np.asarray(pred_masks[i])
-        _show_image(axes[i, 2], mask_to_rgb(pred, k, colours, ignore_index))
+        for ax, mask in ((axes[i, 1], true_masks[i]), (axes[i, 2], pred)):
+            if patterns:
+                _show_pattern_mask(ax, mask, k, ignore_index)
+                ax.set_xticks([])
+                ax.set_yticks([])
+            else:
+                _show_image(ax, mask_to_rgb(mask, k, colours, ignore_index))
         if errors:
             _show_image(axes[i, 3], error_map(images[i], true_masks[i], pred, ignore_index))
     titles = ("input", "true mask", "predicted mask", "errors (red)")
     for ax, title in zip(axes[0], titles):
         ax.set_title(title)
-    table = palette(k, colours) / 255.0
-    handles = [Patch(facecolor=table[c], edgecolor="gray", label=class_names[c]) for c in range(k)]
+    if patterns:
+        greys = pattern_greys(k)
+        handles = [Patch(facecolor=(greys[c],) * 3, edgecolor="black", hatch=HATCHES[c], label=class_names[c])
+                   for c in range(k)]
+    else:
+        table = palette(k, colours) / 255.0
+        handles = [Patch(facecolor=table[c], edgecolor="gray", label=class_names[c]) for c in range(k)]
     if ignore_index is not None:
-        void = table[ignore_index] if 0 <= ignore_index < len(table) else VOID_COLOUR / 255.0
+        if patterns or not 0 <= ignore_index < len(palette(k, colours)):
+            void = VOID_COLOUR / 255.0
+        else:
+            void = palette(k, colours)[ignore_index] / 255.0
         handles.append(Patch(facecolor=void, edgecolor="gray", label=f"{void_name} (ignored)"))
-    fig.legend(handles=handles, loc="lower center", ncol=ncol, frameon=False)
-    fig.tight_layout(rect=(0, (0.3 * legend_rows + 0.15) / fig_height, 1, 1))
-    fig.savefig(path, dpi=90)
-    return path
+    fig.legend(handles=handles, loc="lower center", ncol=ncol, frameon=False, handleheight=1.6, handlelength=2.4)
+    fig.tight_layout(rect=(0, (0.35 * legend_rows + 0.15) / fig_height, 1, 1))
+    return fig
+
+
+def plot_segmentation_grid(images, true_masks, pred_masks, path, class_names, max_rows=6, colours=None,
+                           ignore_index=None, errors=False, void_name="void"):
+    """Rows of input | true mask | predicted mask (| errors), with a legend of the classes; saved to `path`.
+
+    colours: the data set's palette ((K', 3) uint8); without it the masks are drawn in grey levels and hatches
+    (segmentation_grid_figure says why). ignore_index: the void label, drawn in its palette colour (or dark
+    gray) and never counted as an error. errors=True adds a fourth column: wrong pixels red on the dimmed
+    image (error_map). Images may be uint8 or floats in [0, 1].
+    """
+    fig = segmentation_grid_figure(images, true_masks, pred_masks, class_names, max_rows, colours, ignore_index,
+                                   errors, void_name)
+    return save_figure(fig, path)
 
 
 def plot_per_class_iou(iou, class_names, path, colours=None, title="per-class IoU", mean=None):
@@ -155,8 +245,9 @@ def plot_per_class_iou(iou, class_names, path, colours=None, title="per-class Io
     return path
 
 
-def plot_history(history, path, title="training"):
-    """Loss (left) and every metric (right) per epoch, training and validation."""
+def history_figure(history, title="training"):
+    """The Figure of plot_history (unsaved): loss (left) and every metric (right) against the epoch, training
+    and validation; the epoch axis has integer ticks only (there is no epoch 1.5)."""
     h = history.history if hasattr(history, "history") else history
     metrics = [k for k in h if k != "loss" and not k.startswith("val_")]
     fig = Figure(figsize=(10, 4) if metrics else (5, 4))
@@ -168,14 +259,21 @@ def plot_history(history, path, title="training"):
             if "val_" + key in h:
                 ax.plot(epochs, h["val_" + key], "s--", label="val_" + key)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        if len(epochs) == 1:                     # one point: matplotlib would centre it in [0.95, 1.05]
+            ax.set_xlim(0.5, 1.5)
         ax.legend()
         ax.grid(alpha=0.3)
     axes[0].set_title(f"{title}: loss")
     if metrics:
         axes[1].set_title(f"{title}: metrics")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    return path
+    return fig
+
+
+def plot_history(history, path, title="training"):
+    """Loss (left) and every metric (right) per epoch, training and validation, saved to `path`."""
+    return save_figure(history_figure(history, title), path)
 
 
 def plot_confusion_matrix(cm, class_names, path, normalize=True):

@@ -104,6 +104,13 @@ def plot_explanation(image, path, region=None, saliency=None, gradient=None, cam
 
 # --- feature maps and filters ------------------------------------------------------------------------------
 def plot_feature_maps(image, maps, path, title=None, max_maps=16, ncols=4):
+    """feature_maps_figure, saved to `path`."""
+    fig = feature_maps_figure(image, maps, title, max_maps, ncols)
+    fig.savefig(path, dpi=90)
+    return path
+
+
+def feature_maps_figure(image, maps, title=None, max_maps=16, ncols=4):
     """The image, and beside it a layer's feature maps for it, all on ONE colour scale with one colour bar.
 
     image (H, W, C) in [0, 1]; maps (h, w, F): the layer's output for that image (explain.layer_output(model,
@@ -134,8 +141,7 @@ def plot_feature_maps(image, maps, path, title=None, max_maps=16, ncols=4):
     fig.colorbar(im, cax=fig.add_subplot(grid[:, -1]), label="activation (one scale for every map)")
     fig.suptitle(title or f"{maps.shape[-1]} feature maps" + (f", first {f} shown" if f < maps.shape[-1] else ""),
                  fontsize=10)
-    fig.savefig(path, dpi=90)
-    return path
+    return fig
 
 
 def filters_to_rgb(kernel):
@@ -157,16 +163,27 @@ def filters_to_rgb(kernel):
 
 
 def plot_filters(kernel, path, title=None, ncols=8):
-    """A first layer's filters (kernel (KH, KW, C, F)) as RGB patches on one shared scale, printed on the
-    figure (filters_to_rgb): a patch that looks strong is a large weight, not a normalised small one."""
+    """filters_figure, saved to `path`."""
+    fig = filters_figure(kernel, title, ncols)
+    fig.savefig(path, dpi=90)
+    return path
+
+
+def filters_figure(kernel, title=None, ncols=8):
+    """A first layer's filters (kernel (KH, KW, C, F)) as RGB patches on one shared scale (filters_to_rgb),
+    with a colour bar from -s to +s under them: a patch that looks strong is a large weight, not a
+    normalised small one. Each of a patch's red, green and blue values reads on that bar alike."""
+    from matplotlib.colors import Normalize
+
     patches, s = filters_to_rgb(kernel)
     f = len(patches)
     ncols = min(ncols, f)
     nrows = -(-f // ncols)
-    fig = Figure(figsize=(1.3 * ncols, 1.45 * nrows + 1.0))
+    height = 1.45 * nrows + 1.5
+    fig = Figure(figsize=(max(1.3 * ncols, 5.0), height))
     axes = fig.subplots(nrows, ncols, squeeze=False,
-                        gridspec_kw={"left": 0.02, "right": 0.98, "bottom": 0.6 / (1.45 * nrows + 1.0) + 0.03,
-                                     "top": 1 - 0.55 / (1.45 * nrows + 1.0), "wspace": 0.1, "hspace": 0.3})
+                        gridspec_kw={"left": 0.02, "right": 0.98, "bottom": 1.1 / height,
+                                     "top": 1 - 0.55 / height, "wspace": 0.1, "hspace": 0.3})
     for i, ax in enumerate(axes.flat):
         _no_ticks(ax)
         if i >= f:
@@ -175,10 +192,13 @@ def plot_filters(kernel, path, title=None, ncols=8):
         ax.imshow(patches[i], interpolation="nearest")
         ax.set_title(f"filter {i}", fontsize=7)
     fig.suptitle(title or f"{f} filters {kernel.shape[0]}x{kernel.shape[1]}x{kernel.shape[2]}", fontsize=10)
-    fig.text(0.5, 0.01, f"one scale for every filter: channel value 0 = weight -{s:.3g}, 0.5 (grey) = 0, "
-                        f"1 = +{s:.3g}", ha="center", fontsize=8)
-    fig.savefig(path, dpi=90)
-    return path
+    bar = fig.add_axes((0.2, 0.55 / height, 0.6, 0.13 / height))
+    fig.colorbar(cm.ScalarMappable(Normalize(-s, s), cmap="gray"), cax=bar, orientation="horizontal")
+    bar.set_xlabel(f"weight: one scale for every filter and for each of its red, green and blue values "
+                   f"(mid-grey = 0, ends = -{s:.3g} and +{s:.3g})",
+                   fontsize=8)
+    bar.tick_params(labelsize=7)
+    return fig
 
 
 # --- distributions of activations and gradients ------------------------------------------------------------

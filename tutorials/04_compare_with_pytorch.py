@@ -1,34 +1,40 @@
-"""Tutorial 4: train the same network in tinyseg and in PyTorch, and watch the two agree.
+# %% [markdown]
+# # Tutorial 4: train the same network in tinyseg and in PyTorch, and watch the two agree
+#
+# tinyseg.interop.pytorch turns a tinyseg model into the equivalent torch.nn.Module with the same weights
+# (`to_torch`), and converts the loss and the optimizer. Every convention that differs between the two (NHWC vs
+# NCHW, kernel layouts, Keras's 'same' padding, the order Flatten lists features in, batch-norm momentum and
+# running variance, Adam's epsilon) is converted in one place: read the table at the top of
+# tinyseg/interop/pytorch.py.
+#
+# Here both frameworks train, from the same initial weights on the same batches:
+#   * the seed CNN (the Keras CIFAR-10 tutorial's network) on the built-in shapes, classification;
+#   * a small U-Net with batch norm on the built-in shapes, segmentation.
+# each once in float64 and once in float32. It draws the loss curves of both frameworks and their step-by-step
+# relative difference, and prints the largest relative difference of the losses, the outputs (after training),
+# the last step's gradients and the weights (batch-norm running statistics included).
+#
+# What to expect. In float64 the two agree to ~1e-15 at every step: they compute the same function, only in a
+# different order. (Adam can lift a weight difference to ~1e-13: it divides a tiny gradient by its own tiny
+# size, so rounding noise in a gradient of ~1e-16 becomes a step.) In float32 each step also starts ~1e-7
+# apart, but now and then a ReLU input or two pooled values lie within float32 rounding of each other, the two
+# frameworks decide that one case differently, a small layer's gradient changes by a few percent, and from then
+# on the curves drift apart, by percents after a hundred steps. That is not an error in either: the gray curve
+# shows PyTorch's own float32 run drifting from its float64 run in just the same way.
+#
+#     python tutorials/04_compare_with_pytorch.py                 # both dtypes, about a minute
+#     python tutorials/04_compare_with_pytorch.py --dtype float64
+#     python tutorials/04_compare_with_pytorch.py --quick         # a few seconds (used by the tests)
+#
+# Needs PyTorch: pip install -e '.[compare]'
+#
+# The file is in percent format: `# %%` starts a code cell and `# %% [markdown]` a text cell, so Jupyter
+# (with jupytext) and VS Code open it as a notebook.
 
-tinyseg.interop.pytorch turns a tinyseg model into the equivalent torch.nn.Module with the same weights
-(`to_torch`), and converts the loss and the optimizer. Every convention that differs between the two (NHWC vs
-NCHW, kernel layouts, Keras's 'same' padding, the order Flatten lists features in, batch-norm momentum and
-running variance, Adam's epsilon) is converted in one place: read the table at the top of
-tinyseg/interop/pytorch.py.
-
-Here both frameworks train, from the same initial weights on the same batches:
-  * the seed CNN (the Keras CIFAR-10 tutorial's network) on the built-in shapes, classification;
-  * a small U-Net with batch norm on the built-in shapes, segmentation.
-each once in float64 and once in float32. It draws the loss curves of both frameworks and their step-by-step
-relative difference, and prints the largest relative difference of the losses, the outputs (after training),
-the last step's gradients and the weights (batch-norm running statistics included).
-
-What to expect. In float64 the two agree to ~1e-15 at every step: they compute the same function, only in a
-different order. (Adam can lift a weight difference to ~1e-13: it divides a tiny gradient by its own tiny
-size, so rounding noise in a gradient of ~1e-16 becomes a step.) In float32 each step also starts ~1e-7
-apart, but now and then a ReLU input or two pooled values lie within float32 rounding of each other, the two
-frameworks decide that one case differently, a small layer's gradient changes by a few percent, and from then
-on the curves drift apart, by percents after a hundred steps. That is not an error in either: the gray curve
-shows PyTorch's own float32 run drifting from its float64 run in just the same way.
-
-    python tutorials/04_compare_with_pytorch.py                 # both dtypes, about a minute
-    python tutorials/04_compare_with_pytorch.py --dtype float64
-    python tutorials/04_compare_with_pytorch.py --tiny          # a few seconds (used by the tests)
-
-Needs PyTorch: pip install -e '.[compare]'
-"""
+# %%
 import argparse
 import os
+import sys
 import time
 
 import numpy as np
@@ -43,9 +49,39 @@ from tinyseg.models import Sequential
 from tinyseg.models.unet import UNet
 from tinyseg.utils import to_categorical
 
+parser = argparse.ArgumentParser(description="Tutorial 4: the same network trained in tinyseg and PyTorch")
+parser.add_argument("--quick", "--tiny", action="store_true", help="a few steps on tiny images (for tests)")
+parser.add_argument("--dtype", choices=["both", "float32", "float64"], default="both")
+parser.add_argument("--steps", type=int, default=None, help="training steps per network")
+parser.add_argument("--seed", type=int, default=0)
+parser.add_argument("--threads", type=int, default=1,
+                    help="PyTorch threads (default 1: reproducible, and fast on a busy machine)")
+parser.add_argument("--out", default=os.path.join("tutorial-output", "04_compare_with_pytorch"))
+# In a notebook, sys.argv holds the kernel's own flags: read none of them.
+args = parser.parse_args([] if "ipykernel" in sys.modules else None)
+try:
+    import torch
+except ImportError:
+    raise SystemExit("this tutorial needs PyTorch: pip install -e '.[compare]'") from None
+torch.set_num_threads(args.threads)
+os.makedirs(args.out, exist_ok=True)
+dtypes = ["float64", "float32"] if args.dtype == "both" else [args.dtype]
+steps = args.steps or (5 if args.quick else 100)
+batch_size = 4 if args.quick else 16
+n_images = 16 if args.quick else 256
+cnn_size, unet_size = (24, 16) if args.quick else (32, 32)
 
+# %% [markdown]
+# ## The two networks
+#
+# The seed CNN is tutorial 1's network; its optimizer is Adam with `epsilon_style="torch"`, which puts the
+# epsilon where PyTorch does (lr * m_hat / (sqrt(v_hat) + eps)), so the two step formulas are the same. The
+# U-Net has batch norm and trains with SGD and momentum 0.9: Keras writes v = mu v - lr g, w += v, PyTorch
+# b = mu b + g, w -= lr b, and these are the same steps while lr is constant (v = -lr b).
+
+# %%
 def seed_cnn(size, num_classes):
-    """The seed program's network (input 32x32x3 in the original; --tiny uses smaller images)."""
+    """The seed program's network (input 32x32x3 in the original; --quick uses smaller images)."""
     model = Sequential()
     model.add(Conv2D(32, (3, 3), activation='relu', input_shape=(size, size, 3)))
     model.add(MaxPooling2D((2, 2)))
@@ -65,6 +101,15 @@ def small_unet(size, num_classes):
     return model
 
 
+# %% [markdown]
+# ## One batch at a time, in both frameworks
+#
+# `to_torch` builds the PyTorch module with the same weights (NCHW in, logits out); `to_torch_optimizer` and
+# `to_torch_loss` convert the optimizer and the loss. Each step feeds the same batch to both. The differences
+# are relative to the size of what is compared: |a - b| / |b| for the losses, and for the outputs, gradients
+# and weights the relative error of each array (tp.relative_error), the largest over the arrays.
+
+# %%
 def train_both(model, x, y, steps, batch_size, dtype):
     """Train `model` with train_on_batch and its PyTorch twin with a plain torch loop, batch for batch."""
     import torch
@@ -103,6 +148,14 @@ def train_both(model, x, y, steps, batch_size, dtype):
     return np.array(ours), np.array(theirs), differences, seconds
 
 
+# %% [markdown]
+# ## The picture
+#
+# Top: the loss curves of both frameworks, step by step (in float64 they lie on top of each other). Bottom:
+# their relative difference |a - b| / |b| on a log scale, in each dtype, next to the gray curve of PyTorch's
+# own float32 run against its float64 run: float32 drifts from float64 in PyTorch as it does in tinyseg.
+
+# %%
 def plot(results, path):
     """Top: the loss curves of both frameworks. Bottom: how far apart they are, step by step, in each dtype,
     next to how far PyTorch's own float32 run is from its float64 run."""
@@ -137,55 +190,36 @@ def gap(a, b):
     return np.abs(np.asarray(a) - np.asarray(b)) / np.abs(np.asarray(b))
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tiny", action="store_true", help="a few steps on tiny images (for tests)")
-    parser.add_argument("--dtype", choices=["both", "float32", "float64"], default="both")
-    parser.add_argument("--steps", type=int, default=None, help="training steps per network")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="PyTorch threads (default 1: reproducible, and fast on a busy machine)")
-    parser.add_argument("--out", default=os.path.join("tutorial-output", "04_compare_with_pytorch"))
-    args = parser.parse_args(argv)
-    try:
-        import torch
-    except ImportError:
-        raise SystemExit("this tutorial needs PyTorch: pip install -e '.[compare]'") from None
-    torch.set_num_threads(args.threads)
-    os.makedirs(args.out, exist_ok=True)
-    dtypes = ["float64", "float32"] if args.dtype == "both" else [args.dtype]
-    steps = args.steps or (5 if args.tiny else 100)
-    batch_size = 4 if args.tiny else 16
-    n_images = 16 if args.tiny else 256
-    cnn_size, unet_size = (24, 16) if args.tiny else (32, 32)
+# %% [markdown]
+# ## Run both, in each dtype
+#
+# `set_floatx` decides the dtype of every layer built after it; the random seed is reset before each pair
+# of networks, so both dtypes start from the same weights.
 
-    (x_cls, labels), _ = load_shapes(n_images, 1, size=cnn_size, seed=args.seed, task="classification")
-    (x_seg, masks), _ = load_shapes(n_images, 1, size=unet_size, seed=args.seed)
-    results = {"seed CNN": {}, "U-Net": {}}
-    old = tinyseg.floatx()
-    for dtype in dtypes:
-        tinyseg.set_floatx(dtype)               # every layer built from here on computes in this dtype
-        tinyseg.set_random_seed(args.seed)      # the same initial weights in both dtypes
-        results["seed CNN"][dtype] = train_both(seed_cnn(cnn_size, 3), x_cls.astype(dtype),
-                                                to_categorical(labels, 3, dtype=dtype), steps, batch_size, dtype)
-        results["U-Net"][dtype] = train_both(small_unet(unet_size, 4), x_seg.astype(dtype), masks, steps,
-                                             batch_size, dtype)
-    tinyseg.set_floatx(old)
+# %%
+(x_cls, labels), _ = load_shapes(n_images, 1, size=cnn_size, seed=args.seed, task="classification")
+(x_seg, masks), _ = load_shapes(n_images, 1, size=unet_size, seed=args.seed)
+results = {"seed CNN": {}, "U-Net": {}}
+old = tinyseg.floatx()
+for dtype in dtypes:
+    tinyseg.set_floatx(dtype)               # every layer built from here on computes in this dtype
+    tinyseg.set_random_seed(args.seed)      # the same initial weights in both dtypes
+    results["seed CNN"][dtype] = train_both(seed_cnn(cnn_size, 3), x_cls.astype(dtype),
+                                            to_categorical(labels, 3, dtype=dtype), steps, batch_size, dtype)
+    results["U-Net"][dtype] = train_both(small_unet(unet_size, 4), x_seg.astype(dtype), masks, steps,
+                                         batch_size, dtype)
+tinyseg.set_floatx(old)
 
-    path = plot(results, os.path.join(args.out, "loss_curves.png"))
-    print(f"{steps} steps of batch {batch_size}, the same initial weights and batches in both frameworks:")
-    for title, runs in results.items():
-        for dtype, (ours, _, diff, seconds) in runs.items():
-            print(f"{title} {dtype}: loss {ours[0]:.4f} -> {ours[-1]:.4f}; time tinyseg {seconds['tinyseg']:.2f}s, "
-                  f"PyTorch {seconds['PyTorch']:.2f}s")
-            print(f"{title} {dtype}: largest relative difference  loss {diff['loss']:.1e}  "
-                  f"outputs {diff['outputs']:.1e}  gradients {diff['gradients']:.1e}  weights {diff['weights']:.1e}")
-        if len(runs) == 2:
-            print(f"{title}: PyTorch float32 vs PyTorch float64, largest relative difference of the losses "
-                  f"{gap(runs['float32'][1], runs['float64'][1]).max():.1e}")
-    print(f"wrote {path}")
-    return results
-
-
-if __name__ == "__main__":
-    main()
+# %%
+path = plot(results, os.path.join(args.out, "loss_curves.png"))
+print(f"{steps} steps of batch {batch_size}, the same initial weights and batches in both frameworks:")
+for title, runs in results.items():
+    for dtype, (ours, _, diff, seconds) in runs.items():
+        print(f"{title} {dtype}: loss {ours[0]:.4f} -> {ours[-1]:.4f}; time tinyseg {seconds['tinyseg']:.2f}s, "
+              f"PyTorch {seconds['PyTorch']:.2f}s")
+        print(f"{title} {dtype}: largest relative difference  loss {diff['loss']:.1e}  "
+              f"outputs {diff['outputs']:.1e}  gradients {diff['gradients']:.1e}  weights {diff['weights']:.1e}")
+    if len(runs) == 2:
+        print(f"{title}: PyTorch float32 vs PyTorch float64, largest relative difference of the losses "
+              f"{gap(runs['float32'][1], runs['float64'][1]).max():.1e}")
+print(f"wrote {path}")

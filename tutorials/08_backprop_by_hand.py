@@ -1,16 +1,17 @@
-"""Tutorial 8: backpropagation by hand, on a 2x2 convolution of a 4x4 image.
+# %% [markdown]
+# # Tutorial 8: backpropagation by hand, on a 2x2 convolution of a 4x4 image
+#
+# Everything a Conv2D layer does, forward and backward, written as plain loops over pixels; then checked
+# against tinyseg's Conv2D layer and against finite differences; then rewritten as im2col and one matrix
+# product, the way the layer really computes it. The script draws the im2col matrix it builds (im2col.png:
+# the image, its patches, the matrix, the product) and the backward pass in the same form (backward.png).
+#
+#     python tutorials/08_backprop_by_hand.py            # a few seconds
+#     python tutorials/08_backprop_by_hand.py --quick    # the same (the tutorial is quick already)
+#
+# The file is in percent format: `# %%` starts a code cell and `# %% [markdown]` a text cell, so Jupyter
+# (with jupytext) and VS Code open it as a notebook.
 
-Everything a Conv2D layer does, forward and backward, written as plain loops over pixels; then checked
-against tinyseg's Conv2D layer and against finite differences; then rewritten as im2col and one matrix
-product, the way the layer really computes it. The script draws the im2col matrix it builds (im2col.png:
-the image, its patches, the matrix, the product) and the backward pass in the same form (backward.png).
-
-    python tutorials/08_backprop_by_hand.py            # a few seconds
-    python tutorials/08_backprop_by_hand.py --tiny     # the same (the tutorial is tiny already)
-
-The file is in percent format: `# %%` starts a code cell and `# %% [markdown]` a text cell, so Jupyter
-(with jupytext) and VS Code open it as a notebook.
-"""
 # %%
 import argparse
 import os
@@ -24,8 +25,8 @@ from tinyseg.gradcheck import numeric_gradient
 from tinyseg.kernels.im2col import col2im, im2col
 from tinyseg.layers import Conv2D
 
-parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-parser.add_argument("--tiny", action="store_true", help="accepted for the tests; the tutorial is tiny already")
+parser = argparse.ArgumentParser(description="Tutorial 8: backpropagation by hand, on a 2x2 convolution")
+parser.add_argument("--quick", "--tiny", action="store_true", help="accepted for the tests; the tutorial is quick already")
 parser.add_argument("--out", default=os.path.join("tutorial-output", "08_backprop_by_hand"))
 # In a notebook, sys.argv holds the kernel's own flags: read none of them.
 args = parser.parse_args([] if "ipykernel" in sys.modules else None)

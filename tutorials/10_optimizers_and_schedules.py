@@ -8,7 +8,7 @@
 # set by heart, and shows what weight decay and data augmentation do about it.
 #
 # Run it as a script (`python tutorials/10_optimizers_and_schedules.py`: nine short trainings, a few minutes
-# on two idle cores; `--tiny` for a quick check), or open it as a notebook: the `# %%` lines are its cells.
+# on two idle cores; `--quick` for a check in seconds), or open it as a notebook: the `# %%` lines are its cells.
 # It writes schedules.png, optimizers.png, overfitting.png and curves.json (the numbers behind them).
 
 # %%
@@ -27,13 +27,13 @@ from tinyseg.models.unet import UNet
 from tinyseg.optimizers.schedules import CosineDecay, ExponentialDecay, PiecewiseConstantDecay
 
 parser = argparse.ArgumentParser(description="Tutorial 10: optimizers, schedules, weight decay, augmentation")
-parser.add_argument("--tiny", action="store_true", help="a few seconds, for the tests")
+parser.add_argument("--quick", "--tiny", action="store_true", help="a few seconds, for the tests")
 parser.add_argument("--seed", type=int, default=0)
 parser.add_argument("--out", default=os.path.join("tutorial-output", "10_optimizers_and_schedules"))
 args, _ = parser.parse_known_args()         # known args only: a notebook's kernel passes flags of its own
 os.makedirs(args.out, exist_ok=True)
 
-if args.tiny:
+if args.quick:
     N_TRAIN, N_VAL, EPOCHS, BATCH = 32, 16, 2, 16
     N_SMALL, SMALL_EPOCHS = 10, 3
     UNET = dict(depth=1, base_filters=4)
