@@ -21,7 +21,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conv_kit import (KERAS_TOL, PARITY_TOL, depthwise_backward_reference, depthwise_reference, import_keras,
+from tests.helpers import REPO
+from tests.conv_kit import (KERAS_TOL, PARITY_TOL, depthwise_backward_reference, depthwise_reference, import_keras,
                       keras_agrees, keras_size, random_weights, torch_errors)
 from tinyseg.gradcheck import check_layer, check_model
 from tinyseg.kernels import config
@@ -177,7 +178,7 @@ def test_environment_variable_numpy_backend_compiles_nothing():
         "       if getattr(kd, n).signatures])\n")
     env = dict(os.environ, TINYSEG_BACKEND="numpy")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
-                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+                         cwd=REPO)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
 

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conv_kit import (KERAS_TOL, PARITY_TOL, conv_reference, import_keras, keras_agrees, keras_size,
+from tests.conv_kit import (KERAS_TOL, PARITY_TOL, conv_reference, import_keras, keras_agrees, keras_size,
                       random_weights, torch_errors)
 from tinyseg.gradcheck import check_layer
 from tinyseg.kernels import config

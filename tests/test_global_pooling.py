@@ -9,7 +9,7 @@ from tinyseg.gradcheck import check_layer
 from tinyseg.layers import Dense, GlobalAveragePooling2D, GlobalMaxPooling2D
 from tinyseg.layers.pooling import GlobalAvgPool2D, GlobalMaxPool2D
 
-from torch_parity import one_input_errors
+from tests.torch_parity import one_input_errors
 
 SETTINGS = settings(deadline=None, max_examples=25)
 LAYERS = [GlobalMaxPooling2D, GlobalAveragePooling2D]

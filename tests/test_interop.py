@@ -8,12 +8,13 @@ import sys
 import numpy as np
 import pytest
 
+from tests.helpers import REPO
 from tinyseg.interop import pytorch as tp
 from tinyseg.layers import BatchNormalization, Concatenate, Conv2D, Dense, Flatten
 from tinyseg.models import Sequential
 from tinyseg.models.unet import UNet
 
-from seed_model import seed_cnn
+from tests.seed_model import seed_cnn
 
 TOL = 1e-10
 UNET_VARIANTS = [(up, bn) for up in ("transpose", "nearest", "bilinear") for bn in (True, False)]
@@ -252,9 +253,7 @@ def test_unconvertible_models_are_refused(torch):
 
 def test_readme_repeats_the_conventions_table_exactly():
     """The table lives in tinyseg/interop/conventions.py; the README's copy must not drift from it."""
-    from pathlib import Path
-
     from tinyseg.interop.conventions import CONVENTIONS_TABLE
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    readme = (REPO / "README.md").read_text()
     assert CONVENTIONS_TABLE in readme
     assert CONVENTIONS_TABLE.count("\n") > 30

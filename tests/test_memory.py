@@ -7,10 +7,9 @@ import sys
 import numpy as np
 import pytest
 
+from tests.helpers import REPO
 import tinyseg.kernels  # noqa: F401  (makes the allocator keep freed memory)
 from tinyseg.kernels import memory
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def faults_of_repeated_arrays(mb=40, times=5):
@@ -32,6 +31,6 @@ def test_a_freed_array_gives_its_pages_to_the_next_one():
 
 def test_it_can_be_switched_off():
     code = ("import tinyseg.kernels.memory as m; print(m.KEPT)")
-    env = dict(os.environ, TINYSEG_KEEP_MEMORY="0", PYTHONPATH=REPO)
+    env = dict(os.environ, TINYSEG_KEEP_MEMORY="0", PYTHONPATH=str(REPO))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -9,7 +9,7 @@ from tinyseg.models import Sequential
 from tinyseg.optimizers import SGD
 from tinyseg.utils import to_categorical
 
-from seed_model import seed_cnn
+from tests.seed_model import seed_cnn
 
 
 def test_seed_cnn_summary_counts_keras_parameters(capsys):

@@ -9,7 +9,7 @@ from tinyseg.gradcheck import check_layer
 from tinyseg.layers import Cropping2D, Reshape, ZeroPadding2D
 from tinyseg.layers.reshaping import two_pairs
 
-from torch_parity import one_input_errors
+from tests.torch_parity import one_input_errors
 
 SETTINGS = settings(deadline=None, max_examples=25)
 TOL = 1e-10

@@ -1,13 +1,12 @@
 """Model files written before the functional API (format version 1, by commit 1e7d4df) still load and predict
 the same numbers: a Sequential (conv, batch norm, pooling, dropout, dense) and a depth-1 bilinear UNet."""
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+from tests.helpers import REPO
 from tinyseg.saving import load_model
 
-DATA = Path(__file__).parent / "data"
+DATA = REPO / "tests" / "models" / "saved_v1"
 
 
 @pytest.mark.parametrize("kind", ["sequential", "unet"])
