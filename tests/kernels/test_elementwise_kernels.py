@@ -1,27 +1,14 @@
 """ReLU and bias-add kernels (tinyseg/kernels/elementwise.py): Numba against the NumPy twins on arrays of any shape,
 layout and float dtype, with zeros, NaN and infinities among the values."""
-import contextlib
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from tinyseg.kernels import config
-import pytest
-
-from tinyseg.kernels.elementwise import (add_bias, add_bias_numpy, relu, relu_backward, relu_backward_numpy,
-                                       relu_numpy)
-
-
-@contextlib.contextmanager
-def use_backend(name):
-    previous = config.get_backend()
-    config.set_backend(name)
-    try:
-        yield
-    finally:
-        config.set_backend(previous)
+from tests.helpers import use_backend
+from tinyseg.kernels.elementwise import add_bias, add_bias_numpy, relu, relu_backward, relu_backward_numpy, relu_numpy
 
 
 def arrays(dtype, shape):

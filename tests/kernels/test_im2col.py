@@ -7,7 +7,6 @@ What decides "right" here, in order of independence:
 2. the NumPy twins decide what the Numba kernels must produce (exactly, for a copy);
 3. col2im is defined as the adjoint (transpose) of im2col, so <im2col(x), c> = <x, col2im(c)> for every x, c.
 """
-import contextlib
 import math
 
 import numpy as np
@@ -15,6 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import use_backend
+from tests.strategies import float_dtypes, padded_windows, seeds
 from tinyseg.kernels import config
 from tinyseg.kernels import im2col as im2col_module
 from tinyseg.kernels.im2col import col2im, col2im_numpy, im2col, im2col_numpy
@@ -22,51 +23,16 @@ from tinyseg.kernels.im2col import col2im, col2im_numpy, im2col, im2col_numpy
 FAST = settings(deadline=None, max_examples=30)
 
 
-@pytest.fixture
-def backend():
-    """Yield a setter for the kernel backend; whatever happens, put the previous backend back."""
-    previous = config.get_backend()
-    try:
-        yield config.set_backend
-    finally:
-        config.set_backend(previous)
-
-
-@contextlib.contextmanager
-def use_backend(name):
-    """The same, as a context manager, for hypothesis tests (a fixture would be shared by all examples)."""
-    previous = config.get_backend()
-    config.set_backend(name)
-    try:
-        yield
-    finally:
-        config.set_backend(previous)
-
-
 # ------------------------------------------------------------------------------------------------------------
 # A geometry: image shape, window, strides and pads (top, bottom, left, right; asymmetric allowed).
 # ------------------------------------------------------------------------------------------------------------
 @st.composite
 def geometries(draw):
-    n = draw(st.integers(1, 2))
-    h, w = draw(st.integers(1, 7)), draw(st.integers(1, 7))
-    c = draw(st.integers(1, 3))
-    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    pads = tuple(draw(st.integers(0, 2)) for _ in range(4))
-    pt, pb, pl, pr = pads
-    # a dilated window spans (K - 1) * d + 1 pixels; shrink the kernel until it fits the padded image
-    while (kh - 1) * dh + 1 > h + pt + pb:
-        kh -= 1
-    while (kw - 1) * dw + 1 > w + pl + pr:
-        kw -= 1
-    oh = (h + pt + pb - (kh - 1) * dh - 1) // sh + 1
-    ow = (w + pl + pr - (kw - 1) * dw - 1) // sw + 1
-    dtype = draw(st.sampled_from([np.float32, np.float64]))
-    seed = draw(st.integers(0, 2**32 - 1))
-    return dict(x_shape=(n, h, w, c), kh=kh, kw=kw, sh=sh, sw=sw, pads=pads, out_hw=(oh, ow), dtype=dtype,
-                seed=seed, dilation=(dh, dw))
+    n, c = draw(st.integers(1, 2)), draw(st.integers(1, 3))
+    win = draw(padded_windows(max_side=7, max_pad=2))
+    (kh, kw), (sh, sw) = win["kernel"], win["strides"]
+    return dict(x_shape=(n, *win["hw"], c), kh=kh, kw=kw, sh=sh, sw=sw, pads=win["pads"], out_hw=win["out_hw"],
+                dtype=draw(float_dtypes), seed=draw(seeds), dilation=win["dilation"])
 
 
 def _args(g):

@@ -1,25 +1,14 @@
 """The batch-norm kernels (tinyseg/kernels/normalization.py): Numba against the NumPy twins, twins against the
 formulas written out in plain NumPy float64, and the row blocks' edges (M not a multiple of the block size)."""
-import contextlib
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinyseg.kernels import config
+from tests.helpers import use_backend
 from tinyseg.kernels import normalization as kn
 
 FAST = settings(deadline=None, max_examples=30)
-
-
-@contextlib.contextmanager
-def use_backend(name):
-    previous = config.get_backend()
-    config.set_backend(name)
-    try:
-        yield
-    finally:
-        config.set_backend(previous)
 
 
 def both(fn, *args):

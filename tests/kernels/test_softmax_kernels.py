@@ -1,23 +1,12 @@
 """Softmax and log-softmax over the last axis (tinyseg/kernels/softmax.py): the Numba kernel against the NumPy
 twins, the twins against the definition, and the guard against overflow."""
-import contextlib
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinyseg.kernels import config
+from tests.helpers import use_backend
 from tinyseg.kernels.softmax import log_softmax, log_softmax_numpy, softmax, softmax_numpy
-
-
-@contextlib.contextmanager
-def use_backend(name):
-    previous = config.get_backend()
-    config.set_backend(name)
-    try:
-        yield
-    finally:
-        config.set_backend(previous)
 
 
 @settings(deadline=None, max_examples=40)

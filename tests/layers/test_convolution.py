@@ -20,6 +20,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import (
+    conv_kernel_from_torch,
+    conv_kernel_to_torch,
+    conv_transpose_kernel_from_torch,
+    conv_transpose_kernel_to_torch,
+    nchw_to_nhwc,
+    nhwc_to_nchw,
+    rel_error,
+)
+from tests.layers.conv_kit import random_input
 from tinyseg.gradcheck import check_layer
 from tinyseg.layers import Conv2D, Conv2DTranspose, convolution
 
@@ -119,10 +129,6 @@ def make_conv(cfg, cls=Conv2D, activation=None, use_bias=True, dtype="float64"):
     layer.set_weights([rng.standard_normal(p.shape) * (fan_in ** -0.5 if k == "kernel" else 0.5)
                        for k, p in layer.params.items()])
     return layer
-
-
-def random_input(cfg, dtype=np.float64):
-    return np.random.default_rng(cfg["seed"]).standard_normal((cfg["n"], cfg["h"], cfg["w"], cfg["c"])).astype(dtype)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -430,41 +436,11 @@ def test_padding_names_are_case_insensitive_and_pairs_are_accepted():
 
 
 # ------------------------------------------------------------------------------------------------------------
-# PyTorch parity. Layout conversions live here and nowhere else:
+# PyTorch parity. The layout conversions are tinyseg.interop.conventions's, through tests.helpers:
 #   images   NHWC (tinyseg, Keras)  <->  NCHW (PyTorch)
 #   kernels  HWIO (KH, KW, C, F)    <->  OIHW (F, C, KH, KW)       for a convolution
 #            (KH, KW, F, C)         <->  (C, F, KH, KW)            for a transposed convolution (both "in, out")
 # ------------------------------------------------------------------------------------------------------------
-def nhwc_to_nchw(a):
-    return np.ascontiguousarray(a.transpose(0, 3, 1, 2))
-
-
-def nchw_to_nhwc(a):
-    return np.ascontiguousarray(a.transpose(0, 2, 3, 1))
-
-
-def hwio_to_oihw(k):
-    return np.ascontiguousarray(k.transpose(3, 2, 0, 1))
-
-
-def oihw_to_hwio(k):
-    return np.ascontiguousarray(k.transpose(2, 3, 1, 0))
-
-
-def keras_transpose_kernel_to_torch(k):          # (KH, KW, F, C) -> (C, F, KH, KW)
-    return np.ascontiguousarray(k.transpose(3, 2, 0, 1))
-
-
-def torch_transpose_kernel_to_keras(k):          # (C, F, KH, KW) -> (KH, KW, F, C)
-    return np.ascontiguousarray(k.transpose(2, 3, 1, 0))
-
-
-def rel_error(ours, theirs):
-    """max |ours - theirs| / max |theirs|: one number per array, insensitive to entries that are tiny."""
-    theirs = np.asarray(theirs)
-    return float(np.max(np.abs(ours - theirs)) / max(np.max(np.abs(theirs)), 1e-300))
-
-
 def _torch_case(torch, layer, x, torch_forward, kernel_to_torch, kernel_from_torch):
     """Run the same forward and backward in both; return {name: relative error}."""
     y = layer.forward(x)
@@ -491,7 +467,8 @@ def test_conv2d_valid_with_strides_matches_pytorch(cfg):
     import torch.nn.functional as F
     layer = make_conv(cfg)
     errors = _torch_case(torch, layer, random_input(cfg),
-                         lambda x, k, b: F.conv2d(x, k, b, stride=cfg["strides"]), hwio_to_oihw, oihw_to_hwio)
+                         lambda x, k, b: F.conv2d(x, k, b, stride=cfg["strides"]),
+                         conv_kernel_to_torch, conv_kernel_from_torch)
     assert max(errors.values()) <= 1e-10, errors
 
 
@@ -504,7 +481,8 @@ def test_conv2d_same_stride_1_matches_pytorch(cfg):
     import torch.nn.functional as F
     layer = make_conv(cfg)
     errors = _torch_case(torch, layer, random_input(cfg),
-                         lambda x, k, b: F.conv2d(x, k, b, padding="same"), hwio_to_oihw, oihw_to_hwio)
+                         lambda x, k, b: F.conv2d(x, k, b, padding="same"),
+                         conv_kernel_to_torch, conv_kernel_from_torch)
     assert max(errors.values()) <= 1e-10, errors
 
 
@@ -528,6 +506,6 @@ def test_conv2d_transpose_matches_pytorch(cfg):
         return full[:, :, pt:pt + oh, pl:pl + ow] + b.reshape(1, -1, 1, 1)
 
     layer = make_conv(cfg, cls=Conv2DTranspose)
-    errors = _torch_case(torch, layer, random_input(cfg), forward, keras_transpose_kernel_to_torch,
-                         torch_transpose_kernel_to_keras)
+    errors = _torch_case(torch, layer, random_input(cfg), forward, conv_transpose_kernel_to_torch,
+                         conv_transpose_kernel_from_torch)
     assert max(errors.values()) <= 1e-10, errors

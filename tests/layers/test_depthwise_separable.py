@@ -9,7 +9,6 @@ What decides "right", in order of independence:
 4. finite differences (float64, relative error < 1e-6) check every gradient of the layers;
 5. PyTorch (Conv2d with groups=C, float64, 1e-10) and Keras 3 (float32, 1e-5) check the numbers and layouts.
 """
-import contextlib
 import json
 import math
 import os
@@ -21,11 +20,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import REPO
-from tests.conv_kit import (KERAS_TOL, PARITY_TOL, depthwise_backward_reference, depthwise_reference, import_keras,
-                      keras_agrees, keras_size, random_weights, torch_errors)
+from tests.helpers import KERAS_TOL, PARITY_TOL, REPO, import_keras, keras_agrees, torch_errors, use_backend
+from tests.layers.conv_kit import (
+    depthwise_backward_reference,
+    depthwise_reference,
+    keras_size,
+    random_input,
+    random_weights,
+)
+from tests.strategies import dilated_conv_configs, float_dtypes, padded_windows, seeds
 from tinyseg.gradcheck import check_layer, check_model
-from tinyseg.kernels import config
 from tinyseg.kernels import depthwise as kd
 from tinyseg.layers import Conv2D, DepthwiseConv2D, SeparableConv2D
 from tinyseg.layers.activations import softmax
@@ -36,38 +40,19 @@ FAST = settings(deadline=None, max_examples=30)
 KERAS_WARNING = "ignore:__array__ implementation doesn't accept a copy keyword"      # Keras's, harmless
 
 
-@contextlib.contextmanager
-def use_backend(name):
-    previous = config.get_backend()
-    config.set_backend(name)
-    try:
-        yield
-    finally:
-        config.set_backend(previous)
-
-
 # ------------------------------------------------------------------------------------------------------------
 # Kernels: a drawn geometry (any strides, dilations and asymmetric pads), the three kernels against their twins.
 # ------------------------------------------------------------------------------------------------------------
 @st.composite
 def kernel_problems(draw):
     n, c, m = draw(st.integers(1, 2)), draw(st.integers(1, 4)), draw(st.integers(1, 3))
-    h, w = draw(st.integers(1, 8)), draw(st.integers(1, 8))
-    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    strides = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    pads = tuple(draw(st.integers(0, 3)) for _ in range(4))
-    while (kh - 1) * dh + 1 > h + pads[0] + pads[1]:     # the dilated window must fit the padded image
-        kh -= 1
-    while (kw - 1) * dw + 1 > w + pads[2] + pads[3]:
-        kw -= 1
-    oh = (h + pads[0] + pads[1] - (kh - 1) * dh - 1) // strides[0] + 1
-    ow = (w + pads[2] + pads[3] - (kw - 1) * dw - 1) // strides[1] + 1
-    dtype = draw(st.sampled_from([np.float32, np.float64]))
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    win = draw(padded_windows(max_side=8, max_pad=3))
+    (h, w), (kh, kw), (oh, ow) = win["hw"], win["kernel"], win["out_hw"]
+    dtype = draw(float_dtypes)
+    rng = np.random.default_rng(draw(seeds))
     return dict(x=rng.standard_normal((n, h, w, c)).astype(dtype), k=rng.standard_normal((kh, kw, c, m)).astype(dtype),
-                g=rng.standard_normal((n, oh, ow, c * m)).astype(dtype), strides=strides, pads=pads,
-                out_hw=(oh, ow), dilation=(dh, dw))
+                g=rng.standard_normal((n, oh, ow, c * m)).astype(dtype), strides=win["strides"], pads=win["pads"],
+                out_hw=(oh, ow), dilation=win["dilation"])
 
 
 def run_kernels(p):
@@ -188,16 +173,8 @@ def test_environment_variable_numpy_backend_compiles_nothing():
 # ------------------------------------------------------------------------------------------------------------
 @st.composite
 def layer_configs(draw, max_size=7):
-    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    strides = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    dilation = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    padding = draw(st.sampled_from(["valid", "same"]))
-    spans = [(k - 1) * d + 1 for k, d in zip((kh, kw), dilation)]
-    lo_h, lo_w = spans if padding == "valid" else (1, 1)
-    return dict(n=draw(st.integers(1, 2)), h=draw(st.integers(lo_h, max(lo_h, max_size))),
-                w=draw(st.integers(lo_w, max(lo_w, max_size))), c=draw(st.integers(1, 3)),
-                depth_multiplier=draw(st.integers(1, 3)), filters=draw(st.integers(1, 3)), kernel_size=(kh, kw),
-                strides=strides, dilation_rate=dilation, padding=padding, seed=draw(st.integers(0, 2**32 - 1)))
+    """A dilated convolution problem (strides and dilation together) with a depth multiplier."""
+    return dict(draw(dilated_conv_configs(max_size=max_size)), depth_multiplier=draw(st.integers(1, 3)))
 
 
 def make_layer(cfg, separable, activation=None, use_bias=True, dtype="float64"):
@@ -208,11 +185,6 @@ def make_layer(cfg, separable, activation=None, use_bias=True, dtype="float64"):
     layer.build((cfg["h"], cfg["w"], cfg["c"]))
     random_weights(layer, np.random.default_rng(cfg["seed"] + 1))
     return layer
-
-
-def random_input(cfg, dtype=np.float64):
-    shape = (cfg["n"], cfg["h"], cfg["w"], cfg["c"])
-    return np.random.default_rng(cfg["seed"]).standard_normal(shape).astype(dtype)
 
 
 def layer_reference(layer, x):
@@ -380,8 +352,12 @@ def test_matches_pytorch(cfg, separable, use_bias, activation):
 
 @pytest.mark.usefixtures("one_torch_thread")
 def test_torch_names_layouts_and_the_way_back():
-    from tinyseg.interop.pytorch import (depthwise_kernel_from_torch, depthwise_kernel_to_torch, layer_to_torch,
-                                         layer_weights_from_torch)
+    from tinyseg.interop.pytorch import (
+        depthwise_kernel_from_torch,
+        depthwise_kernel_to_torch,
+        layer_to_torch,
+        layer_weights_from_torch,
+    )
     sep = SeparableConv2D(5, (3, 2), depth_multiplier=2, dtype="float64")
     sep.build((6, 6, 3))
     random_weights(sep, np.random.default_rng(0))
@@ -509,7 +485,8 @@ def test_separable_bad_filters(filters):
 
 @pytest.mark.parametrize("separable", [False, True])
 def test_input_errors(separable):
-    make = (lambda: SeparableConv2D(4, 3, padding="same")) if separable else (lambda: DepthwiseConv2D(3, padding="same"))
+    make = ((lambda: SeparableConv2D(4, 3, padding="same")) if separable
+            else (lambda: DepthwiseConv2D(3, padding="same")))
     for shape in [(2, 8, 8), (2, 8), (2, 1, 8, 8, 3)]:
         with pytest.raises(ValueError, match=r"expects images \(batch, H, W, C\)"):
             make().forward(np.zeros(shape, np.float32))

@@ -6,7 +6,6 @@ against finite differences, the input gradient's stride-1 fast path against the 
 
 with the effective kernel (K - 1)*d + 1 in Keras's 'valid' and 'same' rules (see conv_kit.py).
 """
-import contextlib
 import json
 import math
 
@@ -15,43 +14,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conv_kit import (KERAS_TOL, PARITY_TOL, conv_reference, import_keras, keras_agrees, keras_size,
-                      random_weights, torch_errors)
+from tests.helpers import KERAS_TOL, PARITY_TOL, import_keras, keras_agrees, torch_errors, use_backend
+from tests.layers.conv_kit import keras_size, random_input, random_weights
+from tests.strategies import dilated_conv_configs
 from tinyseg.gradcheck import check_layer
-from tinyseg.kernels import config
 from tinyseg.kernels.im2col import col2im
 from tinyseg.layers import Conv2D, convolution
 from tinyseg.layers.geometry import conv_geometry
+from tinyseg.reference import conv2d as conv_reference
 
 FAST = settings(deadline=None, max_examples=25)
 
 
-@contextlib.contextmanager
-def use_backend(name):
-    previous = config.get_backend()
-    config.set_backend(name)
-    try:
-        yield
-    finally:
-        config.set_backend(previous)
-
-
-@st.composite
-def dilated_configs(draw, max_size=9, strided=True):
+def dilated_configs(max_size=9, strided=True):
     """A Conv2D problem with a dilation; strides only when the dilation is 1 on both axes (Keras's rule)."""
-    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    dilation = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    if strided and max(dilation) == 1:
-        strides = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    else:
-        strides = (1, 1)
-    padding = draw(st.sampled_from(["valid", "same"]))
-    spans = [(k - 1) * d + 1 for k, d in zip((kh, kw), dilation)]
-    lo_h, lo_w = spans if padding == "valid" else (1, 1)
-    return dict(n=draw(st.integers(1, 2)), h=draw(st.integers(lo_h, max(lo_h, max_size))),
-                w=draw(st.integers(lo_w, max(lo_w, max_size))), c=draw(st.integers(1, 3)),
-                filters=draw(st.integers(1, 3)), kernel_size=(kh, kw), strides=strides, dilation_rate=dilation,
-                padding=padding, seed=draw(st.integers(0, 2**32 - 1)))
+    return dilated_conv_configs(max_size=max_size, strides="undilated" if strided else "none")
 
 
 def make_layer(cfg, activation=None, use_bias=True, dtype="float64"):
@@ -60,11 +37,6 @@ def make_layer(cfg, activation=None, use_bias=True, dtype="float64"):
     layer.build((cfg["h"], cfg["w"], cfg["c"]))
     random_weights(layer, np.random.default_rng(cfg["seed"] + 1))
     return layer
-
-
-def random_input(cfg, dtype=np.float64):
-    shape = (cfg["n"], cfg["h"], cfg["w"], cfg["c"])
-    return np.random.default_rng(cfg["seed"]).standard_normal(shape).astype(dtype)
 
 
 # ------------------------------------------------------------------------------------------------------------

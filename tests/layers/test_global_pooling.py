@@ -5,15 +5,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import PARITY_TOL, torch_errors
 from tinyseg.gradcheck import check_layer
 from tinyseg.layers import Dense, GlobalAveragePooling2D, GlobalMaxPooling2D
 from tinyseg.layers.pooling import GlobalAvgPool2D, GlobalMaxPool2D
 
-from tests.torch_parity import one_input_errors
-
 SETTINGS = settings(deadline=None, max_examples=25)
 LAYERS = [GlobalMaxPooling2D, GlobalAveragePooling2D]
-TOL = 1e-10
 images = st.tuples(st.integers(1, 3), st.integers(1, 6), st.integers(1, 6), st.integers(1, 4))
 
 
@@ -98,8 +96,8 @@ def test_matches_pytorch(shape, cls, keepdims, seed):
     """Tie-free inputs: on a tie torch's amax shares the gradient among the maxima, tinyseg gives it to the
     first (both are valid subgradients; the interop table says so)."""
     x = distinct_input(shape, np.random.default_rng(seed))
-    errors = one_input_errors(cls(keepdims=keepdims, dtype="float64"), x, seed)
-    assert max(errors.values()) <= TOL, errors
+    errors = torch_errors(cls(keepdims=keepdims, dtype="float64"), x, seed)
+    assert max(errors.values()) <= PARITY_TOL, errors
 
 
 @pytest.mark.usefixtures("one_torch_thread")
@@ -127,7 +125,7 @@ def test_dense_after_global_pooling_needs_no_feature_permutation():
                         GlobalAveragePooling2D(dtype="float64"), Dense(4, dtype="float64")])
     x = np.random.default_rng(1).standard_normal((2, 6, 5, 2))
     y = model.call(x, logits=True)
-    assert relative_error(y, to_torch(model)(to_tensor(nhwc_to_nchw(x)))) <= TOL
+    assert relative_error(y, to_torch(model)(to_tensor(nhwc_to_nchw(x)))) <= PARITY_TOL
 
 
 # --- errors and config ----------------------------------------------------------------------------------

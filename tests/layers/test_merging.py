@@ -4,6 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import random_inputs
 from tinyseg.gradcheck import check_layer
 from tinyseg.layers.merging import Concatenate
 
@@ -20,11 +21,6 @@ def concat_case(draw):
     sizes = draw(st.lists(st.integers(1, 4), min_size=2, max_size=4))
     shapes = [tuple(common[:k] + [s] + common[k + 1:]) for s in sizes]
     return axis, shapes
-
-
-def random_inputs(shapes, seed, dtype="float64"):
-    rng = np.random.default_rng(seed)
-    return [rng.standard_normal(s).astype(dtype) for s in shapes]
 
 
 @SETTINGS

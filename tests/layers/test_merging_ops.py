@@ -5,12 +5,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import PARITY_TOL, random_inputs
 from tinyseg.gradcheck import check_layer
 from tinyseg.layers import Add, Average, Concatenate, Multiply, Subtract, add, average, concatenate, multiply, subtract
 
 SETTINGS = settings(deadline=None, max_examples=25)
 LAYERS = [Add, Subtract, Multiply, Average]
-TOL = 1e-10
 
 # what each layer computes and what each input's gradient is: the module docstring's table, in NumPy
 FORMULAS = {
@@ -40,11 +40,6 @@ def merge_case(draw, classes=LAYERS):
     shape = tuple([draw(st.integers(1, 3))] + [draw(st.integers(1, 4)) for _ in range(rank - 1)])
     n = 2 if cls is Subtract else draw(st.integers(2, 4))
     return cls, [shape] * n
-
-
-def random_inputs(shapes, seed, dtype="float64"):
-    rng = np.random.default_rng(seed)
-    return [rng.standard_normal(s).astype(dtype) for s in shapes]
 
 
 @SETTINGS
@@ -184,7 +179,7 @@ def test_matches_pytorch(case, axis, seed):
     yt.backward(to_tensor(nhwc_to_nchw(g)))
     errors = [relative_error(nhwc_to_nchw(y), yt)]
     errors += [relative_error(nhwc_to_nchw(d), t.grad) for d, t in zip(grads, ts)]
-    assert max(errors) <= TOL, errors
+    assert max(errors) <= PARITY_TOL, errors
 
 
 @pytest.mark.usefixtures("one_torch_thread")

@@ -4,6 +4,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import nchw_to_nhwc, nhwc_to_nchw, rel_error
 from tinyseg.gradcheck import check_layer
 from tinyseg.layers.normalization import BatchNormalization
 
@@ -54,11 +55,6 @@ def channel_stats(x):
         means.append(m)
         variances.append(sum((v - m) ** 2 for v in values) / len(values))
     return np.array(means), np.array(variances)
-
-
-def rel_error(a, b):
-    """max |a - b| / max |b|: relative to the size of the reference array."""
-    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
 
 
 # --- gradient checks ----------------------------------------------------------------------------------
@@ -187,14 +183,6 @@ def test_backward_changes_neither_weights_nor_the_callers_arrays():
 #   the biased var. Both start at 1 and follow linear recursions, so after k steps of batches of M values:
 #       moving_variance - m^k = (M - 1) / M * (running_var - m^k)        (m = keras momentum)
 #   layout: our NHWC is PyTorch's NCHW with the channel axis moved.
-def to_torch_layout(a):
-    return np.moveaxis(a, -1, 1) if a.ndim == 4 else a
-
-
-def from_torch_layout(a):
-    return np.moveaxis(a, 1, -1) if a.ndim == 4 else a
-
-
 @SETTINGS
 @given(shape=bn_shapes(), momentum=st.sampled_from([0.99, 0.9, 0.5]), seed=st.integers(0, 2**32 - 1))
 def test_matches_torch_batchnorm(shape, momentum, seed):
@@ -212,13 +200,13 @@ def test_matches_torch_batchnorm(shape, momentum, seed):
 
     def step(x, g, training):
         theirs.train(training)
-        xt = torch.from_numpy(to_torch_layout(x).copy()).requires_grad_(True)
+        xt = torch.from_numpy(nhwc_to_nchw(x).copy()).requires_grad_(True)
         theirs.weight.grad = theirs.bias.grad = None
         yt = theirs(xt)
-        yt.backward(torch.from_numpy(to_torch_layout(g).copy()))
+        yt.backward(torch.from_numpy(nhwc_to_nchw(g).copy()))
         y, dx = ours.forward(x, training=training), ours.backward(g)
-        assert rel_error(y, from_torch_layout(yt.detach().numpy())) <= 1e-10
-        assert rel_error(dx, from_torch_layout(xt.grad.numpy())) <= 1e-10
+        assert rel_error(y, nchw_to_nhwc(yt.detach().numpy())) <= 1e-10
+        assert rel_error(dx, nchw_to_nhwc(xt.grad.numpy())) <= 1e-10
         assert rel_error(ours.grads["gamma"], theirs.weight.grad.numpy()) <= 1e-10
         assert rel_error(ours.grads["beta"], theirs.bias.grad.numpy()) <= 1e-10
 

@@ -1,6 +1,5 @@
 """MaxPooling2D and AveragePooling2D: kernels against their NumPy twins, layers against a naive loop reference,
 gradients against central differences, and (where torch is installed) against PyTorch."""
-import contextlib
 import math
 import subprocess
 import sys
@@ -10,23 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import nchw_to_nhwc, nhwc_to_nchw, rel_error, use_backend
 from tinyseg.gradcheck import check_layer
-from tinyseg.kernels import config
 from tinyseg.kernels import pooling as kp
 from tinyseg.layers.pooling import AveragePooling2D, AvgPool2D, MaxPool2D, MaxPooling2D
 
 SETTINGS = settings(deadline=None, max_examples=25)
 LAYERS = {"max": MaxPooling2D, "avg": AveragePooling2D}
-
-
-@contextlib.contextmanager
-def using_backend(name):
-    old = config.get_backend()
-    config.set_backend(name)
-    try:
-        yield
-    finally:
-        config.set_backend(old)
 
 
 @st.composite
@@ -120,7 +109,7 @@ def test_max_pool_numba_equals_numpy_twin(case):
     layer.build(x.shape[1:])
     geom = (layer.pool_size, layer.strides, layer.pads)
     out_hw = layer.output_shape[:2]
-    with using_backend("numba"):
+    with use_backend("numba"):
         y, arg = kp.max_pool2d(x, *geom, out_hw)
         grad = rng.standard_normal(y.shape).astype(x.dtype)
         dx = kp.max_pool2d_backward(grad, arg, x.shape, *geom)
@@ -140,7 +129,7 @@ def test_avg_pool_numba_equals_numpy_twin(case):
     layer = make_layer("avg", case)
     layer.build(x.shape[1:])
     geom = (layer.pool_size, layer.strides, layer.pads)
-    with using_backend("numba"):
+    with use_backend("numba"):
         y = kp.avg_pool2d(x, *geom, layer.output_shape[:2])
         grad = rng.standard_normal(y.shape).astype(x.dtype)
         dx = kp.avg_pool2d_backward(grad, x.shape, *geom)
@@ -167,7 +156,7 @@ def test_layer_matches_naive_loops(kind, backend, case):
     rng = np.random.default_rng(case["seed"])
     x = make_input(case, rng)
     layer = make_layer(kind, case)
-    with using_backend(backend):
+    with use_backend(backend):
         y = layer.forward(x)
         grad = rng.standard_normal(y.shape).astype(x.dtype)
         dx = layer.backward(grad)
@@ -241,7 +230,7 @@ def test_gradcheck(kind, case):
     x = distinct_input(case["shape"], rng) if kind == "max" else rng.standard_normal(case["shape"])
     report = check_layer(make_layer(kind, case), x, h=GRADCHECK_STEP, max_entries=None, seed=case["seed"] % 1000)
     assert report.n_checked == x.size
-    assert report.max_rel_error < 1e-6, str(report)
+    assert report.rel_error < 1e-6, str(report)
 
 
 def test_gradcheck_catches_a_wrong_average_count():
@@ -337,21 +326,8 @@ def test_bad_inputs_are_named(cls):
 
 
 # ----------------------------------------------------------------------------------------------------------
-# PyTorch parity (NHWC here, NCHW there: converted in nchw() and nhwc() only).
+# PyTorch parity (NHWC here, NCHW there: converted by tests.helpers.nhwc_to_nchw and nchw_to_nhwc).
 # ----------------------------------------------------------------------------------------------------------
-def nchw(a):
-    return np.ascontiguousarray(a.transpose(0, 3, 1, 2))
-
-
-def nhwc(a):
-    return np.ascontiguousarray(a.transpose(0, 2, 3, 1))
-
-
-def max_rel_error(a, b):
-    """max |a - b| / max |b|: the error relative to the size of the reference."""
-    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-300))
-
-
 def torch_pool(kind, x, grad, case):
     """PyTorch's output and input gradient, NHWC in and out. 'same' is built from an explicit asymmetric pad:
     -inf for max; for average, pooled sums divided by pooled counts of real pixels."""
@@ -360,7 +336,7 @@ def torch_pool(kind, x, grad, case):
     layer = make_layer(kind, case)
     layer.build(x.shape[1:])
     pt, pb, pl, pr = layer.pads
-    xt = torch.tensor(nchw(x), requires_grad=True)
+    xt = torch.tensor(nhwc_to_nchw(x), requires_grad=True)
     pool_args = dict(kernel_size=layer.pool_size, stride=layer.strides)
     if kind == "max":
         yt = F.max_pool2d(F.pad(xt, (pl, pr, pt, pb), value=-math.inf), **pool_args)
@@ -368,8 +344,8 @@ def torch_pool(kind, x, grad, case):
         sums = F.avg_pool2d(F.pad(xt, (pl, pr, pt, pb)), divisor_override=1, **pool_args)
         counts = F.avg_pool2d(F.pad(torch.ones_like(xt), (pl, pr, pt, pb)), divisor_override=1, **pool_args)
         yt = sums / counts
-    yt.backward(torch.tensor(nchw(grad)))
-    return nhwc(yt.detach().numpy()), nhwc(xt.grad.numpy())
+    yt.backward(torch.tensor(nhwc_to_nchw(grad)))
+    return nchw_to_nhwc(yt.detach().numpy()), nchw_to_nhwc(xt.grad.numpy())
 
 
 @pytest.mark.parametrize("kind", ["max", "avg"])
@@ -385,12 +361,12 @@ def test_valid_matches_torch_pool2d(kind, case):
     y = layer.forward(x)
     grad = rng.standard_normal(y.shape)
     dx = layer.backward(grad)
-    xt = torch.tensor(nchw(x), requires_grad=True)
+    xt = torch.tensor(nhwc_to_nchw(x), requires_grad=True)
     pool = F.max_pool2d if kind == "max" else F.avg_pool2d
     yt = pool(xt, kernel_size=layer.pool_size, stride=layer.strides)
-    yt.backward(torch.tensor(nchw(grad)))
-    assert max_rel_error(y, nhwc(yt.detach().numpy())) <= 1e-10
-    assert max_rel_error(dx, nhwc(xt.grad.numpy())) <= 1e-10
+    yt.backward(torch.tensor(nhwc_to_nchw(grad)))
+    assert rel_error(y, nchw_to_nhwc(yt.detach().numpy())) <= 1e-10
+    assert rel_error(dx, nchw_to_nhwc(xt.grad.numpy())) <= 1e-10
 
 
 @pytest.mark.parametrize("kind", ["max", "avg"])
@@ -404,8 +380,8 @@ def test_same_matches_torch_with_explicit_padding(kind, case):
     grad = rng.standard_normal(y.shape)
     dx = layer.backward(grad)
     y_t, dx_t = torch_pool(kind, x, grad, case)
-    assert max_rel_error(y, y_t) <= 1e-10
-    assert max_rel_error(dx, dx_t) <= 1e-10
+    assert rel_error(y, y_t) <= 1e-10
+    assert rel_error(dx, dx_t) <= 1e-10
 
 
 @pytest.mark.parametrize("cls", [MaxPooling2D, AveragePooling2D])

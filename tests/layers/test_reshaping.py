@@ -5,11 +5,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import torch_errors
 from tinyseg.gradcheck import check_layer
 from tinyseg.layers import Cropping2D, Reshape, ZeroPadding2D
 from tinyseg.layers.reshaping import two_pairs
-
-from tests.torch_parity import one_input_errors
 
 SETTINGS = settings(deadline=None, max_examples=25)
 TOL = 1e-10
@@ -185,7 +184,7 @@ def test_reshape_target_shape_is_checked(target):
 @given(shape=st.tuples(st.integers(1, 3), st.integers(1, 5), st.integers(1, 5), st.integers(1, 3)), padding=pads,
        seed=st.integers(0, 2**32 - 1))
 def test_zero_padding_matches_pytorch(shape, padding, seed):
-    errors = one_input_errors(ZeroPadding2D(padding, dtype="float64"), images(shape, seed), seed)
+    errors = torch_errors(ZeroPadding2D(padding, dtype="float64"), images(shape, seed), seed)
     assert max(errors.values()) <= TOL, errors
 
 
@@ -194,7 +193,7 @@ def test_zero_padding_matches_pytorch(shape, padding, seed):
 @given(case=crop_case(), seed=st.integers(0, 2**32 - 1))
 def test_cropping_matches_pytorch(case, seed):
     shape, cropping = case
-    errors = one_input_errors(Cropping2D(cropping, dtype="float64"), images(shape, seed), seed)
+    errors = torch_errors(Cropping2D(cropping, dtype="float64"), images(shape, seed), seed)
     assert max(errors.values()) <= TOL, errors
 
 
@@ -205,7 +204,7 @@ def test_reshape_matches_pytorch(case, seed):
     """Images (4-D) reach torch as NCHW and are reshaped in tinyseg's (H, W, C) value order; a 4-D result goes
     back to NCHW. Other ranks are the same arrays in both (nhwc_to_nchw leaves them alone)."""
     shape, target = case
-    errors = one_input_errors(Reshape(target, dtype="float64"), images(shape, seed), seed)
+    errors = torch_errors(Reshape(target, dtype="float64"), images(shape, seed), seed)
     assert max(errors.values()) <= TOL, errors
 
 

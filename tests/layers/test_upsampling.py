@@ -1,6 +1,5 @@
 """UpSampling2D: kernels against their NumPy twins, the layer against a naive loop reference, gradients against
 central differences, and (where torch is installed) against PyTorch's F.interpolate."""
-import contextlib
 import math
 import subprocess
 import sys
@@ -10,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import nchw_to_nhwc, nhwc_to_nchw, rel_error, use_backend
 from tinyseg.gradcheck import check_layer
-from tinyseg.kernels import config
 from tinyseg.kernels import upsampling as ku
 from tinyseg.layers.upsampling import UpSampling2D
 
@@ -26,16 +25,6 @@ KERNELS = {  # interpolation -> (forward, backward, forward twin, backward twin)
     "bilinear": (ku.upsample_bilinear, ku.upsample_bilinear_backward, ku.upsample_bilinear_numpy,
                  ku.upsample_bilinear_backward_numpy),
 }
-
-
-@contextlib.contextmanager
-def using_backend(name):
-    old = config.get_backend()
-    config.set_backend(name)
-    try:
-        yield
-    finally:
-        config.set_backend(old)
 
 
 @st.composite
@@ -90,7 +79,7 @@ def test_numba_equals_numpy_twin(interpolation, case):
     forward, backward, forward_np, backward_np = KERNELS[interpolation]
     rng = np.random.default_rng(case["seed"])
     x = rng.standard_normal(case["shape"]).astype(case["dtype"])
-    with using_backend("numba"):
+    with use_backend("numba"):
         y = forward(x, case["size"])
         grad = rng.standard_normal(y.shape).astype(x.dtype)
         dx = backward(grad, case["size"])
@@ -132,7 +121,7 @@ def test_layer_matches_naive_loops(interpolation, backend, case):
     rng = np.random.default_rng(case["seed"])
     x = rng.standard_normal(case["shape"]).astype(case["dtype"])
     layer = UpSampling2D(size=case["size"], interpolation=interpolation, dtype=case["dtype"])
-    with using_backend(backend):
+    with use_backend(backend):
         y = layer.forward(x)
         grad = rng.standard_normal(y.shape).astype(x.dtype)
         dx = layer.backward(grad)
@@ -173,7 +162,7 @@ def test_gradcheck(interpolation, case):
     layer = UpSampling2D(size=case["size"], interpolation=interpolation, dtype="float64")
     report = check_layer(layer, x, h=GRADCHECK_STEP, max_entries=None, seed=case["seed"] % 1000)
     assert report.n_checked == x.size
-    assert report.max_rel_error < 1e-6, str(report)
+    assert report.rel_error < 1e-6, str(report)
 
 
 def test_gradcheck_catches_a_backward_that_forgets_the_border_clamp():
@@ -253,21 +242,8 @@ def test_bad_inputs_are_named():
 
 
 # ----------------------------------------------------------------------------------------------------------
-# PyTorch parity (NHWC here, NCHW there: converted in nchw() and nhwc() only).
+# PyTorch parity (NHWC here, NCHW there: converted by tests.helpers.nhwc_to_nchw and nchw_to_nhwc).
 # ----------------------------------------------------------------------------------------------------------
-def nchw(a):
-    return np.ascontiguousarray(a.transpose(0, 3, 1, 2))
-
-
-def nhwc(a):
-    return np.ascontiguousarray(a.transpose(0, 2, 3, 1))
-
-
-def max_rel_error(a, b):
-    """max |a - b| / max |b|: the error relative to the size of the reference."""
-    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-300))
-
-
 @pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
 @SETTINGS
 @given(case=cases(dtypes=(np.float64,)))
@@ -280,9 +256,9 @@ def test_matches_torch_interpolate(interpolation, case):
     y = layer.forward(x)
     grad = rng.standard_normal(y.shape)
     dx = layer.backward(grad)
-    xt = torch.tensor(nchw(x), requires_grad=True)
+    xt = torch.tensor(nhwc_to_nchw(x), requires_grad=True)
     corners = {} if interpolation == "nearest" else {"align_corners": False}
     yt = F.interpolate(xt, scale_factor=tuple(float(f) for f in case["size"]), mode=interpolation, **corners)
-    yt.backward(torch.tensor(nchw(grad)))
-    assert max_rel_error(y, nhwc(yt.detach().numpy())) <= 1e-10
-    assert max_rel_error(dx, nhwc(xt.grad.numpy())) <= 1e-10
+    yt.backward(torch.tensor(nhwc_to_nchw(grad)))
+    assert rel_error(y, nchw_to_nhwc(yt.detach().numpy())) <= 1e-10
+    assert rel_error(dx, nchw_to_nhwc(xt.grad.numpy())) <= 1e-10

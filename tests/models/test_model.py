@@ -3,13 +3,12 @@ import numpy as np
 import pytest
 
 import tinyseg
+from tests.helpers import seed_cnn
 from tinyseg.gradcheck import check_model
 from tinyseg.layers import Dense, Softmax
 from tinyseg.models import Sequential
 from tinyseg.optimizers import SGD
 from tinyseg.utils import to_categorical
-
-from tests.seed_model import seed_cnn
 
 
 def test_seed_cnn_summary_counts_keras_parameters(capsys):

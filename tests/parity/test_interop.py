@@ -8,15 +8,12 @@ import sys
 import numpy as np
 import pytest
 
-from tests.helpers import REPO
+from tests.helpers import PARITY_TOL, REPO, seed_cnn
 from tinyseg.interop import pytorch as tp
 from tinyseg.layers import BatchNormalization, Concatenate, Conv2D, Dense, Flatten
 from tinyseg.models import Sequential
 from tinyseg.models.unet import UNet
 
-from tests.seed_model import seed_cnn
-
-TOL = 1e-10
 UNET_VARIANTS = [(up, bn) for up in ("transpose", "nearest", "bilinear") for bn in (True, False)]
 
 
@@ -150,8 +147,8 @@ def test_to_torch_matches_model_in_inference(torch, float64, name, build):
     x = np.random.default_rng(4).standard_normal((3,) + model.input_shape)
     logits = tp.to_torch(model).eval()(torch_input(x))
     probs = tp.to_torch(model, logits=False).eval()(torch_input(x))
-    assert tp.relative_error(tp.nhwc_to_nchw(model.call(x, logits=True)), logits) <= TOL
-    assert tp.relative_error(tp.nhwc_to_nchw(model.predict(x)), probs) <= TOL
+    assert tp.relative_error(tp.nhwc_to_nchw(model.call(x, logits=True)), logits) <= PARITY_TOL
+    assert tp.relative_error(tp.nhwc_to_nchw(model.predict(x)), probs) <= PARITY_TOL
     assert tp.relative_error(logits, probs) > 1e-3          # the two really differ: softmax was left out
 
 
@@ -170,12 +167,12 @@ def test_to_torch_matches_model_in_training(torch, float64, name, build):
     xt = tp.to_tensor(tp.nhwc_to_nchw(x), requires_grad=True)
     zt = module(xt)
     zt.backward(tp.to_tensor(tp.nhwc_to_nchw(g)))
-    assert tp.relative_error(tp.nhwc_to_nchw(z), zt) <= TOL
-    assert tp.relative_error(tp.nhwc_to_nchw(dx), xt.grad) <= TOL
+    assert tp.relative_error(tp.nhwc_to_nchw(z), zt) <= PARITY_TOL
+    assert tp.relative_error(tp.nhwc_to_nchw(dx), xt.grad) <= PARITY_TOL
     grads = tp.gradient_differences(model, module)
-    assert len(grads) == len(list(module.parameters())) and max(grads.values()) <= TOL, grads
+    assert len(grads) == len(list(module.parameters())) and max(grads.values()) <= PARITY_TOL, grads
     weights = tp.weight_differences(model, module)             # running statistics moved the same way
-    assert max(weights.values()) <= TOL, weights
+    assert max(weights.values()) <= PARITY_TOL, weights
 
 
 def test_float32_model_gives_a_float32_module(torch):
@@ -203,7 +200,7 @@ def test_trained_in_torch_then_loaded_back(torch, float64):
     before = model.predict(x)
     tp.load_torch_state_dict(model, module.state_dict())
     after = model.call(x, logits=True)
-    assert tp.relative_error(tp.nhwc_to_nchw(after), module.eval()(torch_input(x))) <= TOL
+    assert tp.relative_error(tp.nhwc_to_nchw(after), module.eval()(torch_input(x))) <= PARITY_TOL
     assert tp.relative_error(before, model.predict(x)) > 1e-3
 
 

@@ -7,14 +7,24 @@ import pytest
 torch = pytest.importorskip("torch", reason="PyTorch interop tests need torch: pip install -e '.[compare]'")
 
 import tinyseg  # noqa: E402
+from tests.helpers import PARITY_TOL
 from tinyseg import Input, Model  # noqa: E402
 from tinyseg.interop import pytorch as tp  # noqa: E402
-from tinyseg.layers import (Activation, BatchNormalization, Concatenate, Conv2D, Dense, Dropout,  # noqa: E402
-                            Flatten, GlobalAveragePooling2D, add, multiply)
-from tinyseg.saving import load_model  # noqa: E402
+from tinyseg.layers import (  # noqa: E402
+    Activation,
+    BatchNormalization,
+    Concatenate,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAveragePooling2D,
+    add,
+    multiply,
+)
 from tinyseg.models.xception import xception_unet  # noqa: E402
+from tinyseg.saving import load_model  # noqa: E402
 
-TOL = 1e-10
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
@@ -78,7 +88,7 @@ def test_graph_model_outputs_and_gradients_match(float64, training):
     randomise(model, np.random.default_rng(1))
     x = np.random.default_rng(2).standard_normal((3, 6, 6, 2))
     errors = compare(model, x, training, logits=False)
-    assert len(errors) > 10 and max(errors.values()) <= TOL, errors
+    assert len(errors) > 10 and max(errors.values()) <= PARITY_TOL, errors
 
 
 def test_xception_unet_matches_in_float64_with_logits(float64):
@@ -87,7 +97,7 @@ def test_xception_unet_matches_in_float64_with_logits(float64):
     randomise(model, np.random.default_rng(3))
     x = np.random.default_rng(4).standard_normal((2, 32, 32, 3))
     errors = compare(model, x, training=True, logits=True)
-    assert max(errors.values()) <= TOL, {k: v for k, v in errors.items() if v > TOL}
+    assert max(errors.values()) <= PARITY_TOL, {k: v for k, v in errors.items() if v > PARITY_TOL}
     assert "layers.separable_conv2d.depthwise.weight" in dict(tp.to_torch(model).named_parameters()) or any(
         k.endswith("depthwise.weight") for k in errors)
 
@@ -103,12 +113,13 @@ def test_weights_go_both_ways(float64):
     again = tp.torch_state_dict(model)
     for name, value in module.state_dict().items():
         if not name.endswith("num_batches_tracked"):
-            assert tp.relative_error(tp.to_numpy(value), tp.to_numpy(again[name])) <= TOL, name
+            assert tp.relative_error(tp.to_numpy(value), tp.to_numpy(again[name])) <= PARITY_TOL, name
 
 
 # --- DistributedDataParallel: the road for users who outgrow one machine ------------------------------------
 def ddp_worker(rank, world, path, data_path, out_path, port):
     import os
+
     import torch
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
@@ -135,6 +146,7 @@ def ddp_worker(rank, world, path, data_path, out_path, port):
 
 def test_training_under_distributed_data_parallel_and_back(tmp_path):
     import socket
+
     import torch.multiprocessing as mp
     tinyseg.set_random_seed(0)
     x = Input((8, 8, 1))

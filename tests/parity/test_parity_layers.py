@@ -10,15 +10,37 @@ from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch", reason="PyTorch parity tests need torch: pip install -e '.[compare]'")
 
-from tinyseg.interop.pytorch import (bn_momentum_to_torch, dense_kernel_to_torch, layer_to_torch,  # noqa: E402
-                                     layer_weights_to_torch, nchw_to_nhwc, nhwc_to_nchw, relative_error,
-                                     to_numpy, to_tensor, to_torch, torch_gradients)
-from tinyseg.layers import (Activation, AveragePooling2D, BatchNormalization, Conv2D,  # noqa: E402
-                            Conv2DTranspose, Dense, Dropout, Flatten, MaxPooling2D, ReLU, Sigmoid, Softmax, Tanh,
-                            UpSampling2D)
+from tests.helpers import PARITY_TOL, torch_errors
+from tinyseg.interop.pytorch import (  # noqa: E402
+    bn_momentum_to_torch,
+    dense_kernel_to_torch,
+    layer_to_torch,
+    nchw_to_nhwc,
+    nhwc_to_nchw,
+    relative_error,
+    to_numpy,
+    to_tensor,
+    to_torch,
+    torch_gradients,
+)
+from tinyseg.layers import (  # noqa: E402
+    Activation,
+    AveragePooling2D,
+    BatchNormalization,
+    Conv2D,
+    Conv2DTranspose,
+    Dense,
+    Dropout,
+    Flatten,
+    MaxPooling2D,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+    UpSampling2D,
+)
 from tinyseg.models import Sequential  # noqa: E402
 
-TOL = 1e-10
 SETTINGS = settings(deadline=None, max_examples=20)
 ACTIVATIONS = [None, "relu", "sigmoid", "tanh", "softmax"]
 
@@ -40,27 +62,13 @@ def compare(layer, x, training=False, seed=0, module=None):
     if not layer.built:
         layer.build(x.shape[1:])
     randomise_weights(layer, rng)
-    module = module or layer_to_torch(layer)          # converted before the forward changes any running stats
-    module.train(training)
-
-    y = layer.forward(x, training=training)
-    g = rng.standard_normal(y.shape)
-    dx = layer.backward(g.copy())
-
-    xt = to_tensor(nhwc_to_nchw(x), requires_grad=True)
-    yt = module(xt)
-    yt.backward(to_tensor(nhwc_to_nchw(g)))
-    errors = {"output": relative_error(nhwc_to_nchw(y), yt), "input": relative_error(nhwc_to_nchw(dx), xt.grad)}
-    params = dict(module.named_parameters())
-    for name, grad in layer_weights_to_torch(layer, arrays=layer.grads).items():
-        errors[name] = relative_error(grad, params[name].grad)
-    return errors
+    return torch_errors(layer, x, training=training, module=module, rng=rng)
 
 
 def assert_close(errors, expected_keys):
     assert set(expected_keys) <= set(errors), f"missing comparisons: {set(expected_keys) - set(errors)}"
     worst = max(errors.values())
-    assert worst <= TOL, errors
+    assert worst <= PARITY_TOL, errors
 
 
 def image(rng, n, h, w, c):
@@ -177,13 +185,13 @@ def test_flatten_then_dense(shape, units, batch_norm, seed):
     xt = to_tensor(nhwc_to_nchw(x), requires_grad=True)
     yt = module(xt)
     yt.backward(to_tensor(g))
-    assert relative_error(y, yt) <= TOL
-    assert relative_error(nhwc_to_nchw(dx), xt.grad) <= TOL
+    assert relative_error(y, yt) <= PARITY_TOL
+    assert relative_error(nhwc_to_nchw(dx), xt.grad) <= PARITY_TOL
     grads = torch_gradients(model)
     params = dict(module.named_parameters())
     assert set(grads) == set(params)
     for name in params:
-        assert relative_error(grads[name], params[name].grad) <= TOL, name
+        assert relative_error(grads[name], params[name].grad) <= PARITY_TOL, name
 
 
 def test_flatten_permutation_matters():
@@ -225,10 +233,10 @@ def test_batch_normalization(images, training, momentum, epsilon, center, scale,
         xb = rng.standard_normal(shape) * 3 - 1
         layer.forward(xb, training=True)
         module(to_tensor(nhwc_to_nchw(xb)))
-    assert relative_error(layer.state["moving_mean"], module.running_mean) <= TOL
-    assert relative_error(layer.state["moving_variance"], module.running_var) <= TOL
+    assert relative_error(layer.state["moving_mean"], module.running_mean) <= PARITY_TOL
+    assert relative_error(layer.state["moving_variance"], module.running_var) <= PARITY_TOL
     xb = rng.standard_normal(shape)
-    assert relative_error(nhwc_to_nchw(layer.forward(xb)), module.eval()(to_tensor(nhwc_to_nchw(xb)))) <= TOL
+    assert relative_error(nhwc_to_nchw(layer.forward(xb)), module.eval()(to_tensor(nhwc_to_nchw(xb)))) <= PARITY_TOL
 
 
 def test_plain_torch_batchnorm_differs_as_documented():
@@ -241,11 +249,11 @@ def test_plain_torch_batchnorm_differs_as_documented():
     plain = torch.nn.BatchNorm2d(4, eps=layer.epsilon, momentum=bn_momentum_to_torch(layer.momentum)).double()
     y = layer.forward(x, training=True)
     yt = plain(to_tensor(nhwc_to_nchw(x)))
-    assert relative_error(nhwc_to_nchw(y), yt) <= TOL
+    assert relative_error(nhwc_to_nchw(y), yt) <= PARITY_TOL
     m_count = 2 * 3 * 3
     var = x.reshape(-1, 4).var(axis=0)
     expected = layer.state["moving_variance"] + (1 - layer.momentum) * var / (m_count - 1)
-    assert relative_error(expected, plain.running_var) <= TOL
+    assert relative_error(expected, plain.running_var) <= PARITY_TOL
     assert relative_error(layer.state["moving_variance"], plain.running_var) > 1e-3
 
 

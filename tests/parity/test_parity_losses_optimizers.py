@@ -12,11 +12,18 @@ from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch", reason="PyTorch parity tests need torch: pip install -e '.[compare]'")
 
+from tests.helpers import PARITY_TOL
 from tinyseg import losses, optimizers  # noqa: E402
-from tinyseg.interop.pytorch import (adam_epsilon_keras_to_torch, nhwc_to_nchw, relative_error,  # noqa: E402
-                                     targets_to_torch, to_tensor, to_torch_loss, to_torch_optimizer)
+from tinyseg.interop.pytorch import (  # noqa: E402
+    adam_epsilon_keras_to_torch,
+    nhwc_to_nchw,
+    relative_error,
+    targets_to_torch,
+    to_tensor,
+    to_torch_loss,
+    to_torch_optimizer,
+)
 
-TOL = 1e-10
 SETTINGS = settings(deadline=None, max_examples=20)
 
 
@@ -35,7 +42,7 @@ def loss_errors(loss, y_true, z):
 
 def assert_parity(loss, y_true, z):
     value_err, grad_err = loss_errors(loss, y_true, z)
-    assert value_err <= TOL and grad_err <= TOL, (value_err, grad_err)
+    assert value_err <= PARITY_TOL and grad_err <= PARITY_TOL, (value_err, grad_err)
 
 
 # shapes: per-image scores (N, K) or per-pixel scores (N, H, W, K)
@@ -154,7 +161,7 @@ def test_a_wrong_gradient_is_caught():
     loss.forward(y, z)
     zt = to_tensor(nhwc_to_nchw(z), requires_grad=True)
     to_torch_loss(loss, "float64")(zt, targets_to_torch(loss, y)).backward()
-    assert relative_error(nhwc_to_nchw(loss.backward()) * (1 + 1e-8), zt.grad) > TOL
+    assert relative_error(nhwc_to_nchw(loss.backward()) * (1 + 1e-8), zt.grad) > PARITY_TOL
 
 
 # --- optimizers -----------------------------------------------------------------------------------------
@@ -191,7 +198,7 @@ def test_sgd(shapes, lr, momentum, nesterov, seed):
     """Plain SGD, momentum (Keras: v = mu v - lr g) and Nesterov against torch.optim.SGD (b = mu b + g)."""
     nesterov = nesterov and momentum > 0                 # torch refuses Nesterov without momentum
     errors = run_both(optimizers.SGD(lr, momentum=momentum, nesterov=nesterov), shapes, seed)
-    assert max(errors) <= TOL, errors
+    assert max(errors) <= PARITY_TOL, errors
 
 
 @SETTINGS
@@ -200,7 +207,7 @@ def test_sgd(shapes, lr, momentum, nesterov, seed):
 def test_adam_torch_epsilon(shapes, lr, beta_1, beta_2, epsilon, seed):
     opt = optimizers.Adam(lr, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, epsilon_style="torch")
     errors = run_both(opt, shapes, seed)
-    assert max(errors) <= TOL, errors
+    assert max(errors) <= PARITY_TOL, errors
 
 
 @SETTINGS
@@ -222,7 +229,7 @@ def test_adam_keras_epsilon_is_torch_epsilon_over_sqrt_bias_correction(shapes, l
         topt.param_groups[0]["eps"] = adam_epsilon_keras_to_torch(epsilon, beta_2, step)
         topt.step()
         for p, t in zip(params, tparams):
-            assert relative_error(p, t) <= TOL
+            assert relative_error(p, t) <= PARITY_TOL
 
 
 def test_keras_adam_differs_from_torch_adam_with_the_same_epsilon():

@@ -19,12 +19,11 @@ import pytest
 torch = pytest.importorskip("torch", reason="PyTorch parity tests need torch: pip install -e '.[compare]'")
 
 import tinyseg  # noqa: E402
+from tests.helpers import seed_cnn  # noqa: E402
 from tinyseg import optimizers  # noqa: E402
 from tinyseg.interop import pytorch as tp  # noqa: E402
 from tinyseg.models.unet import UNet  # noqa: E402
 from tinyseg.utils import to_categorical  # noqa: E402
-
-from tests.seed_model import seed_cnn  # noqa: E402
 
 STEPS, BATCH, POOL = 50, 8, 64
 TOLERANCE = {("sgd", "float32"): 1e-4, ("adam", "float32"): 1e-3,

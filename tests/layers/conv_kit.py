@@ -1,21 +1,17 @@
 """What test_dilation.py and test_depthwise_separable.py share: the geometry restated from Keras's own
-words, plain loop references written from the formulas (not from the library), and the two comparisons
-with other frameworks (PyTorch through tinyseg.interop.pytorch, Keras 3 on its torch backend).
+words, the depthwise loop references written from the formulas (not from the library; the dilated
+convolution's own loops are tinyseg.reference.conv2d), and random inputs and weights (scaled for the layers' fan-in).
+The comparisons with PyTorch and Keras are in tests/helpers.py.
 
-    dilated convolution:   y[n, i, j, f]       = b[f] + sum_{a, b, c} xpad[n, i*sh + a*dh, j*sw + b*dw, c] K[a, b, c, f]
-    depthwise:             y[n, i, j, c*M + m] = b[c*M + m] + sum_{a, b} xpad[n, i*sh + a*dh, j*sw + b*dw, c] K[a, b, c, m]
+    dilated convolution: y[n, i, j, f]     = b[f] + sum_{a, b, c} xpad[n, i*sh + a*dh, j*sw + b*dw, c] K[a, b, c, f]
+    depthwise:           y[n, i, j, c*M+m] = b[c*M+m] + sum_{a, b} xpad[n, i*sh + a*dh, j*sw + b*dw, c] K[a, b, c, m]
 
     'valid': OH = floor((H - dh*(KH - 1) - 1) / sh) + 1          (keras.src.ops.operation_utils)
     'same':  OH = ceil(H / sh), total pad max((OH - 1)*sh + dh*(KH - 1) + 1 - H, 0), the odd one at the bottom
 """
 import math
-import os
 
 import numpy as np
-import pytest
-
-PARITY_TOL = 1e-10          # float64 against PyTorch
-KERAS_TOL = 1e-5            # float32 against Keras
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -44,24 +40,6 @@ def padded(x, kernel_hw, strides, padding, dilation):
 # ------------------------------------------------------------------------------------------------------------
 # Loop references
 # ------------------------------------------------------------------------------------------------------------
-def conv_reference(x, kernel, bias, strides, padding, dilation):
-    """Loops over (n, i, j, f, a, b); the channel sum as a dot product."""
-    kh, kw, _, f = kernel.shape
-    (sh, sw), (dh, dw) = strides, dilation
-    xp, (oh, ow), _ = padded(x, (kh, kw), strides, padding, dilation)
-    y = np.zeros((x.shape[0], oh, ow, f), dtype=x.dtype)
-    for s in range(x.shape[0]):
-        for i in range(oh):
-            for j in range(ow):
-                for o in range(f):
-                    total = 0.0 if bias is None else bias[o]
-                    for a in range(kh):
-                        for b in range(kw):
-                            total += np.dot(xp[s, i * sh + a * dh, j * sw + b * dw, :], kernel[a, b, :, o])
-                    y[s, i, j, o] = total
-    return y
-
-
 def depthwise_reference(x, kernel, bias, strides, padding, dilation):
     """Loops over (n, i, j, c, m, a, b): each channel c with its own filters m, output channel c*M + m."""
     kh, kw, c, m = kernel.shape
@@ -103,6 +81,12 @@ def depthwise_backward_reference(x, kernel, g, strides, padding, dilation):
     return dxp[:, pt:pt + h, pl:pl + w, :], dk
 
 
+def random_input(cfg, dtype=np.float64):
+    """A standard normal input (n, h, w, c) for a drawn layer problem, from its seed."""
+    shape = (cfg["n"], cfg["h"], cfg["w"], cfg["c"])
+    return np.random.default_rng(cfg["seed"]).standard_normal(shape).astype(dtype)
+
+
 def random_weights(layer, rng):
     """Random values for every weight, scaled so that pre-activations are O(1) (tanh/sigmoid do not saturate);
     biases are random too, so a missing bias term shows."""
@@ -117,53 +101,3 @@ def random_weights(layer, rng):
             scale = int(np.prod(shape[:-1])) ** -0.5
         weights.append(rng.standard_normal(shape) * scale)
     layer.set_weights(weights)
-
-
-# ------------------------------------------------------------------------------------------------------------
-# PyTorch
-# ------------------------------------------------------------------------------------------------------------
-def torch_errors(layer, x, seed=0):
-    """The layer and layer_to_torch(layer) on the same x and upstream gradient: {what: relative error}
-    for the output, the input gradient and every parameter gradient (by torch name)."""
-    from tinyseg.interop.pytorch import (layer_to_torch, layer_weights_to_torch, nhwc_to_nchw,
-                                         relative_error, to_tensor)
-    rng = np.random.default_rng(seed)
-    module = layer_to_torch(layer)
-    y = layer.forward(x)
-    g = rng.standard_normal(y.shape)
-    dx = layer.backward(g.copy())
-    xt = to_tensor(nhwc_to_nchw(x), requires_grad=True)
-    yt = module(xt)
-    yt.backward(to_tensor(nhwc_to_nchw(g)))
-    errors = {"output": relative_error(nhwc_to_nchw(y), yt), "input": relative_error(nhwc_to_nchw(dx), xt.grad)}
-    params = dict(module.named_parameters())
-    for name, grad in layer_weights_to_torch(layer, arrays=layer.grads).items():
-        errors[name] = relative_error(grad, params[name].grad)
-    assert set(errors) == {"output", "input"} | set(params), (set(errors), set(params))
-    return errors
-
-
-# ------------------------------------------------------------------------------------------------------------
-# Keras 3 (torch backend)
-# ------------------------------------------------------------------------------------------------------------
-def import_keras():
-    """keras with KERAS_BACKEND=torch, or skip (not installed, or already imported with another backend)."""
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    keras = pytest.importorskip("keras")
-    if keras.backend.backend() != "torch":
-        pytest.skip(f"keras is running on the {keras.backend.backend()} backend; these tests want torch")
-    return keras
-
-
-def keras_agrees(keras_layer, layer, x, seed=0):
-    """Build both on x (float32), give the Keras layer random weights, copy them into ours with
-    set_weights(keras_layer.get_weights()), and return the relative error between the two outputs."""
-    from tinyseg.interop.pytorch import relative_error
-    keras = import_keras()
-    keras_layer(x)                                                    # builds it
-    rng = np.random.default_rng(seed)
-    keras_layer.set_weights([rng.standard_normal(w.shape).astype(np.float32) * 0.5
-                             for w in keras_layer.get_weights()])
-    layer.build(x.shape[1:])
-    layer.set_weights(keras_layer.get_weights())                      # the proof of the layouts
-    return relative_error(keras.ops.convert_to_numpy(keras_layer(x)), layer.forward(x))
