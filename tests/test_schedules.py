@@ -239,6 +239,7 @@ def test_sgd_and_adamw_runs_with_a_schedule_match_torch(name):
     """Plain SGD and AdamW (torch's epsilon) stepped by each schedule and by its torch twin: every parameter
     after every step to 1e-10."""
     import torch
+
     from tinyseg.interop.pytorch import relative_error, to_tensor
     schedule, make_scheduler, base_lr, steps = torch_twins()[name]
     for ours, make_torch in [

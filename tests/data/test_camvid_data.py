@@ -6,9 +6,14 @@ import pytest
 from PIL import Image
 
 from tinyseg.datasets import camvid, load_image_folder
-from tinyseg.datasets.class_weights import (check_class_weights, class_pixel_counts, class_weights,
-                                            inverse_frequency_weights, median_frequency_weights,
-                                            parse_class_weights)
+from tinyseg.datasets.class_weights import (
+    check_class_weights,
+    class_pixel_counts,
+    class_weights,
+    inverse_frequency_weights,
+    median_frequency_weights,
+    parse_class_weights,
+)
 from tinyseg.datasets.labels import check_label_values, colors_to_labels, infer_num_classes, load_palette
 from tinyseg.datasets.pipeline import SegmentationDataset, window
 
@@ -194,7 +199,7 @@ def test_crops_and_flips_keep_image_and_mask_aligned():
     x, y = coded_images()
     ds = SegmentationDataset(x, y, batch_size=2, crop=(8, 12), augment=True, shuffle=True, flip="both", seed=3)
     seen_flip = False
-    for epoch in range(3):
+    for _epoch in range(3):
         for i in range(len(ds)):
             xb, yb = ds[i]
             assert xb.dtype == np.float32 and xb.shape[1:] == (8, 12, 3) and yb.dtype == np.uint8
@@ -213,7 +218,7 @@ def test_scale_jitter_keeps_masks_nearest_and_aligned():
     y = np.kron(classes, np.ones((8, 8), int)).astype(np.uint8)[None]
     x = (np.repeat(y[..., None], 3, axis=-1) * 50).astype(np.uint8)
     ds = SegmentationDataset(x, y, batch_size=1, crop=(32, 32), augment=True, scale=(0.8, 1.25), seed=1)
-    for epoch in range(4):
+    for _epoch in range(4):
         xb, yb = ds[0]
         assert set(np.unique(yb)) <= set(range(5))                          # nearest: no invented label
         agree = np.round(xb[..., 0] * 255 / 50) == yb

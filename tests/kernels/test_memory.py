@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from tests.helpers import REPO
 import tinyseg.kernels  # noqa: F401  (makes the allocator keep freed memory)
+from tests.helpers import REPO
 from tinyseg.kernels import memory
 
 

@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from tinyseg.gradcheck import check_layer
-from tinyseg.layers import Activation, Conv2D, Dense, Linear, ReLU, Sigmoid, Softmax, Tanh
-from tinyseg.layers import activations
+from tinyseg.layers import Activation, Conv2D, Dense, Linear, ReLU, Sigmoid, Softmax, Tanh, activations
 
 FAST = settings(deadline=None, max_examples=25)
 LAYERS = [Linear, ReLU, Sigmoid, Tanh, Softmax]

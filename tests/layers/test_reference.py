@@ -5,8 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinyseg import reference
-from tinyseg.layers import (AveragePooling2D, BatchNormalization, Conv2D, Conv2DTranspose, MaxPooling2D,
-                            UpSampling2D)
+from tinyseg.layers import AveragePooling2D, BatchNormalization, Conv2D, Conv2DTranspose, MaxPooling2D, UpSampling2D
 from tinyseg.losses import SparseCategoricalCrossentropy
 
 SETTINGS = settings(deadline=None, max_examples=15)

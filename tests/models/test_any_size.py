@@ -6,8 +6,19 @@ import pytest
 import tinyseg
 from tinyseg import Input, Model, Sequential
 from tinyseg.gradcheck import check_model
-from tinyseg.layers import (Activation, AveragePooling2D, BatchNormalization, Concatenate, Conv2D,
-                            Conv2DTranspose, Dense, Flatten, MaxPooling2D, SeparableConv2D, UpSampling2D)
+from tinyseg.layers import (
+    Activation,
+    AveragePooling2D,
+    BatchNormalization,
+    Concatenate,
+    Conv2D,
+    Conv2DTranspose,
+    Dense,
+    Flatten,
+    MaxPooling2D,
+    SeparableConv2D,
+    UpSampling2D,
+)
 from tinyseg.models.unet import UNet
 
 

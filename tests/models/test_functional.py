@@ -6,15 +6,24 @@ import pytest
 import tinyseg
 from tinyseg import Input, Model, Sequential
 from tinyseg.gradcheck import check_model
-from tinyseg.layers import (Activation, BatchNormalization, Concatenate, Conv2D, Conv2DTranspose, Dense, Flatten,
-                            MaxPooling2D, UpSampling2D)
+from tinyseg.layers import (
+    Activation,
+    BatchNormalization,
+    Concatenate,
+    Conv2D,
+    Conv2DTranspose,
+    Dense,
+    Flatten,
+    MaxPooling2D,
+    UpSampling2D,
+)
 from tinyseg.saving import load_model
 
 
 def perturb_biases(model, rng):
     """Biases start at 0; a generic point keeps ReLU inputs off their kink during the finite differences."""
     for layer in model.layers:
-        for key, param in layer.params.items():
+        for param in layer.params.values():
             param += rng.normal(0, 0.1, param.shape)
 
 

@@ -3,8 +3,17 @@ import numpy as np
 import pytest
 
 from tinyseg import set_random_seed
-from tinyseg.inference import (blend_weights, check_multiple, evaluate_segmentation, next_multiple,
-                               pad_to_multiple, predict_batch, predict_image, size_multiple, tile_starts)
+from tinyseg.inference import (
+    blend_weights,
+    check_multiple,
+    evaluate_segmentation,
+    next_multiple,
+    pad_to_multiple,
+    predict_batch,
+    predict_image,
+    size_multiple,
+    tile_starts,
+)
 from tinyseg.models.unet import UNet
 
 
@@ -100,11 +109,11 @@ def test_tiling_blends_the_windows_scores(model):
     total = np.zeros((40, 56, 1), np.float32)
     blended = np.zeros((40, 56, 3), np.float32)
     windows = {}
-    for t in tile_starts(40, 32, overlap):
-        for l in tile_starts(56, 32, overlap):
-            windows[t, l] = model.predict(x[None, t:t + 32, l:l + 32])[0]
-            blended[t:t + 32, l:l + 32] += w * windows[t, l]
-            total[t:t + 32, l:l + 32] += w
+    for top in tile_starts(40, 32, overlap):
+        for left in tile_starts(56, 32, overlap):
+            windows[top, left] = model.predict(x[None, top:top + 32, left:left + 32])[0]
+            blended[top:top + 32, left:left + 32] += w * windows[top, left]
+            total[top:top + 32, left:left + 32] += w
     np.testing.assert_allclose(tiled, blended / total, rtol=1e-5, atol=1e-6)
     assert set(windows) == {(0, 0), (0, 24), (8, 0), (8, 24)}
     # where two windows overlap the result lies between them (a blend, not the last window written)

@@ -6,8 +6,16 @@ import zipfile
 import numpy as np
 import pytest
 
-from tinyseg.layers import (AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
-                            MaxPooling2D, UpSampling2D)
+from tinyseg.layers import (
+    AveragePooling2D,
+    BatchNormalization,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    MaxPooling2D,
+    UpSampling2D,
+)
 from tinyseg.models import Sequential
 from tinyseg.models.unet import UNet
 from tinyseg.saving import load_model, save_model

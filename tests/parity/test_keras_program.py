@@ -28,8 +28,8 @@ if keras.backend.backend() != "torch":
     pytest.skip("the Keras comparison runs Keras 3 on the torch backend", allow_module_level=True)
 
 import tinyseg  # noqa: E402
-from tinyseg.saving import load_model  # noqa: E402
 from tinyseg.models.xception import xception_unet  # noqa: E402
+from tinyseg.saving import load_model  # noqa: E402
 
 # Keras's own NumPy-2 deprecation notices, hundreds per run, about its code, not ours
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
