@@ -108,6 +108,8 @@ def torch_errors(layer, x, seed=0, training=False, module=None, rng=None):
     The gradient is drawn from `rng` (default np.random.default_rng(seed))."""
     from tinyseg.interop.pytorch import layer_to_torch, layer_weights_to_torch, to_tensor
     rng = np.random.default_rng(seed) if rng is None else rng
+    if not layer.built:
+        layer.build(x.shape[1:])
     module = module or layer_to_torch(layer)          # converted before the forward changes any running stats
     module.train(training)
     y = layer.forward(x, training=training)

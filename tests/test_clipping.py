@@ -231,7 +231,7 @@ def test_ten_steps_of_clipped_momentum_and_adam_match_torch(clip):
 @pytest.mark.parametrize("clip", [{"clipnorm": 0.5}, {"global_clipnorm": 0.5}, {"clipvalue": 0.1}])
 def test_clipping_matches_keras(clip):
     """keras.optimizers.SGD with the same clipping argument on float32 variables, three steps: 1e-6."""
-    from conv_kit import import_keras
+    from tests.helpers import import_keras
     keras = import_keras()
     rng = np.random.default_rng(7)
     start = [rng.standard_normal(s).astype(np.float32) for s in ((3, 4), (4,))]

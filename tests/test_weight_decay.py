@@ -152,7 +152,7 @@ def test_to_torch_optimizer_converts_adamw_and_refuses_what_torch_optimizers_do_
 def test_weight_decay_matches_keras(name):
     """keras.optimizers.AdamW (its defaults) and SGD / RMSprop with weight_decay on float32 variables, five
     steps: 1e-6 relative."""
-    from conv_kit import import_keras
+    from tests.helpers import import_keras
     keras = import_keras()
     kwargs = {"AdamW": dict(learning_rate=0.01), "SGD": dict(learning_rate=0.05, momentum=0.5, weight_decay=0.2),
               "RMSprop": dict(learning_rate=0.01, weight_decay=0.1)}[name]

@@ -204,7 +204,7 @@ def test_a_regularizer_of_your_own_trains_but_is_refused_at_save(tmp_path):
 
 # --- against Keras 3 -------------------------------------------------------------------------------------------
 def test_penalties_match_keras():
-    from conv_kit import import_keras
+    from tests.helpers import import_keras
     keras = import_keras()
     w = np.random.default_rng(6).standard_normal((3, 3, 2, 4)).astype(np.float32)
     for ours, theirs in [(L2(0.01), keras.regularizers.L2(0.01)), (L1(0.02), keras.regularizers.L1(0.02)),

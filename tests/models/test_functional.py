@@ -240,7 +240,7 @@ def test_keras_cifar10_load_data_reads_tinyseg_data_or_says_where_it_looked(tmp_
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     with pytest.raises(FileNotFoundError, match=r"TINYSEG_DATA \(.*\).*Keras's cache folder .*\.keras/datasets"):
         tinyseg.datasets.cifar10.load_data()
-    from test_datasets import _fake_cifar
+    from tests.data.test_datasets import _fake_cifar
     _, (x_train, _), _ = _fake_cifar(tmp_path / "home" / ".keras" / "datasets")     # where Keras caches it
     (xt, _), _ = tinyseg.datasets.cifar10.load_data()
     np.testing.assert_array_equal(xt, x_train)
