@@ -281,7 +281,8 @@ def build_train_epoch(size, ctx):
     from tinyseg.models.unet import UNet
     from tinyseg.optimizers import Adam
     args = build_parser().parse_args(["train"])
-    (x, y), (xv, yv) = load_shapes(n_train=size["epoch_train"], n_val=size["epoch_val"], size=args.size,
+    # --size has no default: tinyseg train uses 32 x 32 for the shapes
+    (x, y), (xv, yv) = load_shapes(n_train=size["epoch_train"], n_val=size["epoch_val"], size=args.size or 32,
                                    seed=args.seed)
     k = int(max(y.max(), yv.max())) + 1
     model = UNet(input_shape=x.shape[1:], num_classes=k, depth=args.depth, base_filters=args.base_filters,
