@@ -34,8 +34,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Children
 # ----------------------------------------------------------------------------------------------------------
 def child_startup(batch, hw):
-    from benchmarks import tinyseg_models
     import tinyseg.layers  # noqa: F401  (the import is part of what is timed)
+    from benchmarks import tinyseg_models
     t_import = time.perf_counter() - T0
     x, y = tinyseg_models.seed_cnn_data(batch, hw)
     model = tinyseg_models.seed_cnn(hw)
@@ -50,8 +50,14 @@ def _tiny_kernel_calls():
     Every Numba function in tinyseg.kernels is reached by one of these (tests/test_benchmarks.py checks it),
     so 'compile_all' is the whole first-ever compile."""
     import numpy as np
-    from tinyseg.kernels import (depthwise as kd, elementwise as ke, im2col as ki, normalization as kn,
-                                 pooling as kp, softmax as ks, upsampling as ku)
+
+    from tinyseg.kernels import depthwise as kd
+    from tinyseg.kernels import elementwise as ke
+    from tinyseg.kernels import im2col as ki
+    from tinyseg.kernels import normalization as kn
+    from tinyseg.kernels import pooling as kp
+    from tinyseg.kernels import softmax as ks
+    from tinyseg.kernels import upsampling as ku
 
     x = np.random.default_rng(0).standard_normal((1, 4, 4, 2), dtype=np.float32)
     z = np.zeros((1, 2, 2, 2), np.float32)
@@ -98,8 +104,9 @@ def _numba_dispatchers():
     import importlib
     import pkgutil
 
-    import tinyseg.kernels
     from numba.core.dispatcher import Dispatcher
+
+    import tinyseg.kernels
     found = {}
     for info in pkgutil.iter_modules(tinyseg.kernels.__path__):
         module = importlib.import_module(f"tinyseg.kernels.{info.name}")

@@ -114,6 +114,11 @@ def markdown(rows, meta, notes):
     return "\n".join(lines) + "\n"
 
 
+def _share(gflops, peak):
+    """gflops as a share of the machine's peak, or a dash where either is unknown."""
+    return f"{gflops / peak:.0%}" if peak and gflops else "—"
+
+
 def _best_torch(row):
     times = [row[c] for c in ("torch_nchw_ms", "torch_channels_last_ms") if row[c] is not None]
     return min(times) if times else None
@@ -134,9 +139,8 @@ def throughput_table(rows):
             continue
         peak = peaks.get(r["threads"])
         ts, tt = flops / r["tinyseg_ms"] / 1e6, (flops / _best_torch(r) / 1e6 if _best_torch(r) else None)
-        share = (lambda g: f"{g / peak:.0%}" if peak and g else "—")
-        out.append(f"| {r['title']} | {r['threads']} | {ts:.0f} ({share(ts)}) | "
-                   + (f"{tt:.0f} ({share(tt)})" if tt else "—") + (f" | {peak:.0f} |" if peak else " | — |"))
+        out.append(f"| {r['title']} | {r['threads']} | {ts:.0f} ({_share(ts, peak)}) | "
+                   + (f"{tt:.0f} ({_share(tt, peak)})" if tt else "—") + (f" | {peak:.0f} |" if peak else " | — |"))
     if not out:
         return []
     return ["", "Throughput: GFLOP/s (share of the float32 matmul peak measured in the same run):", "",

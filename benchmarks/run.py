@@ -108,8 +108,9 @@ def configure_threads(n, use_torch):
 
 def worker_meta(n, torch, done):
     import numba
-    import tinyseg.kernels
     import numpy as np
+
+    import tinyseg.kernels
     meta = {"threads": n, "thread_control": ", ".join(done), "numpy": np.__version__,
             "numba": numba.__version__, "tinyseg_threads": tinyseg.kernels.get_num_threads(),
             "torch": torch.__version__ if torch is not None else None,

@@ -21,6 +21,7 @@ def main(argv=None):
     p.add_argument("--classes", type=int, default=4)
     args = p.parse_args(argv)
     import torch
+
     from benchmarks.torch_models import UNet
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

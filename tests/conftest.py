@@ -1,5 +1,7 @@
-"""Fixtures shared by several test files."""
+"""Fixtures shared by several test files (the functions they share are in tests/helpers.py)."""
 import pytest
+
+from tests.helpers import use_backend
 
 
 @pytest.fixture
@@ -21,3 +23,12 @@ def float64():
     tinyseg.set_floatx("float64")
     yield
     tinyseg.set_floatx(old)
+
+
+@pytest.fixture
+def backend():
+    """A setter for the kernels' backend ('numba' or 'numpy'); whatever happens, the previous backend is put
+    back after the test. Hypothesis tests use helpers.use_backend instead (a fixture is shared by all examples)."""
+    from tinyseg.kernels import config
+    with use_backend(config.get_backend()):
+        yield config.set_backend

@@ -13,8 +13,13 @@ import tinyseg
 from tinyseg import backend, callbacks, utils
 from tinyseg.backend import NonFiniteError
 from tinyseg.layers import Activation, BatchNormalization, Conv2D, Dense, Dropout, Input
-from tinyseg.losses import (BinaryCrossentropy, CategoricalCrossentropy, CEDiceLoss, DiceLoss,
-                            SparseCategoricalCrossentropy)
+from tinyseg.losses import (
+    BinaryCrossentropy,
+    CategoricalCrossentropy,
+    CEDiceLoss,
+    DiceLoss,
+    SparseCategoricalCrossentropy,
+)
 from tinyseg.models import Sequential, UNet
 from tinyseg.optimizers import SGD, Adam, RMSprop
 
@@ -308,8 +313,8 @@ TRAIN_ON_BATCH_CASES = [
     ("float labels", lambda x, y: (x[:4], y[:4].astype(np.float32)), TypeError, "integer class indices"),
     ("NaN images reach BatchNorm", lambda x, y: (np.full_like(x[:4], np.nan), y[:4]), NonFiniteError,
      "batch_normalization.*moving statistics were left"),
-    ("images too large for float32 statistics", lambda x, y: (np.full_like(x[:4], 1e30) * np.arange(1, 5)[:, None,
-                                                                                              None, None].astype(np.float32), y[:4]),
+    ("images too large for float32 statistics",
+     lambda x, y: (np.full_like(x[:4], 1e30) * np.arange(1, 5)[:, None, None, None].astype(np.float32), y[:4]),
      NonFiniteError, "beyond float32's range"),
 ]
 

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 import tinyseg
+from tests.helpers import PARITY_TOL
 from tinyseg import optimizers
 from tinyseg.backend import NonFiniteError
 from tinyseg.layers import Conv2D, Dense, Flatten
 from tinyseg.models import Sequential
 
-TOL = 1e-10
 ALL = {"sgd": optimizers.SGD, "momentum": lambda **k: optimizers.SGD(momentum=0.9, **k), "adam": optimizers.Adam,
        "adamw": optimizers.AdamW, "rmsprop": optimizers.RMSprop}
 
@@ -153,6 +153,7 @@ def torch_clip_norm(tensors, c):
 @pytest.mark.parametrize("seed", range(5))
 def test_global_and_per_parameter_norm_clipping_match_torch(seed):
     import torch
+
     from tinyseg.interop.pytorch import relative_error, to_tensor
     rng = np.random.default_rng(seed)
     g = grads_of_norms(rng, rng.uniform(0.1, 10.0, 3))
@@ -180,6 +181,7 @@ def test_global_and_per_parameter_norm_clipping_match_torch(seed):
 @pytest.mark.usefixtures("one_torch_thread")
 def test_clipvalue_matches_torch_clip_grad_value():
     import torch
+
     from tinyseg.interop.pytorch import to_tensor
     g = np.random.default_rng(3).standard_normal((4, 5)) * 2
     t = to_tensor(np.zeros((4, 5)), requires_grad=True)
@@ -194,6 +196,7 @@ def test_ten_steps_of_clipped_momentum_and_adam_match_torch(clip):
     """SGD with momentum (constant lr: Keras's and torch's formulas agree) and Adam (torch's epsilon), on
     gradients that are clipped at most steps: every parameter after every step to 1e-10."""
     import torch
+
     from tinyseg.interop.pytorch import relative_error, to_tensor
     c = 0.8
     for make_ours, make_torch in [
@@ -220,7 +223,7 @@ def test_ten_steps_of_clipped_momentum_and_adam_match_torch(clip):
                 torch.nn.utils.clip_grad_value_(tensors, c)
             theirs.step()
             worst = max(worst, *(relative_error(p, t) for p, t in zip(params, tensors)))
-        assert worst <= TOL, (clip, type(ours).__name__, worst)
+        assert worst <= PARITY_TOL, (clip, type(ours).__name__, worst)
 
 
 # --- against Keras 3 -------------------------------------------------------------------------------------------
@@ -228,7 +231,7 @@ def test_ten_steps_of_clipped_momentum_and_adam_match_torch(clip):
 @pytest.mark.parametrize("clip", [{"clipnorm": 0.5}, {"global_clipnorm": 0.5}, {"clipvalue": 0.1}])
 def test_clipping_matches_keras(clip):
     """keras.optimizers.SGD with the same clipping argument on float32 variables, three steps: 1e-6."""
-    from conv_kit import import_keras
+    from tests.helpers import import_keras
     keras = import_keras()
     rng = np.random.default_rng(7)
     start = [rng.standard_normal(s).astype(np.float32) for s in ((3, 4), (4,))]

@@ -17,8 +17,14 @@ from hypothesis import strategies as st
 
 from tinyseg import losses
 from tinyseg.gradcheck import check_loss
-from tinyseg.losses import (BinaryCrossentropy, CategoricalCrossentropy, CEDiceLoss, DiceLoss, MeanSquaredError,
-                            SparseCategoricalCrossentropy)
+from tinyseg.losses import (
+    BinaryCrossentropy,
+    CategoricalCrossentropy,
+    CEDiceLoss,
+    DiceLoss,
+    MeanSquaredError,
+    SparseCategoricalCrossentropy,
+)
 
 FAST = settings(deadline=None, max_examples=25)
 TORCH = settings(deadline=None, max_examples=15)
@@ -228,7 +234,7 @@ def test_binary_crossentropy_formula(prob, soft):
 @FAST
 @given(prob=problems(per_pixel=True), smooth=st.sampled_from([1.0, 0.1]))
 def test_dice_multiclass_formula(prob, smooth):
-    z, labels, k = prob["z"].reshape(-1, prob["k"]), prob["labels"].ravel(), prob["k"]
+    z, labels = prob["z"].reshape(-1, prob["k"]), prob["labels"].ravel()
     kept = labels != prob["ignore_index"] if prob["ignore_index"] is not None else np.ones(labels.shape, bool)
     p = np.exp(z) / np.exp(z).sum(axis=-1, keepdims=True)
     got = DiceLoss(smooth=smooth, ignore_index=prob["ignore_index"])(prob["labels"], prob["z"])

@@ -6,9 +6,24 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from tinyseg import metrics
-from tinyseg.metrics import (ConfusionMatrix, accuracy, accuracy_metric, accuracy_score, confusion_matrix,
-                             dice, format_table, iou, mean_class_accuracy, mean_dice, mean_iou, mean_iou_metric,
-                             per_image_mean_iou, pixel_accuracy, precision, recall)
+from tinyseg.metrics import (
+    ConfusionMatrix,
+    accuracy,
+    accuracy_metric,
+    accuracy_score,
+    confusion_matrix,
+    dice,
+    format_table,
+    iou,
+    mean_class_accuracy,
+    mean_dice,
+    mean_iou,
+    mean_iou_metric,
+    per_image_mean_iou,
+    pixel_accuracy,
+    precision,
+    recall,
+)
 
 # ------------------------------------------------------------------------------------------------------------
 # A 3x4 mask, K = 4 classes, one ignored pixel (255). Class 3 appears in neither truth nor prediction.

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tinyseg import metrics
-from tinyseg.metrics import (ConfusionMatrix, accuracy_metric, format_table, mean_iou_metric, named_results)
+from tinyseg.metrics import ConfusionMatrix, accuracy_metric, format_table, mean_iou_metric, named_results
 
 # 2 images of 2x3 pixels, 3 classes, label 9 = void
 Y_TRUE = np.array([[[0, 0, 1], [9, 2, 2]],

@@ -8,18 +8,9 @@ import math
 import numpy as np
 import pytest
 
+from tests.helpers import optimizer_steps
 from tinyseg import optimizers
 from tinyseg.optimizers import SGD, Adam
-
-
-def run(opt, theta, grads):
-    """Apply the gradients one step each; return theta after every step."""
-    history = []
-    for g in grads:
-        opt.apply_gradients([(np.asarray(g, dtype=theta.dtype), theta)])
-        history.append(theta.copy())
-    return history
-
 
 GRADS = [[1.0, -2.0], [0.5, 0.5], [-1.0, 4.0]]
 
@@ -32,7 +23,7 @@ def test_sgd_three_steps_by_hand():
     #   [1, 1] - 0.5 [1, -2]    = [0.5, 2]
     #   [0.5, 2] - 0.5 [.5, .5] = [0.25, 1.75]
     #   [.25, 1.75] - .5 [-1, 4] = [0.75, -0.25]
-    history = run(SGD(learning_rate=0.5), np.array([1.0, 1.0]), GRADS)
+    history = optimizer_steps(SGD(learning_rate=0.5), np.array([1.0, 1.0]), GRADS)
     np.testing.assert_array_equal(history, [[0.5, 2.0], [0.25, 1.75], [0.75, -0.25]])
 
 
@@ -41,7 +32,7 @@ def test_momentum_three_steps_by_hand():
     #   v1 = -0.5 [1, -2]                      = [-0.5, 1]         theta1 = [0.5, 2]
     #   v2 = 0.5 [-0.5, 1] - 0.5 [0.5, 0.5]    = [-0.5, 0.25]      theta2 = [0, 2.25]
     #   v3 = 0.5 [-0.5, 0.25] - 0.5 [-1, 4]    = [0.25, -1.875]    theta3 = [0.25, 0.375]
-    history = run(SGD(learning_rate=0.5, momentum=0.5), np.array([1.0, 1.0]), GRADS)
+    history = optimizer_steps(SGD(learning_rate=0.5, momentum=0.5), np.array([1.0, 1.0]), GRADS)
     np.testing.assert_array_equal(history, [[0.5, 2.0], [0.0, 2.25], [0.25, 0.375]])
 
 
@@ -50,7 +41,7 @@ def test_nesterov_three_steps_by_hand():
     #   theta1 = [1, 1] + 0.5 [-0.5, 1] - 0.5 [1, -2]            = [0.25, 2.5]
     #   theta2 = [.25, 2.5] + 0.5 [-0.5, .25] - 0.5 [.5, .5]     = [-0.25, 2.375]
     #   theta3 = [-.25, 2.375] + 0.5 [.25, -1.875] - 0.5 [-1, 4] = [0.375, -0.5625]
-    history = run(SGD(learning_rate=0.5, momentum=0.5, nesterov=True), np.array([1.0, 1.0]), GRADS)
+    history = optimizer_steps(SGD(learning_rate=0.5, momentum=0.5, nesterov=True), np.array([1.0, 1.0]), GRADS)
     np.testing.assert_array_equal(history, [[0.25, 2.5], [-0.25, 2.375], [0.375, -0.5625]])
 
 
@@ -76,7 +67,7 @@ def _adam_by_hand(theta, grads, lr, b1, b2, eps, style):
 @pytest.mark.parametrize("style", ["keras", "torch"])
 def test_adam_three_steps_by_hand(style):
     lr, b1, b2, eps = 0.1, 0.9, 0.999, 1e-3       # a large epsilon, so its placement shows
-    history = run(Adam(lr, b1, b2, eps, epsilon_style=style), np.array([1.0, 1.0]), GRADS)
+    history = optimizer_steps(Adam(lr, b1, b2, eps, epsilon_style=style), np.array([1.0, 1.0]), GRADS)
     want = _adam_by_hand([1.0, 1.0], GRADS, lr, b1, b2, eps, style)
     np.testing.assert_allclose(history, want, rtol=1e-14, atol=0)
     # the first step is lr * g / (|g| + eps'), close to lr * sign(g): Adam's step size does not depend on |g|
@@ -88,9 +79,10 @@ def test_adam_epsilon_styles_differ_and_agree_as_documented():
     # Keras's eps equals PyTorch's eps * sqrt(1 - b2^t): with that eps, the first Keras step equals the first
     # PyTorch step (and differs from a Keras step with PyTorch's eps)
     g = [[1e-3, -2e-3]]
-    torch_style = run(Adam(0.1, epsilon=1e-3, epsilon_style="torch"), np.zeros(2), g)[0]
-    keras_same = run(Adam(0.1, epsilon=1e-3 * math.sqrt(1 - 0.999), epsilon_style="keras"), np.zeros(2), g)[0]
-    keras_plain = run(Adam(0.1, epsilon=1e-3, epsilon_style="keras"), np.zeros(2), g)[0]
+    torch_style = optimizer_steps(Adam(0.1, epsilon=1e-3, epsilon_style="torch"), np.zeros(2), g)[0]
+    keras_same = optimizer_steps(Adam(0.1, epsilon=1e-3 * math.sqrt(1 - 0.999), epsilon_style="keras"),
+                                 np.zeros(2), g)[0]
+    keras_plain = optimizer_steps(Adam(0.1, epsilon=1e-3, epsilon_style="keras"), np.zeros(2), g)[0]
     np.testing.assert_allclose(keras_same, torch_style, rtol=1e-12)
     assert np.max(np.abs(keras_plain - torch_style)) > 1e-2
 
@@ -124,7 +116,7 @@ def test_sgd_matches_torch_for_20_steps(lr, momentum, nesterov):
     torch = pytest.importorskip("torch")
     theta0 = np.random.default_rng(1).standard_normal((3, 4))
     grads = _gradients()
-    ours = run(SGD(lr, momentum, nesterov), theta0.copy(), grads)
+    ours = optimizer_steps(SGD(lr, momentum, nesterov), theta0.copy(), grads)
     theirs = _torch_history(torch, lambda ps: torch.optim.SGD(ps, lr=lr, momentum=momentum, nesterov=nesterov),
                             theta0, grads)
     errors = [_rel(a, b) for a, b in zip(ours, theirs)]
@@ -138,7 +130,7 @@ def test_adam_torch_style_matches_torch_for_20_steps(lr, b1, b2, eps):
     torch = pytest.importorskip("torch")
     theta0 = np.random.default_rng(2).standard_normal((3, 4))
     grads = _gradients(seed=3)
-    ours = run(Adam(lr, b1, b2, eps, epsilon_style="torch"), theta0.copy(), grads)
+    ours = optimizer_steps(Adam(lr, b1, b2, eps, epsilon_style="torch"), theta0.copy(), grads)
     theirs = _torch_history(torch, lambda ps: torch.optim.Adam(ps, lr=lr, betas=(b1, b2), eps=eps, foreach=False),
                             theta0, grads)
     errors = [_rel(a, b) for a, b in zip(ours, theirs)]
@@ -168,7 +160,7 @@ def _keras_adam(theta, grads, lr, b1, b2, eps):
 def test_adam_keras_style_matches_keras_formula_for_20_steps(lr, b1, b2, eps):
     theta0 = np.random.default_rng(4).standard_normal((3, 4))
     grads = _gradients(seed=5)
-    ours = run(Adam(lr, b1, b2, eps), theta0.copy(), grads)          # epsilon_style='keras' is the default
+    ours = optimizer_steps(Adam(lr, b1, b2, eps), theta0.copy(), grads)          # epsilon_style='keras' is the default
     want = _keras_adam(theta0, grads, lr, b1, b2, eps)
     errors = [_rel(a, b) for a, b in zip(ours, want)]
     assert max(errors) <= 1e-12, errors
@@ -180,8 +172,8 @@ def test_two_parameters_keep_separate_state():
     for g in _gradients((5,), 4, seed=6):
         opt.apply_gradients([(g[:2], a), (g[2:], b)])
     alone_a, alone_b = np.zeros(2), np.zeros(3)
-    run(Adam(0.1), alone_a, [g[:2] for g in _gradients((5,), 4, seed=6)])
-    run(Adam(0.1), alone_b, [g[2:] for g in _gradients((5,), 4, seed=6)])
+    optimizer_steps(Adam(0.1), alone_a, [g[:2] for g in _gradients((5,), 4, seed=6)])
+    optimizer_steps(Adam(0.1), alone_b, [g[2:] for g in _gradients((5,), 4, seed=6)])
     np.testing.assert_array_equal(a, alone_a)
     np.testing.assert_array_equal(b, alone_b)
     assert opt.iterations == 4

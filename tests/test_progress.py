@@ -69,8 +69,7 @@ def test_eta_starts_after_the_first_step():
 
 
 def test_first_run_note_shows_once_on_a_fresh_install(monkeypatch, capsys):
-    from tinyseg import Input, Model
-    from tinyseg import kernels
+    from tinyseg import Input, Model, kernels
     from tinyseg.layers import Conv2D
     monkeypatch.setattr(kernels, "compiled_before", lambda: False)
     monkeypatch.setattr(model_module, "_NOTE_SHOWN", False)

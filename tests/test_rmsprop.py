@@ -8,21 +8,13 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import optimizer_steps
 from tinyseg import optimizers
 from tinyseg.optimizers import RMSprop
 
 SETTINGS = settings(deadline=None, max_examples=20)
 TOL = 1e-10
 VARIANTS = [(centered, momentum) for centered in (False, True) for momentum in (0.0, 0.9)]
-
-
-def run(opt, theta, grads):
-    """Apply the gradients one step each; return theta after every step."""
-    history = []
-    for g in grads:
-        opt.apply_gradients([(np.asarray(g, dtype=theta.dtype), theta)])
-        history.append(theta.copy())
-    return history
 
 
 def rmsprop_by_hand(theta, grads, lr, rho, momentum, eps, centered, style):
@@ -50,7 +42,7 @@ GRADS = [[1.0, -2.0], [0.5, 0.5], [-1.0, 4.0], [3.0, -0.25]]
 def test_steps_by_hand(centered, momentum, style):
     lr, rho, eps = 0.1, 0.8, 1e-2                 # a large epsilon, so its placement shows
     opt = RMSprop(lr, rho, momentum, eps, centered, epsilon_style=style)
-    history = run(opt, np.array([1.0, 1.0]), GRADS)
+    history = optimizer_steps(opt, np.array([1.0, 1.0]), GRADS)
     want = rmsprop_by_hand([1.0, 1.0], GRADS, lr, rho, momentum, eps, centered, style)
     np.testing.assert_allclose(history, want, rtol=1e-14, atol=0)
 
@@ -60,15 +52,15 @@ def test_first_step_is_about_lr_over_sqrt_one_minus_rho():
     RMSprop's first step does not depend on the gradient's size."""
     lr, rho = 0.01, 0.9
     for scale in (1e-2, 1.0, 1e2):
-        theta = run(RMSprop(lr, rho, epsilon=1e-12), np.zeros(2), [[scale, -scale]])[0]
+        theta = optimizer_steps(RMSprop(lr, rho, epsilon=1e-12), np.zeros(2), [[scale, -scale]])[0]
         np.testing.assert_allclose(theta, [-lr / math.sqrt(1 - rho), lr / math.sqrt(1 - rho)], rtol=1e-6)
 
 
 def test_epsilon_placements_differ_as_documented():
     """With small gradients Keras's eps under the root weighs far more than the same eps outside it."""
     g = [[1e-4, -1e-4]]
-    keras_style = run(RMSprop(0.01, epsilon=1e-7), np.zeros(2), g)[0]
-    torch_style = run(RMSprop(0.01, epsilon=1e-7, epsilon_style="torch"), np.zeros(2), g)[0]
+    keras_style = optimizer_steps(RMSprop(0.01, epsilon=1e-7), np.zeros(2), g)[0]
+    torch_style = optimizer_steps(RMSprop(0.01, epsilon=1e-7, epsilon_style="torch"), np.zeros(2), g)[0]
     assert abs(keras_style[0]) < 0.5 * abs(torch_style[0])
 
 
@@ -158,7 +150,7 @@ def test_matches_keras_rmsprop(centered, momentum):
     rng = np.random.default_rng(8)
     theta0 = rng.standard_normal((3, 4)).astype(np.float32)
     grads = [(rng.standard_normal((3, 4)) * rng.choice([1e-3, 1.0])).astype(np.float32) for _ in range(5)]
-    ours = run(RMSprop(0.01, 0.9, momentum, centered=centered), theta0.copy(), grads)
+    ours = optimizer_steps(RMSprop(0.01, 0.9, momentum, centered=centered), theta0.copy(), grads)
     var = keras.Variable(theta0)
     theirs_opt = keras.optimizers.RMSprop(learning_rate=0.01, rho=0.9, momentum=momentum, centered=centered)
     for step, g in enumerate(grads):
@@ -209,7 +201,7 @@ def test_config_rebuilds_the_same_optimizer(centered, momentum):
     opt = RMSprop(0.02, 0.8, momentum, 1e-5, centered, epsilon_style="torch")
     twin = RMSprop(**opt.get_config())
     assert twin.get_config() == opt.get_config()
-    np.testing.assert_array_equal(run(twin, np.ones(2), GRADS), run(opt, np.ones(2), GRADS))
+    np.testing.assert_array_equal(optimizer_steps(twin, np.ones(2), GRADS), optimizer_steps(opt, np.ones(2), GRADS))
 
 
 @pytest.mark.parametrize("centered, momentum", VARIANTS)
@@ -232,5 +224,5 @@ def test_slots_float32_and_in_place(centered, momentum):
 
 def test_gradients_are_not_changed():
     g = np.array([1.0, -2.0])
-    run(RMSprop(0.1, momentum=0.9, centered=True), np.zeros(2), [g])
+    optimizer_steps(RMSprop(0.1, momentum=0.9, centered=True), np.zeros(2), [g])
     np.testing.assert_array_equal(g, [1.0, -2.0])

@@ -239,6 +239,7 @@ def test_sgd_and_adamw_runs_with_a_schedule_match_torch(name):
     """Plain SGD and AdamW (torch's epsilon) stepped by each schedule and by its torch twin: every parameter
     after every step to 1e-10."""
     import torch
+
     from tinyseg.interop.pytorch import relative_error, to_tensor
     schedule, make_scheduler, base_lr, steps = torch_twins()[name]
     for ours, make_torch in [
@@ -289,7 +290,7 @@ def test_momentum_with_a_changing_rate_is_kerass_not_torchs():
 def test_rates_match_keras_schedules():
     """Keras computes in float32: 1e-6 relative, or 1e-6 of the largest rate (0.1) near the cosine's end,
     where 1 + cos(pi * s / D) cancels in float32."""
-    from conv_kit import import_keras
+    from tests.helpers import import_keras
     keras = import_keras()
     pairs = [
         (ExponentialDecay(0.1, 7, 0.5), keras.optimizers.schedules.ExponentialDecay(0.1, 7, 0.5)),

@@ -55,7 +55,7 @@ def test_adamw_is_adam_with_a_default_decay_and_the_decay_follows_the_schedule()
     schedule = ExponentialDecay(0.1, 1, 0.5)
     opt = optimizers.SGD(schedule, weight_decay=1.0)
     theta = np.ones(2)
-    for t in range(3):
+    for _ in range(3):
         opt.apply_gradients([(np.zeros(2), theta)])               # no gradient: only the decay moves theta
     np.testing.assert_allclose(theta, (1 - 0.1) * (1 - 0.05) * (1 - 0.025), rtol=1e-15)
 
@@ -117,6 +117,7 @@ def test_keras_style_adamw_matches_torch_with_the_eps_conversion_and_differs_wit
     """Where Keras's AdamW and torch's differ: only epsilon's placement (as for Adam). torch's eps at step t set
     to eps / sqrt(1 - beta_2^t) makes them equal; the same eps does not (small gradients show it)."""
     import torch
+
     from tinyseg.interop.pytorch import adam_epsilon_keras_to_torch
     worst = run_against_torch(optimizers.AdamW(0.01, weight_decay=0.1, epsilon=1e-3),
                               lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.1, eps=1e-3), 1,
@@ -130,6 +131,7 @@ def test_keras_style_adamw_matches_torch_with_the_eps_conversion_and_differs_wit
 @pytest.mark.usefixtures("one_torch_thread")
 def test_to_torch_optimizer_converts_adamw_and_refuses_what_torch_optimizers_do_not_hold():
     import torch
+
     from tinyseg.interop.pytorch import to_torch_optimizer
     p = [torch.zeros(2, dtype=torch.float64, requires_grad=True)]
     converted = to_torch_optimizer(optimizers.AdamW(0.02, weight_decay=0.05, epsilon=1e-8, epsilon_style="torch"), p)
@@ -150,7 +152,7 @@ def test_to_torch_optimizer_converts_adamw_and_refuses_what_torch_optimizers_do_
 def test_weight_decay_matches_keras(name):
     """keras.optimizers.AdamW (its defaults) and SGD / RMSprop with weight_decay on float32 variables, five
     steps: 1e-6 relative."""
-    from conv_kit import import_keras
+    from tests.helpers import import_keras
     keras = import_keras()
     kwargs = {"AdamW": dict(learning_rate=0.01), "SGD": dict(learning_rate=0.05, momentum=0.5, weight_decay=0.2),
               "RMSprop": dict(learning_rate=0.01, weight_decay=0.1)}[name]

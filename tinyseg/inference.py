@@ -10,7 +10,7 @@ The padding is a reflection of the image (a mirror at the last row: no hard blac
 react to), and all of it goes at the bottom and the right. That keeps the pooling grid anchored at the
 top-left pixel as in the unpadded image, so a pixel farther from the padded edges than the network's
 receptive field gets exactly the prediction it would get in an image of a valid size
-(tests/test_inference.py checks this).
+(tests/models/test_inference.py checks this).
 
 Tiling. A large image (bigger than the size the model was trained at, or than memory allows) can be cut into
 overlapping windows of size (th, tw), each predicted on its own, and their class scores blended:

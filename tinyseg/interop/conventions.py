@@ -45,7 +45,7 @@ the README's copy is CONVENTIONS_TABLE, checked equal by a test.
 | weight initialisation | glorot-uniform kernels, zero biases | kaiming-uniform, uniform biases | weights are copied, so it does not matter |
 | training mode | `forward(x, training=...)` per call | `module.train()` / `module.eval()` | tinyseg's training=False is `module.eval()` |
 
-How close the two agree (measured by the tests in tests/test_parity_*.py, test_interop.py and
+How close the two agree (measured by the tests in tests/parity/: test_parity_*.py, test_interop.py and
 test_whole_run_parity.py). In float64: every layer's output and gradients, every loss and its gradient, 20
 optimizer steps: within 1e-14 relative (tests require 1e-10); whole models' outputs and gradients within 1e-14;
 50-step training runs' losses within 1e-15 (tests: 1e-9). In float32 each step agrees to ~1e-7, but a run is

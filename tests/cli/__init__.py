@@ -1,0 +1,1 @@
+"""The command line (tinyseg train / predict / evaluate), end to end on tiny data."""

@@ -1,0 +1,1 @@
+"""The Numba kernels (tinyseg/kernels/) against their NumPy twins and the definitions."""

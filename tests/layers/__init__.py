@@ -1,0 +1,1 @@
+"""Each layer (tinyseg/layers/) against loop references, finite differences and its errors."""

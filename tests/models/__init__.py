@@ -1,0 +1,1 @@
+"""Models: Sequential, functional graphs, U-Net, fit/evaluate/predict, saving and resuming."""
