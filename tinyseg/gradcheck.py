@@ -103,8 +103,8 @@ def check_layer(layer, x, training=False, h=1e-5, tol=1e-6, floor=None, max_entr
     For a model (anything with `layers` and no `params` of its own), every layer's parameters are checked.
 
     x must be float64 and the layer built in float64. `max_entries` caps how many entries of each array are
-    checked (drawn at random); None checks all. `floor` defaults to noise_floor(||f(x) * G||, h, tol). `forward`/`backward` replace layer.forward/backward (the
-    models use this to check their whole stack).
+    checked (drawn at random); None checks all. `floor` defaults to noise_floor(||f(x) * G||, h, tol).
+    `forward`/`backward` replace layer.forward/backward (the models use this to check their whole stack).
     """
     if x.dtype != np.float64:
         raise TypeError(f"check_layer: x must be float64 for a meaningful check, got {x.dtype}")

@@ -161,16 +161,16 @@ def predict_image(model, image, tile=None, overlap=0.25, batch_size=4):
     weight = blend_weights(th, tw, overlap)
     scores = None
     total = np.zeros(padded.shape[:2], np.float32)
-    corners = [(t, l) for t in tops for l in lefts]
+    corners = [(top, left) for top in tops for left in lefts]
     for b in range(0, len(corners), batch_size):
         group = corners[b:b + batch_size]
-        windows = np.stack([padded[t:t + th, l:l + tw] for t, l in group])
+        windows = np.stack([padded[top:top + th, left:left + tw] for top, left in group])
         probs = _run(model, windows, batch_size)
         if scores is None:
             scores = np.zeros(padded.shape[:2] + probs.shape[-1:], np.float32)
-        for (t, l), p in zip(group, probs):
-            scores[t:t + th, l:l + tw] += weight[..., None] * p
-            total[t:t + th, l:l + tw] += weight
+        for (top, left), p in zip(group, probs):
+            scores[top:top + th, left:left + tw] += weight[..., None] * p
+            total[top:top + th, left:left + tw] += weight
     return (scores / total[..., None])[:h, :w]
 
 

@@ -187,7 +187,7 @@ class Optimizer:
         given = {k: v for k, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue),
                                    ("global_clipnorm", global_clipnorm)) if v is not None}
         if len(given) > 1:
-            raise ValueError(f"only one of clipnorm, clipvalue and global_clipnorm can be set (as in Keras), got "
+            raise ValueError("only one of clipnorm, clipvalue and global_clipnorm can be set (as in Keras), got "
                              + ", ".join(f"{k}={v!r}" for k, v in given.items()))
         self.iterations = 0
         self._slots = {}
@@ -261,7 +261,7 @@ class Optimizer:
                     parameter=labels[i], step=self.iterations + 1)
         grads = self.clip_gradients([g for g, _ in pairs], squares)
         wide = set()
-        for i, (g, (raw, theta)) in enumerate(zip(grads, pairs)):
+        for i, (g, (raw, _)) in enumerate(zip(grads, pairs)):
             if math.isfinite(squares[i] if g is raw else _sum_of_squares(g)):
                 continue
             largest = float(np.max(np.abs(g)))

@@ -21,7 +21,7 @@
 # time there is estimated from its cost per output pixel on one small crop of the same layer (the hatched bar).
 #
 #     python tutorials/05_convolution_speed.py            # about half a minute
-#     python tutorials/05_convolution_speed.py --quick    # a few seconds, smaller "realistic" layer (the tests run this)
+#     python tutorials/05_convolution_speed.py --quick    # a few seconds, a smaller "realistic" layer (for tests)
 #
 # It writes convolution_speed.png into --out (default tutorial-output/05_convolution_speed/).
 #
@@ -142,7 +142,7 @@ def time_problem(x, kernel, bias, grad, repeats, naive=True):
     for backend in ("numpy", "numba"):
         layer = make_layer(x, kernel, bias)
         tinyseg_step(layer, x, grad, backend)                        # warm-up: buffers, compiled kernels
-        out[backend] = median_ms(lambda: tinyseg_step(layer, x, grad, backend), repeats)
+        out[backend] = median_ms(lambda layer=layer, backend=backend: tinyseg_step(layer, x, grad, backend), repeats)
     return out
 
 

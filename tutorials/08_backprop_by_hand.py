@@ -26,7 +26,8 @@ from tinyseg.kernels.im2col import col2im, im2col
 from tinyseg.layers import Conv2D
 
 parser = argparse.ArgumentParser(description="Tutorial 8: backpropagation by hand, on a 2x2 convolution")
-parser.add_argument("--quick", "--tiny", action="store_true", help="accepted for the tests; the tutorial is quick already")
+parser.add_argument("--quick", "--tiny", action="store_true",
+                    help="accepted for the tests; the tutorial is quick already")
 parser.add_argument("--out", default=os.path.join("tutorial-output", "08_backprop_by_hand"))
 # In a notebook, sys.argv holds the kernel's own flags: read none of them.
 args = parser.parse_args([] if "ipykernel" in sys.modules else None)

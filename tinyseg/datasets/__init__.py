@@ -17,12 +17,24 @@ Images are channels-last, (N, H, W, C); segmentation masks are (N, H, W) of clas
 """
 from . import camvid, cifar10, class_weights, folder, labels, pipeline, shapes
 from .cifar10 import load_cifar10
-from .class_weights import (class_pixel_counts, class_weights as compute_class_weights,
-                            inverse_frequency_weights, median_frequency_weights)
+from .class_weights import class_pixel_counts, inverse_frequency_weights, median_frequency_weights
+from .class_weights import class_weights as compute_class_weights
+from .folder import (
+    load_image,
+    load_image_folder,
+    load_image_uint8,
+    load_mask,
+    pair_files,
+    random_flip_rotate,
+    read_image,
+    resize_image,
+    resize_mask,
+    save_image_png,
+    save_mask_png,
+    train_val_split,
+)
 from .labels import colors_to_labels, load_palette
 from .pipeline import SegmentationDataset
-from .folder import (load_image, load_image_folder, load_image_uint8, load_mask, pair_files, random_flip_rotate,
-                     read_image, resize_image, resize_mask, save_image_png, save_mask_png, train_val_split)
 from .shapes import generate_shapes, load_shapes
 
 SHAPES_CLASS_NAMES = shapes.CLASS_NAMES

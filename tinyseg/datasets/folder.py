@@ -90,7 +90,7 @@ def load_image_folder(images_dir, masks_dir, size=None, mask_mode="auto", color_
 
     names, image_paths, mask_paths = pair_files(images_dir, masks_dir)
     xs, ys = [], []
-    for stem, image_path, mask_path in zip(names, image_paths, mask_paths):
+    for image_path, mask_path in zip(image_paths, mask_paths):
         image, mask = load_pair(image_path, mask_path, size, color_mode, dtype, palette)
         xs.append(image)
         ys.append(mask)

@@ -78,6 +78,7 @@ __all__ = ["adam_epsilon_keras_to_torch", "bn_momentum_from_torch", "bn_momentum
            "conv_transpose_kernel_to_torch", "dense_kernel_from_torch", "dense_kernel_to_torch",
            "flatten_permutation", "gradient_differences", "keras_pads", "layer_to_torch",
            "layer_weights_from_torch", "layer_weights_to_torch", "load_torch_state_dict", "merge_layer_to_torch",
-           "nchw_to_nhwc", "nhwc_axis_to_nchw", "nhwc_to_nchw", "relative_error", "targets_to_torch", "to_numpy", "to_tensor", "to_torch",
+           "nchw_to_nhwc", "nhwc_axis_to_nchw", "nhwc_to_nchw", "relative_error", "targets_to_torch", "to_numpy",
+           "to_tensor", "to_torch",
            "to_torch_loss", "to_torch_optimizer", "torch_dtype", "torch_gradients", "torch_modules",
            "torch_pad_widths", "torch_state_dict", "transposed_conv_crop", "weight_differences"]

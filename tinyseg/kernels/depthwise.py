@@ -34,8 +34,8 @@ digits), then adds the blocks.
 """
 import numpy as np
 
-from .config import get_backend, pjit
 from .bands import piece, run_pieces
+from .config import get_backend, pjit
 from .im2col import window_index
 
 _BLOCK_ROWS = 16            # output rows per block of kernel-gradient partial sums (fixed: same sums on any
@@ -205,8 +205,8 @@ def depthwise_conv2d_input_grad(g, kernel, strides, pads, x_shape, dilation=(1, 
     if get_backend() == "numpy":
         return depthwise_conv2d_input_grad_numpy(g, kernel, strides, pads, x_shape, dilation)
     dx = np.empty(tuple(x_shape), dtype=np.result_type(g, kernel))
-    run_pieces(_depthwise_input_grad_numba, np.ascontiguousarray(g), np.ascontiguousarray(kernel), strides[0], strides[1],
-                                dilation[0], dilation[1], pads[0], pads[2], dx)
+    run_pieces(_depthwise_input_grad_numba, np.ascontiguousarray(g), np.ascontiguousarray(kernel),
+               strides[0], strides[1], dilation[0], dilation[1], pads[0], pads[2], dx)
     return dx
 
 

@@ -77,7 +77,8 @@ def relu_backward(g, x):
     if get_backend() == "numpy":
         return relu_backward_numpy(g, x)
     out = np.empty_like(g, order="C")
-    run_pieces(_relu_backward, np.ascontiguousarray(g).reshape(-1), np.ascontiguousarray(x).reshape(-1), out.reshape(-1))
+    run_pieces(_relu_backward, np.ascontiguousarray(g).reshape(-1), np.ascontiguousarray(x).reshape(-1),
+               out.reshape(-1))
     return out
 
 

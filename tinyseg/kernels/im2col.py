@@ -29,6 +29,7 @@ import numpy as np
 from .bands import piece, run_pieces
 from .config import get_backend, jit, pjit
 
+
 def effective_kernel(kernel, dilation):
     """(kernel - 1) * dilation + 1: how many input pixels a dilated window spans on one axis."""
     return (kernel - 1) * dilation + 1

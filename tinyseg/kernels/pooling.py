@@ -284,8 +284,8 @@ def max_pool2d_backward(grad, arg, x_shape, pool_size, strides, pads):
         run_pieces(_max_pool2d_backward_blocks_numba, grad, arg, pool_size[0], pool_size[1], pads[0], pads[2], dx)
         return dx
     dx = np.empty(tuple(x_shape), dtype=grad.dtype)
-    run_pieces(_max_pool2d_backward_numba, grad, arg, pool_size[0], pool_size[1], strides[0], strides[1], pads[0], pads[2],
-                               dx)
+    run_pieces(_max_pool2d_backward_numba, grad, arg, pool_size[0], pool_size[1], strides[0], strides[1],
+               pads[0], pads[2], dx)
     return dx
 
 
@@ -305,6 +305,6 @@ def avg_pool2d_backward(grad, x_shape, pool_size, strides, pads):
     if get_backend() == "numpy":
         return avg_pool2d_backward_numpy(grad, x_shape, pool_size, strides, pads)
     dx = np.empty(tuple(x_shape), dtype=grad.dtype)
-    run_pieces(_avg_pool2d_backward_numba, np.ascontiguousarray(grad), pool_size[0], pool_size[1], strides[0], strides[1],
-                               pads[0], pads[2], dx)
+    run_pieces(_avg_pool2d_backward_numba, np.ascontiguousarray(grad), pool_size[0], pool_size[1],
+               strides[0], strides[1], pads[0], pads[2], dx)
     return dx

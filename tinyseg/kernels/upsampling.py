@@ -34,8 +34,8 @@ import functools
 
 import numpy as np
 
-from .config import get_backend, pjit
 from .bands import piece, run_pieces
+from .config import get_backend, pjit
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -227,6 +227,6 @@ def upsample_bilinear_backward(grad, size):
     n, oh, ow, c = grad.shape
     h, w = oh // size[0], ow // size[1]
     dx = np.empty((n, h, w, c), dtype=grad.dtype)
-    run_pieces(_upsample_bilinear_backward_numba, np.ascontiguousarray(grad), *_transposed_taps(h, size[0], grad.dtype.name),
-                                      *_transposed_taps(w, size[1], grad.dtype.name), dx)
+    run_pieces(_upsample_bilinear_backward_numba, np.ascontiguousarray(grad),
+               *_transposed_taps(h, size[0], grad.dtype.name), *_transposed_taps(w, size[1], grad.dtype.name), dx)
     return dx

@@ -3,8 +3,15 @@
 The layers now live one per file (conv2d.py, conv2d_transpose.py) and the banded kernels they call in
 kernels/convolution.py.
 """
-from ..kernels.convolution import (BAND_BYTES, band_im2col, band_plan, bands, conv2d, conv2d_kernel_grad,
-                                   conv2d_transpose)
+from ..kernels.convolution import (
+    BAND_BYTES,
+    band_im2col,
+    band_plan,
+    bands,
+    conv2d,
+    conv2d_kernel_grad,
+    conv2d_transpose,
+)
 from ..kernels.im2col import col2im, im2col
 from .conv2d import Conv2D, _Convolution, check_strides_with_dilation
 from .conv2d_transpose import Conv2DTranspose

@@ -34,8 +34,7 @@ from ..kernels.depthwise import depthwise_conv2d, depthwise_conv2d_input_grad, d
 from ..kernels.elementwise import add_bias
 from .activations import LayerWithActivation
 from .base import channel_sum
-from .geometry import check_image_shape
-from .geometry import check_padding, conv_geometry, pair, positive_int
+from .geometry import check_image_shape, check_padding, conv_geometry, pair, positive_int
 
 
 def initializer_config(init):

@@ -18,7 +18,7 @@ output size back to its input size:
 import math
 import numbers
 
-from ..kernels.im2col import effective_kernel       # (kernel - 1) * dilation + 1: a dilated window's span
+from ..kernels.im2col import effective_kernel  # (kernel - 1) * dilation + 1: a dilated window's span
 
 PADDINGS = ("valid", "same")
 

@@ -23,11 +23,14 @@ gradient times the weight that output gave it.
 In a U-Net decoder this is the fixed alternative to a learned Conv2DTranspose(kernel_size=2, strides=2).
 The loops live in kernels/upsampling.py (Numba, with a NumPy twin for each).
 """
-from ..kernels.upsampling import (upsample_bilinear, upsample_bilinear_backward, upsample_nearest,
-                                  upsample_nearest_backward)
+from ..kernels.upsampling import (
+    upsample_bilinear,
+    upsample_bilinear_backward,
+    upsample_nearest,
+    upsample_nearest_backward,
+)
 from .base import Layer
-from .geometry import check_image_shape
-from .geometry import pair
+from .geometry import check_image_shape, pair
 
 INTERPOLATIONS = {
     "nearest": (upsample_nearest, upsample_nearest_backward),

@@ -17,9 +17,21 @@ import numpy as np
 
 from ..kernels.elementwise import sigmoid
 from ..kernels.softmax import log_softmax
-from .base import (Loss, _as_target_array, _binary_shape, _binary_targets, _check_labels, _check_pred,
-                   _check_unit_values, _class_weight, _from_logits, _ignore_index, _matches, _one_hot,
-                   _shape_text)
+from .base import (
+    Loss,
+    _as_target_array,
+    _binary_shape,
+    _binary_targets,
+    _check_labels,
+    _check_pred,
+    _check_unit_values,
+    _class_weight,
+    _from_logits,
+    _ignore_index,
+    _matches,
+    _one_hot,
+    _shape_text,
+)
 
 
 class CategoricalCrossentropy(Loss):

@@ -6,8 +6,18 @@ import numpy as np
 
 from ..kernels.elementwise import sigmoid
 from ..kernels.softmax import softmax
-from .base import (Loss, _as_target_array, _binary_shape, _check_labels, _check_pred, _check_unit_values,
-                   _finite_number, _ignore_index, _one_hot, _shape_text)
+from .base import (
+    Loss,
+    _as_target_array,
+    _binary_shape,
+    _check_labels,
+    _check_pred,
+    _check_unit_values,
+    _finite_number,
+    _ignore_index,
+    _one_hot,
+    _shape_text,
+)
 from .crossentropy import SparseCategoricalCrossentropy
 
 

@@ -64,8 +64,20 @@ The package, one job a module:
 from .confusion import confusion_matrices_per_image, confusion_matrix
 from .keras_metrics import METRICS, accuracy_metric, get, mean_iou_metric, outputs_to_labels
 from .results import TABLE_COLUMNS, ConfusionMatrix, format_table, named_results
-from .scores import (ABSENT_POLICIES, accuracy, accuracy_score, dice, iou, mean_class_accuracy, mean_dice, mean_iou,
-                     per_image_mean_iou, pixel_accuracy, precision, recall)
+from .scores import (
+    ABSENT_POLICIES,
+    accuracy,
+    accuracy_score,
+    dice,
+    iou,
+    mean_class_accuracy,
+    mean_dice,
+    mean_iou,
+    per_image_mean_iou,
+    pixel_accuracy,
+    precision,
+    recall,
+)
 
 __all__ = ["ABSENT_POLICIES", "METRICS", "TABLE_COLUMNS", "ConfusionMatrix", "accuracy", "accuracy_metric",
            "accuracy_score", "confusion_matrices_per_image", "confusion_matrix", "dice", "format_table", "get", "iou",

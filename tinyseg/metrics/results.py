@@ -2,8 +2,7 @@
 import numpy as np
 
 from .confusion import _check_ignore_index, _check_num_classes, confusion_matrices_per_image, confusion_matrix
-from .scores import (_mean, dice, iou, mean_class_accuracy, mean_dice, mean_iou, pixel_accuracy, precision,
-                     recall)
+from .scores import _mean, dice, iou, mean_class_accuracy, mean_dice, mean_iou, pixel_accuracy, precision, recall
 
 
 class ConfusionMatrix:

@@ -45,7 +45,8 @@ import numbers
 
 import numpy as np
 
-from .. import backend, losses, metrics as metrics_module, optimizers, saving
+from .. import backend, losses, optimizers, saving
+from .. import metrics as metrics_module
 from ..backend import NonFiniteError
 from ..callbacks import CallbackList, History, TerminateOnNaN
 from ..graph import Graph, InputLayer, KerasTensor, Node, is_symbolic

@@ -25,8 +25,7 @@ import numpy as np
 
 from .. import backend
 from ..graph import Input, InputLayer
-from ..layers import (BatchNormalization, Concatenate, Conv2D, Conv2DTranspose, Dropout, MaxPooling2D,
-                      UpSampling2D)
+from ..layers import BatchNormalization, Concatenate, Conv2D, Conv2DTranspose, Dropout, MaxPooling2D, UpSampling2D
 from ..layers.activations import Activation
 from .model import Model
 

@@ -7,7 +7,7 @@ from .pydataset import PyDataset, Sequence
 
 def plot_model(model, to_file="model.png", show_shapes=False, **kwargs):
     """Draw the model's graph to a PNG file with matplotlib (tinyseg/utils/drawing.py)."""
-    from .drawing import plot_model as draw          # matplotlib is imported only when drawing
+    from .drawing import plot_model as draw  # matplotlib is imported only when drawing
     return draw(model, to_file=to_file, show_shapes=show_shapes, **kwargs)
 
 

@@ -4,12 +4,13 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-REPO = Path(__file__).resolve().parent.parent
+from tests import helpers
+
+REPO = helpers.REPO
 TUTORIALS = REPO / "tutorials"
 
 

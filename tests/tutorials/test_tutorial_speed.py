@@ -3,9 +3,10 @@ import os
 import subprocess
 import sys
 
-from tutorial_kit import ENV
+from tests import helpers
+from tests.tutorial_kit import ENV
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = str(helpers.REPO)
 SCRIPT = os.path.join(REPO, "tutorials", "05_convolution_speed.py")
 
 

@@ -2,7 +2,7 @@
 in test_tutorial_pictures.py; the others have their own test files.)"""
 import pytest
 
-from tutorial_kit import run
+from tests.tutorial_kit import run
 
 
 @pytest.mark.parametrize("script, pictures", [

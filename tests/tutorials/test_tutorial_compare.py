@@ -6,11 +6,12 @@ import sys
 
 import pytest
 
-from tutorial_kit import ENV
+from tests import helpers
+from tests.tutorial_kit import ENV
 
 pytest.importorskip("torch", reason="the comparison tutorial needs torch: pip install -e '.[compare]'")
 
-TUTORIAL = os.path.join(os.path.dirname(__file__), os.pardir, "tutorials", "04_compare_with_pytorch.py")
+TUTORIAL = os.path.join(helpers.REPO, "tutorials", "04_compare_with_pytorch.py")
 LINE = re.compile(r"^(seed CNN|U-Net) (float32|float64): largest relative difference  loss (\S+)  outputs (\S+)  "
                   r"gradients (\S+)  weights (\S+)$", re.MULTILINE)
 # after 5 steps: float64 agrees to rounding (Adam lifts weight noise to ~1e-13); float32 to ~1e-4 at worst

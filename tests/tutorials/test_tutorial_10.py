@@ -9,7 +9,9 @@ import sys
 
 from matplotlib.image import imread
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests import helpers
+
+REPO = str(helpers.REPO)
 SCRIPT = os.path.join(REPO, "tutorials", "10_optimizers_and_schedules.py")
 
 

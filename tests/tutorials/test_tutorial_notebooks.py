@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tutorial_kit import REPO, cells, tutorial_files
+from tests.tutorial_kit import REPO, cells, tutorial_files
 
 FILES = tutorial_files()
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tutorial_kit import definitions
+from tests import helpers
+from tests.tutorial_kit import definitions
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = helpers.REPO
 SCRIPT = REPO / "tutorials" / "07_camvid.py"
 PICTURES = ["samples.png", "class_weights.png", "curves.png", "per_class_iou.png", "predictions.png"]
 
@@ -33,7 +34,8 @@ def test_camvid_tutorial_draws_its_own_streets(tmp_path):
 
 def test_camvid_tutorial_reads_a_layout_from_data(tmp_path):
     # the tutorial is a notebook-style script (its work at the top level): take its definitions only
-    root = definitions("07_camvid.py")["write_synthetic_camvid"](str(tmp_path / "CamVid"), n_train=4, n_val=2, size=(40, 56), seed=3)
+    write = definitions("07_camvid.py")["write_synthetic_camvid"]
+    root = write(str(tmp_path / "CamVid"), n_train=4, n_val=2, size=(40, 56), seed=3)
     label = np.asarray(Image.open(Path(root) / "trainannot" / "street_000.png"))
     assert label.max() <= 11
     result = run("--data", root, "--out", str(tmp_path / "out"))

@@ -11,7 +11,7 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image
 
-from tutorial_kit import run_in_process
+from tests.tutorial_kit import run_in_process
 
 
 def colorbars(fig):
@@ -75,7 +75,7 @@ def test_tutorial_02_feature_maps_show_their_input_and_a_colour_bar(tmp_path, mo
 def test_tutorial_03_legend_covers_no_bar_and_every_bar_shows_its_value(tmp_path, monkeypatch, capsys):
     g = run_in_process("03_why_pixel_accuracy_misleads.py", monkeypatch, "--quick", "--out", str(tmp_path))
     # the lesson's numbers: the all-background predictor is mostly "right" and finds nothing
-    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("all background"))
+    line = next(text for text in capsys.readouterr().out.splitlines() if text.startswith("all background"))
     accuracy, mean_iou = (float(v) for v in line.split()[2:4])
     assert accuracy > 0.7 and mean_iou < 0.3
     fig = g["scores_fig"]
@@ -91,7 +91,7 @@ def test_tutorial_03_legend_covers_no_bar_and_every_bar_shows_its_value(tmp_path
         box = bar.get_window_extent(renderer)
         assert not legend.overlaps(box), f"the legend covers the bar of height {bar.get_height():.3f}"
         # its value, written just above its top
-        def over_this_bar(t):
+        def over_this_bar(t, box=box):
             text = t.get_window_extent(renderer)
             return abs((text.x0 + text.x1) - (box.x0 + box.x1)) / 2 < 2 and text.y0 >= box.y1 - 1
         above = [t for t in labels if over_this_bar(t)]
