@@ -25,7 +25,9 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import sys
+import textwrap
 import time
 
 import numpy as np
@@ -220,7 +222,6 @@ def start_run(path, args):
     """Remove the earlier run's files from `path` (its run.json first, so that a crash half-way through leaves
     no run.json that vouches for what remains), then write run.json with finished: false. Returns the record
     and the entries of the folder that are not train's (left as they are)."""
-    import shutil
     os.makedirs(path, exist_ok=True)
     old = []
     run_path = os.path.join(path, RUN_FILE)
@@ -533,7 +534,6 @@ def train(args):
 
 def _fit_and_write(args, model, x, y, xv, yv, size, crop, info, palette, label_map, weights, callbacks, record, t0):
     """Train, then write every output into a staging folder inside --out and move them all in, run.json last."""
-    import shutil
     import tempfile
 
     from . import plotting
@@ -580,9 +580,11 @@ def _fit_and_write(args, model, x, y, xv, yv, size, crop, info, palette, label_m
     record.update(finished=True, ended=_now(), seconds=round(time.perf_counter() - t0, 3), outputs=outputs)
     write_json(os.path.join(args.out, RUN_FILE), record)
     print(f"validation mean IoU {result['mean_iou']:.3f} ({k} classes"
-          + (", void ignored" if info.ignore_index is not None else "") + f") after {train_seconds:.0f}s; "
-          f"wrote model.npz, {CLASSES_FILE}, history.json, metrics.json, curves.png, predictions.png, "
-          f"per_class_iou.png, confusion_matrix.png, {RUN_FILE} to {args.out}/")
+          + (", void ignored" if info.ignore_index is not None else "") + f") after {train_seconds:.0f}s")
+    # the list of outputs folded to the terminal's width, so that no word is cut at its edge
+    width = max(40, shutil.get_terminal_size((80, 24)).columns - 1)
+    print(textwrap.fill(f"wrote {', '.join(outputs + [RUN_FILE])} to {args.out}/", width=width,
+                        subsequent_indent="  ", break_on_hyphens=False))
 
 
 def _float(v):
