@@ -252,23 +252,11 @@ def _now():
 
 
 def write_json(path, obj):
-    """Write JSON whole or not at all: to a temporary file in the same folder, then renamed over `path`."""
-    import tempfile
-
-    from .saving import _new_file_mode
-    # mkstemp makes the file 0600; the JSON gets the mode a new file would (0644 under umask 022)
-    folder = os.path.dirname(os.path.abspath(path))
-    mode = _new_file_mode(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tinyseg-json-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
+    """Write JSON whole or not at all (tinyseg.files.replaced_whole), with a new file's usual permissions."""
+    from .files import replaced_whole
+    with replaced_whole(path, prefix=".tinyseg-json-") as tmp:
+        with open(tmp, "w") as f:
             json.dump(obj, f, indent=2)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 class _RunProgress:
@@ -665,21 +653,9 @@ def _tile_argument(values, model):
 
 def _write_png(path, write, *args):
     """write(temporary_path, *args) makes a PNG; it is renamed to `path` only when whole."""
-    import tempfile
-
-    from .saving import _new_file_mode
-    folder = os.path.dirname(os.path.abspath(path))
-    mode = _new_file_mode(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tinyseg-png-", suffix=".png", dir=folder)
-    os.close(fd)
-    try:
+    from .files import replaced_whole
+    with replaced_whole(path, prefix=".tinyseg-png-", suffix=".png") as tmp:
         write(tmp, *args)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def predict(args):

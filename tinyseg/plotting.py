@@ -6,12 +6,13 @@ the Figure unsaved; `save_figure` writes a Figure to a temporary file and rename
 leaves half a PNG.
 """
 import os
-import tempfile
 
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
+
+from .files import replaced_whole
 
 # Background is black; the classes after it get colours that stay apart for most colour-blind readers.
 PALETTE = np.array([
@@ -39,19 +40,11 @@ def pattern_greys(num_classes):
 
 
 def save_figure(fig, path, dpi=90):
-    """Write `fig` as a PNG to `path` atomically (a temporary file in the same folder, then os.replace)."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    """Write `fig` as a PNG to `path` whole or not at all (tinyseg.files.replaced_whole)."""
+    with replaced_whole(path, prefix=".tmp-", suffix=".png") as tmp:
+        with open(tmp, "wb") as f:
             fig.savefig(f, dpi=dpi, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    return os.fspath(path)
 
 
 def palette(num_classes, colours=None):

@@ -42,12 +42,12 @@ import contextlib
 import json
 import os
 import re
-import stat
-import tempfile
 import time
 import zipfile
 
 import numpy as np
+
+from .files import replaced_whole
 
 FORMAT = "tinyseg-model"
 WEIGHTS_FORMAT = "tinyseg-weights"
@@ -121,49 +121,9 @@ def _write(path, header, weights, slots):
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     remove_stale_temporaries(folder)
-    mode = _new_file_mode(path)
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    with replaced_whole(path, prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, durable=True) as tmp:
+        with open(tmp, "wb") as f:
             np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
-    _sync_folder(folder)
-
-
-def _umask():
-    """The process's umask, read without changing it where Linux allows (os.umask can only set it)."""
-    with contextlib.suppress(OSError, ValueError):
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _new_file_mode(path):
-    """The mode of the file being replaced, or 0666 less the umask (what open() would give a new file)."""
-    with contextlib.suppress(OSError):
-        return stat.S_IMODE(os.stat(path).st_mode)
-    return 0o666 & ~_umask()
-
-
-def _sync_folder(folder):
-    """Make the rename itself durable (where the system lets a folder be fsynced)."""
-    with contextlib.suppress(OSError, AttributeError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def remove_stale_temporaries(folder, older_than=STALE_SECONDS):

@@ -5,6 +5,7 @@ warning for masks of another data set, help and a default for every flag, --vers
 import argparse
 import json
 import os
+import stat
 
 import numpy as np
 import pytest
@@ -166,6 +167,15 @@ def test_a_finished_run_is_marked_last_and_replaces_the_earlier_run(run):
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]   # no staging folder or temporary
     last = (out / RUN_FILE).stat().st_mtime_ns                             # run.json came after every output
     assert all((out / name).stat().st_mtime_ns <= last for name in record["outputs"])
+
+
+def test_every_output_has_a_new_files_usual_permissions(run):
+    # what open() gives a new file here (0644 under umask 022), not mkstemp's private 0600
+    probe = run.parent / "probe"
+    probe.write_text("")
+    usual = stat.S_IMODE(probe.stat().st_mode)
+    modes = {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in run.iterdir() if p.is_file()}
+    assert modes == dict.fromkeys(modes, oct(usual))
 
 
 @pytest.mark.parametrize("module, function, failure, status", [
