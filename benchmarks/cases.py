@@ -182,18 +182,10 @@ def build_seed_cnn(size, ctx):
         xt = torch_pair(torch, x)[variant][0]
         if variant == "torch_channels_last":
             net = net.to(memory_format=torch.channels_last)
-        yt = torch.from_numpy(y)                       # one-hot: CrossEntropyLoss takes class probabilities
         opt = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7)
-        loss_fn = torch.nn.CrossEntropyLoss()
         info["torch_params"] = sum(p.numel() for p in net.parameters())
-
-        def step():
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(net(xt), yt)
-            loss.backward()
-            opt.step()
-            return loss.item()
-        return step
+        # y is one-hot: CrossEntropyLoss takes class probabilities as well as class indices
+        return torch_train_step(torch, net, opt, xt, torch.from_numpy(y))
     fns.update(torch_variants(ctx, make_torch))
     keras_step = _keras_seed_cnn(x, y, hw, info)
     if keras_step is not None:
@@ -224,6 +216,20 @@ def _keras_seed_cnn(x, y, hw, info):
         return None
 
 
+def torch_train_step(torch, net, opt, xt, yt):
+    """One PyTorch training step on a fixed batch (cross-entropy; yt class indices or probabilities), as a
+    timed callable."""
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(net(xt), yt)
+        loss.backward()
+        opt.step()
+        return loss.item()
+    return step
+
+
 def _build_unet(shape_key, classes_key):
     """The U-Net step at size[shape_key]; PyTorch's side is the idiomatic hand-built twin
     (torch_models.UNet: its own BatchNorm2d, ConvTranspose2d, torch.cat), PyTorch at its best. tinyseg's
@@ -251,17 +257,8 @@ def _build_unet(shape_key, classes_key):
                 xt = torch_pair(torch, x)[variant][0]
                 if variant == "torch_channels_last":
                     net = net.to(memory_format=torch.channels_last)
-                yt = torch.from_numpy(y)
                 opt = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7)
-                loss_fn = torch.nn.CrossEntropyLoss()
-
-                def step():
-                    opt.zero_grad(set_to_none=True)
-                    loss = loss_fn(net(xt), yt)
-                    loss.backward()
-                    opt.step()
-                    return loss.item()
-                return step
+                return torch_train_step(torch, net, opt, xt, torch.from_numpy(y))
             fns.update(torch_variants(ctx, make_torch))
         return fns, info
     return build
@@ -372,17 +369,8 @@ def build_xception_unet(size, ctx):
         xt = torch_pair(torch, x)[variant][0]
         if variant == "torch_channels_last":
             net = net.to(memory_format=torch.channels_last)
-        yt = torch.from_numpy(y)
         opt = torch.optim.RMSprop(net.parameters(), lr=1e-3, alpha=0.9, eps=1e-7)
-        loss_fn = torch.nn.CrossEntropyLoss()
-
-        def step():
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(net(xt), yt)
-            loss.backward()
-            opt.step()
-            return loss.item()
-        return step
+        return torch_train_step(torch, net, opt, xt, torch.from_numpy(y))
     fns.update(torch_variants(ctx, make_torch))
     return fns, info
 

@@ -81,3 +81,10 @@ def deconv_output_length(size, kernel, stride, padding):
     if padding == "valid":
         return size * stride + max(kernel - stride, 0)
     return size * stride
+
+
+def check_same_batch(layer, grad, x_shape):
+    """A gradient must have the batch size of the forward it goes back through (dx is (N, ...) of that x)."""
+    if grad.shape[0] != x_shape[0]:
+        raise ValueError(f"{layer.name}: grad has batch size {grad.shape[0]} but the last forward had "
+                         f"{x_shape[0]}")

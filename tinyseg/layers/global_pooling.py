@@ -14,7 +14,7 @@ tied pixels instead). Each is one NumPy reduction over (H, W): no kernel needed.
 import numpy as np
 
 from .base import Layer
-from .geometry import check_image_shape
+from .geometry import check_image_shape, check_same_batch
 
 
 class _GlobalPooling2D(Layer):
@@ -36,10 +36,7 @@ class _GlobalPooling2D(Layer):
         if self._x_shape is None:
             raise RuntimeError(f"{self.name}: backward() called before forward()")
         super().check_grad(grad)
-        # dx has the forward's batch: a grad of batch 1 must not be broadcast over it
-        if grad.shape[0] != self._x_shape[0]:
-            raise ValueError(f"{self.name}: grad has batch size {grad.shape[0]} but the last forward had "
-                             f"{self._x_shape[0]}")
+        check_same_batch(self, grad, self._x_shape)       # a grad of batch 1 must not be broadcast over dx
 
     def get_config(self):
         return {**super().get_config(), "keepdims": self.keepdims}

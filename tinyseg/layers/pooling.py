@@ -27,7 +27,7 @@ their NumPy twins); tinyseg/reference.py has them as plain loops. Global pooling
 """
 from ..kernels.pooling import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
 from .base import Layer
-from .geometry import check_image_shape, check_padding, conv_geometry, pair
+from .geometry import check_image_shape, check_padding, check_same_batch, conv_geometry, pair
 from .global_pooling import GlobalAveragePooling2D, GlobalAvgPool2D, GlobalMaxPool2D, GlobalMaxPooling2D
 
 
@@ -58,10 +58,7 @@ class _Pooling2D(Layer):
         if self._x_shape is None:
             raise RuntimeError(f"{self.name}: backward() called before forward()")
         super().check_grad(grad)
-        # the kernels index dx by the forward's batch: a grad for another batch must not reach them
-        if grad.shape[0] != self._x_shape[0]:
-            raise ValueError(f"{self.name}: grad has batch size {grad.shape[0]} but the last forward had "
-                             f"{self._x_shape[0]}")
+        check_same_batch(self, grad, self._x_shape)       # the kernels index dx by the forward's batch
 
     def get_config(self):
         return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides,
