@@ -2,7 +2,8 @@
 
 Settings (environment variables, read once when the first kernel module is imported):
 
-- ``TINYSEG_NUM_THREADS``: threads for the parallel kernels (default: all cores Numba sees).
+- ``TINYSEG_NUM_THREADS``: threads for the kernels, the convolution bands and BLAS (default: all cores
+  Numba sees; BLAS then keeps its own setting).
 - ``TINYSEG_BACKEND``: ``numba`` (default) or ``numpy`` to run the plain NumPy twins instead.
 - ``TINYSEG_KEEP_MEMORY``: ``0`` leaves glibc's allocator as it is; by default freed arrays are kept for
   the next training step (kernels/memory.py says why).
@@ -26,6 +27,18 @@ if _backend not in _BACKENDS:
     raise ValueError(f"TINYSEG_BACKEND must be one of {_BACKENDS}, got {_backend!r}")
 
 _num_threads = int(os.environ.get("TINYSEG_NUM_THREADS") or numba.config.NUMBA_NUM_THREADS)
+
+
+def _limit_blas(n):
+    """Hold BLAS (NumPy's matrix products) to n threads too. Asked for fewer threads than cores, tinyseg would
+    otherwise still run each product on BLAS's own threads, one per core; on a machine whose other cores are
+    busy, every product then waits for a thread the system has put aside."""
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(limits=n, user_api="blas")
+
+
+if os.environ.get("TINYSEG_NUM_THREADS"):
+    _limit_blas(_num_threads)
 
 
 def jit(fn):
@@ -54,11 +67,12 @@ def set_backend(name):
 
 
 def set_num_threads(n):
-    """Use `n` threads in tinyseg's kernels and convolution bands (BLAS keeps its own setting elsewhere)."""
+    """Use `n` threads in tinyseg's kernels and convolution bands, and in BLAS's matrix products."""
     global _num_threads
     n = int(n)
     if n < 1:
         raise ValueError(f"set_num_threads: n must be a positive integer, got {n}")
+    _limit_blas(n)
     _num_threads = n
 
 
