@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import nchw_to_nhwc, nhwc_to_nchw, rel_error, use_backend
+from tinyseg import reference
 from tinyseg.gradcheck import check_layer
 from tinyseg.kernels import pooling as kp
 from tinyseg.layers.pooling import AveragePooling2D, AvgPool2D, MaxPool2D, MaxPooling2D
@@ -62,35 +63,8 @@ def make_layer(kind, case, **extra):
 # The reference: plain Python loops, written from the Keras definition, not from the library.
 # ----------------------------------------------------------------------------------------------------------
 def naive_pool(kind, x, grad, pool_size, strides, padding):
-    """Return (y, dx) for pooling x with upstream gradient grad, one element at a time."""
-    n, h, w, c = x.shape
-    kh, kw = pool_size
-    sh, sw = strides or pool_size
-    if padding == "valid":
-        oh, ow, top, left = (h - kh) // sh + 1, (w - kw) // sw + 1, 0, 0
-    else:
-        oh, ow = math.ceil(h / sh), math.ceil(w / sw)
-        top = max((oh - 1) * sh + kh - h, 0) // 2          # the odd extra row goes to the bottom
-        left = max((ow - 1) * sw + kw - w, 0) // 2
-    y = np.zeros((n, oh, ow, c))
-    dx = np.zeros(x.shape)
-    for b_ in range(n):
-        for i in range(oh):
-            for j in range(ow):
-                cells = [(i * sh - top + a, j * sw - left + b) for a in range(kh) for b in range(kw)]
-                cells = [(r, q) for r, q in cells if 0 <= r < h and 0 <= q < w]     # padding is ignored
-                for ch in range(c):
-                    values = [float(x[b_, r, q, ch]) for r, q in cells]
-                    g = float(grad[b_, i, j, ch])
-                    if kind == "max":
-                        k = values.index(max(values))          # the first maximum in row-major scan order
-                        y[b_, i, j, ch] = values[k]
-                        dx[b_, cells[k][0], cells[k][1], ch] += g
-                    else:
-                        y[b_, i, j, ch] = sum(values) / len(values)
-                        for r, q in cells:
-                            dx[b_, r, q, ch] += g / len(values)
-    return y, dx
+    """(y, dx) for pooling x with upstream gradient grad, one element at a time: tinyseg.reference's loops."""
+    return reference.pool2d(kind, x, grad, pool_size, strides, padding)
 
 
 def tolerance(dtype):
