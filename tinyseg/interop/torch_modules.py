@@ -24,6 +24,7 @@ def activation_module(name):
         return nn.Softmax(dim=1)
     return {"linear": nn.Identity, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}[name]()
 
+
 class KerasConv2d(nn.Conv2d):
     """nn.Conv2d with Keras's 'valid'/'same' padding (pads computed per input size from the effective
     kernel (K - 1)*dilation + 1; asymmetric 'same' pads go through F.pad) followed by an activation
@@ -49,6 +50,7 @@ class KerasConv2d(nn.Conv2d):
     def extra_repr(self):
         return super().extra_repr() + f", keras_padding={self.keras_padding!r}"
 
+
 class KerasSeparableConv2d(nn.Module):
     """Keras's SeparableConv2D: `depthwise`, a KerasConv2d(C, C*M, groups=C, bias=False) with Keras's
     padding, then `pointwise`, an nn.Conv2d(C*M, F, 1) with the bias, then the activation.
@@ -65,6 +67,7 @@ class KerasSeparableConv2d(nn.Module):
 
     def forward(self, x):
         return self.activation(self.pointwise(self.depthwise(x)))
+
 
 class KerasConvTranspose2d(nn.ConvTranspose2d):
     """nn.ConvTranspose2d(padding=0) cropped to Keras's output size (transposed_conv_crop), then an
@@ -89,6 +92,7 @@ class KerasConvTranspose2d(nn.ConvTranspose2d):
     def extra_repr(self):
         return super().extra_repr() + f", keras_padding={self.keras_padding!r}"
 
+
 class KerasLinear(nn.Linear):
     """nn.Linear followed by an activation (Keras's Dense(units, activation))."""
 
@@ -98,6 +102,7 @@ class KerasLinear(nn.Linear):
 
     def forward(self, x):
         return self.activation(super().forward(x))
+
 
 class KerasMaxPool2d(nn.MaxPool2d):
     """nn.MaxPool2d with Keras's padding: asymmetric 'same' pads are -inf cells that never win."""
@@ -115,6 +120,7 @@ class KerasMaxPool2d(nn.MaxPool2d):
             return F.max_pool2d(x, self.kernel_size, self.stride, (top, left))
         x = F.pad(x, torch_pad_widths((top, bottom, left, right)), value=-math.inf)
         return F.max_pool2d(x, self.kernel_size, self.stride)
+
 
 class KerasAvgPool2d(nn.AvgPool2d):
     """nn.AvgPool2d with Keras's padding: a window averages only its real (non-padded) pixels."""
@@ -135,6 +141,7 @@ class KerasAvgPool2d(nn.AvgPool2d):
         ones = torch.ones((1, 1) + tuple(x.shape[-2:]), dtype=x.dtype, device=x.device)
         counts = F.avg_pool2d(F.pad(ones, widths), self.kernel_size, self.stride, divisor_override=1)
         return sums / counts
+
 
 class KerasBatchNorm(nn.BatchNorm2d):
     """nn.BatchNorm2d (also for (N, C) vectors) whose running_var averages the *biased* batch variance.
@@ -169,6 +176,7 @@ class KerasBatchNorm(nn.BatchNorm2d):
             self.num_batches_tracked += 1
         return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
 
+
 class KerasGlobalMaxPool2d(nn.Module):
     """Keras's GlobalMaxPooling2D on NCHW: the max over (H, W) -> (N, C), or (N, C, 1, 1) with keepdims.
 
@@ -181,6 +189,7 @@ class KerasGlobalMaxPool2d(nn.Module):
     def forward(self, x):
         return x.amax(dim=(2, 3), keepdim=self.keepdims)
 
+
 class KerasGlobalAvgPool2d(nn.Module):
     """Keras's GlobalAveragePooling2D on NCHW: the mean over (H, W) -> (N, C), or (N, C, 1, 1)."""
 
@@ -190,6 +199,7 @@ class KerasGlobalAvgPool2d(nn.Module):
 
     def forward(self, x):
         return x.mean(dim=(2, 3), keepdim=self.keepdims)
+
 
 class KerasCropping2d(nn.Module):
     """Keras's Cropping2D on NCHW: cropping = ((top, bottom), (left, right)) rows and columns cut off."""
@@ -202,6 +212,7 @@ class KerasCropping2d(nn.Module):
         (top, bottom), (left, right) = self.cropping
         h, w = x.shape[-2:]
         return x[:, :, top:h - bottom, left:w - right]
+
 
 class KerasReshape(nn.Module):
     """Keras's Reshape(target_shape) in tinyseg's value order: a reshape of NCHW images would read their
@@ -217,6 +228,7 @@ class KerasReshape(nn.Module):
         y = x.reshape((x.shape[0],) + self.target_shape)
         return y.permute(0, 3, 1, 2) if y.dim() == 4 else y
 
+
 class _KerasMerge(nn.Module):
     """A merge of a list of tensors that, like the tinyseg layer, broadcasts nothing."""
 
@@ -224,6 +236,7 @@ class _KerasMerge(nn.Module):
         shapes = [tuple(x.shape) for x in inputs]
         if len(shapes) < 2 or len(set(shapes)) != 1:
             raise ValueError(f"{type(self).__name__}: expects two or more tensors of one shape, got {shapes}")
+
 
 class KerasAdd(_KerasMerge):
     """x_1 + x_2 + ... + x_n."""
@@ -235,6 +248,7 @@ class KerasAdd(_KerasMerge):
             y = y + x
         return y
 
+
 class KerasSubtract(_KerasMerge):
     """x_1 - x_2 (exactly two tensors)."""
 
@@ -243,6 +257,7 @@ class KerasSubtract(_KerasMerge):
         if len(inputs) != 2:
             raise ValueError(f"KerasSubtract: expects exactly 2 tensors, got {len(inputs)}")
         return inputs[0] - inputs[1]
+
 
 class KerasMultiply(_KerasMerge):
     """x_1 * x_2 * ... * x_n, element by element."""
@@ -254,6 +269,7 @@ class KerasMultiply(_KerasMerge):
             y = y * x
         return y
 
+
 class KerasAverage(_KerasMerge):
     """(x_1 + x_2 + ... + x_n) / n."""
 
@@ -263,6 +279,7 @@ class KerasAverage(_KerasMerge):
         for x in inputs[2:]:
             y = y + x
         return y / len(inputs)
+
 
 class KerasConcatenate(nn.Module):
     """Keras's Concatenate(axis) on NCHW tensors: `axis` is Keras's (of NHWC), converted per input rank."""
@@ -276,6 +293,7 @@ class KerasConcatenate(nn.Module):
 
     def extra_repr(self):
         return f"axis={self.axis} (Keras's, of NHWC)"
+
 
 class TorchUNet(nn.Module):
     """tinyseg's UNet in torch: the same blocks under the same names (encoders, pools, bottleneck, ups,
@@ -301,6 +319,7 @@ class TorchUNet(nn.Module):
             x = dec(torch.cat([up(x), skip], dim=1))  # channels: [upsampled | skip], as tinyseg
         return self.head(x)
 
+
 class TorchGraph(nn.Module):
     """A tinyseg graph model (Model(inputs, outputs)) in torch: one module per layer, under the layer's name
     (`self.layers[name]`), and a forward that runs the graph's calls in tinyseg's order on NCHW tensors.
@@ -324,6 +343,7 @@ class TorchGraph(nn.Module):
             values[out] = self.layers[name](args if list_input else args[0])
         outs = [values[k] for k in self.output_keys]
         return outs if self.list_outputs else outs[0]
+
 
 class TorchDiceLoss(nn.Module):
     """tinyseg's DiceLoss in torch ops (PyTorch has none): logits (N, K, H, W), labels (N, H, W).
@@ -353,6 +373,7 @@ class TorchDiceLoss(nn.Module):
         inter = (p * t * v).sum(dims)
         total = (p * v).sum(dims) + (t * v).sum(dims)
         return 1 - ((2 * inter + self.smooth) / (total + self.smooth)).mean()
+
 
 class TorchCEDiceLoss(nn.Module):
     """ce_weight * nn.CrossEntropyLoss + dice_weight * TorchDiceLoss, on the same logits and labels."""
