@@ -30,3 +30,37 @@ def test_the_environment_variable_limits_blas_from_import_on():
     env = {**os.environ, "TINYSEG_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[1]"
+
+
+def numpy_blas_threads():
+    """The thread count of the BLAS that NumPy's products run on (Numba may load SciPy's too, unused)."""
+    return {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas" and "numpy" in p["filepath"]}
+
+
+def test_a_models_step_holds_blas_to_one_thread_and_then_lets_go():
+    """tinyseg shares each step between its own threads; BLAS's spinning helpers would take their cores."""
+    import numpy as np
+
+    import tinyseg as keras
+    seen = []
+    model = keras.Sequential([keras.layers.Dense(3, input_shape=(4,))])
+    model.compile("sgd", "mse")
+    dense = model.layers[0]
+    forward = dense.forward
+
+    def recording_forward(*args, **kwargs):
+        seen.append(numpy_blas_threads())
+        return forward(*args, **kwargs)
+    dense.forward = recording_forward
+    x, y = np.ones((2, 4), np.float32), np.zeros((2, 3), np.float32)
+    before = get_num_threads()
+    try:
+        set_num_threads(2)
+        model.train_on_batch(x, y)
+        model.test_on_batch(x, y)
+        model.predict(x)
+        model(x)
+        assert seen == [{1}] * 4
+        assert numpy_blas_threads() == {2}
+    finally:
+        set_num_threads(before)

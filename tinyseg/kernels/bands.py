@@ -42,23 +42,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .config import get_backend, get_num_threads, jit
+from .config import blas_controller, get_backend, get_num_threads, jit
 
 _pool = None
 _pool_size = 0
 _pool_lock = threading.Lock()
 _local = threading.local()          # per calling thread: its slots' scratch buffers
-_blas = None                        # threadpoolctl controller of the BLAS libraries, made on first use
-
-
-def _blas_controller():
-    global _blas
-    if _blas is None:
-        from threadpoolctl import ThreadpoolController
-        _blas = ThreadpoolController().select(user_api="blas")
-    return _blas
-
-
 def _executor(workers):
     """The pool's helper threads (the calling thread is the first worker, so `workers` - 1 of them)."""
     global _pool, _pool_size
@@ -83,17 +72,30 @@ def scratch(slot, rows, cols, dtype):
     return buf[:size].reshape(rows, cols)
 
 
+def one_blas_thread():
+    """A context in which BLAS runs every product on the calling thread alone.
+
+    tinyseg shares its work between its own threads, and a product it makes runs on one of them. BLAS's
+    threads must stay out of the way: after each product it runs on several threads, OpenBLAS keeps its
+    helper threads spinning for a while in case another product comes, and on a machine with as many cores as
+    tinyseg has threads they take the cores that tinyseg's threads need. So a model's step holds BLAS to one
+    thread from start to end (models/model.py), and so does every call here that runs products.
+    """
+    return blas_controller().limit(limits=1)
+
+
 def run_bands(task, count, threads=None, single_blas=True):
     """Call task(k, slot) for k = 0 .. count-1, on `threads` threads (default: tinyseg's thread count).
 
     slot (0 .. threads-1) names the thread running the call, for its scratch buffer; each band is run exactly
-    once. With one thread, or one band, everything runs here in order, and BLAS keeps its own threads.
+    once. With one thread, or one band, everything runs here in order.
     single_blas: hold BLAS to one thread while the bands run (their products run side by side).
     """
     threads = min(threads or get_num_threads(), count)
     if threads <= 1:
-        for k in range(count):
-            task(k, 0)
+        with one_blas_thread() if single_blas else contextlib.nullcontext():
+            for k in range(count):
+                task(k, 0)
         return
     # Every helper of this call uses the caller's buffers: a band's slot is unique within the call.
     buffers = getattr(_local, "buffers", None)
@@ -109,7 +111,7 @@ def run_bands(task, count, threads=None, single_blas=True):
             task(k, slot)
 
     pool = _executor(threads - 1)
-    with _blas_controller().limit(limits=1) if single_blas else contextlib.nullcontext():
+    with one_blas_thread() if single_blas else contextlib.nullcontext():
         helpers = [pool.submit(work, slot) for slot in range(1, threads)]
         try:
             work(0)

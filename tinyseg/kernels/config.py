@@ -29,12 +29,24 @@ if _backend not in _BACKENDS:
 _num_threads = int(os.environ.get("TINYSEG_NUM_THREADS") or numba.config.NUMBA_NUM_THREADS)
 
 
+_blas = None                        # threadpoolctl controller of the BLAS libraries, made on first use
+
+
+def blas_controller(rescan=False):
+    """threadpoolctl's handle on the BLAS libraries (NumPy's among them), found by a scan of the process on
+    first use, or again with rescan=True (a library loaded since, such as the one Numba loads, is then seen)."""
+    global _blas
+    if _blas is None or rescan:
+        from threadpoolctl import ThreadpoolController
+        _blas = ThreadpoolController().select(user_api="blas")
+    return _blas
+
+
 def _limit_blas(n):
     """Hold BLAS (NumPy's matrix products) to n threads too. Asked for fewer threads than cores, tinyseg would
     otherwise still run each product on BLAS's own threads, one per core; on a machine whose other cores are
     busy, every product then waits for a thread the system has put aside."""
-    from threadpoolctl import threadpool_limits
-    threadpool_limits(limits=n, user_api="blas")
+    blas_controller(rescan=True).limit(limits=n)
 
 
 if os.environ.get("TINYSEG_NUM_THREADS"):

@@ -50,6 +50,7 @@ from .. import metrics as metrics_module
 from ..backend import NonFiniteError
 from ..callbacks import CallbackList, History, TerminateOnNaN
 from ..graph import Graph, InputLayer, KerasTensor, Node, is_symbolic
+from ..kernels.bands import one_blas_thread
 from ..layers.activations import Activation, ActivationFunction, LayerWithActivation, sigmoid, softmax
 from ..layers.base import deserialize, serialize
 from .data import ArrayBatches, as_list, batches, count_argument, is_stream, num_samples, take
@@ -225,7 +226,8 @@ class Model:
         if is_symbolic(x):
             raise TypeError(f"{self.name}: calling a model on graph tensors (a model inside a model) is not "
                             "supported; build one Model from the layers themselves")
-        return self.call(x, training=training)
+        with one_blas_thread():
+            return self.call(x, training=training)
 
     # --- the two passes ------------------------------------------------------------------------------------
     def call(self, x, training=False, logits=False):
@@ -447,12 +449,14 @@ class Model:
         self._require_compiled("train_on_batch")
         snapshot = self._snapshot()
         try:
-            z = self.call(x, training=True, logits=self.fused)
-            values = [self.loss.forward(y, z) + sum(self.losses)] + self._metrics(y, z)   # + penalties
-            self.backward(self.loss.backward(), logits=self.fused, input_grad=False)
-            for layer in self.layers:                    # + dR/dw of each penalised weight (regularizers.py)
-                layer.add_regularization_gradients()
-            self.optimizer.apply_gradients(self.trainable_pairs(), names=self.trainable_names())
+            # tinyseg's threads share out the work; BLAS's own must not spin on their cores (kernels/bands.py)
+            with one_blas_thread():
+                z = self.call(x, training=True, logits=self.fused)
+                values = [self.loss.forward(y, z) + sum(self.losses)] + self._metrics(y, z)   # + penalties
+                self.backward(self.loss.backward(), logits=self.fused, input_grad=False)
+                for layer in self.layers:                # + dR/dw of each penalised weight (regularizers.py)
+                    layer.add_regularization_gradients()
+                self.optimizer.apply_gradients(self.trainable_pairs(), names=self.trainable_names())
         except BaseException:
             self._restore(snapshot)
             raise
@@ -460,7 +464,8 @@ class Model:
 
     def test_on_batch(self, x, y):
         self._require_compiled("test_on_batch")
-        z = self.call(x, training=False, logits=self.fused)
+        with one_blas_thread():
+            z = self.call(x, training=False, logits=self.fused)
         return [self.loss.forward(y, z) + sum(self.losses)] + self._metrics(y, z)    # Keras counts them here too
 
     # --- checking data -----------------------------------------------------------------------------------
@@ -745,7 +750,8 @@ class Model:
         for i, (xb, _) in enumerate(source.epoch()):
             if is_stream(x):
                 self._check_x(xb, f"batch {i}")
-            out = self.call(xb, training=False)
+            with one_blas_thread():
+                out = self.call(xb, training=False)
             outs.append(out if self._list_outputs else [out])
         source.end_epoch()
         joined = [np.concatenate(parts, axis=0) for parts in zip(*outs)]
