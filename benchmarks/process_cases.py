@@ -69,6 +69,7 @@ def _tiny_kernel_calls():
     per_channel = np.ones(2, np.float32)
     return {
         "im2col": lambda: ki.im2col(x, 3, 3, 1, 1, (1, 1, 1, 1), (4, 4)),
+        "im2row": lambda: ki.im2row(x, 3, 1, 1, 4, -1, 6),
         "col2im": lambda: ki.col2im(cols, (1, 4, 4, 2), 3, 3, 1, 1, (1, 1, 1, 1), (4, 4)),
         "max_pool2d": lambda: kp.max_pool2d(x, (2, 2), (2, 2), nopad, (2, 2)),
         "max_pool2d_backward": lambda: kp.max_pool2d_backward(z, arg, x.shape, (2, 2), (2, 2), nopad),

@@ -11,10 +11,11 @@
 #
 #    Correct and readable, but the interpreter runs its loop body N*OH*OW*F*KH*KW*C times.
 # 2. NumPy im2col (tinyseg with set_backend('numpy')): copy every 3x3 window into one row of a matrix
-#    (9 strided slices), then ONE matrix product does all the multiply-adds in BLAS. The backward is two more
-#    matrix products and col2im, which adds the window gradients back into the image (9 strided additions).
-# 3. Numba im2col (tinyseg with set_backend('numba')): the same algorithm, with im2col and col2im compiled
-#    loops that run on every core. The matrix products are NumPy's, as before.
+#    (strided slices), then matrix products do all the multiply-adds in BLAS. (tinyseg copies the windows
+#    one kernel row at a time, a third of the matrix, and adds three products: kernels/convolution.py says
+#    why.) The backward is more matrix products of the same kind.
+# 3. Numba im2col (tinyseg with set_backend('numba')): the same algorithm, with the copies compiled loops,
+#    and the work shared out between the cores band by band. The matrix products are NumPy's, as before.
 #
 # First the three are checked to agree. Then they are timed on a tiny problem, where the loop is bearable,
 # and on a realistic U-Net layer (64x64x32 -> 32 filters, batch 16), where the loop would take minutes: its

@@ -18,7 +18,7 @@ from tests.helpers import use_backend
 from tests.strategies import float_dtypes, padded_windows, seeds
 from tinyseg.kernels import config
 from tinyseg.kernels import im2col as im2col_module
-from tinyseg.kernels.im2col import col2im, col2im_numpy, im2col, im2col_numpy
+from tinyseg.kernels.im2col import col2im, col2im_numpy, im2col, im2col_numpy, im2row, im2row_numpy
 
 FAST = settings(deadline=None, max_examples=30)
 
@@ -149,6 +149,35 @@ def test_a_band_of_rows_is_the_same_slice_of_the_full_matrix(g, data):
     for backend in ("numba", "numpy"):
         with use_backend(backend):
             np.testing.assert_array_equal(im2col(x, *_args(g), rows=(y0, y1), **_dil(g)), want)
+
+
+@FAST
+@given(geometries(), st.data())
+def test_each_kernel_row_of_im2col_is_made_of_im2row_rows(g, data):
+    """Kernel row a of output row y reads input row y*SH - pad_top + a*DH: im2row of those rows (with their
+    stride SH) is im2col's block of columns for a, on both backends; the Numba kernel equals its twin."""
+    x = _random(g["x_shape"], g["dtype"], g["seed"])
+    n, oh, ow = g["x_shape"][0], *g["out_hw"]
+    (dh, dw), kw, c = g["dilation"], g["kw"], g["x_shape"][3]
+    full = im2col_loops(x, *_args(g), **_dil(g)).reshape(n, oh, ow, g["kh"], kw * c)
+    a = data.draw(st.integers(0, g["kh"] - 1))
+    first = -g["pads"][0] + a * dh
+    args = (x, kw, g["sw"], g["pads"][2], ow, first, oh, g["sh"], dw)
+    want = im2row_numpy(*args)
+    np.testing.assert_array_equal(want, full[:, :, :, a])
+    with use_backend("numba"):
+        got = im2row(*args)
+    assert got.dtype == x.dtype
+    np.testing.assert_array_equal(got, want)
+
+
+def test_im2row_rows_above_and_below_the_image_are_zero():
+    x = np.arange(1, 7, dtype=np.float32).reshape(1, 2, 3, 1)       # rows [1 2 3], [4 5 6]
+    for backend in ("numba", "numpy"):
+        with use_backend(backend):
+            rows = im2row(x, 2, 1, 0, 2, first=-1, count=4)           # input rows -1, 0, 1, 2
+        np.testing.assert_array_equal(rows[0, :, :, 0], [[0, 0], [1, 2], [4, 5], [0, 0]])   # window column 0
+        np.testing.assert_array_equal(rows[0, :, :, 1], [[0, 0], [2, 3], [5, 6], [0, 0]])   # window column 1
 
 
 def test_a_band_outside_the_output_is_refused():

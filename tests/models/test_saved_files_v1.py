@@ -13,4 +13,7 @@ DATA = REPO / "tests" / "models" / "saved_v1"
 def test_version_1_file_loads_and_predicts_as_when_saved(kind):
     model = load_model(DATA / f"{kind}_v1.npz")
     expected = np.load(DATA / "v1_expected.npz")
-    np.testing.assert_array_equal(model.predict(expected[f"x_{kind}"]), expected[f"y_{kind}"])
+    # Same weights, same outputs; only float32 rounding may differ, since the convolution kernels now add
+    # their products in another order than the build that wrote the file (probabilities: 1e-5 is far below
+    # what one wrong weight would change).
+    np.testing.assert_allclose(model.predict(expected[f"x_{kind}"]), expected[f"y_{kind}"], rtol=1e-5, atol=1e-5)

@@ -7,6 +7,9 @@ there are two steps, a copy and a product:
     kernel grad:    cols = im2col(x)[band];   part[band] = cols^T @ G[band],  bias_part[band] = sum of G[band]
                     dL/dKmat = sum of part over the bands, in band order
 
+(kernels/convolution.py makes cols one kernel row at a time, and its product is a sum of KH products; the
+copy-then-product shape of a band is the same.)
+
 How the work is shared between cores. With one Numba pool for the copy and OpenBLAS's own pool for the
 product, the two pools take turns on every band: the copy runs on all cores, then the product, and each
 hands the cores to the other (and on a machine shared with other programs, a product split in two waits for
@@ -60,16 +63,18 @@ def _executor(workers):
         return _pool
 
 
-def scratch(slot, rows, cols, dtype):
-    """A (rows, cols) buffer of the calling thread's band slot `slot`, grown when needed and reused."""
+def scratch(slot, shape, dtype, kind="rows"):
+    """A buffer of `shape` for the calling thread's band slot `slot`, grown when needed and reused; `kind`
+    names one of the slot's buffers (a band task may need more than one at a time)."""
     buffers = getattr(_local, "buffers", None)
     if buffers is None:
         buffers = _local.buffers = {}
-    size = rows * cols
-    buf = buffers.get((slot, np.dtype(dtype)))
+    size = int(np.prod(shape))
+    key = (slot, kind, np.dtype(dtype))
+    buf = buffers.get(key)
     if buf is None or buf.size < size:
-        buf = buffers[(slot, np.dtype(dtype))] = np.empty(size, dtype=dtype)
-    return buf[:size].reshape(rows, cols)
+        buf = buffers[key] = np.empty(size, dtype=dtype)
+    return buf[:size].reshape(shape)
 
 
 def one_blas_thread():

@@ -11,14 +11,23 @@ changes.
 
 Bands. The whole cols matrix is KH*KW times the size of x (tens of MB in a U-Net's first layers); written to
 memory and read back by the matmul it costs more than the arithmetic when F is small. So conv2d and
-conv2d_kernel_grad build it one band of output rows at a time, a few MB that stay in the cache between the
-im2col that writes them and the matmul that reads them:
+conv2d_kernel_grad work one band of output rows at a time, a few MB that stay in the cache between the copy
+that writes them and the matmul that reads them.
 
-    y[band]   = im2col(x)[band] @ Kmat                    one matmul per band, written into its rows of y
-    dL/dKmat  = sum over bands of im2col(x)[band]^T @ G[band]
+One kernel row at a time. Kmat's rows are ordered (a, b, c), so it is KH blocks K_a (KW*C, F), one per kernel
+row a, and the columns of cols are the same KH blocks: cols_a, the windows of width KW that output row y reads
+from input row y*SH - pad_top + a*DH. So
+
+    y[band]      = sum over a of  cols_a[band] @ K_a
+    dL/dK_a      = sum over bands of  cols_a[band]^T @ G[band]
+
+With SH = 1 the KH blocks are the same input rows shifted by DH: one array of rows (im2col.im2row, windows
+along the width only) holds them all, and cols_a is a view into it. For a 3x3 kernel that copies a third of
+what the full cols would, and the KH products cost about what one product of the full cols does. With a
+larger SH each kernel row gets its own rows.
 
 The bands are shared between tinyseg's threads (kernels/bands.py: each thread copies a band into its own
-scratch buffer and multiplies it); every band writes its own rows of y, or its own partial sum.
+scratch buffers and multiplies it); every band writes its own rows of y, or its own partial sum.
 
 Stride 1. The adjoint conv2d_transpose is then itself a convolution, of G with the kernel flipped in space
 (see its body), which replaces the large G @ Kmat^T matrix and the col2im that sums it back.
@@ -28,7 +37,7 @@ import numpy as np
 from .bands import add_bias_rows, ceil_div, even_share, matmul_rows, run_bands, scratch
 from .config import get_num_threads
 from .elementwise import add_bias
-from .im2col import col2im, effective_kernel, im2col
+from .im2col import col2im, effective_kernel, im2row
 
 BAND_BYTES = 4 * 2**20      # size of one band of im2col rows: a cache-sized piece, yet a long matmul
 
@@ -62,28 +71,43 @@ def band_plan(x, ksize, out_hw):
     return plan
 
 
-def band_im2col(x, plan_row, slot, ksize, strides, pads, out_hw, dilation):
-    """im2col(x) for one band of the plan, written into the scratch buffer of the thread's slot."""
-    _, rows, i0, i1, y0, y1 = plan_row
-    (kh, kw), c = ksize, x.shape[3]
-    return im2col(x[i0:i1], kh, kw, strides[0], strides[1], pads, out_hw, rows=(y0, y1), dilation=dilation,
-                  out=scratch(slot, rows, kh * kw * c, x.dtype))
+def band_taps(x, plan_row, slot, ksize, strides, pads, out_w, dilation):
+    """cols_a for one band of the plan and each kernel row a: KH arrays (images, band rows * OW, KW*C), views
+    into the scratch buffer of the thread's slot (see the module docstring)."""
+    _, _, i0, i1, y0, y1 = plan_row
+    (kh, kw), (sh, sw), (dh, dw) = ksize, strides, dilation
+    xb, ni, nb, width = x[i0:i1], i1 - i0, y1 - y0, kw * x.shape[3]
+    top = y0 * sh - pads[0]                     # the input row that kernel row 0 puts under output row y0
+    if sh == 1:                                 # every kernel row reads the same rows, DH further down
+        count = nb + (kh - 1) * dh
+        rows = im2row(xb, kw, sw, pads[2], out_w, top, count, dw=dw,
+                      out=scratch(slot, (ni, count, out_w, width), x.dtype))
+        return [rows[:, a * dh:a * dh + nb].reshape(ni, nb * out_w, width) for a in range(kh)]
+    rows = scratch(slot, (kh, ni, nb, out_w, width), x.dtype)
+    for a in range(kh):
+        im2row(xb, kw, sw, pads[2], out_w, top + a * dh, nb, step=sh, dw=dw, out=rows[a])
+    return [rows[a].reshape(ni, nb * out_w, width) for a in range(kh)]
 
 
 def conv2d(x, kernel, strides, pads, out_hw, bias=None, dilation=(1, 1)):
     """y = im2col(x) @ Kmat (+ bias, if given): x (N, H, W, C), kernel (KH, KW, C, F) -> y (N, OH, OW, F)."""
     kh, kw, c, f = kernel.shape
     x = np.ascontiguousarray(x)
-    kmat = kernel.reshape(kh * kw * c, f)
+    kmats = np.ascontiguousarray(kernel).reshape(kh, kw * c, f)        # K_a, one per kernel row
     y = np.empty((x.shape[0] * out_hw[0] * out_hw[1], f), dtype=np.result_type(x, kernel))
     plan = band_plan(x, (kh, kw), out_hw)
 
     def band(k, slot):
-        start, rows = plan[k][:2]
-        out = y[start:start + rows]
-        np.matmul(band_im2col(x, plan[k], slot, (kh, kw), strides, pads, out_hw, dilation), kmat, out=out)
+        start, rows, i0, i1 = plan[k][:4]
+        taps = band_taps(x, plan[k], slot, (kh, kw), strides, pads, out_hw[1], dilation)
+        out = y[start:start + rows].reshape(i1 - i0, -1, f)
+        np.matmul(taps[0], kmats[0], out=out)                          # y = cols_0 @ K_0
+        if kh > 1:
+            part = scratch(slot, out.shape, y.dtype, kind="product")
+            for a in range(1, kh):                                     #   + cols_a @ K_a
+                np.add(out, np.matmul(taps[a], kmats[a], out=part), out=out)
         if bias is not None:
-            add_bias_rows(out, bias)             # while the band's rows are still in this core's cache
+            add_bias_rows(y[start:start + rows], bias)                 # while the rows are in this core's cache
     run_bands(band, len(plan))
     return y.reshape(x.shape[0], out_hw[0], out_hw[1], f)
 
@@ -92,25 +116,32 @@ def conv2d_kernel_grad(x, g, ksize, strides, pads, dilation=(1, 1), bias=False):
     """dL/dKmat = im2col(x)^T @ G: (KH*KW*C, F) for x (N, H, W, C) and G = dL/dy (N, OH, OW, F).
 
     Returns (dL/dKmat, dL/db), dL/db = the sum of G over its rows (F,) if bias is True, else None. Each band
-    adds into its own partial sums, which are then added in band order: the same numbers on any thread count.
+    adds into its own partial sums, which are then added in band order.
     """
+    (kh, kw), f = ksize, g.shape[3]
     x = np.ascontiguousarray(x)
-    g2 = np.ascontiguousarray(g).reshape(-1, g.shape[3])
+    g2 = np.ascontiguousarray(g).reshape(-1, f)
     dtype = np.result_type(x, g)
     plan = band_plan(x, ksize, g.shape[1:3])
-    parts = np.empty((len(plan), ksize[0] * ksize[1] * x.shape[3], g2.shape[1]), dtype=dtype)
-    bias_parts = np.empty((len(plan), g2.shape[1]), dtype=dtype) if bias else None
+    parts = np.empty((len(plan), kh, kw * x.shape[3], f), dtype=dtype)   # dL/dK_a of each band
+    bias_parts = np.empty((len(plan), f), dtype=dtype) if bias else None
     ones = np.ones(max(p[1] for p in plan), dtype=dtype) if bias else None
 
     def band(k, slot):
-        start, rows = plan[k][:2]
+        start, rows, i0, i1 = plan[k][:4]
         gb = g2[start:start + rows]
-        cols = band_im2col(x, plan[k], slot, ksize, strides, pads, g.shape[1:3], dilation)
-        np.matmul(cols.T, gb, out=parts[k])
+        taps = band_taps(x, plan[k], slot, ksize, strides, pads, g.shape[2], dilation)
+        per_image = gb.reshape(i1 - i0, -1, f)
+        for a in range(kh):                                            # dL/dK_a = cols_a^T @ G
+            if i1 - i0 == 1:
+                np.matmul(taps[a][0].T, per_image[0], out=parts[k, a])
+            else:
+                products = scratch(slot, (i1 - i0,) + parts.shape[2:], dtype, kind="product")
+                np.sum(np.matmul(taps[a].transpose(0, 2, 1), per_image, out=products), axis=0, out=parts[k, a])
         if bias:
             np.matmul(ones[:rows], gb, out=bias_parts[k])     # the bias gradient, from the band just read
     run_bands(band, len(plan))
-    return parts.sum(axis=0), bias_parts.sum(axis=0) if bias else None
+    return parts.sum(axis=0).reshape(-1, f), bias_parts.sum(axis=0) if bias else None
 
 
 def conv2d_transpose(y, kernel, strides, pads, x_shape, bias=None, dilation=(1, 1)):

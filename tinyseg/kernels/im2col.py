@@ -15,6 +15,13 @@ im2col(x) -> cols
     With rows=(y0, y1) only output rows y0 <= y < y1 of each image are made: (N * (y1 - y0) * OW, ...), a
     band of the full matrix. A convolution works band by band (see kernels/convolution.py).
 
+im2row(x) -> rows
+    im2col along the width only, for whole input rows: rows[i, j, xo, (b, c)] = x[i, first + j*step,
+    xo*SW - pad_left + b*DW, c] (0 outside x), shape (N, count, OW, KW * C). The im2col of kernel row a is
+    made of these rows: output row y reads input row y*SH - pad_top + a*DH. With SH = 1, consecutive output
+    rows read consecutive input rows, so the KH kernel rows share one array of rows, a third of the size of
+    the full cols for a 3x3 kernel (kernels/convolution.py uses it that way).
+
 col2im(cols) -> x
     The adjoint (transpose) of im2col: every entry of cols is added back to the input pixel it was copied
     from; pixels read by several windows get the sum. This is the backward of im2col, and the forward of a
@@ -57,6 +64,24 @@ def im2col_numpy(x, kh, kw, sh, sw, pads, out_hw, out=None, rows=None, dilation=
         out[...] = cols
         return out
     return cols
+
+
+def im2row_numpy(x, kw, sw, pl, ow, first, count, step=1, dw=1, out=None):
+    """NumPy im2row: input rows first, first + step, ... (count of them), windows along the width."""
+    n, h, w, c = x.shape
+    hs = first + step * np.arange(count)
+    inside = (hs >= 0) & (hs < h)
+    pr = max(0, (ow - 1) * sw - pl + (kw - 1) * dw + 1 - w)
+    picked = np.zeros((n, count, w + pl + pr, c), dtype=x.dtype)
+    picked[:, inside, pl:pl + w] = x[:, hs[inside]]
+    rows = np.empty((n, count, ow, kw, c), dtype=x.dtype)
+    for b in range(kw):
+        rows[:, :, :, b, :] = picked[:, :, b * dw:b * dw + sw * (ow - 1) + 1:sw, :]
+    rows = rows.reshape(n, count, ow, kw * c)
+    if out is not None:
+        out[...] = rows
+        return out
+    return rows
 
 
 def col2im_numpy(cols, x_shape, kh, kw, sh, sw, pads, out_hw, out=None, dilation=(1, 1)):
@@ -104,6 +129,25 @@ def _im2col_numba(x, kh, kw, sh, sw, dh, dw, pt, pl, y0, y1, ow, cols):
                     else:
                         for ch in range(c):
                             cols[r, base + ch] = 0
+
+
+@jit
+def _im2row_numba(x, kw, sw, dw, pl, first, step, ow, rows):
+    n, h, w, c = x.shape
+    count = rows.shape[1]
+    for i in range(n):
+        for j in range(count):
+            hi = first + j * step
+            for xo in range(ow):
+                for b in range(kw):
+                    wi = xo * sw - pl + b * dw
+                    base = b * c
+                    if 0 <= hi < h and 0 <= wi < w:
+                        for ch in range(c):
+                            rows[i, j, xo, base + ch] = x[i, hi, wi, ch]
+                    else:
+                        for ch in range(c):
+                            rows[i, j, xo, base + ch] = 0
 
 
 @jit
@@ -167,6 +211,22 @@ def im2col(x, kh, kw, sh, sw, pads, out_hw, out=None, rows=None, dilation=(1, 1)
         return im2col_numpy(x, kh, kw, sh, sw, pads, out_hw, out=out, rows=(y0, y1), dilation=dilation)
     _im2col_numba(np.ascontiguousarray(x), kh, kw, sh, sw, dilation[0], dilation[1], pads[0], pads[2], y0, y1,
                   ow, out)
+    return out
+
+
+def im2row(x, kw, sw, pl, ow, first, count, step=1, dw=1, out=None):
+    """The width windows of input rows first, first + step, ... of x (N, H, W, C): (N, count, OW, KW*C).
+
+    rows[i, j, xo, (b, c)] = x[i, first + j*step, xo*sw - pl + b*dw, c], and 0 where that row or column is
+    outside x (rows above or below it are the top and bottom padding). `out`, if given, is filled and returned.
+    """
+    n, h, w, c = x.shape
+    shape = (n, count, ow, kw * c)
+    if out is None or out.shape != shape or out.dtype != x.dtype:
+        out = np.empty(shape, dtype=x.dtype)
+    if get_backend() == "numpy":
+        return im2row_numpy(x, kw, sw, pl, ow, first, count, step, dw, out=out)
+    _im2row_numba(np.ascontiguousarray(x), kw, sw, dw, pl, first, step, ow, out)
     return out
 
 
