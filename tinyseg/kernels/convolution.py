@@ -21,10 +21,10 @@ from input row y*SH - pad_top + a*DH. So
     y[band]      = sum over a of  cols_a[band] @ K_a
     dL/dK_a      = sum over bands of  cols_a[band]^T @ G[band]
 
-With SH = 1 the KH blocks are the same input rows shifted by DH: one array of rows (im2col.im2row, windows
-along the width only) holds them all, and cols_a is a view into it. For a 3x3 kernel that copies a third of
-what the full cols would, and the KH products cost about what one product of the full cols does. With a
-larger SH each kernel row gets its own rows.
+With SH = 1 the KH blocks are the same input rows shifted by DH: within one image, one array of rows
+(im2col.im2row, windows along the width only) holds them all, and cols_a is a view into it. For a 3x3 kernel
+that copies a third of what the full cols would, and the KH products cost about what one product of the full
+cols does. Where that does not pay (by_kernel_rows says when) a band copies its full cols, one block.
 
 The bands are shared between tinyseg's threads (kernels/bands.py: each thread copies a band into its own
 scratch buffers and multiplies it); every band writes its own rows of y, or its own partial sum.
@@ -37,7 +37,7 @@ import numpy as np
 from .bands import add_bias_rows, ceil_div, even_share, matmul_rows, run_bands, scratch
 from .config import get_num_threads
 from .elementwise import add_bias
-from .im2col import col2im, effective_kernel, im2row
+from .im2col import col2im, effective_kernel, im2col, im2row
 
 BAND_BYTES = 4 * 2**20      # size of one band of im2col rows: a cache-sized piece, yet a long matmul
 
@@ -71,43 +71,49 @@ def band_plan(x, ksize, out_hw):
     return plan
 
 
-def band_taps(x, plan_row, slot, ksize, strides, pads, out_w, dilation):
-    """cols_a for one band of the plan and each kernel row a: KH arrays (images, band rows * OW, KW*C), views
-    into the scratch buffer of the thread's slot (see the module docstring)."""
-    _, _, i0, i1, y0, y1 = plan_row
-    (kh, kw), (sh, sw), (dh, dw) = ksize, strides, dilation
-    xb, ni, nb, width = x[i0:i1], i1 - i0, y1 - y0, kw * x.shape[3]
-    top = y0 * sh - pads[0]                     # the input row that kernel row 0 puts under output row y0
-    if sh == 1:                                 # every kernel row reads the same rows, DH further down
-        count = nb + (kh - 1) * dh
-        rows = im2row(xb, kw, sw, pads[2], out_w, top, count, dw=dw,
-                      out=scratch(slot, (ni, count, out_w, width), x.dtype))
-        return [rows[:, a * dh:a * dh + nb].reshape(ni, nb * out_w, width) for a in range(kh)]
-    rows = scratch(slot, (kh, ni, nb, out_w, width), x.dtype)
-    for a in range(kh):
-        im2row(xb, kw, sw, pads[2], out_w, top + a * dh, nb, step=sh, dw=dw, out=rows[a])
-    return [rows[a].reshape(ni, nb * out_w, width) for a in range(kh)]
+def by_kernel_rows(x, plan, ksize, strides):
+    """True if this convolution's bands copy their input rows once for all kernel rows (im2row), False if
+    each band copies its full im2col. Kernel rows pay where a band lies within one image (SH = 1) and its
+    width windows are wide: for an RGB layer (KW*C = 9) three products as narrow as that cost more than the
+    copy they save, and a band of many small images would be many small products."""
+    return strides[0] == 1 and ksize[0] > 1 and plan[0][3] - plan[0][2] == 1 and ksize[1] * x.shape[3] >= 32
+
+
+def band_cols(x, plan_row, slot, ksize, strides, pads, out_hw, dilation, rows_of_kernel):
+    """The band's im2col as column blocks: [cols] (band rows * OW, KH*KW*C), or with rows_of_kernel its KH
+    blocks [cols_0, ..., cols_KH-1], each (band rows * OW, KW*C) and a view into one array of input rows.
+    Either way in the scratch buffer of the thread's slot (see the module docstring)."""
+    _, rows, i0, i1, y0, y1 = plan_row
+    (kh, kw), (dh, dw), c = ksize, dilation, x.shape[3]
+    if not rows_of_kernel:
+        return [im2col(x[i0:i1], kh, kw, strides[0], strides[1], pads, out_hw, rows=(y0, y1), dilation=dilation,
+                       out=scratch(slot, (rows, kh * kw * c), x.dtype))]
+    count, ow = y1 - y0 + (kh - 1) * dh, out_hw[1]          # the band's input rows, from kernel row 0's first
+    inputs = im2row(x[i0:i1], kw, strides[1], pads[2], ow, y0 - pads[0], count, dw=dw,
+                    out=scratch(slot, (1, count, ow, kw * c), x.dtype))
+    return [inputs[0, a * dh:a * dh + y1 - y0].reshape(rows, kw * c) for a in range(kh)]
 
 
 def conv2d(x, kernel, strides, pads, out_hw, bias=None, dilation=(1, 1)):
     """y = im2col(x) @ Kmat (+ bias, if given): x (N, H, W, C), kernel (KH, KW, C, F) -> y (N, OH, OW, F)."""
     kh, kw, c, f = kernel.shape
     x = np.ascontiguousarray(x)
-    kmats = np.ascontiguousarray(kernel).reshape(kh, kw * c, f)        # K_a, one per kernel row
     y = np.empty((x.shape[0] * out_hw[0] * out_hw[1], f), dtype=np.result_type(x, kernel))
     plan = band_plan(x, (kh, kw), out_hw)
+    rows_of_kernel = by_kernel_rows(x, plan, (kh, kw), strides)
+    kmats = np.ascontiguousarray(kernel).reshape(kh if rows_of_kernel else 1, -1, f)   # K_a, or all of Kmat
 
     def band(k, slot):
-        start, rows, i0, i1 = plan[k][:4]
-        taps = band_taps(x, plan[k], slot, (kh, kw), strides, pads, out_hw[1], dilation)
-        out = y[start:start + rows].reshape(i1 - i0, -1, f)
-        np.matmul(taps[0], kmats[0], out=out)                          # y = cols_0 @ K_0
-        if kh > 1:
+        start, rows = plan[k][:2]
+        blocks = band_cols(x, plan[k], slot, (kh, kw), strides, pads, out_hw, dilation, rows_of_kernel)
+        out = y[start:start + rows]
+        np.matmul(blocks[0], kmats[0], out=out)                        # y = cols_0 @ K_0
+        if len(blocks) > 1:
             part = scratch(slot, out.shape, y.dtype, kind="product")
-            for a in range(1, kh):                                     #   + cols_a @ K_a
-                np.add(out, np.matmul(taps[a], kmats[a], out=part), out=out)
+            for a in range(1, len(blocks)):                            #   + cols_a @ K_a
+                np.add(out, np.matmul(blocks[a], kmats[a], out=part), out=out)
         if bias is not None:
-            add_bias_rows(y[start:start + rows], bias)                 # while the rows are in this core's cache
+            add_bias_rows(out, bias)                                   # while the rows are in this core's cache
     run_bands(band, len(plan))
     return y.reshape(x.shape[0], out_hw[0], out_hw[1], f)
 
@@ -118,26 +124,23 @@ def conv2d_kernel_grad(x, g, ksize, strides, pads, dilation=(1, 1), bias=False):
     Returns (dL/dKmat, dL/db), dL/db = the sum of G over its rows (F,) if bias is True, else None. Each band
     adds into its own partial sums, which are then added in band order.
     """
-    (kh, kw), f = ksize, g.shape[3]
+    f = g.shape[3]
     x = np.ascontiguousarray(x)
     g2 = np.ascontiguousarray(g).reshape(-1, f)
     dtype = np.result_type(x, g)
     plan = band_plan(x, ksize, g.shape[1:3])
-    parts = np.empty((len(plan), kh, kw * x.shape[3], f), dtype=dtype)   # dL/dK_a of each band
+    rows_of_kernel = by_kernel_rows(x, plan, ksize, strides)
+    blocks = ksize[0] if rows_of_kernel else 1
+    parts = np.empty((len(plan), blocks, ksize[0] * ksize[1] * x.shape[3] // blocks, f), dtype=dtype)
     bias_parts = np.empty((len(plan), f), dtype=dtype) if bias else None
     ones = np.ones(max(p[1] for p in plan), dtype=dtype) if bias else None
 
     def band(k, slot):
-        start, rows, i0, i1 = plan[k][:4]
+        start, rows = plan[k][:2]
         gb = g2[start:start + rows]
-        taps = band_taps(x, plan[k], slot, ksize, strides, pads, g.shape[2], dilation)
-        per_image = gb.reshape(i1 - i0, -1, f)
-        for a in range(kh):                                            # dL/dK_a = cols_a^T @ G
-            if i1 - i0 == 1:
-                np.matmul(taps[a][0].T, per_image[0], out=parts[k, a])
-            else:
-                products = scratch(slot, (i1 - i0,) + parts.shape[2:], dtype, kind="product")
-                np.sum(np.matmul(taps[a].transpose(0, 2, 1), per_image, out=products), axis=0, out=parts[k, a])
+        cols = band_cols(x, plan[k], slot, ksize, strides, pads, g.shape[1:3], dilation, rows_of_kernel)
+        for a, block in enumerate(cols):
+            np.matmul(block.T, gb, out=parts[k, a])                    # dL/dK_a = cols_a^T @ G
         if bias:
             np.matmul(ones[:rows], gb, out=bias_parts[k])     # the bias gradient, from the band just read
     run_bands(band, len(plan))

@@ -5,8 +5,8 @@ kernels/convolution.py.
 """
 from ..kernels.convolution import (
     BAND_BYTES,
+    band_cols,
     band_plan,
-    band_taps,
     bands,
     conv2d,
     conv2d_kernel_grad,
@@ -17,6 +17,6 @@ from .conv2d import Conv2D, _Convolution, check_strides_with_dilation
 from .conv2d_transpose import Conv2DTranspose
 from .geometry import check_image_shape
 
-__all__ = ["BAND_BYTES", "Conv2D", "Conv2DTranspose", "_Convolution", "band_plan", "band_taps", "bands",
+__all__ = ["BAND_BYTES", "Conv2D", "Conv2DTranspose", "_Convolution", "band_cols", "band_plan", "bands",
            "check_image_shape", "check_strides_with_dilation", "col2im", "conv2d", "conv2d_kernel_grad",
            "conv2d_transpose", "im2col"]
