@@ -151,7 +151,12 @@ def test_backward_does_not_mutate_its_gradient(cls):
     kept = grad.copy()
     dx = layer.backward(grad)
     np.testing.assert_array_equal(grad, kept)
-    dx[...] = 0                                           # and what it returns is not the caller's array
+    if np.shares_memory(dx, grad):                        # Linear hands on dy itself: a view nobody can write
+        assert cls is Linear and not dx.flags.writeable
+        with pytest.raises(ValueError, match="read-only"):
+            dx[...] = 0
+    else:
+        dx[...] = 0                                       # what it returns is not the caller's array
     np.testing.assert_array_equal(grad, kept)
 
 

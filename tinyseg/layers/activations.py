@@ -24,7 +24,7 @@ import numpy as np
 
 from ..kernels.elementwise import relu, relu_backward, sigmoid
 from ..kernels.softmax import softmax
-from .base import Layer
+from .base import Layer, read_only
 
 
 class ActivationFunction(Layer):
@@ -63,7 +63,7 @@ class Linear(ActivationFunction):
         return x
 
     def derivative_times(self, grad):
-        return grad.copy()
+        return read_only(grad)               # dy itself: a view that cannot be written, not a copy
 
 
 class ReLU(ActivationFunction):

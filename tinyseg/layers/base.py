@@ -42,6 +42,14 @@ def unique_name(prefix):
     return prefix if count == 0 else f"{prefix}_{count}"
 
 
+def read_only(a):
+    """A view of `a` that cannot be written: how a layer hands on a gradient without copying it (a merge to
+    each of its inputs, the linear activation to its layer), while the caller's array stays as it was."""
+    view = a.view()
+    view.flags.writeable = False
+    return view
+
+
 def channel_sum(a):
     """Sum over every axis but the last: (..., C) -> (C,), as a matrix-vector product ones @ a.
 

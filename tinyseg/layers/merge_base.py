@@ -15,14 +15,7 @@ the backward pass, and adding many values into one output means copying: each is
 """
 import numpy as np
 
-from .base import Layer
-
-
-def read_only(a):
-    """A view of `a` that cannot be written: how a merge hands one gradient to several inputs without copies."""
-    view = a.view()
-    view.flags.writeable = False
-    return view
+from .base import Layer, read_only  # noqa: F401  (read_only: merges hand out views of one gradient)
 
 
 class _Merge(Layer):
