@@ -152,7 +152,10 @@ def matmul_rows(a, b, rows_per_band=4096):
 # ----------------------------------------------------------------------------------------------------------
 # The other kernels: one call's rows shared between the same threads.
 # ----------------------------------------------------------------------------------------------------------
-CHUNKS_PER_THREAD = 4       # more chunks than threads: a thread slowed by another program takes fewer
+# Two chunks per thread: more chunks than threads, so that a thread slowed by another program takes fewer;
+# but every chunk is one more kernel call to dispatch and one more partial sum to add, and for the
+# memory-bound row kernels that costs about what the second thread wins.
+CHUNKS_PER_THREAD = 2
 MIN_PARALLEL_VALUES = 32768     # below this many values (the largest array of a call) one thread is faster
 
 
