@@ -68,6 +68,19 @@ def use_backend(name):
         config.set_backend(previous)
 
 
+@contextlib.contextmanager
+def band_bytes(size):
+    """Cut convolutions into bands of about `size` bytes inside the block (kernels/convolution.py BAND_BYTES),
+    to reach the many-band paths with small test images; put the previous size back afterwards."""
+    from tinyseg.kernels import convolution
+    old = convolution.BAND_BYTES
+    convolution.BAND_BYTES = size
+    try:
+        yield
+    finally:
+        convolution.BAND_BYTES = old
+
+
 def seed_cnn(num_classes=10, dtype=None):
     """The seed program's network (the Keras CIFAR-10 CNN): conv 32 - pool - conv 64 - pool - conv 64 -
     flatten - dense 64 - dense num_classes (softmax), on (32, 32, 3) images; dtype None means tinyseg.floatx()."""

@@ -6,13 +6,12 @@ band: the full im2col, and the kernel rows (im2row) that every kernel row of the
 The definition is computed from the NumPy twin im2col_numpy in float64; the banded kernels run in float64
 too, so only the order of the additions differs.
 """
-import contextlib
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import use_backend
+from tests.helpers import band_bytes, use_backend
 from tests.strategies import padded_windows, seeds
 from tinyseg.kernels import convolution
 from tinyseg.kernels.im2col import im2col_numpy
@@ -36,16 +35,6 @@ def _problem(p):
     g = rng.standard_normal((p["x_shape"][0], oh, ow, p["f"]))
     cols = im2col_numpy(x, kh, kw, *p["win"]["strides"], p["win"]["pads"], (oh, ow), dilation=p["win"]["dilation"])
     return x, kernel, g, cols
-
-
-@contextlib.contextmanager
-def band_bytes(size):
-    old = convolution.BAND_BYTES
-    convolution.BAND_BYTES = size
-    try:
-        yield
-    finally:
-        convolution.BAND_BYTES = old
 
 
 @settings(deadline=None, max_examples=60)

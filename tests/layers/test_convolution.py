@@ -12,7 +12,6 @@ and the output sizes from Keras's rules, restated here in TensorFlow's own words
                                                      the odd row going to the bottom (right)
     transposed 'valid': H*sh + max(KH - sh, 0)      transposed 'same': H*sh
 """
-import contextlib
 import math
 
 import numpy as np
@@ -21,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import (
+    band_bytes,
     conv_kernel_from_torch,
     conv_kernel_to_torch,
     conv_transpose_kernel_from_torch,
@@ -305,16 +305,6 @@ def test_banded_work_gives_the_numbers_of_one_band(cfg, size, cls):
             results.append((y, dx, layer.grads["kernel"].copy()))
     for one, banded in zip(*results):
         np.testing.assert_allclose(banded, one, rtol=1e-12, atol=1e-12)
-
-
-@contextlib.contextmanager
-def band_bytes(size):
-    old = convolution.BAND_BYTES
-    convolution.BAND_BYTES = size
-    try:
-        yield
-    finally:
-        convolution.BAND_BYTES = old
 
 
 # ------------------------------------------------------------------------------------------------------------
