@@ -51,6 +51,8 @@ _pool = None
 _pool_size = 0
 _pool_lock = threading.Lock()
 _local = threading.local()          # per calling thread: its slots' scratch buffers
+
+
 def _executor(workers):
     """The pool's helper threads (the calling thread is the first worker, so `workers` - 1 of them)."""
     global _pool, _pool_size
