@@ -500,3 +500,49 @@ def test_conv2d_transpose_matches_pytorch(cfg):
     errors = _torch_case(torch, layer, random_input(cfg), forward, conv_transpose_kernel_to_torch,
                          conv_transpose_kernel_from_torch)
     assert max(errors.values()) <= 1e-10, errors
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The kernel-rows way of copying a band (kernels/convolution.py by_kernel_rows): wide windows (KW*C >= 32),
+# bands within one image. The drawn problems above have few channels, so this path gets its own checks.
+# ------------------------------------------------------------------------------------------------------------
+ROWS_CFG = dict(n=2, h=6, w=7, c=12, filters=12, kernel_size=(3, 3), strides=(1, 1), padding="same", seed=11)
+
+
+def _on_kernel_rows(layer, x):
+    """Check that forward, kernel gradient and input gradient (the flipped convolution of a 12-channel G) all
+    take the kernel-rows path at these band sizes."""
+    from tinyseg.kernels import convolution as kc
+    for arr in (x, np.zeros((x.shape[0],) + layer.output_shape)):
+        assert kc.by_kernel_rows(arr, kc.band_plan(arr, layer.kernel_size, arr.shape[1:3]), layer.kernel_size,
+                                 (1, 1))
+
+
+@pytest.mark.parametrize("dilation", [1, 2])
+def test_kernel_rows_gradients_match_finite_differences(dilation):
+    cfg = ROWS_CFG
+    layer = Conv2D(cfg["filters"], 3, padding="same", dilation_rate=dilation, activation="tanh", dtype="float64")
+    layer.build((cfg["h"], cfg["w"], cfg["c"]))
+    rng = np.random.default_rng(3)
+    layer.set_weights([rng.standard_normal(p.shape) * (0.1 if k == "kernel" else 0.5) for k, p in layer.params.items()])
+    x = random_input(cfg)
+    with band_bytes(2000):                        # a few output rows a band: bands within one image
+        _on_kernel_rows(layer, x)
+        report = check_layer(layer, x, seed=5)
+    assert report.max_rel_error < 1e-6, str(report)
+
+
+@pytest.mark.parametrize("dilation", [1, 2])
+def test_kernel_rows_match_pytorch(dilation):
+    torch = pytest.importorskip("torch")
+    import torch.nn.functional as F
+    layer = Conv2D(ROWS_CFG["filters"], 3, padding="same", dilation_rate=dilation, dtype="float64")
+    layer.build((ROWS_CFG["h"], ROWS_CFG["w"], ROWS_CFG["c"]))
+    rng = np.random.default_rng(4)
+    layer.set_weights([rng.standard_normal(p.shape) for p in layer.params.values()])
+    x = random_input(ROWS_CFG)
+    with band_bytes(2000):
+        _on_kernel_rows(layer, x)
+        errors = _torch_case(torch, layer, x, lambda x_, k, b: F.conv2d(x_, k, b, padding="same", dilation=dilation),
+                             conv_kernel_to_torch, conv_kernel_from_torch)
+    assert max(errors.values()) <= 1e-10, errors
