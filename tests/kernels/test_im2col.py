@@ -180,6 +180,14 @@ def test_im2row_rows_above_and_below_the_image_are_zero():
         np.testing.assert_array_equal(rows[0, :, :, 1], [[0, 0], [2, 3], [5, 6], [0, 0]])   # window column 1
 
 
+@pytest.mark.parametrize("argument", ["kw", "sw", "ow", "count", "step", "dw"])
+def test_im2row_refuses_a_size_below_one(argument):
+    args = dict(kw=3, sw=1, pl=1, ow=4, first=-1, count=4, step=1, dw=1)
+    args[argument] = 0
+    with pytest.raises(ValueError, match=f"im2row: {argument} must be a positive integer, got 0"):
+        im2row(np.zeros((1, 4, 4, 2)), **args)
+
+
 def test_a_band_outside_the_output_is_refused():
     x = np.zeros((1, 4, 4, 1))
     for rows in [(0, 0), (2, 1), (0, 5), (-1, 2)]:

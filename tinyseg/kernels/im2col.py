@@ -221,6 +221,9 @@ def im2row(x, kw, sw, pl, ow, first, count, step=1, dw=1, out=None):
     outside x (rows above or below it are the top and bottom padding). `out`, if given, is filled and returned.
     """
     n, h, w, c = x.shape
+    for name, value in (("kw", kw), ("sw", sw), ("ow", ow), ("count", count), ("step", step), ("dw", dw)):
+        if value < 1:
+            raise ValueError(f"im2row: {name} must be a positive integer, got {value}")
     shape = (n, count, ow, kw * c)
     if out is None or out.shape != shape or out.dtype != x.dtype:
         out = np.empty(shape, dtype=x.dtype)
