@@ -106,6 +106,41 @@ def col2im_numpy(cols, x_shape, kh, kw, sh, sw, pads, out_hw, out=None, dilation
 # ----------------------------------------------------------------------------------------------------------
 # Numba kernels.
 # ----------------------------------------------------------------------------------------------------------
+# Below this many channels the copy loops over whole window rows (KW*C values at once); above it, per pixel.
+FEW_CHANNELS = 8
+
+
+@jit
+def _few_channel_row(x, i, hi, kw, sw, dw, pl, ow, dst, base):
+    """dst[xo, base + (b, c)] = x[i, hi, xo*sw - pl + b*dw, c] for xo < OW (0 outside x): what input row hi
+    gives each of OW windows, for an image of few channels.
+
+    A loop over 3 channels (an RGB image) spends most of its time starting and ending; with dw = 1 a window
+    inside the row is KW*C consecutive values of x, copied in one loop instead.
+    """
+    n, h, w, c = x.shape
+    span = kw * c
+    if hi < 0 or hi >= h:
+        for xo in range(ow):
+            for j in range(span):
+                dst[xo, base + j] = 0
+        return
+    src = x[i, hi].reshape(w * c)       # the input row as one run of W*C values
+    for xo in range(ow):
+        w0 = xo * sw - pl
+        out = dst[xo, base:base + span]
+        if dw == 1 and w0 >= 0 and w0 + kw <= w:
+            window = src[w0 * c:w0 * c + span]
+            for j in range(span):
+                out[j] = window[j]
+        else:
+            for b in range(kw):
+                wi = w0 + b * dw
+                inside = 0 <= wi < w
+                for ch in range(c):
+                    out[b * c + ch] = src[wi * c + ch] if inside else 0
+
+
 @jit
 def _im2col_numba(x, kh, kw, sh, sw, dh, dw, pt, pl, y0, y1, ow, cols):
     # Serial on purpose: a convolution calls it once per band of a few MB, between two matmuls, on the
@@ -116,6 +151,11 @@ def _im2col_numba(x, kh, kw, sh, sw, dh, dw, pt, pl, y0, y1, ow, cols):
     for row in range(n * band):         # one output row (image i, row y) per iteration
         i = row // band
         y = y0 + row - i * band
+        if c < FEW_CHANNELS:
+            for a in range(kh):
+                _few_channel_row(x, i, y * sh - pt + a * dh, kw, sw, dw, pl, ow, cols[row * ow:(row + 1) * ow],
+                                 a * kw * c)
+            continue
         for xo in range(ow):
             r = row * ow + xo
             for a in range(kh):
@@ -138,6 +178,9 @@ def _im2row_numba(x, kw, sw, dw, pl, first, step, ow, rows):
     for i in range(n):
         for j in range(count):
             hi = first + j * step
+            if c < FEW_CHANNELS:
+                _few_channel_row(x, i, hi, kw, sw, dw, pl, ow, rows[i, j], 0)
+                continue
             for xo in range(ow):
                 for b in range(kw):
                     wi = xo * sw - pl + b * dw
