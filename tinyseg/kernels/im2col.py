@@ -178,9 +178,6 @@ def _im2row_numba(x, kw, sw, dw, pl, first, step, ow, rows):
     for i in range(n):
         for j in range(count):
             hi = first + j * step
-            if c < FEW_CHANNELS:
-                _few_channel_row(x, i, hi, kw, sw, dw, pl, ow, rows[i, j], 0)
-                continue
             for xo in range(ow):
                 for b in range(kw):
                     wi = xo * sw - pl + b * dw
