@@ -95,9 +95,13 @@ def get_num_threads():
 
 def compiled_before():
     """True if kernels were compiled on this install before: Numba keeps an index file (.nbi) per cached
-    kernel in the kernels' __pycache__ folder. False on a fresh install (or where that folder is not
-    writable, and Numba caches elsewhere: then the first-run note may show once too often)."""
-    folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__")
+    kernel in the kernels' cache folder (their __pycache__, or one under NUMBA_CACHE_DIR). False on a fresh
+    install, or where Numba cannot cache at all (then the first-run note may show once too often)."""
+    from .elementwise import _relu
+    try:
+        folder = _relu._cache._cache_path       # where Numba puts this module's cache: the kernels' folder
+    except AttributeError:                      # a Numba that keeps it elsewhere: the default place
+        folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__")
     try:
         return any(name.endswith(".nbi") for name in os.listdir(folder))
     except OSError:
