@@ -9,7 +9,9 @@ prints (JSON). The child's own clock starts on its first line, before numpy or t
   goal is about. The goal is judged on the second run's time from the child's first line to the end of the
   step (the whole process's wall-clock time, interpreter start and exit included, is reported too).
 - compile_all: every Numba kernel in tinyseg.kernels compiled for float32 for the first time, in a fresh,
-  empty NUMBA_CACHE_DIR: import plus one call of each public kernel function on a tiny array.
+  empty NUMBA_CACHE_DIR: import plus one call of each public kernel function on a tiny array. At one thread
+  the calls run one after the other (each timed); at N threads the compile is shared between N processes,
+  as a first `fit` does (tinyseg.kernels.warmup.compile_all).
 - memory: peak memory of seed-CNN training at batch 32 (a few steps), two ways in two processes:
   'rss' = resource.getrusage ru_maxrss at the end minus ru_maxrss at the baseline, where the baseline is
   taken after the imports, after loading the compiled kernels (a tiny call of each) and after making the
@@ -44,62 +46,6 @@ def child_startup(batch, hw):
     return {"import_s": t_import, "import_and_first_step_s": t_step}
 
 
-def _tiny_kernel_calls():
-    """One call of every public kernel function on a tiny float32 array: name -> callable.
-
-    Every Numba function in tinyseg.kernels is reached by one of these (tests/test_benchmarks.py checks it),
-    so 'compile_all' is the whole first-ever compile."""
-    import numpy as np
-
-    from tinyseg.kernels import depthwise as kd
-    from tinyseg.kernels import elementwise as ke
-    from tinyseg.kernels import im2col as ki
-    from tinyseg.kernels import normalization as kn
-    from tinyseg.kernels import pooling as kp
-    from tinyseg.kernels import softmax as ks
-    from tinyseg.kernels import upsampling as ku
-
-    x = np.random.default_rng(0).standard_normal((1, 4, 4, 2), dtype=np.float32)
-    z = np.zeros((1, 2, 2, 2), np.float32)
-    arg = np.zeros((1, 2, 2, 2), np.int32)
-    nopad = (0, 0, 0, 0)
-    cols = np.ones((16, 18), np.float32)
-    big = np.ones((1, 8, 8, 2), np.float32)
-    rows = x.reshape(-1, 2)
-    per_channel = np.ones(2, np.float32)
-    return {
-        "im2col": lambda: ki.im2col(x, 3, 3, 1, 1, (1, 1, 1, 1), (4, 4)),
-        "im2row": lambda: ki.im2row(x, 3, 1, 1, 4, -1, 6),
-        "col2im": lambda: ki.col2im(cols, (1, 4, 4, 2), 3, 3, 1, 1, (1, 1, 1, 1), (4, 4)),
-        "max_pool2d": lambda: kp.max_pool2d(x, (2, 2), (2, 2), nopad, (2, 2)),
-        "max_pool2d_backward": lambda: kp.max_pool2d_backward(z, arg, x.shape, (2, 2), (2, 2), nopad),
-        "max_pool2d_backward_overlapping": lambda: kp.max_pool2d_backward(np.zeros((1, 3, 3, 2), np.float32),
-                                                                          np.zeros((1, 3, 3, 2), np.int32),
-                                                                          x.shape, (2, 2), (1, 1), nopad),
-        "avg_pool2d": lambda: kp.avg_pool2d(x, (2, 2), (2, 2), nopad, (2, 2)),
-        "avg_pool2d_backward": lambda: kp.avg_pool2d_backward(z, x.shape, (2, 2), (2, 2), nopad),
-        "upsample_nearest": lambda: ku.upsample_nearest(x, (2, 2)),
-        "upsample_nearest_backward": lambda: ku.upsample_nearest_backward(big, (2, 2)),
-        "upsample_bilinear": lambda: ku.upsample_bilinear(x, (2, 2)),
-        "upsample_bilinear_backward": lambda: ku.upsample_bilinear_backward(big, (2, 2)),
-        "relu": lambda: ke.relu(x),
-        "relu_backward": lambda: ke.relu_backward(x, x),
-        "add_bias": lambda: ke.add_bias(x.copy(), per_channel),
-        "channel_mean_var": lambda: kn.channel_mean_var(rows),
-        "channel_affine": lambda: kn.channel_affine(rows, per_channel, per_channel, per_channel),
-        "channel_grad_sums": lambda: kn.channel_grad_sums(rows, rows, per_channel, per_channel),
-        "batchnorm_input_grad": lambda: kn.batchnorm_input_grad(rows, rows, per_channel, per_channel,
-                                                                per_channel, per_channel, per_channel),
-        "softmax": lambda: ks.softmax(rows),
-        "depthwise_conv2d": lambda: kd.depthwise_conv2d(x, np.ones((3, 3, 2, 1), np.float32), (1, 1),
-                                                        (1, 1, 1, 1), (4, 4)),
-        "depthwise_conv2d_input_grad": lambda: kd.depthwise_conv2d_input_grad(x, np.ones((3, 3, 2, 1), np.float32),
-                                                                              (1, 1), (1, 1, 1, 1), x.shape),
-        "depthwise_conv2d_kernel_grad": lambda: kd.depthwise_conv2d_kernel_grad(x, x, (3, 3), (1, 1),
-                                                                                (1, 1, 1, 1)),
-    }
-
-
 def _numba_dispatchers():
     """Every Numba-compiled function in the modules of tinyseg.kernels: 'module.name' -> dispatcher."""
     import importlib
@@ -117,30 +63,41 @@ def _numba_dispatchers():
     return found
 
 
-def child_compile_all(only=None):
-    from tinyseg.kernels import set_backend
-    calls = _tiny_kernel_calls()
+def child_compile_all(only=None, processes=1):
+    """With one process, each kernel's first call timed one after the other; with more, the shared compile
+    that a first `fit` runs (tinyseg.kernels.warmup.compile_all), timed as a whole."""
+    from tinyseg.kernels import set_backend, warmup
+    calls = warmup.kernel_calls()
     t_import = time.perf_counter() - T0
     set_backend("numba")
     per_kernel = {}
-    for name, call in calls.items():
-        if only and name not in only:
-            continue
+    if processes > 1 and not only:
         t = time.perf_counter()
-        call()
-        per_kernel[name] = time.perf_counter() - t
+        helpers = warmup.compile_all(processes)
+        compile_s = time.perf_counter() - t
+    else:
+        helpers = 0
+        for name, call in calls.items():
+            if only and name not in only:
+                continue
+            t = time.perf_counter()
+            call()
+            per_kernel[name] = time.perf_counter() - t
+        compile_s = sum(per_kernel.values())
     dispatchers = _numba_dispatchers()
     compiled = sorted(k for k, d in dispatchers.items() if d.signatures)
     not_compiled = sorted(k for k, d in dispatchers.items() if not d.signatures)
-    return {"import_s": t_import, "compile_s": sum(per_kernel.values()), "per_kernel_s": per_kernel,
-            "total_s": time.perf_counter() - T0, "compiled": compiled, "not_compiled": not_compiled}
+    return {"import_s": t_import, "compile_s": compile_s, "per_kernel_s": per_kernel, "processes": processes,
+            "helpers_finished": helpers, "total_s": time.perf_counter() - T0, "compiled": compiled,
+            "not_compiled": not_compiled}
 
 
 def child_memory(method, batch, hw, steps):
     import resource
 
     from benchmarks import tinyseg_models
-    for call in _tiny_kernel_calls().values():      # load the compiled kernels before the baseline
+    from tinyseg.kernels import warmup
+    for call in warmup.kernel_calls().values():     # load the compiled kernels before the baseline
         call()
     x, y = tinyseg_models.seed_cnn_data(batch, hw)
     if method == "tracemalloc":
@@ -220,7 +177,8 @@ def run_compile_all(threads, mode):
         result, wall = run_child("compile_all", {"only": ["im2col"]}, thread_env(threads))
         return {**result, "wall_s": wall, "subset": ["im2col"], "cache": "default cache"}
     with tempfile.TemporaryDirectory(prefix="tinyseg-numba-cache-") as cache:
-        result, wall = run_child("compile_all", {}, thread_env(threads, {"NUMBA_CACHE_DIR": cache}))
+        result, wall = run_child("compile_all", {"processes": threads},
+                                 thread_env(threads, {"NUMBA_CACHE_DIR": cache}))
     return {**result, "wall_s": wall, "subset": None, "cache": "fresh temporary NUMBA_CACHE_DIR"}
 
 

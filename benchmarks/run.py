@@ -193,7 +193,7 @@ def process_rows(args, n):
         print("  first-ever compile of every kernel (fresh cache) ...", file=sys.stderr, flush=True)
         try:
             r = process_cases.run_compile_all(n, args.mode)
-            details["compile_all"] = r
+            details.setdefault("compile_all", {})[n] = r
             title = by_name["compile_all_cold"].title + (" [smoke: im2col only, warm cache]" if r["subset"] else "")
             rows.append(report.make_row(by_name["compile_all_cold"], n, value=r["wall_s"] * 1e3, unit="ms",
                                         info=r, title=title))
@@ -254,13 +254,15 @@ def make_notes(args, rows, meta, details):
             f"training step, {how}. The row is the time from the process's first line (before numpy is "
             "imported) to the end of that step; the whole process, interpreter start and exit included, took "
             f"{s['warm']['wall_s']:.2f} s (warm). Import alone: {s['warm']['import_s']:.2f} s.")
-    if "compile_all" in details:
-        c = details["compile_all"]
+    for n, c in details.get("compile_all", {}).items():
         slow = sorted(c["per_kernel_s"].items(), key=lambda kv: -kv[1])[:3]
+        how = ("calls each public kernel once on a tiny float32 array, one after the other (slowest: "
+               + ", ".join(f"{k} {v:.1f} s" for k, v in slow) + ")") if c.get("processes", 1) == 1 else (
+               f"compiles every kernel shared between {c['processes']} processes, as a first `fit` does "
+               f"(tinyseg.kernels.warmup.compile_all; {c['helpers_finished']} helper finished)")
         notes.append(
-            "First-ever compile: a fresh process with an empty NUMBA_CACHE_DIR imports tinyseg.kernels and calls "
-            f"each public kernel once on a tiny float32 array (wall {c['wall_s']:.1f} s, of which compiling "
-            f"{c['compile_s']:.1f} s; slowest: " + ", ".join(f"{k} {v:.1f} s" for k, v in slow) + "). "
+            f"First-ever compile, {n} thread(s): a fresh process with an empty NUMBA_CACHE_DIR imports "
+            f"tinyseg.kernels and {how}: wall {c['wall_s']:.1f} s, of which compiling {c['compile_s']:.1f} s. "
             + (f"Numba functions not reached by those calls: {', '.join(c['not_compiled'])}."
                if c["not_compiled"] else "Every Numba function in tinyseg.kernels was compiled."))
     if "memory" in details:

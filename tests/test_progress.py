@@ -70,8 +70,10 @@ def test_eta_starts_after_the_first_step():
 
 def test_first_run_note_shows_once_on_a_fresh_install(monkeypatch, capsys):
     from tinyseg import Input, Model, kernels
+    from tinyseg.kernels import warmup
     from tinyseg.layers import Conv2D
     monkeypatch.setattr(kernels, "compiled_before", lambda: False)
+    monkeypatch.setattr(warmup, "compile_all", lambda processes=None: None)    # tests/kernels/test_warmup.py
     monkeypatch.setattr(model_module, "_NOTE_SHOWN", False)
     x = Input((4, 4, 1))
     model = Model(x, Conv2D(2, 1, activation="softmax")(x))

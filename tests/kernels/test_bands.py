@@ -148,8 +148,8 @@ def _results(value):
 @pytest.mark.parametrize("n", [2, 3])
 def test_every_row_kernel_gives_the_same_numbers_in_chunks(threads, n, monkeypatch):
     """Each row kernel run in many chunks (more than its rows, so some chunks are empty) equals one chunk."""
-    from benchmarks.process_cases import _tiny_kernel_calls
-    calls = _tiny_kernel_calls()
+    from tinyseg.kernels.warmup import kernel_calls
+    calls = kernel_calls()
     threads(1)
     alone = {name: _results(call()) for name, call in calls.items()}
     threads(n)

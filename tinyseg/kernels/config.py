@@ -13,7 +13,8 @@ Settings (environment variables, read once when the first kernel module is impor
   pool cannot fight another for the cores.
 
 Kernels are compiled lazily, on first call, and cached on disk (``cache=True``), so importing tinyseg
-compiles nothing and a second process reuses the first one's machine code.
+compiles nothing and a second process reuses the first one's machine code. The first ``fit`` of a fresh
+install compiles them all at once instead, shared between processes on all cores (kernels/warmup.py).
 """
 import os
 

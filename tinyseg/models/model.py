@@ -90,13 +90,20 @@ def check_array(x, argument, expected_shape=None):
 _NOTE_SHOWN = False
 
 
-def first_run_note():
-    """Say once, before the first step of a fresh install, why the first epoch starts slowly."""
+def first_run_compile(verbose):
+    """Before the first step of a fresh install, compile every kernel, sharing the work between the
+    machine's cores (kernels/warmup.py; with one thread the kernels compile on first use, as always), and
+    say so once if verbose."""
     global _NOTE_SHOWN
-    from ..kernels import compiled_before, get_backend
+    from ..kernels import compiled_before, get_backend, get_num_threads, warmup
     if not _NOTE_SHOWN and get_backend() == "numba" and not compiled_before():
-        print("Compiling tinyseg's kernels for this machine (first run only, about 10-30 s; later runs load "
-              "them from the cache)", flush=True)
+        threads = get_num_threads()
+        if verbose:
+            on = f" on {threads} cores" if threads > 1 else ""
+            print(f"Compiling tinyseg's kernels for this machine{on} (first run only, about 10-20 s; later runs "
+                  "load them from the cache)", flush=True)
+        if threads > 1:
+            warmup.compile_all(threads)
     _NOTE_SHOWN = True
 
 
@@ -637,8 +644,7 @@ class Model:
         self.history = history
         try:
             callback_list.call("on_train_begin", {})
-            if verbose:
-                first_run_note()
+            first_run_compile(verbose)
             logs = {}
             for epoch in range(initial_epoch, epochs):
                 shared = None
