@@ -50,6 +50,51 @@ def test_an_error_in_a_band_reaches_the_caller():
         kb.run_bands(task, 6, threads=2)
 
 
+def test_a_band_that_runs_bands_itself_runs_them_alone_without_waiting_for_the_pool():
+    """The pool runs one call at a time; a call made while it is busy (here from inside a band) runs on its
+    caller's thread instead of waiting for a pool that waits for it."""
+    done = []
+
+    def inner(k, slot):
+        done.append(("inner", k, slot))
+
+    def outer(k, slot):
+        kb.run_bands(inner, 3, threads=2)
+        done.append(("outer", k))
+    kb.run_bands(outer, 2, threads=2)
+    assert sorted(d for d in done if d[0] == "outer") == [("outer", 0), ("outer", 1)]
+    assert sorted(d for d in done if d[0] == "inner") == [("inner", k, 0) for k in range(3) for _ in range(2)]
+
+
+def test_a_helper_whose_wait_was_interrupted_finishes_that_job_before_the_next():
+    """Ctrl-C in the caller's wait leaves the helper's job running: the next call must not take that job's
+    end for its own."""
+    import time
+    helper, order = kb._Helper(99), []
+    helper.run(lambda: (time.sleep(0.2), order.append("first")))     # and no wait(): as if interrupted
+    helper.run(lambda: order.append("second"))
+    helper.wait()
+    assert order == ["first", "second"]
+
+
+def test_nested_blas_holds_ask_threadpoolctl_once_and_let_go_when_the_outermost_closes(monkeypatch):
+    from tests.kernels.test_thread_setting import numpy_blas_threads
+    previous = get_num_threads()
+    set_num_threads(2)
+    asked = []
+    controller = kb.blas_controller()
+    monkeypatch.setattr(kb, "blas_controller", lambda: asked.append(1) or controller)
+    try:
+        with kb.one_blas_thread():
+            with kb.one_blas_thread():
+                assert numpy_blas_threads() == {1}
+            assert numpy_blas_threads() == {1}      # the inner one closing does not let go
+        assert numpy_blas_threads() == {2}
+        assert asked == [1]                         # only the outermost asked
+    finally:
+        set_num_threads(previous)
+
+
 @pytest.mark.parametrize("cls, strides", [(Conv2D, 1), (Conv2D, 2), (Conv2DTranspose, 2), (Conv2DTranspose, 1)])
 def test_two_threads_give_the_numbers_of_one(threads, cls, strides):
     rng = np.random.default_rng(0)

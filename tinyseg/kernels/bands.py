@@ -39,30 +39,67 @@ is only used inside one call, so a layer called twice in a graph (shared weights
 scratch in the other's backward.
 """
 import contextlib
+import functools
 import itertools
+import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from .config import blas_controller, get_backend, get_num_threads, jit
 
-_pool = None
-_pool_size = 0
-_pool_lock = threading.Lock()
+
+class _Helper:
+    """One helper thread of the pool. It sleeps on its `start` lock; run(job) hands it a job and wakes it,
+    and wait() returns once the job is done (re-raising what it raised).
+
+    Two plain locks rather than an executor: a call of run_bands is a few hundred microseconds of work, and
+    a Future, a queue and a condition per call cost a noticeable share of that.
+    """
+
+    def __init__(self, slot):
+        self.start, self.done = threading.Lock(), threading.Lock()
+        self.start.acquire()
+        self.done.acquire()
+        self.job, self.error, self.busy = None, None, False
+        threading.Thread(target=self._loop, name=f"tinyseg-band-{slot}", daemon=True).start()
+
+    def _loop(self):
+        while True:
+            self.start.acquire()            # sleep until run() hands over a job
+            try:
+                self.job()
+            except BaseException as err:    # handed to the caller by wait()
+                self.error = err
+            self.job = None
+            self.done.release()
+
+    def run(self, job):
+        if self.busy:                       # a wait() was interrupted (Ctrl-C): let that job finish first
+            self.done.acquire()
+        self.job, self.error, self.busy = job, None, True
+        self.start.release()
+
+    def wait(self):
+        self.done.acquire()
+        self.busy = False
+        error, self.error = self.error, None
+        if error is not None:
+            raise error
+
+
+_helpers = []                       # the pool: helper threads, started when first needed
+_pool_lock = threading.Lock()       # held while the pool runs a call: one call at a time
 _local = threading.local()          # per calling thread: its slots' scratch buffers
 
 
-def _executor(workers):
-    """The pool's helper threads (the calling thread is the first worker, so `workers` - 1 of them)."""
-    global _pool, _pool_size
-    with _pool_lock:
-        if _pool is None or _pool_size < workers:
-            if _pool is not None:
-                _pool.shutdown(wait=False)
-            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tinyseg-band")
-            _pool_size = workers
-        return _pool
+def _reset_after_fork():
+    # A child process has none of its parent's threads: it starts a pool of its own when it needs one.
+    global _helpers, _pool_lock
+    _helpers, _pool_lock = [], threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def scratch(slot, shape, dtype, kind="rows"):
@@ -79,6 +116,7 @@ def scratch(slot, shape, dtype, kind="rows"):
     return buf[:size].reshape(shape)
 
 
+@contextlib.contextmanager
 def one_blas_thread():
     """A context in which BLAS runs every product on the calling thread alone.
 
@@ -87,8 +125,19 @@ def one_blas_thread():
     helper threads spinning for a while in case another product comes, and on a machine with as many cores as
     tinyseg has threads they take the cores that tinyseg's threads need. So a model's step holds BLAS to one
     thread from start to end (models/model.py), and so does every call here that runs products.
+
+    Within one thread the contexts nest: only the outermost asks threadpoolctl (about 10 microseconds, which
+    every convolution of a step would otherwise pay again) and puts BLAS back when it closes.
     """
-    return blas_controller().limit(limits=1)
+    if getattr(_local, "blas_held", False):
+        yield
+        return
+    _local.blas_held = True
+    try:
+        with blas_controller().limit(limits=1):
+            yield
+    finally:
+        _local.blas_held = False
 
 
 def run_bands(task, count, threads=None, single_blas=True):
@@ -117,14 +166,22 @@ def run_bands(task, count, threads=None, single_blas=True):
                 return
             task(k, slot)
 
-    pool = _executor(threads - 1)
-    with one_blas_thread() if single_blas else contextlib.nullcontext():
-        helpers = [pool.submit(work, slot) for slot in range(1, threads)]
-        try:
-            work(0)
-        finally:
-            for h in helpers:
-                h.result()
+    if not _pool_lock.acquire(blocking=False):
+        threads = 1                     # the pool is running another thread's call: do this one here, alone
+    try:
+        while len(_helpers) < threads - 1:
+            _helpers.append(_Helper(len(_helpers) + 1))
+        with one_blas_thread() if single_blas else contextlib.nullcontext():
+            for slot in range(1, threads):
+                _helpers[slot - 1].run(functools.partial(work, slot))
+            try:
+                work(0)
+            finally:
+                for slot in range(1, threads):
+                    _helpers[slot - 1].wait()
+    finally:
+        if threads > 1:
+            _pool_lock.release()
 
 
 def ceil_div(a, b):
