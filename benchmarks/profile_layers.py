@@ -185,7 +185,8 @@ def per_layer_table(model, x, y, steps):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", choices=("seed", "unet", "both"), default="both")
+    p.add_argument("--model", choices=("seed", "unet", "camvid", "both"), default="both",
+                   help="camvid: the U-Net at CamVid size (176x240x3, 11 classes)")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--cprofile", action="store_true", help="also print cProfile's top 25 functions")
@@ -209,6 +210,14 @@ def main(argv=None):
         model = tinyseg_models.unet()
         profile_model("U-Net depth 3, 16 filters, BN, 128x128x3, batch 4", model, x, y, max(3, args.steps // 2),
                       args.cprofile)
+        if args.per_layer:
+            per_layer_table(model, x, y, max(3, args.steps // 2))
+    if args.model == "camvid":
+        shape = (176, 240, 3)
+        x, y = tinyseg_models.unet_data(4, shape, 11)
+        model = tinyseg_models.unet(shape, 11)
+        profile_model("U-Net depth 3, 16 filters, BN, 176x240x3, 11 classes, batch 4", model, x, y,
+                      max(3, args.steps // 2), args.cprofile)
         if args.per_layer:
             per_layer_table(model, x, y, max(3, args.steps // 2))
 

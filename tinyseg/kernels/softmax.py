@@ -27,8 +27,15 @@ def softmax_numpy(z):
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def softmax_with_lse_numpy(z):
+    m = z.max(axis=-1, keepdims=True)
+    e = np.exp(z - m)
+    total = e.sum(axis=-1, keepdims=True)
+    return e / total, (m + np.log(total))[..., 0]
+
+
 @pjit
-def _softmax_rows(chunk, chunks, z, take_log, out):
+def _softmax_rows(chunk, chunks, z, take_log, out, lse):
     m_rows, k = z.shape
     r0, r1 = piece(m_rows, chunk, chunks)      # this thread's rows
     for r in range(r0, r1):
@@ -37,28 +44,33 @@ def _softmax_rows(chunk, chunks, z, take_log, out):
             m = max(m, z[r, j])
         s = 0.0
         for j in range(k):
-            s += np.exp(z[r, j] - m)
-        if take_log:
-            lse = m + np.log(s)
-            for j in range(k):
-                out[r, j] = z[r, j] - lse
-        else:
-            for j in range(k):
-                out[r, j] = np.exp(z[r, j] - m) / s
+            e = np.exp(z[r, j] - m)            # one exp per score: it is most of the kernel's time
+            out[r, j] = e
+            s += e
+        row_lse = m + np.log(s)
+        lse[r] = row_lse
+        for j in range(k):
+            out[r, j] = z[r, j] - row_lse if take_log else out[r, j] / s
 
 
 def _rows(z, take_log):
     z2 = np.ascontiguousarray(z).reshape(-1, z.shape[-1])
-    out = np.empty_like(z2)
-    run_pieces(_softmax_rows, z2, take_log, out)
-    return out.reshape(z.shape)
+    out, lse = np.empty_like(z2), np.empty(z2.shape[0], dtype=z2.dtype)
+    run_pieces(_softmax_rows, z2, take_log, out, lse)
+    return out.reshape(z.shape), lse.reshape(z.shape[:-1])
 
 
 def log_softmax(z):
     """log softmax(z) over the last axis, same shape and dtype as z."""
-    return log_softmax_numpy(z) if get_backend() == "numpy" else _rows(z, True)
+    return log_softmax_numpy(z) if get_backend() == "numpy" else _rows(z, True)[0]
 
 
 def softmax(z):
     """softmax(z) over the last axis, same shape and dtype as z."""
-    return softmax_numpy(z) if get_backend() == "numpy" else _rows(z, False)
+    return softmax_numpy(z) if get_backend() == "numpy" else _rows(z, False)[0]
+
+
+def softmax_with_lse(z):
+    """(softmax(z), lse) for z (…, K): the softmax over the last axis, same shape and dtype as z, and each
+    row's log-sum-exp (…,), from one exp per score. log softmax(z)_k = z_k - lse, exactly (no log of p)."""
+    return softmax_with_lse_numpy(z) if get_backend() == "numpy" else _rows(z, False)

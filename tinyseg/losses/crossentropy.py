@@ -16,7 +16,7 @@ into kernels/softmax.py). tinyseg/reference.py has the softmax cross-entropy as 
 import numpy as np
 
 from ..kernels.elementwise import sigmoid
-from ..kernels.softmax import log_softmax
+from ..kernels.softmax import softmax_with_lse
 from .base import (
     Loss,
     _as_target_array,
@@ -29,7 +29,6 @@ from .base import (
     _from_logits,
     _ignore_index,
     _matches,
-    _one_hot,
     _shape_text,
 )
 
@@ -67,10 +66,11 @@ class CategoricalCrossentropy(Loss):
     def forward(self, y_true, y_pred):
         _check_pred(y_pred, self.name)
         y_true = self.check_targets(y_true, y_pred.shape).astype(y_pred.dtype, copy=False)
-        logp = log_softmax(y_pred)
+        p, lse = softmax_with_lse(y_pred)
         m = y_pred.size // y_pred.shape[-1]
-        self._cache = (np.exp(logp), y_true, m)
-        return float(-(y_true * logp).sum() / m)
+        self._cache = (p, y_true, m)
+        # sum_k y_k log p_k = sum_k y_k z_k - lse * sum_k y_k, with log p = z - lse exactly
+        return float(-((y_true * y_pred).sum() - (lse * y_true.sum(axis=-1)).sum()) / m)
 
     def backward(self):
         p, y, m = self._cache
@@ -114,26 +114,31 @@ class SparseCategoricalCrossentropy(Loss):
 
     def forward(self, y_true, y_pred):
         _check_pred(y_pred, self.name)
-        k = y_pred.shape[-1]
         labels, valid = self.check_targets(y_true, y_pred.shape)
-        onehot = _one_hot(labels, k, valid, y_pred.dtype)
         w = valid.astype(y_pred.dtype)
         if self.class_weight is not None:
             w = w * self.class_weight.astype(y_pred.dtype)[np.where(valid, labels, 0)]
         total = w.sum()
-        logp = log_softmax(y_pred)
-        self._cache = (np.exp(logp), onehot, w, total)
+        p, lse = softmax_with_lse(y_pred)
+        picked = np.where(valid, labels, 0)        # ignored positions read class 0 and get weight 0
+        self._cache = (p, picked, w, total)
         if total == 0:
             return 0.0
-        # log p at each position's own label (ignored positions read class 0 and get weight 0)
-        logp_true = np.take_along_axis(logp, np.where(valid, labels, 0)[..., None], axis=-1)[..., 0]
+        # log p at each position's own label: z_label - lse
+        logp_true = np.take_along_axis(y_pred, picked[..., None], axis=-1)[..., 0] - lse
         return float(-(w * logp_true).sum() / total)
 
     def backward(self):
-        p, onehot, w, total = self._cache
+        p, picked, w, total = self._cache
         if total == 0:
             return np.zeros_like(p)
-        return (p - onehot) * (w / total)[..., None]
+        # w (p - onehot(label)) / total: p scaled, then w / total taken off at each position's label
+        scale = (w / total).astype(p.dtype, copy=False)
+        grad = p * scale[..., None]
+        k = p.shape[-1]
+        at_label = np.arange(0, grad.size, k) + picked.reshape(-1)      # flat index of each row's label
+        grad.reshape(-1)[at_label] -= scale.reshape(-1)
+        return grad
 
     def get_config(self):
         return {"class_weight": None if self.class_weight is None else self.class_weight.tolist(),
