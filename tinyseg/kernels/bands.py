@@ -41,6 +41,7 @@ scratch in the other's backward.
 import contextlib
 import functools
 import itertools
+import math
 import os
 import threading
 
@@ -108,7 +109,7 @@ def scratch(slot, shape, dtype, kind="rows"):
     buffers = getattr(_local, "buffers", None)
     if buffers is None:
         buffers = _local.buffers = {}
-    size = int(np.prod(shape))
+    size = math.prod(shape)
     key = (slot, kind, np.dtype(dtype))
     buf = buffers.get(key)
     if buf is None or buf.size < size:
