@@ -97,3 +97,14 @@ def test_float32_statistics_keep_their_digits():
     x64 = x.astype(np.float64)
     np.testing.assert_allclose(mu, x64.mean(axis=0), rtol=1e-12)
     np.testing.assert_allclose(var, x64.var(axis=0), rtol=1e-5)
+
+
+def test_blocks_of_unequal_size_combine_to_the_whole_statistics():
+    """channel_mean_var combines per-block means and squared deviations: with blocks of 1024, 1024 and 452
+    rows whose means differ, the result is the mean and variance of all rows."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2500, 3)) + np.linspace(0, 40, 2500)[:, None]       # a drifting mean
+    with use_backend("numba"):
+        mu, var = kn.channel_mean_var(x)
+    np.testing.assert_allclose(mu, x.mean(axis=0), rtol=1e-13)
+    np.testing.assert_allclose(var, x.var(axis=0), rtol=1e-12)

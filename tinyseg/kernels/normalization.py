@@ -57,36 +57,36 @@ def batchnorm_input_grad_numpy(g, x, mu, inv_sigma, gain, mean_g, mean_gx):
 # ----------------------------------------------------------------------------------------------------------
 # Numba kernels: blocks of rows in parallel, each block's per-channel partial sums in its own row of `part`.
 # ----------------------------------------------------------------------------------------------------------
+# In each kernel a block's rows and its row of partial sums are sliced out first: indexed from 0, the
+# compiler knows the indices are not negative and vectorises the loop over channels.
 @pjit
-def _partial_sums(chunk, chunks, x, part):
+def _block_mean_m2(chunk, chunks, x, mean, m2):
     m, c = x.shape
-    r0, r1 = piece(part.shape[0], chunk, chunks)      # this thread's rows
+    r0, r1 = piece(mean.shape[0], chunk, chunks)      # this thread's blocks
     for blk in range(r0, r1):
-        for r in range(blk * _BLOCK_ROWS, min(m, (blk + 1) * _BLOCK_ROWS)):
+        rows, mu, q = x[blk * _BLOCK_ROWS:min(m, (blk + 1) * _BLOCK_ROWS)], mean[blk], m2[blk]
+        for r in range(rows.shape[0]):
             for ch in range(c):
-                part[blk, ch] += x[r, ch]
-
-
-@pjit
-def _partial_square_deviations(chunk, chunks, x, mu, part):
-    m, c = x.shape
-    r0, r1 = piece(part.shape[0], chunk, chunks)      # this thread's rows
-    for blk in range(r0, r1):
-        for r in range(blk * _BLOCK_ROWS, min(m, (blk + 1) * _BLOCK_ROWS)):
+                mu[ch] += rows[r, ch]
+        for ch in range(c):
+            mu[ch] /= rows.shape[0]
+        for r in range(rows.shape[0]):                # the block again, from this core's cache this time
             for ch in range(c):
-                d = x[r, ch] - mu[ch]
-                part[blk, ch] += d * d
+                d = rows[r, ch] - mu[ch]
+                q[ch] += d * d
 
 
 @pjit
 def _partial_grad_sums(chunk, chunks, g, x, mu, inv_sigma, part_g, part_gx):
     m, c = x.shape
-    r0, r1 = piece(part_g.shape[0], chunk, chunks)      # this thread's rows
+    r0, r1 = piece(part_g.shape[0], chunk, chunks)      # this thread's blocks
     for blk in range(r0, r1):
-        for r in range(blk * _BLOCK_ROWS, min(m, (blk + 1) * _BLOCK_ROWS)):
+        lo, hi = blk * _BLOCK_ROWS, min(m, (blk + 1) * _BLOCK_ROWS)
+        gs, xs, acc_g, acc_gx = g[lo:hi], x[lo:hi], part_g[blk], part_gx[blk]
+        for r in range(xs.shape[0]):
             for ch in range(c):
-                part_g[blk, ch] += g[r, ch]
-                part_gx[blk, ch] += g[r, ch] * ((x[r, ch] - mu[ch]) * inv_sigma[ch])
+                acc_g[ch] += gs[r, ch]
+                acc_gx[ch] += gs[r, ch] * ((xs[r, ch] - mu[ch]) * inv_sigma[ch])
 
 
 @pjit
@@ -114,17 +114,21 @@ def _batchnorm_input_grad(chunk, chunks, g, x, mu, inv_sigma, gain, mean_g, mean
 # Public entry points. x, g: (M, C) of one float dtype; per-channel arguments: (C,).
 # ----------------------------------------------------------------------------------------------------------
 def channel_mean_var(x):
-    """Per-channel mean and biased variance of x (M, C), both float64 (C,)."""
+    """Per-channel mean and biased variance of x (M, C), both float64 (C,).
+
+    One pass over x: each block of rows gets its own mean and sum of squared deviations from it (two passes
+    over the block, the second from the cache), and the blocks are combined exactly (Chan et al.):
+        mu = sum_b n_b mu_b / M,    M * var = sum_b (M2_b + n_b (mu_b - mu)^2).
+    """
     if get_backend() == "numpy":
         return channel_mean_var_numpy(x)
     x = np.ascontiguousarray(x)
     m, c = x.shape
-    part = np.zeros((_blocks(m), c))
-    run_pieces(_partial_sums, x, part)
-    mu = part.sum(axis=0) / m
-    part[...] = 0
-    run_pieces(_partial_square_deviations, x, mu.astype(x.dtype), part)
-    return mu, part.sum(axis=0) / m
+    mean, m2 = np.zeros((_blocks(m), c)), np.zeros((_blocks(m), c))
+    run_pieces(_block_mean_m2, x, mean, m2)
+    sizes = np.minimum(_BLOCK_ROWS, m - _BLOCK_ROWS * np.arange(len(mean)))[:, None]    # rows in each block
+    mu = (sizes * mean).sum(axis=0) / m
+    return mu, (m2.sum(axis=0) + (sizes * (mean - mu) ** 2).sum(axis=0)) / m
 
 
 def channel_affine(x, mu, a, b):

@@ -120,7 +120,7 @@ class BatchNormalization(Layer):
         self.check_input(x)
         x2 = x.reshape(-1, x.shape[-1])                              # (M, C): one row per value of a channel
         if training:
-            mu, var = channel_mean_var(x2)                           # float64 (C,), two passes over x
+            mu, var = channel_mean_var(x2)                           # float64 (C,), one pass over x
             m = self.momentum
             with np.errstate(over="ignore", invalid="ignore"):
                 new_mean = (m * self.state["moving_mean"] + (1 - m) * mu).astype(self.dtype)
