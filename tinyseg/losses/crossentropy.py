@@ -124,8 +124,10 @@ class SparseCategoricalCrossentropy(Loss):
         self._cache = (p, picked, w, total)
         if total == 0:
             return 0.0
-        # log p at each position's own label: z_label - lse
-        logp_true = np.take_along_axis(y_pred, picked[..., None], axis=-1)[..., 0] - lse
+        # log p at each position's own label: z_label - lse (-inf for logits near the dtype's range: the loss
+        # is then inf, which fit reports)
+        with np.errstate(over="ignore"):
+            logp_true = np.take_along_axis(y_pred, picked[..., None], axis=-1)[..., 0] - lse
         return float(-(w * logp_true).sum() / total)
 
     def backward(self):
