@@ -31,7 +31,7 @@ def softmax_with_lse_numpy(z):
     m = z.max(axis=-1, keepdims=True)
     e = np.exp(z - m)
     total = e.sum(axis=-1, keepdims=True)
-    return e / total, (m + np.log(total))[..., 0]
+    return e / total, (m.astype(np.float64) + np.log(total, dtype=np.float64))[..., 0]
 
 
 @pjit
@@ -55,7 +55,7 @@ def _softmax_rows(chunk, chunks, z, take_log, out, lse):
 
 def _rows(z, take_log):
     z2 = np.ascontiguousarray(z).reshape(-1, z.shape[-1])
-    out, lse = np.empty_like(z2), np.empty(z2.shape[0], dtype=z2.dtype)
+    out, lse = np.empty_like(z2), np.empty(z2.shape[0])          # lse in float64 (see softmax_with_lse)
     run_pieces(_softmax_rows, z2, take_log, out, lse)
     return out.reshape(z.shape), lse.reshape(z.shape[:-1])
 
@@ -72,5 +72,6 @@ def softmax(z):
 
 def softmax_with_lse(z):
     """(softmax(z), lse) for z (…, K): the softmax over the last axis, same shape and dtype as z, and each
-    row's log-sum-exp (…,), from one exp per score. log softmax(z)_k = z_k - lse, exactly (no log of p)."""
+    row's log-sum-exp (…,) in float64, from one exp per score. log softmax(z)_k = z_k - lse, with no log of p
+    (which may round to 0) and no float32 rounding of lse (whose digits z_k - lse would lose for large z)."""
     return softmax_with_lse_numpy(z) if get_backend() == "numpy" else _rows(z, False)

@@ -25,7 +25,8 @@ from .config import get_backend, get_num_threads
 
 # Run in each helper process: compile the kernels nobody has claimed yet.
 _HELPER = "import sys; from tinyseg.kernels.warmup import compile_unclaimed; compile_unclaimed(sys.argv[1])"
-HELPER_TIMEOUT = 600        # seconds; a helper still compiling after this is stopped, and this process goes on
+HELPER_TIMEOUT = 120        # seconds (one kernel takes a few): a helper still at work is stopped, and this
+                            # process compiles what it had not finished
 
 
 def kernel_calls():

@@ -69,8 +69,8 @@ class CategoricalCrossentropy(Loss):
         p, lse = softmax_with_lse(y_pred)
         m = y_pred.size // y_pred.shape[-1]
         self._cache = (p, y_true, m)
-        # sum_k y_k log p_k = sum_k y_k z_k - lse * sum_k y_k, with log p = z - lse exactly
-        return float(-((y_true * y_pred).sum() - (lse * y_true.sum(axis=-1)).sum()) / m)
+        # log p = z - lse, entry by entry (the difference of two sums would cancel away digits for large z)
+        return float(-(y_true * (y_pred - lse[..., None])).sum() / m)
 
     def backward(self):
         p, y, m = self._cache
