@@ -69,8 +69,9 @@ class CategoricalCrossentropy(Loss):
         p, lse = softmax_with_lse(y_pred)
         m = y_pred.size // y_pred.shape[-1]
         self._cache = (p, y_true, m)
-        # log p = z - lse, entry by entry (the difference of two sums would cancel away digits for large z)
-        return float(-(y_true * (y_pred - lse[..., None])).sum() / m)
+        with np.errstate(over="ignore"):     # log p beyond the dtype's range is -inf, and the loss inf
+            logp = (y_pred - lse[..., None]).astype(y_pred.dtype)        # lse is float64: see softmax_with_lse
+        return float(-(y_true * logp).sum() / m)
 
     def backward(self):
         p, y, m = self._cache
@@ -124,10 +125,10 @@ class SparseCategoricalCrossentropy(Loss):
         self._cache = (p, picked, w, total)
         if total == 0:
             return 0.0
-        # log p at each position's own label: z_label - lse (-inf for logits near the dtype's range: the loss
-        # is then inf, which fit reports)
+        # log p at each position's own label, z_label - lse, in the logits' dtype: beyond its range it is -inf,
+        # the loss inf, and fit reports it
         with np.errstate(over="ignore"):
-            logp_true = np.take_along_axis(y_pred, picked[..., None], axis=-1)[..., 0] - lse
+            logp_true = (np.take_along_axis(y_pred, picked[..., None], axis=-1)[..., 0] - lse).astype(y_pred.dtype)
         return float(-(w * logp_true).sum() / total)
 
     def backward(self):
