@@ -1,11 +1,9 @@
-"""The progress line fits the terminal, redraws in place only on a terminal, and the first run says why it is
-slow."""
+"""The progress line fits the terminal and redraws in place only on a terminal. (The first run's note is
+tested with the compile ahead it announces, in tests/kernels/test_warmup.py.)"""
 import io
 
-import numpy as np
 import pytest
 
-from tinyseg.models import model as model_module
 from tinyseg.models.progress import MIN_BAR, ProgressBar
 
 LOGS = {"loss": 0.41234, "accuracy": 0.88, "mean_iou": 0.7, "val_loss": 0.5, "val_accuracy": 0.81,
@@ -66,20 +64,3 @@ def test_eta_starts_after_the_first_step():
     bar.update(2, {"loss": 1.0})
     assert drawn_lines(stream.getvalue())[-1].split(" - ")[1].startswith("ETA: ") and \
         "--" not in drawn_lines(stream.getvalue())[-1]
-
-
-def test_first_run_note_shows_once_on_a_fresh_install(monkeypatch, capsys):
-    from tinyseg import Input, Model, kernels
-    from tinyseg.kernels import warmup
-    from tinyseg.layers import Conv2D
-    monkeypatch.setattr(kernels, "compiled_before", lambda: False)
-    monkeypatch.setattr(warmup, "compile_all", lambda processes=None: None)    # tests/kernels/test_warmup.py
-    monkeypatch.setattr(model_module, "_NOTE_SHOWN", False)
-    x = Input((4, 4, 1))
-    model = Model(x, Conv2D(2, 1, activation="softmax")(x))
-    model.compile(loss="sparse_categorical_crossentropy")
-    data = np.zeros((2, 4, 4, 1), np.float32), np.zeros((2, 4, 4), int)
-    model.fit(*data, verbose=2)
-    model.fit(*data, verbose=2)
-    out = capsys.readouterr().out
-    assert out.count("first run only") == 1 and out.index("first run only") < out.index("Epoch 1/1")

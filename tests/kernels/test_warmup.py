@@ -56,7 +56,8 @@ def test_compile_all_refuses_zero_processes():
         warmup.compile_all(0)
 
 
-def _fit_once(threads_count, monkeypatch, capsys):
+def _fit_twice(threads_count, monkeypatch, capsys, first_verbose):
+    """Two fits on a 'fresh install' (compiled_before False); compile_all recorded, not run."""
     from tinyseg import Input, Model, kernels
     from tinyseg.layers import Conv2D
     from tinyseg.models import model as model_module
@@ -69,17 +70,24 @@ def _fit_once(threads_count, monkeypatch, capsys):
     model = Model(x, Conv2D(2, 1, activation="softmax")(x))
     model.compile(loss="sparse_categorical_crossentropy")
     data = np.zeros((2, 4, 4, 1), np.float32), np.zeros((2, 4, 4), int)
-    model.fit(*data, verbose=0)
+    model.fit(*data, verbose=first_verbose)
     model.fit(*data, verbose=2)
     return shared, capsys.readouterr().out
 
 
 def test_a_first_fit_compiles_ahead_once_on_all_threads(monkeypatch, capsys):
-    shared, out = _fit_once(2, monkeypatch, capsys)
+    shared, out = _fit_twice(2, monkeypatch, capsys, first_verbose=0)
     assert shared == [2]                   # the first fit, silent as asked, still compiled ahead; once
     assert "first run only" not in out     # and the note went with that first (silent) fit
 
 
+def test_the_first_run_note_shows_once_before_the_first_epoch(monkeypatch, capsys):
+    shared, out = _fit_twice(2, monkeypatch, capsys, first_verbose=2)
+    assert shared == [2]
+    assert out.count("first run only") == 1 and out.index("first run only") < out.index("Epoch 1/1")
+    assert "on 2 cores" in out
+
+
 def test_with_one_thread_kernels_compile_on_first_use(monkeypatch, capsys):
-    shared, _ = _fit_once(1, monkeypatch, capsys)
+    shared, _ = _fit_twice(1, monkeypatch, capsys, first_verbose=0)
     assert shared == []
