@@ -323,6 +323,32 @@ def test_gradients_match_finite_differences(cfg, activation, use_bias, transpose
     assert set(report.per_array) == {"input", "kernel"} | ({"bias"} if use_bias else set())
 
 
+@FAST
+@given(cfg=conv_configs(max_size=6), use_bias=st.booleans())
+def test_a_training_forward_keeps_an_rgb_im2col_for_the_kernel_gradient(cfg, use_bias):
+    """In training, a Conv2D on fewer than FEW_CHANNELS channels keeps its forward's im2col for the kernel
+    gradient (kernels/convolution.py, keep_cols): the gradients pass the finite-difference check that way,
+    equal those of a forward that kept nothing, and a second backward (the im2col is used once) gives them
+    again."""
+    from tinyseg.kernels.im2col import FEW_CHANNELS
+    assert cfg["c"] < FEW_CHANNELS                          # the drawn images have few channels
+    layer = make_conv(cfg, use_bias=use_bias)
+    x = random_input(cfg)
+    report = check_layer(layer, x, training=True, seed=cfg["seed"] % 1000)
+    assert report.max_rel_error < 1e-6, str(report)
+    y = layer.forward(x, training=True)
+    assert layer._cols is not None
+    g = np.random.default_rng(cfg["seed"]).standard_normal(y.shape)
+    layer.backward(g)
+    kept = {k: v.copy() for k, v in layer.grads.items()}
+    assert layer._cols is None
+    layer.backward(g)                                       # copies im2col again
+    for k in kept:
+        np.testing.assert_allclose(layer.grads[k], kept[k], rtol=1e-13, atol=1e-13)
+    layer.forward(x, training=False)                        # an inference forward keeps nothing
+    assert layer._cols is None
+
+
 @pytest.mark.parametrize("cls", [Conv2D, Conv2DTranspose])
 def test_gradients_with_relu_fixed_seed(cls):
     # ReLU has a kink at 0; a fixed seed keeps every pre-activation far (>> h = 1e-6) from it

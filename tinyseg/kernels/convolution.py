@@ -79,33 +79,40 @@ def by_kernel_rows(x, plan, ksize, strides):
     return strides[0] == 1 and ksize[0] > 1 and plan[0][3] - plan[0][2] == 1 and ksize[1] * x.shape[3] >= 32
 
 
-def band_cols(x, plan_row, slot, ksize, strides, pads, out_hw, dilation, rows_of_kernel):
+def band_cols(x, plan_row, slot, ksize, strides, pads, out_hw, dilation, rows_of_kernel, kept=None):
     """The band's im2col as column blocks: [cols] (band rows * OW, KH*KW*C), or with rows_of_kernel its KH
     blocks [cols_0, ..., cols_KH-1], each (band rows * OW, KW*C) and a view into one array of input rows.
-    Either way in the scratch buffer of the thread's slot (see the module docstring)."""
-    _, rows, i0, i1, y0, y1 = plan_row
+    Either way in the scratch buffer of the thread's slot (see the module docstring), or, given `kept` (the
+    whole im2col, (N*OH*OW, KH*KW*C), without rows_of_kernel), in the band's rows of it."""
+    start, rows, i0, i1, y0, y1 = plan_row
     (kh, kw), (dh, dw), c = ksize, dilation, x.shape[3]
     if not rows_of_kernel:
+        out = scratch(slot, (rows, kh * kw * c), x.dtype) if kept is None else kept[start:start + rows]
         return [im2col(x[i0:i1], kh, kw, strides[0], strides[1], pads, out_hw, rows=(y0, y1), dilation=dilation,
-                       out=scratch(slot, (rows, kh * kw * c), x.dtype))]
+                       out=out)]
     count, ow = y1 - y0 + (kh - 1) * dh, out_hw[1]          # the band's input rows, from kernel row 0's first
     inputs = im2row(x[i0:i1], kw, strides[1], pads[2], ow, y0 - pads[0], count, dw=dw,
                     out=scratch(slot, (1, count, ow, kw * c), x.dtype))
     return [inputs[0, a * dh:a * dh + y1 - y0].reshape(rows, kw * c) for a in range(kh)]
 
 
-def conv2d(x, kernel, strides, pads, out_hw, bias=None, dilation=(1, 1)):
-    """y = im2col(x) @ Kmat (+ bias, if given): x (N, H, W, C), kernel (KH, KW, C, F) -> y (N, OH, OW, F)."""
+def conv2d(x, kernel, strides, pads, out_hw, bias=None, dilation=(1, 1), keep_cols=False):
+    """y = im2col(x) @ Kmat (+ bias, if given): x (N, H, W, C), kernel (KH, KW, C, F) -> y (N, OH, OW, F).
+
+    keep_cols: return (y, cols) instead, cols the whole im2col (N*OH*OW, KH*KW*C) for conv2d_kernel_grad to
+    reuse, or None where the bands copy rows of the kernel (then there is no whole im2col to keep).
+    """
     kh, kw, c, f = kernel.shape
     x = np.ascontiguousarray(x)
     y = np.empty((x.shape[0] * out_hw[0] * out_hw[1], f), dtype=np.result_type(x, kernel))
     plan = band_plan(x, (kh, kw), out_hw)
     rows_of_kernel = by_kernel_rows(x, plan, (kh, kw), strides)
     kmats = np.ascontiguousarray(kernel).reshape(kh if rows_of_kernel else 1, -1, f)   # K_a, or all of Kmat
+    kept = np.empty((y.shape[0], kh * kw * c), dtype=x.dtype) if keep_cols and not rows_of_kernel else None
 
     def band(k, slot):
         start, rows = plan[k][:2]
-        blocks = band_cols(x, plan[k], slot, (kh, kw), strides, pads, out_hw, dilation, rows_of_kernel)
+        blocks = band_cols(x, plan[k], slot, (kh, kw), strides, pads, out_hw, dilation, rows_of_kernel, kept)
         out = y[start:start + rows]
         np.matmul(blocks[0], kmats[0], out=out)                        # y = cols_0 @ K_0
         if len(blocks) > 1:
@@ -115,21 +122,26 @@ def conv2d(x, kernel, strides, pads, out_hw, bias=None, dilation=(1, 1)):
         if bias is not None:
             add_bias_rows(out, bias)                                   # while the rows are in this core's cache
     run_bands(band, len(plan))
-    return y.reshape(x.shape[0], out_hw[0], out_hw[1], f)
+    y = y.reshape(x.shape[0], out_hw[0], out_hw[1], f)
+    return (y, kept) if keep_cols else y
 
 
-def conv2d_kernel_grad(x, g, ksize, strides, pads, dilation=(1, 1), bias=False):
+def conv2d_kernel_grad(x, g, ksize, strides, pads, dilation=(1, 1), bias=False, cols=None):
     """dL/dKmat = im2col(x)^T @ G: (KH*KW*C, F) for x (N, H, W, C) and G = dL/dy (N, OH, OW, F).
 
     Returns (dL/dKmat, dL/db), dL/db = the sum of G over its rows (F,) if bias is True, else None. Each band
-    adds into its own partial sums, which are then added in band order.
+    adds into its own partial sums, which are then added in band order. cols: im2col(x) as the forward kept
+    it (conv2d(keep_cols=True)), read instead of copied again; None to copy it band by band.
     """
     f = g.shape[3]
     x = np.ascontiguousarray(x)
     g2 = np.ascontiguousarray(g).reshape(-1, f)
     dtype = np.result_type(x, g)
     plan = band_plan(x, ksize, g.shape[1:3])
-    rows_of_kernel = by_kernel_rows(x, plan, ksize, strides)
+    rows_of_kernel = by_kernel_rows(x, plan, ksize, strides) and cols is None
+    if cols is not None and cols.shape != (g2.shape[0], ksize[0] * ksize[1] * x.shape[3]):
+        raise ValueError(f"conv2d_kernel_grad: cols must be im2col(x) of shape "
+                         f"{(g2.shape[0], ksize[0] * ksize[1] * x.shape[3])}, got {cols.shape}")
     blocks = ksize[0] if rows_of_kernel else 1
     parts = np.empty((len(plan), blocks, ksize[0] * ksize[1] * x.shape[3] // blocks, f), dtype=dtype)
     bias_parts = np.empty((len(plan), f), dtype=dtype) if bias else None
@@ -138,8 +150,11 @@ def conv2d_kernel_grad(x, g, ksize, strides, pads, dilation=(1, 1), bias=False):
     def band(k, slot):
         start, rows = plan[k][:2]
         gb = g2[start:start + rows]
-        cols = band_cols(x, plan[k], slot, ksize, strides, pads, g.shape[1:3], dilation, rows_of_kernel)
-        for a, block in enumerate(cols):
+        if cols is None:
+            blocks = band_cols(x, plan[k], slot, ksize, strides, pads, g.shape[1:3], dilation, rows_of_kernel)
+        else:
+            blocks = [cols[start:start + rows]]                        # the forward's copy of this band
+        for a, block in enumerate(blocks):
             np.matmul(block.T, gb, out=parts[k, a])                    # dL/dK_a = cols_a^T @ G
         if bias:
             np.matmul(ones[:rows], gb, out=bias_parts[k])     # the bias gradient, from the band just read

@@ -38,6 +38,7 @@ import numpy as np
 
 from .. import initializers, regularizers
 from ..kernels.convolution import conv2d, conv2d_kernel_grad, conv2d_transpose
+from ..kernels.im2col import FEW_CHANNELS
 from .activations import LayerWithActivation
 from .geometry import check_image_shape, check_padding, conv_geometry, pair, positive_int
 
@@ -116,16 +117,21 @@ class Conv2D(_Convolution):
     def forward_linear(self, x, training=False):
         self.check_input(x)
         self._x = x
-        # z = im2col(x) @ Kmat + b
-        return conv2d(x, self.params["kernel"], self.strides, self.pads, self.output_shape[:2],
-                      self.params.get("bias"), self.dilation_rate)
+        # z = im2col(x) @ Kmat + b. In training, an image of few channels (the RGB input) keeps its im2col
+        # for the kernel gradient: it is small (27 values a pixel) and costs as much to copy as to multiply.
+        keep = training and x.shape[-1] < FEW_CHANNELS
+        z = conv2d(x, self.params["kernel"], self.strides, self.pads, self.output_shape[:2],
+                   self.params.get("bias"), self.dilation_rate, keep_cols=keep)
+        z, self._cols = z if keep else (z, None)
+        return z
 
     def backward_linear(self, grad, input_grad=True):
         kernel = self.params["kernel"]
         grad = np.ascontiguousarray(grad)            # a view (from Concatenate's backward) is copied once
         # dL/dKmat = im2col(x)^T @ G and dL/db = sum of G, from one pass over the bands of im2col(x)
         dk, db = conv2d_kernel_grad(self._x, grad, self.kernel_size, self.strides, self.pads, self.dilation_rate,
-                                    bias=self.use_bias)
+                                    bias=self.use_bias, cols=getattr(self, "_cols", None))
+        self._cols = None                            # used once: its memory goes back before the next step
         self.grads["kernel"] = dk.reshape(kernel.shape)
         if self.use_bias:
             self.grads["bias"] = db
