@@ -27,15 +27,12 @@ def softmax_numpy(z):
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def softmax_with_lse_numpy(z):
-    m = z.max(axis=-1, keepdims=True)
-    e = np.exp(z - m)
-    total = e.sum(axis=-1, keepdims=True)
-    return e / total, (m.astype(np.float64) + np.log(total, dtype=np.float64))[..., 0]
+def softmax_and_log_softmax_numpy(z):
+    return softmax_numpy(z), log_softmax_numpy(z)
 
 
 @pjit
-def _softmax_rows(chunk, chunks, z, take_log, out, lse):
+def _softmax_rows(chunk, chunks, z, p, logp):
     m_rows, k = z.shape
     r0, r1 = piece(m_rows, chunk, chunks)      # this thread's rows
     for r in range(r0, r1):
@@ -45,33 +42,33 @@ def _softmax_rows(chunk, chunks, z, take_log, out, lse):
         s = 0.0
         for j in range(k):
             e = np.exp(z[r, j] - m)            # one exp per score: it is most of the kernel's time
-            out[r, j] = e
+            p[r, j] = e
             s += e
-        row_lse = m + np.log(s)
-        lse[r] = row_lse
+        lse = m + np.log(s)
         for j in range(k):
-            out[r, j] = z[r, j] - row_lse if take_log else out[r, j] / s
+            p[r, j] = p[r, j] / s
+            logp[r, j] = z[r, j] - lse
 
 
-def _rows(z, take_log):
+def _rows(z):
     z2 = np.ascontiguousarray(z).reshape(-1, z.shape[-1])
-    out, lse = np.empty_like(z2), np.empty(z2.shape[0])          # lse in float64 (see softmax_with_lse)
-    run_pieces(_softmax_rows, z2, take_log, out, lse)
-    return out.reshape(z.shape), lse.reshape(z.shape[:-1])
+    p, logp = np.empty_like(z2), np.empty_like(z2)
+    run_pieces(_softmax_rows, z2, p, logp)
+    return p.reshape(z.shape), logp.reshape(z.shape)
 
 
 def log_softmax(z):
     """log softmax(z) over the last axis, same shape and dtype as z."""
-    return log_softmax_numpy(z) if get_backend() == "numpy" else _rows(z, True)[0]
+    return log_softmax_numpy(z) if get_backend() == "numpy" else _rows(z)[1]
 
 
 def softmax(z):
     """softmax(z) over the last axis, same shape and dtype as z."""
-    return softmax_numpy(z) if get_backend() == "numpy" else _rows(z, False)[0]
+    return softmax_numpy(z) if get_backend() == "numpy" else _rows(z)[0]
 
 
-def softmax_with_lse(z):
-    """(softmax(z), lse) for z (…, K): the softmax over the last axis, same shape and dtype as z, and each
-    row's log-sum-exp (…,) in float64, from one exp per score. log softmax(z)_k = z_k - lse, with no log of p
-    (which may round to 0) and no float32 rounding of lse (whose digits z_k - lse would lose for large z)."""
-    return softmax_with_lse_numpy(z) if get_backend() == "numpy" else _rows(z, False)
+def softmax_and_log_softmax(z):
+    """(softmax(z), log softmax(z)) over the last axis, both of z's shape and dtype, from one pass with one
+    exp per score: what a cross-entropy needs, p for its gradient and log p (z - lse, never log of p, which
+    may round to 0) for its value."""
+    return softmax_and_log_softmax_numpy(z) if get_backend() == "numpy" else _rows(z)

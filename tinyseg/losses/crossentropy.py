@@ -16,7 +16,7 @@ into kernels/softmax.py). tinyseg/reference.py has the softmax cross-entropy as 
 import numpy as np
 
 from ..kernels.elementwise import sigmoid
-from ..kernels.softmax import softmax_with_lse
+from ..kernels.softmax import softmax_and_log_softmax
 from .base import (
     Loss,
     _as_target_array,
@@ -66,11 +66,9 @@ class CategoricalCrossentropy(Loss):
     def forward(self, y_true, y_pred):
         _check_pred(y_pred, self.name)
         y_true = self.check_targets(y_true, y_pred.shape).astype(y_pred.dtype, copy=False)
-        p, lse = softmax_with_lse(y_pred)
+        p, logp = softmax_and_log_softmax(y_pred)
         m = y_pred.size // y_pred.shape[-1]
         self._cache = (p, y_true, m)
-        with np.errstate(over="ignore"):     # log p beyond the dtype's range is -inf, and the loss inf
-            logp = (y_pred - lse[..., None]).astype(y_pred.dtype)        # lse is float64: see softmax_with_lse
         return float(-(y_true * logp).sum() / m)
 
     def backward(self):
@@ -120,15 +118,12 @@ class SparseCategoricalCrossentropy(Loss):
         if self.class_weight is not None:
             w = w * self.class_weight.astype(y_pred.dtype)[np.where(valid, labels, 0)]
         total = w.sum()
-        p, lse = softmax_with_lse(y_pred)
+        p, logp = softmax_and_log_softmax(y_pred)
         picked = np.where(valid, labels, 0)        # ignored positions read class 0 and get weight 0
         self._cache = (p, picked, w, total)
         if total == 0:
             return 0.0
-        # log p at each position's own label, z_label - lse, in the logits' dtype: beyond its range it is -inf,
-        # the loss inf, and fit reports it
-        with np.errstate(over="ignore"):
-            logp_true = (np.take_along_axis(y_pred, picked[..., None], axis=-1)[..., 0] - lse).astype(y_pred.dtype)
+        logp_true = np.take_along_axis(logp, picked[..., None], axis=-1)[..., 0]     # log p at each label
         return float(-(w * logp_true).sum() / total)
 
     def backward(self):
