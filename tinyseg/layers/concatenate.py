@@ -10,7 +10,8 @@ each handed out as a read-only view of g. A U-Net's skip connection is one.
 """
 import numpy as np
 
-from .merge_base import _Merge, _shapes, read_only
+from .base import read_only
+from .merge_base import _Merge, _shapes
 
 
 class Concatenate(_Merge):

@@ -15,7 +15,8 @@ derivative is perfectly well defined (d(ab)/da = b, whatever a is).
 """
 import numpy as np
 
-from .merge_base import _Merge, _shapes, read_only
+from .base import read_only
+from .merge_base import _Merge, _shapes
 
 
 class _ElementwiseMerge(_Merge):

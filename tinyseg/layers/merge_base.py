@@ -15,7 +15,7 @@ the backward pass, and adding many values into one output means copying: each is
 """
 import numpy as np
 
-from .base import Layer, read_only  # noqa: F401  (read_only: merges hand out views of one gradient)
+from .base import Layer
 
 
 class _Merge(Layer):

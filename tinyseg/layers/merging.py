@@ -8,9 +8,9 @@
 The function forms add(inputs), subtract, multiply, average and concatenate(inputs, axis=-1) are Keras's:
 each makes the layer and calls it on the list.
 """
+from .base import read_only
 from .concatenate import Concatenate
 from .elementwise_merges import Add, Average, Multiply, Subtract
-from .merge_base import read_only
 
 __all__ = ["Add", "Average", "Concatenate", "Multiply", "Subtract", "add", "average", "concatenate", "multiply",
            "read_only", "subtract"]
