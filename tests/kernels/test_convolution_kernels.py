@@ -8,6 +8,7 @@ too, so only the order of the additions differs.
 """
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -63,3 +64,15 @@ def test_which_way_a_band_is_copied():
     assert not way((32, 15, 15, 32), out_hw=(13, 13))     # the seed CNN: bands of many small images
     assert not way((4, 128, 128, 16), strides=(2, 2), out_hw=(64, 64))
     assert not way((4, 128, 128, 16), ksize=(1, 1))
+
+
+def test_a_kept_im2col_of_the_wrong_shape_is_refused():
+    """conv2d_kernel_grad(cols=...) reads the forward's im2col; one of another shape (another input, another
+    kernel) is refused by name, before any product."""
+    rng = np.random.default_rng(0)
+    x, g = rng.standard_normal((2, 5, 5, 3)), rng.standard_normal((2, 5, 5, 4))
+    y, cols = convolution.conv2d(x, rng.standard_normal((3, 3, 3, 4)), (1, 1), (1, 1, 1, 1), (5, 5),
+                                 keep_cols=True)
+    assert cols.shape == (50, 27)
+    with pytest.raises(ValueError, match=r"conv2d_kernel_grad: cols must be im2col\(x\) of shape \(50, 27\), got"):
+        convolution.conv2d_kernel_grad(x, g, (3, 3), (1, 1), (1, 1, 1, 1), cols=cols[:, :18])
