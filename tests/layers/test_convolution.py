@@ -28,6 +28,7 @@ from tests.helpers import (
     nchw_to_nhwc,
     nhwc_to_nchw,
     rel_error,
+    torch_errors,
 )
 from tests.layers.conv_kit import random_input
 from tinyseg.gradcheck import check_layer
@@ -347,6 +348,16 @@ def test_a_training_forward_keeps_an_rgb_im2col_for_the_kernel_gradient(cfg, use
         np.testing.assert_allclose(layer.grads[k], kept[k], rtol=1e-13, atol=1e-13)
     layer.forward(x, training=False)                        # an inference forward keeps nothing
     assert layer._cols is None
+
+
+@TORCH
+@given(cfg=conv_configs(max_size=6))
+def test_a_training_rgb_convolution_with_its_kept_im2col_matches_pytorch(cfg):
+    """The kept-im2col path (a training forward on few channels) against PyTorch's Conv2d."""
+    pytest.importorskip("torch")
+    layer = make_conv(cfg)
+    errors = torch_errors(layer, random_input(cfg), training=True)
+    assert max(errors.values()) <= 1e-10, errors
 
 
 @pytest.mark.parametrize("cls", [Conv2D, Conv2DTranspose])
