@@ -6,7 +6,8 @@
 
 A segmentation model's scores have a short last axis (K classes, often 2 to 10) and a long rest (every pixel).
 NumPy reduces such a short axis slowly, one tiny reduction per pixel for each of max, exp-sum and log, so
-the Numba kernel gives each thread a block of pixels and does the whole row in registers.
+the Numba kernel gives each thread a block of pixels and does the whole row in registers. It writes p and
+log p together, from one exp per score (exp is most of its time): a cross-entropy needs both.
 
 Each function has a plain NumPy twin (``*_numpy``) that defines what the Numba kernel must compute; tests
 prove them equal.
