@@ -129,7 +129,7 @@ def test_every_readme_directive_sits_right_before_a_python_block():
 # --------------------------------------------------------------------------------------------------------------
 # The README renders as intended (CommonMark, with GitHub's tables)
 # --------------------------------------------------------------------------------------------------------------
-def check_rendering(text):
+def check_rendering(text, name="README.md"):
     """Every way a Markdown slip turns the rest of the file into code or text; returns nothing, asserts."""
     lines = text.splitlines()
     tokens = parse(text)
@@ -140,7 +140,7 @@ def check_rendering(text):
         closing = FENCE_LINE.match(last)
         assert token.map[1] - token.map[0] >= 2 and closing and not closing.group(2).strip() \
             and closing.group(1)[0] == opening[0] and len(closing.group(1)) >= len(opening), \
-            f"README.md:{token.map[0] + 1}: the {opening}{token.info} fence is never closed (a closing fence " \
+            f"{name}:{token.map[0] + 1}: the {opening}{token.info} fence is never closed (a closing fence " \
             f"line holds the fence and nothing else); it runs to line {token.map[1]}"
     fence_lines = [n + 1 for n, line in enumerate(lines) if FENCE_LINE.match(line)]
     code_blocks = [t for t in tokens if t.type in ("fence", "code_block")]
@@ -149,7 +149,7 @@ def check_rendering(text):
     heading = re.compile(r"^#{1,6} \S")
     for token in code_blocks:
         inside = [line for line in token.content.splitlines() if re.match(r"^#{2,6} \S", line)]
-        assert not inside, f"README.md:{token.map[0] + 1}: a heading inside a code block: {inside[:2]}"
+        assert not inside, f"{name}:{token.map[0] + 1}: a heading inside a code block: {inside[:2]}"
     heading_lines = {t.map[0] for t in tokens if t.type == "heading_open"}
     in_code = {n for t in code_blocks for n in range(*t.map)}
     written = {n for n, line in enumerate(lines) if heading.match(line) and n not in in_code}
@@ -165,8 +165,9 @@ def check_rendering(text):
     assert sum(t.type == "table_open" for t in tokens) == len(rules)
 
 
-def test_readme_renders_as_commonmark():
-    check_rendering(README.read_text())
+@pytest.mark.parametrize("path", [README, REPO / "benchmarks" / "HISTORY.md"], ids=lambda p: p.name)
+def test_readme_renders_as_commonmark(path):
+    check_rendering(path.read_text(), path.name)
 
 
 @pytest.mark.parametrize("slip", ["text after a closing fence", "a fence left open", "a table without its rule"])
