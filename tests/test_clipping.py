@@ -1,4 +1,5 @@
-"""Gradient clipping, Keras's optimizer arguments clipnorm, global_clipnorm and clipvalue (tinyseg/optimizers.py):
+"""Gradient clipping, Keras's optimizer arguments clipnorm, global_clipnorm and clipvalue
+(tinyseg/optimizers/clipping.py):
 the formulas, on every optimizer; after the NaN check; new arrays (layer.grads untouched); huge gradients
 clipped, not zeroed; against torch.nn.utils.clip_grad_norm_ / clip_grad_value_ (float64, 1e-10, with torch's
 +1e-6 in the denominator accounted for) and Keras 3; bad arguments, each named."""
@@ -128,7 +129,7 @@ def test_float64_gradient_whose_square_overflows_is_clipped_before_adam_squares_
     (lambda: optimizers.AdamW(clipvalue=-0.5), ValueError, "clipvalue must be a finite number > 0"),
     (lambda: optimizers.SGD(clipnorm=float("inf")), ValueError, "clipnorm must be a finite number > 0"),
     (lambda: optimizers.SGD(clipnorm=float("nan")), ValueError, "clipnorm must be a finite number > 0"),
-    (lambda: optimizers.SGD(clipnorm="1"), TypeError, "clipnorm must be a real number"),
+    (lambda: optimizers.SGD(clipnorm="1"), TypeError, "clipnorm must be a finite number > 0"),
     (lambda: optimizers.Adam(clipnorm=1.0, global_clipnorm=1.0), ValueError,
      "only one of clipnorm, clipvalue and global_clipnorm can be set .*clipnorm=1.0, global_clipnorm=1.0"),
     (lambda: optimizers.Adam(clipnorm=1.0, clipvalue=0.5), ValueError, "only one of clipnorm, clipvalue"),

@@ -1,4 +1,4 @@
-"""Decoupled weight decay (tinyseg/optimizers.py): AdamW and every optimizer's weight_decay, Keras's formula
+"""Decoupled weight decay (tinyseg/optimizers/base.py): AdamW and every optimizer's weight_decay, Keras's formula
 theta -= lr * wd * theta before the update; against torch.optim.AdamW (float64, 1e-10: the same algorithm with
 epsilon_style='torch'; a Keras-style AdamW matches it with the per-step eps conversion) and against Keras 3's
 AdamW and SGD(weight_decay); bad arguments, each named; what to_torch_optimizer converts and refuses."""
@@ -71,7 +71,7 @@ def test_a_float32_parameter_stays_float32():
     (lambda: optimizers.SGD(weight_decay=-1), ValueError, "weight_decay must be a finite number >= 0"),
     (lambda: optimizers.Adam(weight_decay=float("inf")), ValueError, "weight_decay must be a finite number >= 0"),
     (lambda: optimizers.RMSprop(weight_decay=float("nan")), ValueError, "weight_decay must be a finite number"),
-    (lambda: optimizers.AdamW(weight_decay="0.01"), TypeError, "weight_decay must be a real number"),
+    (lambda: optimizers.AdamW(weight_decay="0.01"), TypeError, "weight_decay must be a finite number >= 0"),
     (lambda: optimizers.AdamW(weight_decay=None), ValueError, "AdamW: weight_decay must be a number >= 0"),
     (lambda: optimizers.AdamW(learning_rate=-0.1), ValueError, "learning_rate must be > 0"),
 ])

@@ -23,7 +23,7 @@ with an unregularized one's; compare metrics instead. `model.losses` lists the p
 L2 regularization and weight decay are different things once the optimizer is adaptive: with SGD, the L2
 gradient 2*l2*w gives the step -lr*2*l2*w, which is the decay `w -= lr*wd*w` for wd = 2*l2. Adam divides
 the whole gradient, penalty included, by the root of its running mean of squares, so large-gradient
-weights are decayed less; AdamW (tinyseg/optimizers.py) decays every weight by lr*wd*w outside that division.
+weights are decayed less; AdamW (tinyseg/optimizers/adam.py) decays every weight by lr*wd*w outside that division.
 """
 import numpy as np
 

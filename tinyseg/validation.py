@@ -61,16 +61,16 @@ def real_number(value, argument, low=None, high=None, *, low_open=False, high_op
     failure. Without it the messages are "{argument} must be a real number" (wrong type), "must be > 0" (or
     the interval; NaN fails it), and "must be finite" (an infinity within the bounds).
     """
-    def refuse(what):
-        raise ArgumentError(f"{argument} must be {expected or what}, got {value!r}")
+    def refuse(what, got):
+        raise ArgumentError(f"{argument} must be {expected or what}, got {got!r}")
 
     if not is_real_number(value):
-        refuse("a real number")
-    number = float(value)
+        refuse("a real number", value)
+    number = float(value)           # shown as the float it became: "got 0.0" for 0
     if (low is not None or high is not None) and not _inside(number, low, high, low_open, high_open):
-        refuse(_interval(low, high, low_open, high_open))
+        refuse(_interval(low, high, low_open, high_open), number)
     if not math.isfinite(number):
-        refuse("finite")
+        refuse("finite", number)
     return number
 
 
