@@ -39,7 +39,7 @@ import numpy as np
 from .. import schedules
 from ..backend import NonFiniteError
 from ..schedules import LearningRateSchedule
-from ..validation import is_real_number, real_number
+from ..validation import integer, is_real_number, real_number
 from .clipping import clip, sum_of_squares
 
 
@@ -245,9 +245,8 @@ class Optimizer:
         Everything is checked before anything is set: positions within params, known slot names, the
         parameter's shape, a float dtype (the parameter's, or float64 for a widened g^2 slot), finite values.
         """
-        iterations = state.get("iterations") if isinstance(state, dict) else None
-        if not isinstance(iterations, (int, np.integer)) or isinstance(iterations, bool) or iterations < 0:
-            raise ValueError(f"{self.name}: the state's iterations must be a non-negative integer, got {iterations!r}")
+        iterations = integer(state.get("iterations") if isinstance(state, dict) else None,
+                             f"{self.name}: the state's iterations", low=0, expected="a non-negative integer")
         slots = {}
         for entry in state.get("slots", []):
             if not (isinstance(entry, (tuple, list)) and len(entry) == 3):
@@ -266,7 +265,7 @@ class Optimizer:
             if not np.all(np.isfinite(value)):
                 raise ValueError(f"{self.name}: slot {name!r} of parameter {i} holds NaN or inf")
             slots[(int(i), name)] = value.copy()
-        self.iterations = int(iterations)
+        self.iterations = iterations
         self._slots = slots
 
 
