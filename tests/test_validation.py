@@ -39,7 +39,8 @@ def test_real_number_refuses_what_is_not_a_real_number(value):
     (math.inf, dict(low=0), "x must be finite, got inf"),
     (-math.inf, dict(), "x must be finite, got -inf"),
     (-1.0, dict(low=0, expected="a finite weight >= 0"), "x must be a finite weight >= 0, got -1.0"),
-    ("a", dict(low=0, expected="a finite weight >= 0"), "x must be a finite weight >= 0, got 'a'"),
+    (math.inf, dict(low=0, expected="a finite weight >= 0"), "x must be a finite weight >= 0, got inf"),
+    ("a", dict(low=0, expected="a finite weight >= 0"), "x must be a real number, got 'a'"),
 ])
 def test_real_number_refuses_out_of_range_naming_the_rule(value, kwargs, message):
     with pytest.raises(ArgumentError, match=f"^{message}$"):

@@ -28,12 +28,15 @@ weights are decayed less; AdamW (tinyseg/optimizers/adam.py) decays every weight
 import numpy as np
 
 from . import registry
-from .validation import real_number
+from .validation import ArgumentError, is_real_number, real_number
 
 
 def _factor(value, argument, who):
-    """A non-negative finite number, as Keras's validate_float_arg asks."""
-    return real_number(value, f"{who}: {argument}", low=0, expected="a non-negative finite number")
+    """A non-negative finite number, as Keras's validate_float_arg asks (a string is refused in the same words)."""
+    rule = "a non-negative finite number"
+    if not is_real_number(value):
+        raise ArgumentError(f"{who}: {argument} must be {rule}, got {value!r}")
+    return real_number(value, f"{who}: {argument}", low=0, expected=rule)
 
 
 class Regularizer:

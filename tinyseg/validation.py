@@ -57,20 +57,18 @@ def real_number(value, argument, low=None, high=None, *, low_open=False, high_op
     """value as a float if it is a finite real number within [low, high] (an end is left out when its `_open`
     flag is set, and a bound of None is no bound); else ArgumentError naming `argument`.
 
-    expected: the rule in the caller's words ("a finite number > 0 (or None for no clipping)"), used for every
-    failure. Without it the messages are "{argument} must be a real number" (wrong type), "must be > 0" (or
-    the interval; NaN fails it), and "must be finite" (an infinity within the bounds).
+    The messages: "{argument} must be a real number" (wrong type); "must be > 0" (or the interval; NaN fails
+    it); "must be finite" (an infinity within the bounds). expected: the rule in the caller's words for the
+    last two ("a finite number > 0 (or None for no clipping)").
     """
-    def refuse(what, got):
-        raise ArgumentError(f"{argument} must be {expected or what}, got {got!r}")
-
     if not is_real_number(value):
-        refuse("a real number", value)
+        raise ArgumentError(f"{argument} must be a real number, got {value!r}")
     number = float(value)           # shown as the float it became: "got 0.0" for 0
     if (low is not None or high is not None) and not _inside(number, low, high, low_open, high_open):
-        refuse(_interval(low, high, low_open, high_open), number)
+        raise ArgumentError(f"{argument} must be {expected or _interval(low, high, low_open, high_open)}, "
+                            f"got {number!r}")
     if not math.isfinite(number):
-        refuse("finite", number)
+        raise ArgumentError(f"{argument} must be {expected or 'finite'}, got {number!r}")
     return number
 
 
