@@ -74,7 +74,7 @@ def confusion_matrix(y_true, y_pred, num_classes, ignore_index=None):
 
         for i in range(K): for j in range(K): n[i, j] = sum((y_true == i) & (y_pred == j))
 
-    which reads the arrays K^2 times (tests/test_metrics.py checks the two agree).
+    which reads the arrays K^2 times (tests/metrics/test_metrics.py checks the two agree).
     """
     y_true, y_pred, keep = _labels(y_true, y_pred, num_classes, ignore_index)
     if keep is not None:
