@@ -9,6 +9,7 @@
 - seed_cnn(): the seed program's network, the Keras CIFAR-10 CNN.
 - random_inputs(shapes, seed): one standard normal array per shape.
 - optimizer_steps(opt, theta, grads): theta after each of a list of optimizer steps.
+- optimizer_against_torch(ours, make_theirs, seed): a tinyseg optimizer and a torch one on the same gradients.
 - Layout converters, taken from tinyseg.interop.conventions, the one place that states the conventions:
   images NHWC <-> NCHW, Conv2D kernels HWIO (KH, KW, C, F) <-> OIHW (F, C, KH, KW), Conv2DTranspose kernels
   (KH, KW, F, C) <-> (C, F, KH, KW).
@@ -109,6 +110,33 @@ def optimizer_steps(opt, theta, grads):
         opt.apply_gradients([(np.asarray(g, dtype=theta.dtype), theta)])
         history.append(theta.copy())
     return history
+
+
+def optimizer_against_torch(ours, make_theirs, seed, steps=20, eps_of_step=None, shapes=((3, 4), (5,), (2, 2, 3))):
+    """`steps` steps of the tinyseg optimizer `ours` and of the torch optimizer make_theirs(tensors) on the same
+    float64 parameters (one per shape) and the same gradients, drawn at scales 1e-4, 1 and 10 so that epsilon
+    matters; eps_of_step(t), if given, sets torch's eps before step t. Returns the worst relative errors
+    (rel_error) of the parameters and of their displacements from the start, over every step."""
+    from tinyseg.interop.pytorch import to_tensor
+    rng = np.random.default_rng(seed)
+    params = [rng.standard_normal(s) for s in shapes]
+    start = [p.copy() for p in params]
+    tensors = [to_tensor(p.copy(), requires_grad=True) for p in params]
+    theirs = make_theirs(tensors)
+    worst_param, worst_step = 0.0, 0.0
+    for step in range(1, steps + 1):
+        grads = [rng.standard_normal(s) * rng.choice([1e-4, 1.0, 10.0]) for s in shapes]
+        ours.apply_gradients(list(zip([g.copy() for g in grads], params)))
+        for t, g in zip(tensors, grads):
+            t.grad = to_tensor(g)
+        if eps_of_step is not None:
+            theirs.param_groups[0]["eps"] = eps_of_step(step)
+        theirs.step()
+        for p, t, p0 in zip(params, tensors, start):
+            theirs_now = t.detach().numpy()
+            worst_param = max(worst_param, rel_error(p, theirs_now))
+            worst_step = max(worst_step, rel_error(p - p0, theirs_now - p0))
+    return worst_param, worst_step
 
 
 # ------------------------------------------------------------------------------------------------------------

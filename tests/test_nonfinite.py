@@ -1,4 +1,4 @@
-"""Numbers stay finite or the run stops with a reason (issue 12).
+"""Numbers stay finite or the run stops with a reason.
 
 - a gradient that is NaN or inf stops training with NonFiniteError naming the layer, the parameter and the
   step, before the step: no weight and no optimizer slot changes;

@@ -23,20 +23,20 @@ with an unregularized one's; compare metrics instead. `model.losses` lists the p
 L2 regularization and weight decay are different things once the optimizer is adaptive: with SGD, the L2
 gradient 2*l2*w gives the step -lr*2*l2*w, which is the decay `w -= lr*wd*w` for wd = 2*l2. Adam divides
 the whole gradient, penalty included, by the root of its running mean of squares, so large-gradient
-weights are decayed less; AdamW (tinyseg/optimizers.py) decays every weight by lr*wd*w outside that division.
+weights are decayed less; AdamW (tinyseg/optimizers/adam.py) decays every weight by lr*wd*w outside that division.
 """
-import math
-import numbers
-
 import numpy as np
+
+from . import registry
+from .validation import ArgumentError, is_real_number, real_number
 
 
 def _factor(value, argument, who):
-    """A non-negative finite number, as Keras's validate_float_arg asks."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
-            or value < 0:
-        raise ValueError(f"{who}: {argument} must be a non-negative finite number, got {value!r}")
-    return float(value)
+    """A non-negative finite number, as Keras's validate_float_arg asks (a string is refused in the same words)."""
+    rule = "a non-negative finite number"
+    if not is_real_number(value):
+        raise ArgumentError(f"{who}: {argument} must be {rule}, got {value!r}")
+    return real_number(value, f"{who}: {argument}", low=0, expected=rule)
 
 
 class Regularizer:
@@ -146,19 +146,13 @@ def get(identifier, argument="regularizer"):
 
 def serialize(regularizer):
     """{'class_name': ..., 'config': ...} of one of tinyseg's regularizers (what a layer's config saves)."""
-    cls = type(regularizer)
-    if REGULARIZERS.get(cls.__name__) is not cls:
-        raise ValueError(f"the regularizer class {cls.__name__} is not one of tinyseg's {sorted(REGULARIZERS)}, so "
-                         "a saved model could not rebuild it")
-    return {"class_name": cls.__name__, "config": regularizer.get_config()}
+    return registry.serialize(regularizer, REGULARIZERS, "regularizer")
 
 
 def deserialize(spec):
     """The regularizer serialize() described (Keras's extra 'module' and 'registered_name' keys are ignored)."""
-    cls = REGULARIZERS.get(spec.get("class_name")) if isinstance(spec, dict) else None
-    if cls is None or not isinstance(spec.get("config"), dict):
-        raise ValueError(f"unknown regularizer {spec!r} (known: {sorted(REGULARIZERS)})")
-    return cls.from_config(dict(spec["config"]))
+    cls, config = registry.lookup(spec, REGULARIZERS, "regularizer")
+    return cls.from_config(config)
 
 
 def config_entries(layer, arguments):

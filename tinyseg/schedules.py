@@ -32,32 +32,23 @@ digit. A float32 parameter still steps in float32 (a Python float does not upcas
 """
 import bisect
 import math
-import numbers
 
 import numpy as np
 
+from . import registry
+from .validation import flag, real_number
+
 
 def _real(value, argument, who):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{who}: {argument} must be a real number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{who}: {argument} must be finite, got {value!r}")
-    return value
+    return real_number(value, f"{who}: {argument}")
 
 
 def _positive(value, argument, who):
-    value = _real(value, argument, who)
-    if not value > 0:
-        raise ValueError(f"{who}: {argument} must be > 0, got {value!r}")
-    return value
+    return real_number(value, f"{who}: {argument}", low=0, low_open=True)
 
 
 def _non_negative(value, argument, who):
-    value = _real(value, argument, who)
-    if value < 0:
-        raise ValueError(f"{who}: {argument} must be >= 0, got {value!r}")
-    return value
+    return real_number(value, f"{who}: {argument}", low=0)
 
 
 def _count(value, checked):
@@ -87,10 +78,7 @@ class LearningRateSchedule:
 
     def _step(self, step):
         """The step as a float, checked: a non-negative real number (the optimizer passes its iterations)."""
-        if isinstance(step, (bool, np.bool_)) or not isinstance(step, numbers.Real) or not step >= 0 or \
-                not math.isfinite(step):
-            raise ValueError(f"{type(self).__name__}: the step must be a number >= 0, got {step!r}")
-        return float(step)
+        return real_number(step, f"{type(self).__name__}: the step", low=0, expected="a number >= 0")
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
@@ -111,9 +99,7 @@ class ExponentialDecay(LearningRateSchedule):
         self.initial_learning_rate = _positive(initial_learning_rate, "initial_learning_rate", who)
         self.decay_steps = _count(decay_steps, _positive(decay_steps, "decay_steps", who))
         self.decay_rate = _positive(decay_rate, "decay_rate", who)
-        if not isinstance(staircase, (bool, np.bool_)):
-            raise TypeError(f"{who}: staircase must be True or False, got {staircase!r}")
-        self.staircase = bool(staircase)
+        self.staircase = flag(staircase, f"{who}: staircase")
         self.name = str(name)
 
     def __call__(self, step):
@@ -217,19 +203,13 @@ SCHEDULES = {cls.__name__: cls for cls in (ExponentialDecay, PiecewiseConstantDe
 
 def serialize(schedule):
     """{'class_name': ..., 'config': ...} of one of tinyseg's schedules (JSON-able; saved in a model file)."""
-    cls = type(schedule)
-    if SCHEDULES.get(cls.__name__) is not cls:
-        raise ValueError(f"the learning-rate schedule {cls.__name__} is not one of tinyseg's {sorted(SCHEDULES)}, "
-                         "so a saved model could not rebuild it")
-    return {"class_name": cls.__name__, "config": schedule.get_config()}
+    return registry.serialize(schedule, SCHEDULES, "learning-rate schedule")
 
 
 def deserialize(spec):
     """The schedule serialize() described. Keras's own form, with 'module' and 'registered_name', is read too."""
-    cls = SCHEDULES.get(spec.get("class_name")) if isinstance(spec, dict) else None
-    if cls is None or not isinstance(spec.get("config"), dict):
-        raise ValueError(f"unknown learning-rate schedule {spec!r} (known: {sorted(SCHEDULES)})")
-    return cls.from_config(dict(spec["config"]))
+    cls, config = registry.lookup(spec, SCHEDULES, "learning-rate schedule")
+    return cls.from_config(config)
 
 
 __all__ = ["CosineDecay", "ExponentialDecay", "LearningRateSchedule", "PiecewiseConstantDecay", "deserialize",

@@ -58,7 +58,7 @@ def fresh_unet():
 # %% [markdown]
 # ## Five ways to take a step
 #
-# With learning rate lr and the gradient g of a weight theta (Keras's formulas, tinyseg/optimizers.py):
+# With learning rate lr and the gradient g of a weight theta (Keras's formulas, tinyseg/optimizers/):
 #
 # - **SGD**: `theta <- theta - lr * g`. Every weight moves in proportion to its own gradient, so the rate
 #   must be small enough for the steepest direction, and the flat directions crawl.

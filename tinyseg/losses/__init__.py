@@ -9,6 +9,7 @@ activation (softmax or sigmoid) themselves; crossentropy.py says why and gives t
     dice.py            DiceLoss, CEDiceLoss
     regression.py      MeanSquaredError
 """
+from .. import registry
 from .base import Loss
 from .crossentropy import BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy
 from .dice import CEDiceLoss, DiceLoss
@@ -29,28 +30,18 @@ LOSS_CLASSES = {cls.__name__: cls for cls in LOSSES.values()}
 def get(loss):
     """A Loss from a name ('categorical_crossentropy', 'sparse_categorical_crossentropy',
     'binary_crossentropy', 'mse', 'dice', 'ce_dice') or an existing Loss."""
-    if isinstance(loss, Loss):
-        return loss
-    if isinstance(loss, str) and loss.lower() in LOSSES:
-        return LOSSES[loss.lower()]()
-    raise ValueError(f"loss must be one of {sorted(LOSSES)} or a tinyseg.losses.Loss, got {loss!r}")
+    return registry.get(loss, LOSSES, Loss, "loss", "tinyseg.losses")
 
 
 def serialize(loss):
     """{'class_name', 'config'} of one of tinyseg's losses (another class could not be rebuilt: refused)."""
-    cls = type(loss)
-    if LOSS_CLASSES.get(cls.__name__) is not cls:
-        raise ValueError(f"the loss class {cls.__name__} is not one of tinyseg's {sorted(LOSS_CLASSES)}, so a "
-                         "saved model could not rebuild it")
-    return {"class_name": cls.__name__, "config": loss.get_config()}
+    return registry.serialize(loss, LOSS_CLASSES, "loss")
 
 
 def deserialize(spec):
     """The loss serialize() described."""
-    cls = LOSS_CLASSES.get(spec.get("class_name")) if isinstance(spec, dict) else None
-    if cls is None or not isinstance(spec.get("config"), dict):
-        raise ValueError(f"unknown loss {spec!r} (known: {sorted(LOSS_CLASSES)})")
-    return cls(**spec["config"])
+    cls, config = registry.lookup(spec, LOSS_CLASSES, "loss")
+    return cls(**config)
 
 
 __all__ = ["BinaryCrossentropy", "CEDiceLoss", "CategoricalCrossentropy", "DiceLoss", "LOSSES", "LOSS_CLASSES", "Loss",

@@ -1,19 +1,17 @@
 """Counting: the confusion matrix n_ij of integer labels (the package docstring has the definitions)."""
 import numpy as np
 
+from ..validation import integer, positive_int
+
 
 def _check_num_classes(num_classes):
-    if not isinstance(num_classes, (int, np.integer)) or isinstance(num_classes, bool) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
-    return int(num_classes)
+    return positive_int(num_classes, "num_classes")
 
 
 def _check_ignore_index(ignore_index):
     if ignore_index is None:
         return None
-    if not isinstance(ignore_index, (int, np.integer)) or isinstance(ignore_index, bool):
-        raise ValueError(f"ignore_index must be an integer class index or None, got {ignore_index!r}")
-    return int(ignore_index)
+    return integer(ignore_index, "ignore_index", expected="an integer class index or None")
 
 
 def _as_class_indices(name, y):
@@ -76,7 +74,7 @@ def confusion_matrix(y_true, y_pred, num_classes, ignore_index=None):
 
         for i in range(K): for j in range(K): n[i, j] = sum((y_true == i) & (y_pred == j))
 
-    which reads the arrays K^2 times (tests/test_metrics.py checks the two agree).
+    which reads the arrays K^2 times (tests/metrics/test_metrics.py checks the two agree).
     """
     y_true, y_pred, keep = _labels(y_true, y_pred, num_classes, ignore_index)
     if keep is not None:

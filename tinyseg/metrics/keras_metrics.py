@@ -2,6 +2,7 @@
 compile(metrics=[...])."""
 import numpy as np
 
+from ..validation import flag
 from .confusion import _check_ignore_index, confusion_matrix
 from .scores import accuracy_score, mean_iou
 
@@ -87,8 +88,7 @@ def get(name, ignore_index=None, from_logits=False):
     if not isinstance(name, str) or name not in METRICS:
         raise ValueError(f"unknown metric {name!r}; known metrics: {sorted(METRICS)}, or pass a function "
                          f"metric(y_true, y_out)")
-    if not isinstance(from_logits, (bool, np.bool_)):
-        raise TypeError(f"from_logits must be True or False, got {from_logits!r}")
+    from_logits = flag(from_logits, "from_logits")
     fn = METRICS[name]
     if ignore_index is None and not from_logits:
         return fn
@@ -96,12 +96,12 @@ def get(name, ignore_index=None, from_logits=False):
         ignore_index = _check_ignore_index(ignore_index)
 
     def metric(y_true, y_out):
-        return fn(y_true, y_out, ignore_index=ignore_index, from_logits=bool(from_logits))
+        return fn(y_true, y_out, ignore_index=ignore_index, from_logits=from_logits)
 
     metric.name = fn.name
     metric.__name__ = fn.__name__ + ("" if ignore_index is None else f"_ignore_{ignore_index}") + \
         ("_from_logits" if from_logits else "")
-    metric.__doc__ = f"{fn.__name__} with ignore_index={ignore_index}, from_logits={bool(from_logits)}.\n\n{fn.__doc__}"
+    metric.__doc__ = f"{fn.__name__} with ignore_index={ignore_index}, from_logits={from_logits}.\n\n{fn.__doc__}"
     metric.ignore_index = ignore_index
-    metric.from_logits = bool(from_logits)
+    metric.from_logits = from_logits
     return metric

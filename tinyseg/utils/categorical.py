@@ -12,6 +12,8 @@ The inverse is `np.argmax(Y, axis=-1)`.
 """
 import numpy as np
 
+from ..validation import positive_int
+
 
 def to_categorical(y, num_classes=None, dtype="float32"):
     """One-hot encode integer class labels, as `keras.utils.to_categorical`.
@@ -49,9 +51,7 @@ def to_categorical(y, num_classes=None, dtype="float32"):
         if y.size == 0:
             raise ValueError("to_categorical: cannot infer num_classes from an empty y; pass num_classes")
         num_classes = int(y.max()) + 1
-    if not isinstance(num_classes, (int, np.integer)) or isinstance(num_classes, bool) or num_classes < 1:
-        raise ValueError(f"to_categorical: num_classes must be a positive integer, got {num_classes!r}")
-    num_classes = int(num_classes)
+    num_classes = positive_int(num_classes, "to_categorical: num_classes")
 
     if y.size:
         if y.min() < 0:

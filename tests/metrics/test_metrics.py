@@ -1,4 +1,5 @@
-"""Metrics: every expected number below is worked out by hand from a confusion matrix written out in full."""
+"""Metrics: every expected number below is worked out by hand from a confusion matrix written out in full
+(or from predictions made perfect on purpose); then the Keras-facing metrics, on probabilities and logits."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -6,6 +7,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from tinyseg import metrics
+from tinyseg.layers import Conv2D
+from tinyseg.losses import BinaryCrossentropy
 from tinyseg.metrics import (
     ConfusionMatrix,
     accuracy,
@@ -24,6 +27,7 @@ from tinyseg.metrics import (
     precision,
     recall,
 )
+from tinyseg.models import Sequential
 
 # ------------------------------------------------------------------------------------------------------------
 # A 3x4 mask, K = 4 classes, one ignored pixel (255). Class 3 appears in neither truth nor prediction.
@@ -184,6 +188,58 @@ def test_per_image_skips_fully_ignored_images():
     y_pred = np.array([[[1, 1]], [[0, 0]]])
     # image 0: n = [[0, 1], [0, 1]] -> IoU (0, 1/2) -> 1/4; image 1 entirely ignored -> left out.
     assert per_image_mean_iou(y_true, y_pred, 2, ignore_index=9) == pytest.approx(0.25)
+
+
+def test_per_image_mean_iou_of_a_streamed_matrix_follows_absent():
+    """Image 0 holds only class 0, predicted right: class 1's IoU is 0/0. With absent='one' that image's mIoU
+    is (1 + 1) / 2 = 1, with 'zero' (1 + 0) / 2 = 1/2, with 'ignore' 1 (class 1 left out)."""
+    y_true = np.zeros((1, 2, 2), dtype=np.int64)
+    cm = ConfusionMatrix(2, per_image=True).update(y_true, y_true)
+    assert cm.result(absent="ignore")["per_image_mean_iou"] == pytest.approx(1.0)
+    assert cm.result(absent="zero")["per_image_mean_iou"] == pytest.approx(0.5)
+    assert cm.result(absent="one")["per_image_mean_iou"] == pytest.approx(1.0)
+    # the same numbers as the one-shot function, for each policy
+    for absent in ("ignore", "zero", "one"):
+        assert cm.result(absent=absent)["per_image_mean_iou"] == pytest.approx(
+            per_image_mean_iou(y_true, y_true, 2, absent=absent))
+
+
+# --- a class absent from both truth and prediction is left out of the mean IoU (so perfect predictions give 1)
+def _labels_0_1():
+    """Labels only in {0, 1} although there are three classes: class 2 is in no target and no prediction."""
+    return np.random.default_rng(2).integers(0, 2, (6, 4, 4))
+
+
+def test_mean_iou_metric_leaves_out_a_class_absent_from_truth_and_prediction():
+    """Broken on purpose with mean_iou_metric passing absent='zero' to mean_iou: 0.666... instead of 1."""
+    labels = _labels_0_1()
+    perfect = np.eye(3, dtype=np.float32)[labels]                      # scores (6, 4, 4, 3), argmax = label
+    assert mean_iou_metric(labels, perfect) == 1.0
+    assert mean_iou_metric(perfect, perfect) == 1.0                    # one-hot targets too
+
+
+def test_mean_iou_in_compile_and_evaluate_leaves_out_an_absent_class():
+    """Broken on purpose as above: evaluate reported mean_iou 0.666... instead of 1."""
+    labels = _labels_0_1()
+    x = np.eye(3, dtype=np.float32)[labels]                            # the input already says the class
+    model = Sequential([Conv2D(3, 1, activation="softmax", input_shape=(4, 4, 3))])
+    model.set_weights([10 * np.eye(3, dtype=np.float32).reshape(1, 1, 3, 3), np.zeros(3, np.float32)])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["mean_iou"])
+    assert np.array_equal(model.predict(x).argmax(axis=-1), labels)     # perfect predictions
+    loss, miou = model.evaluate(x, labels, batch_size=4, verbose=0)
+    assert miou == 1.0
+
+
+def test_confusion_matrix_mean_iou_leaves_out_an_absent_class():
+    """Broken on purpose with mean_iou's default absent='zero': 0.666... instead of 1."""
+    labels = _labels_0_1()
+    cm = confusion_matrix(labels, labels, 3)
+    assert cm[2].sum() == 0 and cm[:, 2].sum() == 0
+    per_class = iou(cm)
+    assert per_class[:2].tolist() == [1.0, 1.0] and np.isnan(per_class[2])
+    assert mean_iou(cm) == 1.0
+    assert ConfusionMatrix(3).update(labels, labels).result()["mean_iou"] == 1.0
+    assert mean_iou(cm, absent="zero") == pytest.approx(2 / 3)           # the other policy, asked for by name
 
 
 def _as_comparable(result):
@@ -376,3 +432,25 @@ def test_single_channel_thresholds_at_half():
     assert mean_iou_metric(target, probs) == pytest.approx((2 / 3 + 1 / 2) / 2)
     with pytest.raises(ValueError, match=r"one output channel"):
         accuracy_metric(np.zeros((4, 2)), probs)
+
+
+def test_outputs_to_labels_thresholds_logits_at_zero():
+    logits = np.array([[0.25], [-0.25], [3.0]])          # sigmoid: 0.56, 0.44, 0.95 -> classes 1, 0, 1
+    _, pred, k = metrics.outputs_to_labels(np.array([1, 0, 1]), logits, from_logits=True)
+    assert k == 2 and pred.tolist() == [1, 0, 1]
+    _, pred, _ = metrics.outputs_to_labels(np.array([1, 0, 1]), logits)          # probabilities: 0.5
+    assert pred.tolist() == [0, 0, 1]
+
+
+@pytest.mark.parametrize("from_logits", [None, True])
+def test_model_without_activation_and_a_sigmoid_loss_scores_its_logits_at_zero(from_logits):
+    """A model ending in a plain Conv2D(1, 1) outputs logits that the binary cross-entropy takes through a
+    sigmoid. Logits of 0.25 are probability 0.56: foreground everywhere, which is every target, so accuracy
+    and mean IoU are 1. Thresholding the raw logits at 0.5 called them background (accuracy 0)."""
+    model = Sequential([Conv2D(1, 1, input_shape=(2, 2, 1))])
+    model.compile("sgd", loss=BinaryCrossentropy(from_logits=from_logits), metrics=["accuracy", "mean_iou"])
+    model.layers[0].set_weights([np.zeros((1, 1, 1, 1)), np.array([0.25])])
+    x = np.ones((2, 2, 2, 1), dtype=np.float32)
+    y = np.ones((2, 2, 2, 1), dtype=np.float32)
+    _, accuracy, miou = model.test_on_batch(x, y)
+    assert accuracy == pytest.approx(1.0) and miou == pytest.approx(1.0)

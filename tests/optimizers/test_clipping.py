@@ -1,4 +1,5 @@
-"""Gradient clipping, Keras's optimizer arguments clipnorm, global_clipnorm and clipvalue (tinyseg/optimizers.py):
+"""Gradient clipping, Keras's optimizer arguments clipnorm, global_clipnorm and clipvalue
+(tinyseg/optimizers/clipping.py):
 the formulas, on every optimizer; after the NaN check; new arrays (layer.grads untouched); huge gradients
 clipped, not zeroed; against torch.nn.utils.clip_grad_norm_ / clip_grad_value_ (float64, 1e-10, with torch's
 +1e-6 in the denominator accounted for) and Keras 3; bad arguments, each named."""

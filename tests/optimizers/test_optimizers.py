@@ -231,3 +231,39 @@ def test_names_give_keras_defaults():
     assert type(adam) is Adam and (adam.learning_rate, adam.beta_1, adam.beta_2, adam.epsilon) == \
         (0.001, 0.9, 0.999, 1e-7) and adam.epsilon_style == "keras"
     assert optimizers.get(adam) is adam
+
+
+@pytest.mark.parametrize("state, match", [
+    ({"iterations": -1, "slots": []}, "adam: the state's iterations must be a non-negative integer, got -1"),
+    ({"iterations": True, "slots": []}, "the state's iterations must be a non-negative integer, got True"),
+    ({"iterations": 2.0, "slots": []}, "the state's iterations must be a non-negative integer, got 2.0"),
+    ({"slots": []}, "the state's iterations must be a non-negative integer, got None"),
+    ("state", "the state's iterations must be a non-negative integer"),
+    ({"iterations": 1, "slots": [(1, "m", np.zeros(2))]}, "slot position 1 is not one of the 1 parameters"),
+    ({"iterations": 1, "slots": [(0, "velocity", np.zeros(2))]}, r"unknown slot 'velocity' \(this optimizer keeps"),
+    ({"iterations": 1, "slots": [(0, "m", np.zeros(3))]}, r"slot 'm' of parameter 0 has shape \(3,\)"),
+    ({"iterations": 1, "slots": [(0, "m", np.array([0.0, np.nan]))]}, "slot 'm' of parameter 0 holds NaN"),
+])
+def test_set_state_refuses_a_bad_state_and_keeps_its_own(state, match):
+    theta = np.ones(2)
+    opt = Adam(0.1)
+    opt.apply_gradients([(np.ones(2), theta)])
+    before = opt.get_state()
+    with pytest.raises(ValueError, match=match):
+        opt.set_state(state, [theta])
+    after = opt.get_state()
+    assert after["iterations"] == before["iterations"] == 1
+    for (i, name, value), (j, name_before, value_before) in zip(after["slots"], before["slots"]):
+        assert (i, name) == (j, name_before)
+        np.testing.assert_array_equal(value, value_before)
+
+
+def test_set_state_takes_a_state_get_state_gave():
+    theta = np.ones(2)
+    opt = Adam(0.1)
+    opt.apply_gradients([(np.array([1.0, -2.0]), theta)])
+    fresh = Adam(0.1)
+    fresh.set_state(opt.get_state(), [theta])
+    assert fresh.iterations == 1 and type(fresh.iterations) is int
+    for (_, _, ours), (_, _, theirs) in zip(fresh.get_state()["slots"], opt.get_state()["slots"]):
+        np.testing.assert_array_equal(ours, theirs)

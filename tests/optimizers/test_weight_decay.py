@@ -1,4 +1,4 @@
-"""Decoupled weight decay (tinyseg/optimizers.py): AdamW and every optimizer's weight_decay, Keras's formula
+"""Decoupled weight decay (tinyseg/optimizers/base.py): AdamW and every optimizer's weight_decay, Keras's formula
 theta -= lr * wd * theta before the update; against torch.optim.AdamW (float64, 1e-10: the same algorithm with
 epsilon_style='torch'; a Keras-style AdamW matches it with the per-step eps conversion) and against Keras 3's
 AdamW and SGD(weight_decay); bad arguments, each named; what to_torch_optimizer converts and refuses."""
@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import optimizer_against_torch
 from tinyseg import optimizers
 from tinyseg.schedules import ExponentialDecay
 
@@ -81,23 +82,9 @@ def test_bad_weight_decay_is_refused_naming_it(make, error, match):
 
 
 # --- against PyTorch (float64) -----------------------------------------------------------------------------
-def run_against_torch(ours, theirs_factory, seed, steps=20, eps_of_step=None, shapes=((3, 4), (5,), (2, 2, 3))):
-    from tinyseg.interop.pytorch import relative_error, to_tensor
-    rng = np.random.default_rng(seed)
-    params = [rng.standard_normal(s) for s in shapes]
-    tensors = [to_tensor(p.copy(), requires_grad=True) for p in params]
-    theirs = theirs_factory(tensors)
-    worst = 0.0
-    for step in range(1, steps + 1):
-        grads = [rng.standard_normal(s) * rng.choice([1e-4, 1.0, 10.0]) for s in shapes]
-        ours.apply_gradients(list(zip([g.copy() for g in grads], params)))
-        for t, g in zip(tensors, grads):
-            t.grad = to_tensor(g)
-        if eps_of_step is not None:
-            theirs.param_groups[0]["eps"] = eps_of_step(step)
-        theirs.step()
-        worst = max(worst, *(relative_error(p, t) for p, t in zip(params, tensors)))
-    return worst
+def run_against_torch(ours, make_theirs, seed, eps_of_step=None):
+    """The worst relative error of the parameters over 20 steps of ours and of torch's make_theirs(tensors)."""
+    return optimizer_against_torch(ours, make_theirs, seed, eps_of_step=eps_of_step)[0]
 
 
 @pytest.mark.usefixtures("one_torch_thread")
