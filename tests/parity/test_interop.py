@@ -233,6 +233,21 @@ def test_load_refuses_a_mismatched_state_dict(torch):
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, 1e39])
+def test_load_changes_nothing_when_the_last_tensor_is_not_finite(torch, bad):
+    """All or nothing: a NaN (or a value beyond float32) in the state_dict's LAST tensor is found before the
+    first layer is written."""
+    model, other = seed_cnn(), seed_cnn()
+    sd = tp.torch_state_dict(other)
+    last = list(sd)[-1]
+    sd[last] = sd[last].double()
+    sd[last][0] = bad
+    before = model.get_weights()
+    with pytest.raises(ValueError, match=rf"load_torch_state_dict: '{last.split('.')[0]}\.\*'.*NaN or inf"):
+        tp.load_torch_state_dict(model, sd)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
 def test_unconvertible_models_are_refused(torch):
     flat_end = Sequential([Conv2D(2, 3, input_shape=(5, 5, 1)), Flatten()])
     with pytest.raises(ValueError, match="end it with a Dense"):

@@ -462,7 +462,8 @@ def load_torch_state_dict(model, state_dict):
 
     Every key the model needs must be there and no other (num_batches_tracked is accepted and ignored: a Keras
     batch norm has a fixed momentum); the arrays are converted back to Keras's layouts and cast to the model's
-    dtype. The model is changed only when every array has been found and converted.
+    dtype. All or nothing: the model is changed only when every array has been found, converted and checked
+    (shape, and finite values in the model's dtype).
     """
     named = _named_layers(model)
     expected = {name for name, _ in _model_arrays(model)}
@@ -471,16 +472,17 @@ def load_torch_state_dict(model, state_dict):
     if missing or unexpected:
         raise KeyError(f"load_torch_state_dict: the state_dict does not match the model: missing {missing}, "
                        f"unexpected {unexpected}")
-    all_weights = []
-    for path, layer, perm in named:
-        prefix = path + "."
-        tensors = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
-        weights = layer_weights_from_torch(layer, tensors, perm)
-        for w, own, name in zip(weights, layer.get_weights(), layer.weight_names()):
-            if w.shape != own.shape:
-                raise ValueError(f"load_torch_state_dict: {layer.name} '{name}' must have shape {own.shape} "
-                                 f"(tinyseg's layout), got {w.shape} after conversion from the state_dict")
-        all_weights.append(weights)
-    for (_, layer, _), weights in zip(named, all_weights):
-        if weights:
-            layer.set_weights(weights)
+    checked = [_weights_from_state_dict(layer, path, state_dict, perm) for path, layer, perm in named]
+    for (_, layer, _), weights in zip(named, checked):      # written only once every array has passed
+        layer.set_weights(weights)
+
+
+def _weights_from_state_dict(layer, path, state_dict, perm):
+    """The layer's arrays under `path.` in the state_dict, in Keras's layout and the layer's dtype, checked as
+    set_weights checks them (shape, a real dtype, finite values once cast), without writing them."""
+    prefix = path + "."
+    tensors = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+    try:
+        return layer.check_weights(layer_weights_from_torch(layer, tensors, perm))
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"load_torch_state_dict: '{prefix}*' (converted to tinyseg's layout): {err}") from None
