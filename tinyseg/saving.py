@@ -36,7 +36,10 @@ each .npy header is read first (numpy.lib.format), and its dtype (numbers only: 
 shape and size must agree with the entry's sizes in the zip directory and stay within MAX_ARRAY_BYTES; a
 deflated entry cannot claim to inflate more than deflate can (about 1032 to 1). So a small file cannot
 make load_model allocate gigabytes. Then the header's keys and types are checked, then the arrays are read
-with allow_pickle=False. A file that is not ours, or is damaged, gets a ValueError that says what is wrong.
+with allow_pickle=False. The architecture is then built under initializers.size_ceiling(the numbers the file
+stores): a config that declares more (a Dense of 2**33 units in a 9 KB file) is refused before the first
+weight that would pass the ceiling is allocated. A file that is not ours, or is damaged, gets a ValueError
+that says what is wrong.
 """
 import contextlib
 import json
@@ -47,6 +50,7 @@ import zipfile
 
 import numpy as np
 
+from . import initializers
 from .files import replaced_whole
 
 FORMAT = "tinyseg-model"
@@ -153,8 +157,13 @@ def load_model(path, compile=True, custom_objects=None):
     from .models.model import deserialize_model
     path = os.fspath(path)
     header, arrays = _read(path, "load_model", FORMAT)
+    stored = sum(w.size for w in arrays["weights"])
     try:
-        model = deserialize_model(header["architecture"])
+        with initializers.size_ceiling(stored):     # the model built may hold no more numbers than the file
+            model = deserialize_model(header["architecture"])
+    except initializers.CeilingExceeded as err:
+        raise ValueError(f"load_model: the weights in {path!r} do not fit its architecture, which declares more "
+                         f"than the {stored} numbers the file stores ({err}); refused before allocating") from None
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"load_model: {path!r} holds an architecture this tinyseg cannot rebuild "
                          f"({type(err).__name__}: {err})") from None
