@@ -119,7 +119,7 @@ def torch_errors(layer, x, seed=0, training=False, module=None, rng=None):
     there) and the same random upstream gradient: {what: rel_error} for the output, the input gradient and
     every parameter gradient (by torch name). The layer's weights are used as they are: randomise them first.
     The gradient is drawn from `rng` (default np.random.default_rng(seed))."""
-    from tinyseg.interop.pytorch import layer_to_torch, layer_weights_to_torch, to_tensor
+    from tinyseg.interop import layer_to_torch, layer_weights_to_torch, to_tensor
     rng = np.random.default_rng(seed) if rng is None else rng
     if not layer.built:
         layer.build(x.shape[1:])

@@ -1,4 +1,4 @@
-"""tinyseg.interop.pytorch at the model level: weight round trips, to_torch(model) against model.call for the seed
+"""tinyseg.interop at the model level: weight round trips, to_torch(model) against model.call for the seed
 CNN and for U-Nets (transpose / nearest / bilinear upsampling, with and without batch norm), whole-model
 gradients, state_dict names, errors, and tinyseg working without torch."""
 import io
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import PARITY_TOL, REPO, seed_cnn
-from tinyseg.interop import pytorch as tp
+from tinyseg import interop as tp
 from tinyseg.layers import BatchNormalization, Concatenate, Conv2D, Dense, Flatten
 from tinyseg.models import Sequential
 from tinyseg.models.unet import UNet
@@ -59,7 +59,7 @@ import sys
 sys.modules['torch'] = None                       # any 'import torch' now fails
 import numpy as np
 import tinyseg.interop
-from tinyseg.interop import pytorch as tp
+from tinyseg import interop as tp
 assert np.array_equal(tp.flatten_permutation((1, 2, 2)), [0, 2, 1, 3])
 from tinyseg.layers import Dense
 layer = Dense(2, input_shape=(3,))

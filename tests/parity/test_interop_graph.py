@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch", reason="PyTorch interop tests need torch: p
 import tinyseg  # noqa: E402
 from tests.helpers import PARITY_TOL
 from tinyseg import Input, Model  # noqa: E402
-from tinyseg.interop import pytorch as tp  # noqa: E402
+from tinyseg import interop as tp  # noqa: E402
 from tinyseg.layers import (  # noqa: E402
     Activation,
     BatchNormalization,

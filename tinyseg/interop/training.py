@@ -9,8 +9,8 @@ import numpy as np
 from .. import losses as tl
 from .. import optimizers as topt
 from .conventions import nhwc_to_nchw
-from .convert import torch_gradients, torch_modules, torch_state_dict
-from .tensors import relative_error, require_torch, to_numpy, to_tensor, torch_dtype
+from .tensors import import_torch_modules, relative_error, require_torch, to_numpy, to_tensor, torch_dtype
+from .weights import torch_gradients, torch_state_dict
 
 
 # =========================================================================================================
@@ -19,7 +19,7 @@ from .tensors import relative_error, require_torch, to_numpy, to_tensor, torch_d
 def to_torch_loss(loss, dtype="float32"):
     """The torch loss module computing what the tinyseg loss computes, on to_torch(model)'s logits and
     targets_to_torch(loss, y_true). dtype: of the class weights (the model's dtype)."""
-    m = torch_modules()
+    m = import_torch_modules()
     from torch import nn
     if isinstance(loss, tl.CategoricalCrossentropy):
         module = nn.CrossEntropyLoss()                       # probability targets (N, K, ...) allowed
