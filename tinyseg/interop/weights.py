@@ -6,23 +6,14 @@
     torch_gradients(model)              the model's last gradients, named and laid out as param.grad
     load_torch_state_dict(model, sd)    a (trained) state_dict back into the model, all or nothing
 
-Every layout change is one function of conventions.py; the module paths come from layer_paths.py.
+Every layout change is one function of conventions.py (cv.); the module paths come from layer_paths.py.
 """
 from collections import OrderedDict
 
 import numpy as np
 
 from ..layers import BatchNormalization, Conv2D, Conv2DTranspose, Dense, DepthwiseConv2D, SeparableConv2D
-from .conventions import (
-    conv_kernel_from_torch,
-    conv_kernel_to_torch,
-    conv_transpose_kernel_from_torch,
-    conv_transpose_kernel_to_torch,
-    dense_kernel_from_torch,
-    dense_kernel_to_torch,
-    depthwise_kernel_from_torch,
-    depthwise_kernel_to_torch,
-)
+from . import conventions as cv
 from .layer_paths import named_layers
 from .tensors import require_torch, to_numpy
 
@@ -42,18 +33,18 @@ def _weight_converters(layer, feature_perm=None):
         # holding the bias): see KerasSeparableConv2d
         depthwise, pointwise = ("depthwise.", "pointwise.") if isinstance(layer, SeparableConv2D) else ("", "")
         m = layer.depth_multiplier
-        table = {layer.depthwise_key: (depthwise + "weight", depthwise_kernel_to_torch,
-                                       lambda w: depthwise_kernel_from_torch(w, m)),
-                 "pointwise_kernel": ("pointwise.weight", conv_kernel_to_torch, conv_kernel_from_torch),
+        table = {layer.depthwise_key: (depthwise + "weight", cv.depthwise_kernel_to_torch,
+                                       lambda w: cv.depthwise_kernel_from_torch(w, m)),
+                 "pointwise_kernel": ("pointwise.weight", cv.conv_kernel_to_torch, cv.conv_kernel_from_torch),
                  "bias": (pointwise + "bias", _same, _same)}
         return OrderedDict((name, table[name]) for name in layer.weight_names())
     if isinstance(layer, Conv2DTranspose):
-        kernel = ("weight", conv_transpose_kernel_to_torch, conv_transpose_kernel_from_torch)
+        kernel = ("weight", cv.conv_transpose_kernel_to_torch, cv.conv_transpose_kernel_from_torch)
     elif isinstance(layer, Conv2D):
-        kernel = ("weight", conv_kernel_to_torch, conv_kernel_from_torch)
+        kernel = ("weight", cv.conv_kernel_to_torch, cv.conv_kernel_from_torch)
     elif isinstance(layer, Dense):
-        kernel = ("weight", lambda k: dense_kernel_to_torch(k, feature_perm),
-                  lambda w: dense_kernel_from_torch(w, feature_perm))
+        kernel = ("weight", lambda k: cv.dense_kernel_to_torch(k, feature_perm),
+                  lambda w: cv.dense_kernel_from_torch(w, feature_perm))
     else:
         kernel = None
     if feature_perm is None:
