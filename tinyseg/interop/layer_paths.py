@@ -85,40 +85,45 @@ def _graph_feature_perms(model):
     graph = model._graph
     perm_of = {id(t): None for t in graph.inputs}       # tensor -> the torch order of its features, or None
     layer_perm = {}
-
-    def record(layer, perm):
-        if layer in layer_perm and not _same_perm(layer_perm[layer], perm):
-            raise ValueError(f"{layer.name}: a layer shared by calls whose features are ordered differently has "
-                             "no PyTorch conversion")
-        layer_perm[layer] = perm
-
     for node in graph.nodes:
-        layer, ins = node.layer, [perm_of[id(t)] for t in node.inputs]
-        perm_in = ins[0]
-        if any(not _same_perm(p, perm_in) for p in ins[1:]) or (perm_in is not None and
-                                                                 isinstance(layer, Concatenate)):
-            raise ValueError(f"{layer.name}: joins flattened image features, which PyTorch orders (C, H, W) and "
-                             "tinyseg (H, W, C); join them after a Dense")
-        if isinstance(layer, Flatten):
-            if perm_in is not None:
-                raise ValueError(f"{layer.name}: a Flatten of flattened features has no PyTorch conversion")
-            perm_out = flatten_permutation(layer.input_shape) if len(layer.input_shape) == 3 else None
-        elif isinstance(layer, Dense):
-            record(layer, perm_in)
-            perm_out = None
-        elif isinstance(layer, _PASS_FEATURES) or layer.multiple_inputs:
-            record(layer, perm_in)
-            perm_out = perm_in
-        elif perm_in is not None:
-            raise ValueError(f"{layer.name}: a {type(layer).__name__} between a Flatten and the next Dense has "
-                             "no PyTorch conversion (the features are in a different order there)")
-        else:
-            perm_out = None
+        layer = node.layer
+        perm_in = _joined_perm(layer, [perm_of[id(t)] for t in node.inputs])
+        perm_out, reads_features = _perm_through(layer, perm_in)
+        if reads_features:
+            if layer in layer_perm and not _same_perm(layer_perm[layer], perm_in):
+                raise ValueError(f"{layer.name}: a layer shared by calls whose features are ordered differently "
+                                 "has no PyTorch conversion")
+            layer_perm[layer] = perm_in
         perm_of[id(node.output)] = perm_out
     if any(perm_of[id(t)] is not None for t in graph.outputs):
         raise ValueError("the model ends with flattened image features, which PyTorch orders (C, H, W) and "
                          "tinyseg (H, W, C): end it with a Dense layer to compare outputs")
     return {layer: p for layer, p in layer_perm.items() if p is not None}
+
+
+def _joined_perm(layer, perms):
+    """The feature order of a node's inputs: they must agree, and a Concatenate cannot join flattened ones."""
+    if any(not _same_perm(p, perms[0]) for p in perms[1:]) or (perms[0] is not None and
+                                                                isinstance(layer, Concatenate)):
+        raise ValueError(f"{layer.name}: joins flattened image features, which PyTorch orders (C, H, W) and "
+                         "tinyseg (H, W, C); join them after a Dense")
+    return perms[0]
+
+
+def _perm_through(layer, perm_in):
+    """(the feature order of the layer's output, whether the layer's weights read its input's order)."""
+    if isinstance(layer, Flatten):
+        if perm_in is not None:
+            raise ValueError(f"{layer.name}: a Flatten of flattened features has no PyTorch conversion")
+        return (flatten_permutation(layer.input_shape) if len(layer.input_shape) == 3 else None), False
+    if isinstance(layer, Dense):
+        return None, True
+    if isinstance(layer, _PASS_FEATURES) or layer.multiple_inputs:
+        return perm_in, True
+    if perm_in is not None:
+        raise ValueError(f"{layer.name}: a {type(layer).__name__} between a Flatten and the next Dense has "
+                         "no PyTorch conversion (the features are in a different order there)")
+    return None, False
 
 
 def _same_perm(a, b):
