@@ -54,7 +54,7 @@ def _caller(wrapper, depth=2):
     name = getattr(owner, "name", None)
     if not isinstance(name, str):
         return ""
-    arguments = [key for key, value in vars(owner).items() if value is wrapper]
+    arguments = [key for key, value in getattr(owner, "__dict__", {}).items() if value is wrapper]
     return f"{name}: " + (f"{arguments[0]} " if arguments else "")
 
 
