@@ -278,15 +278,11 @@ class KerasMultiply(_KerasMerge):
         return y
 
 
-class KerasAverage(_KerasMerge):
-    """(x_1 + x_2 + ... + x_n) / n."""
+class KerasAverage(KerasAdd):
+    """(x_1 + x_2 + ... + x_n) / n: KerasAdd's sum, divided by n."""
 
     def forward(self, inputs):
-        self.check(inputs)
-        y = inputs[0] + inputs[1]
-        for x in inputs[2:]:
-            y = y + x
-        return y / len(inputs)
+        return super().forward(inputs) / len(inputs)
 
 
 class KerasConcatenate(nn.Module):
