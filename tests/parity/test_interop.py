@@ -77,6 +77,18 @@ except ImportError as err:
     assert out.stdout.strip() == "False", out.stderr
 
 
+def test_one_public_entry():
+    """tinyseg.interop holds every public name (no torch needed to import them); the old re-export module is
+    gone, and the torch modules come through import_torch_modules."""
+    import importlib
+
+    import tinyseg.interop
+    assert all(hasattr(tinyseg.interop, name) for name in tinyseg.interop.__all__)
+    assert len(set(tinyseg.interop.__all__)) == len(tinyseg.interop.__all__)
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("tinyseg.interop.pytorch")
+
+
 def test_conventions_are_inverse_pairs():
     rng = np.random.default_rng(0)
     k = rng.standard_normal((3, 2, 4, 5))
