@@ -19,7 +19,7 @@ Both predict the whole validation images in inference mode (batch norm on its mo
 evenly spaced checkpoints, and the report gives, for each: validation mean IoU over the classes (void left out
 of every count), global pixel accuracy, class-average accuracy, per-class IoU, and the wall time of the
 training steps (evaluation not included). In float32 the two runs start equal and drift apart (single ReLU and
-max-pool decisions within rounding of their threshold go differently: tinyseg/interop/pytorch.py measures
+max-pool decisions within rounding of their threshold go differently: tinyseg/interop/training.py measures
 it), so their numbers differ by about what two runs of one framework from other seeds differ by; the
 checkpoints show how much a snapshot's mIoU moves by itself. --dtype float64 removes the drift: the two runs
 then stay equal. The target is |mIoU(tinyseg) - mIoU(PyTorch)| <= 0.02 at the end.
@@ -89,8 +89,8 @@ def torch_eval(module, x, y, num_classes, ignore_index, batch_size, multiple, dt
     """The confusion matrix of the torch module's predictions on whole images (padded like tinyseg's)."""
     import torch
 
+    from tinyseg import interop as tp
     from tinyseg.inference import pad_to_multiple
-    from tinyseg.interop import pytorch as tp
     from tinyseg.metrics import ConfusionMatrix
     cm = ConfusionMatrix(num_classes, ignore_index=ignore_index, per_image=True)
     module.eval()
@@ -114,11 +114,11 @@ def main(argv=None):
     args = parse_args(argv)
     import torch
 
+    from tinyseg import interop as tp
     from tinyseg import set_floatx, set_random_seed
     from tinyseg.datasets.class_weights import class_weights
     from tinyseg.datasets.pipeline import SegmentationDataset
     from tinyseg.inference import evaluate_segmentation, size_multiple
-    from tinyseg.interop import pytorch as tp
     from tinyseg.kernels import set_num_threads
     from tinyseg.losses import SparseCategoricalCrossentropy
     from tinyseg.models.unet import UNet

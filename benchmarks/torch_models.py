@@ -110,12 +110,12 @@ class XceptionUNet(nn.Module):
 
 
 def unet_from_interop(model):
-    """PyTorch U-Net from tinyseg.interop.pytorch.to_torch(model) if that module exists, else None.
+    """PyTorch U-Net from tinyseg.interop.to_torch(model) if that module exists, else None.
 
     The result is used only if it maps an NCHW batch to (N, K, H, W), as the hand-built twin does.
     """
     try:
-        from tinyseg.interop.pytorch import to_torch
+        from tinyseg.interop import to_torch
     except Exception:
         return None
     try:

@@ -117,7 +117,7 @@ def optimizer_against_torch(ours, make_theirs, seed, steps=20, eps_of_step=None,
     float64 parameters (one per shape) and the same gradients, drawn at scales 1e-4, 1 and 10 so that epsilon
     matters; eps_of_step(t), if given, sets torch's eps before step t. Returns the worst relative errors
     (rel_error) of the parameters and of their displacements from the start, over every step."""
-    from tinyseg.interop.pytorch import to_tensor
+    from tinyseg.interop import to_tensor
     rng = np.random.default_rng(seed)
     params = [rng.standard_normal(s) for s in shapes]
     start = [p.copy() for p in params]
@@ -147,7 +147,7 @@ def torch_errors(layer, x, seed=0, training=False, module=None, rng=None):
     there) and the same random upstream gradient: {what: rel_error} for the output, the input gradient and
     every parameter gradient (by torch name). The layer's weights are used as they are: randomise them first.
     The gradient is drawn from `rng` (default np.random.default_rng(seed))."""
-    from tinyseg.interop.pytorch import layer_to_torch, layer_weights_to_torch, to_tensor
+    from tinyseg.interop import layer_to_torch, layer_weights_to_torch, to_tensor
     rng = np.random.default_rng(seed) if rng is None else rng
     if not layer.built:
         layer.build(x.shape[1:])

@@ -381,6 +381,27 @@ def test_other_bad_inputs():
         DiceLoss(mode="multilabel")
 
 
+@pytest.mark.parametrize("make", [SparseCategoricalCrossentropy, CEDiceLoss])
+@pytest.mark.parametrize("weights, match", [
+    ([1e39, 1, 1], r"class_weight holds 1e\+39; each weight must be at most 1.58e\+29.*divide them all"),
+    ([1, 1e30, 1], r"class_weight holds 1e\+30; each weight must be at most"),
+    ([1e-50, 1, 1], r"class_weight holds 1e-50, which float32 rounds to 0"),
+])
+def test_class_weights_beyond_float32_are_refused_by_name(make, weights, match):
+    """[1e39, 1, 1] is finite in float64 but inf in a float32 model's loss, which was then inf/inf = NaN."""
+    with pytest.raises(ValueError, match=match):
+        make(class_weight=weights)
+
+
+def test_the_largest_class_weight_allowed_keeps_a_float32_loss_finite():
+    from tinyseg.losses.base import MAX_POSITIONS
+    top = float(np.finfo(np.float32).max) / MAX_POSITIONS
+    loss = SparseCategoricalCrossentropy(class_weight=[top, 1.0, 1.0])
+    z = np.random.default_rng(0).standard_normal((4, 8, 8, 3)).astype(np.float32)
+    value = loss(np.zeros((4, 8, 8), int), z)
+    assert np.isfinite(value) and np.all(np.isfinite(loss.backward()))
+
+
 def test_loss_names():
     for name, cls in [("categorical_crossentropy", CategoricalCrossentropy), ("mse", MeanSquaredError),
                       ("sparse_categorical_crossentropy", SparseCategoricalCrossentropy), ("dice", DiceLoss),

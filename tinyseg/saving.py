@@ -36,7 +36,10 @@ each .npy header is read first (numpy.lib.format), and its dtype (numbers only: 
 shape and size must agree with the entry's sizes in the zip directory and stay within MAX_ARRAY_BYTES; a
 deflated entry cannot claim to inflate more than deflate can (about 1032 to 1). So a small file cannot
 make load_model allocate gigabytes. Then the header's keys and types are checked, then the arrays are read
-with allow_pickle=False. A file that is not ours, or is damaged, gets a ValueError that says what is wrong.
+with allow_pickle=False. The architecture is then built under initializers.size_ceiling(the numbers the file
+stores): a config that declares more (a Dense of 2**33 units in a 9 KB file) is refused before the first
+weight that would pass the ceiling is allocated. A file that is not ours, or is damaged, gets a ValueError
+that says what is wrong.
 """
 import contextlib
 import json
@@ -47,6 +50,7 @@ import zipfile
 
 import numpy as np
 
+from . import initializers
 from .files import replaced_whole
 
 FORMAT = "tinyseg-model"
@@ -153,8 +157,13 @@ def load_model(path, compile=True, custom_objects=None):
     from .models.model import deserialize_model
     path = os.fspath(path)
     header, arrays = _read(path, "load_model", FORMAT)
+    stored = sum(w.size for w in arrays["weights"])
     try:
-        model = deserialize_model(header["architecture"])
+        with initializers.size_ceiling(stored):     # the model built may hold no more numbers than the file
+            model = deserialize_model(header["architecture"])
+    except initializers.CeilingExceeded as err:
+        raise ValueError(f"load_model: the weights in {path!r} do not fit its architecture, which declares more "
+                         f"than the {stored} numbers the file stores ({err}); refused before allocating") from None
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"load_model: {path!r} holds an architecture this tinyseg cannot rebuild "
                          f"({type(err).__name__}: {err})") from None
@@ -253,48 +262,68 @@ def _check_entries(archive, file_size, refuse):
     if sum(info.compress_size for info in infos) > file_size:
         raise refuse("its entries claim more compressed bytes than the file holds")
     for info in infos:
-        if not _ENTRY.match(info.filename):
-            raise refuse(f"it holds an entry {info.filename!r} that the format does not name")
-        key = info.filename[:-4]
-        if key in entries:
-            raise refuse(f"the entry {info.filename!r} appears twice")
-        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            raise refuse(f"the entry {info.filename!r} uses compression method {info.compress_type}")
-        if info.compress_type == zipfile.ZIP_DEFLATED and info.file_size > DEFLATE_RATIO * info.compress_size + 1024:
-            raise refuse(f"the entry {info.filename!r} claims to inflate from {info.compress_size} to "
-                         f"{info.file_size} bytes")
-        limit = MAX_HEADER_BYTES if key == HEADER else MAX_ARRAY_BYTES
-        if info.file_size > limit + 65536:
-            raise refuse(f"the entry {info.filename!r} declares {info.file_size} bytes, more than the limit {limit}")
-        with archive.open(info) as f:
-            try:
-                version = np.lib.format.read_magic(f)
-                if version == (1, 0):
-                    shape, _, dtype = np.lib.format.read_array_header_1_0(f)
-                elif version == (2, 0):
-                    shape, _, dtype = np.lib.format.read_array_header_2_0(f)
-                else:
-                    raise ValueError(f".npy format version {version}")
-            except ValueError as err:
-                raise refuse(f"the entry {info.filename!r} has no valid .npy header: {err}") from None
-            offset = f.tell()
-        if dtype.hasobject or dtype.fields is not None or dtype.kind not in ("U" if key == HEADER else "fiu"):
-            raise refuse(f"the entry {info.filename!r} has dtype {dtype}; expected "
-                         + ("a string" if key == HEADER else "float or integer numbers"))
-        if key == HEADER and shape != ():
-            raise refuse(f"the header entry has shape {shape}; expected a 0-d string")
-        nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
-        if nbytes > limit:
-            raise refuse(f"the entry {info.filename!r} declares {shape} {dtype}: {nbytes} bytes, more than the "
-                         f"limit {limit}")
-        if offset + nbytes != info.file_size:
-            raise refuse(f"the entry {info.filename!r} declares {shape} {dtype} ({nbytes} bytes of data) but holds "
-                         f"{info.file_size - offset}")
-        total += nbytes
+        key = _check_zip_entry(info, entries, refuse)
+        shape, dtype, offset = _read_npy_header(archive, info, refuse)
+        total += _check_array_header(key, info, shape, dtype, offset, refuse)
         if total > MAX_TOTAL_BYTES:
             raise refuse(f"its arrays declare more than {MAX_TOTAL_BYTES} bytes together")
         entries[key] = (info, shape, dtype)
     return entries
+
+
+def _limit(key):
+    return MAX_HEADER_BYTES if key == HEADER else MAX_ARRAY_BYTES
+
+
+def _check_zip_entry(info, seen, refuse):
+    """The entry's key (its name without .npy): a name the format gives, once, stored or deflated, and a size
+    within the limit that deflate could really inflate to."""
+    if not _ENTRY.match(info.filename):
+        raise refuse(f"it holds an entry {info.filename!r} that the format does not name")
+    key = info.filename[:-4]
+    if key in seen:
+        raise refuse(f"the entry {info.filename!r} appears twice")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise refuse(f"the entry {info.filename!r} uses compression method {info.compress_type}")
+    if info.compress_type == zipfile.ZIP_DEFLATED and info.file_size > DEFLATE_RATIO * info.compress_size + 1024:
+        raise refuse(f"the entry {info.filename!r} claims to inflate from {info.compress_size} to "
+                     f"{info.file_size} bytes")
+    if info.file_size > _limit(key) + 65536:
+        raise refuse(f"the entry {info.filename!r} declares {info.file_size} bytes, more than the limit "
+                     f"{_limit(key)}")
+    return key
+
+
+def _read_npy_header(archive, info, refuse):
+    """(shape, dtype, where the data starts) from the entry's .npy header, without reading the data."""
+    with archive.open(info) as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            if version not in ((1, 0), (2, 0)):
+                raise ValueError(f".npy format version {version}")
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read(f)
+        except ValueError as err:
+            raise refuse(f"the entry {info.filename!r} has no valid .npy header: {err}") from None
+        return shape, dtype, f.tell()
+
+
+def _check_array_header(key, info, shape, dtype, offset, refuse):
+    """The bytes of data the header declares: numbers (a string for the header), within the limit, and just
+    what the entry holds."""
+    if dtype.hasobject or dtype.fields is not None or dtype.kind not in ("U" if key == HEADER else "fiu"):
+        raise refuse(f"the entry {info.filename!r} has dtype {dtype}; expected "
+                     + ("a string" if key == HEADER else "float or integer numbers"))
+    if key == HEADER and shape != ():
+        raise refuse(f"the header entry has shape {shape}; expected a 0-d string")
+    nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if nbytes > _limit(key):
+        raise refuse(f"the entry {info.filename!r} declares {shape} {dtype}: {nbytes} bytes, more than the "
+                     f"limit {_limit(key)}")
+    if offset + nbytes != info.file_size:
+        raise refuse(f"the entry {info.filename!r} declares {shape} {dtype} ({nbytes} bytes of data) but holds "
+                     f"{info.file_size - offset}")
+    return nbytes
 
 
 def _read_array(archive, entry, refuse):
@@ -330,37 +359,54 @@ def _check_header(header, entries, refuse):
     if not _is_count(n):
         raise refuse(f"num_weights must be a non-negative integer, got {n!r}")
     if header.get("format") == FORMAT:
-        arch = header.get("architecture")
-        if not (isinstance(arch, dict) and isinstance(arch.get("class_name"), str)
-                and isinstance(arch.get("config"), dict)):
+        if not _is_spec(header.get("architecture")):
             raise refuse("its architecture must be {'class_name': str, 'config': {...}}")
     names = header.get("class_names")
     if names is not None and not (isinstance(names, list) and all(isinstance(c, str) for c in names)):
         raise refuse(f"class_names must be a list of strings or null, got {names!r}")
-    spec = header.get("compile")
-    if spec is not None:
-        ok = isinstance(spec, dict) and all(isinstance(spec.get(k), dict) and isinstance(spec[k].get("class_name"), str)
-                                            and isinstance(spec[k].get("config"), dict) for k in ("loss", "optimizer"))
-        metrics = spec.get("metrics") if isinstance(spec, dict) else None
-        if not ok or not isinstance(metrics, list) or not all(
-                isinstance(m, str) or (isinstance(m, dict) and isinstance(m.get("function"), str)) for m in metrics):
-            raise refuse("its compile settings must be {'loss': {...}, 'optimizer': {...}, 'metrics': [...]}")
-    state = header.get("optimizer_state")
-    slots = []
-    if state is not None:
-        slots = state.get("slots") if isinstance(state, dict) else None
-        if not (isinstance(state, dict) and _is_count(state.get("iterations")) and isinstance(slots, list)
-                and all(isinstance(s, list) and len(s) == 2 and _is_count(s[0]) and isinstance(s[1], str)
-                        for s in slots)):
-            raise refuse("its optimizer_state must be {'iterations': int, 'slots': [[position, name], ...]}")
-    training = header.get("training")
-    if training is not None:
-        rng_states = training.get("layer_rng_states", {}) if isinstance(training, dict) else None
-        if not (isinstance(training, dict) and _is_count(training.get("epochs_done", 0))
-                and isinstance(rng_states, dict) and all(isinstance(v, dict) for v in rng_states.values())):
-            raise refuse("its training entry must be {'epochs_done': int, 'layer_rng_states': {name: {...}}}")
+    _check_compile(header.get("compile"), refuse)
+    slots = _check_optimizer_state(header.get("optimizer_state"), refuse)
+    _check_training(header.get("training"), refuse)
     expected = {HEADER} | {f"weight_{i:04d}" for i in range(n)} | {f"optimizer_{i:04d}" for i in range(len(slots))}
     if set(entries) != expected:
         missing, extra = sorted(expected - set(entries)), sorted(set(entries) - expected)
         raise refuse("its entries do not match its header"
                      + (f": missing {missing}" if missing else "") + (f": unexpected {extra}" if extra else ""))
+
+
+def _is_spec(value):
+    """{'class_name': str, 'config': {...}}, as serialize_model, losses.serialize and optimizers.serialize write."""
+    return (isinstance(value, dict) and isinstance(value.get("class_name"), str)
+            and isinstance(value.get("config"), dict))
+
+
+def _check_compile(spec, refuse):
+    if spec is None:
+        return
+    metrics = spec.get("metrics") if isinstance(spec, dict) else None
+    if not (isinstance(spec, dict) and _is_spec(spec.get("loss")) and _is_spec(spec.get("optimizer"))
+            and isinstance(metrics, list)
+            and all(isinstance(m, str) or (isinstance(m, dict) and isinstance(m.get("function"), str))
+                    for m in metrics)):
+        raise refuse("its compile settings must be {'loss': {...}, 'optimizer': {...}, 'metrics': [...]}")
+
+
+def _check_optimizer_state(state, refuse):
+    """The [[position, name], ...] of the optimizer's slots ([] without a state)."""
+    if state is None:
+        return []
+    slots = state.get("slots") if isinstance(state, dict) else None
+    if not (isinstance(state, dict) and _is_count(state.get("iterations")) and isinstance(slots, list)
+            and all(isinstance(s, list) and len(s) == 2 and _is_count(s[0]) and isinstance(s[1], str)
+                    for s in slots)):
+        raise refuse("its optimizer_state must be {'iterations': int, 'slots': [[position, name], ...]}")
+    return slots
+
+
+def _check_training(training, refuse):
+    if training is None:
+        return
+    rng_states = training.get("layer_rng_states", {}) if isinstance(training, dict) else None
+    if not (isinstance(training, dict) and _is_count(training.get("epochs_done", 0))
+            and isinstance(rng_states, dict) and all(isinstance(v, dict) for v in rng_states.values())):
+        raise refuse("its training entry must be {'epochs_done': int, 'layer_rng_states': {name: {...}}}")

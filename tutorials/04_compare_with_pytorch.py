@@ -1,11 +1,11 @@
 # %% [markdown]
 # # Tutorial 4: train the same network in tinyseg and in PyTorch, and watch the two agree
 #
-# tinyseg.interop.pytorch turns a tinyseg model into the equivalent torch.nn.Module with the same weights
+# tinyseg.interop turns a tinyseg model into the equivalent torch.nn.Module with the same weights
 # (`to_torch`), and converts the loss and the optimizer. Every convention that differs between the two (NHWC vs
 # NCHW, kernel layouts, Keras's 'same' padding, the order Flatten lists features in, batch-norm momentum and
 # running variance, Adam's epsilon) is converted in one place: read the table at the top of
-# tinyseg/interop/pytorch.py.
+# tinyseg/interop/conventions.py.
 #
 # Here both frameworks train, from the same initial weights on the same batches:
 #   * the seed CNN (the Keras CIFAR-10 tutorial's network) on the built-in shapes, classification;
@@ -41,9 +41,9 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import tinyseg
+from tinyseg import interop as tp
 from tinyseg import optimizers
 from tinyseg.datasets.shapes import load_shapes
-from tinyseg.interop import pytorch as tp
 from tinyseg.layers import Conv2D, Dense, Flatten, MaxPooling2D
 from tinyseg.models import Sequential
 from tinyseg.models.unet import UNet

@@ -319,7 +319,7 @@ def test_float32_stays_float32(separable):
 def test_a_small_model_of_all_three_checks_and_converts():
     """SeparableConv2D -> DepthwiseConv2D (stride 2 with dilation 2) -> dilated Conv2D with softmax, as a
     Sequential: finite differences through the whole stack, and to_torch's output."""
-    from tinyseg.interop.pytorch import nhwc_to_nchw, relative_error, to_tensor, to_torch
+    from tinyseg.interop import nhwc_to_nchw, relative_error, to_tensor, to_torch
     model = Sequential([SeparableConv2D(4, 3, padding="same", depth_multiplier=2, activation="tanh",
                                         input_shape=(7, 7, 2), dtype="float64"),
                         DepthwiseConv2D(3, strides=2, dilation_rate=2, padding="same", activation="tanh",
@@ -352,7 +352,7 @@ def test_matches_pytorch(cfg, separable, use_bias, activation):
 
 @pytest.mark.usefixtures("one_torch_thread")
 def test_torch_names_layouts_and_the_way_back():
-    from tinyseg.interop.pytorch import (
+    from tinyseg.interop import (
         depthwise_kernel_from_torch,
         depthwise_kernel_to_torch,
         layer_to_torch,

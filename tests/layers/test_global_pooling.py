@@ -104,7 +104,7 @@ def test_matches_pytorch(shape, cls, keepdims, seed):
 def test_torch_shares_a_tied_gradient_as_documented():
     """Why the parity test avoids ties."""
     pytest.importorskip("torch")
-    from tinyseg.interop.pytorch import layer_to_torch, nhwc_to_nchw, to_tensor
+    from tinyseg.interop import layer_to_torch, nhwc_to_nchw, to_tensor
     x = np.ones((1, 2, 2, 1))
     layer = GlobalMaxPooling2D(dtype="float64")
     layer.forward(x)
@@ -118,7 +118,7 @@ def test_torch_shares_a_tied_gradient_as_documented():
 def test_dense_after_global_pooling_needs_no_feature_permutation():
     """(N, C) vectors are the same in both layouts, so a Sequential converts as it is."""
     pytest.importorskip("torch")
-    from tinyseg.interop.pytorch import nhwc_to_nchw, relative_error, to_tensor, to_torch
+    from tinyseg.interop import nhwc_to_nchw, relative_error, to_tensor, to_torch
     from tinyseg.layers import Conv2D
     from tinyseg.models import Sequential
     model = Sequential([Conv2D(3, 3, padding="same", activation="relu", input_shape=(6, 5, 2), dtype="float64"),

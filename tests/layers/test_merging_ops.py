@@ -158,7 +158,7 @@ def test_float32_stays_float32(cls):
 @given(case=merge_case(classes=LAYERS + [Concatenate]), axis=st.integers(-4, 3), seed=st.integers(0, 2**32 - 1))
 def test_matches_pytorch(case, axis, seed):
     """The layer and merge_layer_to_torch(layer) on the same NCHW tensors: output and every input's gradient."""
-    from tinyseg.interop.pytorch import merge_layer_to_torch, nhwc_to_nchw, relative_error, to_tensor
+    from tinyseg.interop import merge_layer_to_torch, nhwc_to_nchw, relative_error, to_tensor
     cls, shapes = case
     if cls is Concatenate:
         rank = len(shapes[0])
@@ -185,8 +185,8 @@ def test_matches_pytorch(case, axis, seed):
 @pytest.mark.usefixtures("one_torch_thread")
 def test_torch_merge_modules_refuse_what_the_layers_refuse():
     torch = pytest.importorskip("torch")
-    from tinyseg.interop.pytorch import layer_to_torch, merge_layer_to_torch, torch_modules
-    m = torch_modules()
+    from tinyseg.interop import import_torch_modules, layer_to_torch, merge_layer_to_torch
+    m = import_torch_modules()
     with pytest.raises(ValueError, match="one shape"):
         m.KerasAdd()([torch.ones(2, 3), torch.ones(2, 1)])          # torch alone would broadcast
     with pytest.raises(ValueError, match="exactly 2"):

@@ -211,7 +211,7 @@ def test_reshape_matches_pytorch(case, seed):
 @pytest.mark.usefixtures("one_torch_thread")
 def test_reshape_of_images_is_not_a_plain_torch_reshape():
     """Why KerasReshape permutes: an NCHW tensor's own reshape reads channel by channel."""
-    from tinyseg.interop.pytorch import layer_to_torch, nhwc_to_nchw, to_tensor
+    from tinyseg.interop import layer_to_torch, nhwc_to_nchw, to_tensor
     x = np.arange(2 * 2 * 3, dtype=np.float64).reshape(1, 2, 2, 3)
     layer = Reshape((3, 2, 2), dtype="float64")                    # (H, W, C) = (3, 2, 2): still an image
     y = layer.forward(x)

@@ -198,3 +198,35 @@ def test_a_weights_file_is_not_a_model_file(tmp_path):
     with pytest.raises(ValueError, match="not a tinyseg model file"):
         load_model(tmp_path / "w.npz")
     load_weights(model, tmp_path / "w.npz")
+
+
+def _set_key(config, key, value):
+    """Every `key` in a nested JSON config set to `value`; how many there were."""
+    if isinstance(config, dict):
+        found = int(key in config)
+        if found:
+            config[key] = value
+        return found + sum(_set_key(v, key, value) for v in config.values())
+    if isinstance(config, list):
+        return sum(_set_key(v, key, value) for v in config)
+    return 0
+
+
+@pytest.mark.parametrize("key, huge", [("units", 2 ** 36), ("filters", 2 ** 36)])
+def test_a_huge_layer_declared_by_a_small_file_is_refused_before_it_is_allocated(tmp_path, key, huge):
+    """A few KB whose config declares a Dense (or Conv2D) of 2**36 units: 4 TiB of float64 draws for the
+    kernel. load_model refuses it, naming the file and the layer, before asking for that memory (without the
+    ceiling, numpy's MemoryError, or on a machine that lends it, the memory itself)."""
+    from tinyseg.layers import Dense, Flatten
+    model = Sequential([Conv2D(2, 3, input_shape=(4, 4, 1)), Flatten(), Dense(3)])
+    good_path = tmp_path / "good.npz"
+    model.save(good_path)
+    entries = entries_of(good_path)
+    header = header_of(entries)
+    assert _set_key(header["architecture"], key, huge) == 1
+    entries["tinyseg_header.npy"] = npy(np.array(json.dumps(header)))
+    path = tmp_path / "huge.npz"
+    write(path, entries)
+    assert path.stat().st_size < 16_000
+    with pytest.raises(ValueError, match=rf"huge\.npz.*do not fit its architecture.*{2 ** 36}.*refused before"):
+        load_model(path)

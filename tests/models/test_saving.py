@@ -127,3 +127,57 @@ def test_wrong_version_and_mismatched_weights(tmp_path):
     with pytest.raises(ValueError, match="do not fit its architecture"):
         load_model(tmp_path / "bad.npz")
     assert entries
+
+
+# --- every function that writes saved state into a model is all or nothing ---------------------------------
+def _trained_with_adam():
+    model = small_sequential()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    x = np.random.default_rng(0).random((4, 8, 8, 2), dtype=np.float32)
+    model.fit(x, np.arange(4) % 3, epochs=1, batch_size=2, verbose=0)
+    return model
+
+
+@pytest.mark.parametrize("spoil, match", [
+    (lambda slots: slots[:-1] + [(slots[-1][0], slots[-1][1], np.full_like(slots[-1][2], np.nan))], "holds NaN"),
+    (lambda slots: slots[:-1] + [(slots[-1][0], slots[-1][1], slots[-1][2][:1])], "has shape"),
+    (lambda slots: slots + [(99, "m", slots[0][2])], "slot position 99"),
+])
+def test_optimizer_set_state_changes_nothing_when_its_last_slot_is_bad(spoil, match):
+    """What load_model(compile=True) calls to put back Adam's m and v: the step count and every slot are
+    checked before any is set."""
+    model = _trained_with_adam()
+    optimizer, params = model.optimizer, model.trainable_weights
+    before = optimizer.get_state()
+    state = {"iterations": 99, "slots": spoil(list(before["slots"]))}
+    with pytest.raises(ValueError, match=match):
+        optimizer.set_state(state, params)
+    after = optimizer.get_state()
+    assert after["iterations"] == before["iterations"] == 2
+    assert [(i, n) for i, n, _ in after["slots"]] == [(i, n) for i, n, _ in before["slots"]]
+    assert all(np.array_equal(a[2], b[2]) for a, b in zip(after["slots"], before["slots"]))
+
+
+def test_dropout_set_rng_state_changes_nothing_when_refused():
+    layer = Dropout(0.5, seed=3)
+    layer.build((6,))
+    state = layer.get_rng_state()
+    with pytest.raises(ValueError, match="not a state of its generator"):
+        layer.set_rng_state({"bit_generator": "PCG64", "state": "spoiled"})
+    assert layer.get_rng_state() == state
+
+
+def test_model_load_weights_changes_nothing_when_the_last_array_is_not_finite(tmp_path):
+    model, other = _trained_with_adam(), _trained_with_adam()
+    weights = other.get_weights()
+    weights[-1] = np.full_like(weights[-1], np.nan)
+    path = tmp_path / "w.npz"
+    other.save_weights(path)
+    with zipfile.ZipFile(path) as z:                      # the last array replaced by NaN, in a file
+        arrays = {name[:-4]: np.load(z.open(name)) for name in z.namelist()}
+    arrays[f"weight_{len(weights) - 1:04d}"] = weights[-1]
+    np.savez(path, **arrays)
+    before = model.get_weights()
+    with pytest.raises(ValueError, match="load_weights: .*holds NaN or inf"):
+        model.load_weights(path)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))

@@ -155,7 +155,7 @@ def torch_clip_norm(tensors, c):
 def test_global_and_per_parameter_norm_clipping_match_torch(seed):
     import torch
 
-    from tinyseg.interop.pytorch import relative_error, to_tensor
+    from tinyseg.interop import relative_error, to_tensor
     rng = np.random.default_rng(seed)
     g = grads_of_norms(rng, rng.uniform(0.1, 10.0, 3))
     c = float(rng.uniform(0.5, 5.0))
@@ -183,7 +183,7 @@ def test_global_and_per_parameter_norm_clipping_match_torch(seed):
 def test_clipvalue_matches_torch_clip_grad_value():
     import torch
 
-    from tinyseg.interop.pytorch import to_tensor
+    from tinyseg.interop import to_tensor
     g = np.random.default_rng(3).standard_normal((4, 5)) * 2
     t = to_tensor(np.zeros((4, 5)), requires_grad=True)
     t.grad = to_tensor(g.copy())
@@ -198,7 +198,7 @@ def test_ten_steps_of_clipped_momentum_and_adam_match_torch(clip):
     gradients that are clipped at most steps: every parameter after every step to 1e-10."""
     import torch
 
-    from tinyseg.interop.pytorch import relative_error, to_tensor
+    from tinyseg.interop import relative_error, to_tensor
     c = 0.8
     for make_ours, make_torch in [
             (lambda: optimizers.SGD(0.05, momentum=0.9, **{clip: c}),

@@ -67,8 +67,8 @@ def test_epsilon_placements_differ_as_documented():
 # --- against PyTorch ------------------------------------------------------------------------------------
 def torch_run(opt, torch_opt_of, shapes, seed, steps=20):
     """20 steps of a tinyseg optimizer and a torch one (torch_opt_of(params)) on the same float64 gradients;
-    the worst relative error (interop.pytorch.relative_error) of the parameters over all steps."""
-    from tinyseg.interop.pytorch import relative_error, to_tensor
+    the worst relative error (interop.relative_error) of the parameters over all steps."""
+    from tinyseg.interop import relative_error, to_tensor
     rng = np.random.default_rng(seed)
     params = [rng.standard_normal(s) for s in shapes]
     tparams = [to_tensor(p, requires_grad=True) for p in params]
@@ -96,7 +96,7 @@ def test_torch_epsilon_style_matches_torch(shapes, lr, rho, variant, epsilon, se
 
     Not centered with rho = 0: then a = g and d = g^2 - g^2 = 0 up to rounding, which each side rounds its own
     way (torch's lerp gives a = g only to within an ulp), and lr g / (sqrt(d) + eps) amplifies that."""
-    from tinyseg.interop.pytorch import to_torch_optimizer
+    from tinyseg.interop import to_torch_optimizer
     centered, momentum = variant
     assume(not (centered and rho == 0))
     opt = RMSprop(lr, rho, momentum, epsilon, centered, epsilon_style="torch")
@@ -122,7 +122,7 @@ def test_keras_style_matches_torch_where_the_formulas_agree(centered, momentum):
 @pytest.mark.usefixtures("one_torch_thread")
 def test_to_torch_optimizer_refuses_a_keras_style_rmsprop():
     torch = pytest.importorskip("torch")
-    from tinyseg.interop.pytorch import to_torch_optimizer
+    from tinyseg.interop import to_torch_optimizer
     with pytest.raises(ValueError, match="epsilon_style='torch'"):
         to_torch_optimizer(RMSprop(), [torch.zeros(2, requires_grad=True)])
     converted = to_torch_optimizer(RMSprop(0.02, 0.8, 0.5, 1e-6, True, "torch"), [torch.zeros(2, requires_grad=True)])

@@ -240,7 +240,7 @@ def test_sgd_and_adamw_runs_with_a_schedule_match_torch(name):
     after every step to 1e-10."""
     import torch
 
-    from tinyseg.interop.pytorch import relative_error, to_tensor
+    from tinyseg.interop import relative_error, to_tensor
     schedule, make_scheduler, base_lr, steps = torch_twins()[name]
     for ours, make_torch in [
             (optimizers.SGD(schedule), lambda p: torch.optim.SGD(p, lr=base_lr)),
@@ -266,7 +266,7 @@ def test_momentum_with_a_changing_rate_is_kerass_not_torchs():
     """Why no momentum run is compared with torch above: Keras folds lr into the velocity (v = mu v - lr g), torch
     multiplies the buffer by today's lr (theta -= lr b). Equal for a constant rate, not when it changes."""
     torch = pytest.importorskip("torch")
-    from tinyseg.interop.pytorch import relative_error, to_tensor
+    from tinyseg.interop import relative_error, to_tensor
     schedule = ExponentialDecay(0.1, 1, 0.5)
     theta = np.ones(3)
     t = to_tensor(theta.copy(), requires_grad=True)

@@ -105,7 +105,7 @@ def test_keras_style_adamw_matches_torch_with_the_eps_conversion_and_differs_wit
     to eps / sqrt(1 - beta_2^t) makes them equal; the same eps does not (small gradients show it)."""
     import torch
 
-    from tinyseg.interop.pytorch import adam_epsilon_keras_to_torch
+    from tinyseg.interop import adam_epsilon_keras_to_torch
     worst = run_against_torch(optimizers.AdamW(0.01, weight_decay=0.1, epsilon=1e-3),
                               lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.1, eps=1e-3), 1,
                               eps_of_step=lambda t: adam_epsilon_keras_to_torch(1e-3, 0.999, t))
@@ -119,7 +119,7 @@ def test_keras_style_adamw_matches_torch_with_the_eps_conversion_and_differs_wit
 def test_to_torch_optimizer_converts_adamw_and_refuses_what_torch_optimizers_do_not_hold():
     import torch
 
-    from tinyseg.interop.pytorch import to_torch_optimizer
+    from tinyseg.interop import to_torch_optimizer
     p = [torch.zeros(2, dtype=torch.float64, requires_grad=True)]
     converted = to_torch_optimizer(optimizers.AdamW(0.02, weight_decay=0.05, epsilon=1e-8, epsilon_style="torch"), p)
     assert isinstance(converted, torch.optim.AdamW)

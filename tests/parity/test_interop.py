@@ -1,4 +1,4 @@
-"""tinyseg.interop.pytorch at the model level: weight round trips, to_torch(model) against model.call for the seed
+"""tinyseg.interop at the model level: weight round trips, to_torch(model) against model.call for the seed
 CNN and for U-Nets (transpose / nearest / bilinear upsampling, with and without batch norm), whole-model
 gradients, state_dict names, errors, and tinyseg working without torch."""
 import io
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import PARITY_TOL, REPO, seed_cnn
-from tinyseg.interop import pytorch as tp
+from tinyseg import interop as tp
 from tinyseg.layers import BatchNormalization, Concatenate, Conv2D, Dense, Flatten
 from tinyseg.models import Sequential
 from tinyseg.models.unet import UNet
@@ -59,7 +59,7 @@ import sys
 sys.modules['torch'] = None                       # any 'import torch' now fails
 import numpy as np
 import tinyseg.interop
-from tinyseg.interop import pytorch as tp
+from tinyseg import interop as tp
 assert np.array_equal(tp.flatten_permutation((1, 2, 2)), [0, 2, 1, 3])
 from tinyseg.layers import Dense
 layer = Dense(2, input_shape=(3,))
@@ -75,6 +75,18 @@ except ImportError as err:
     out = subprocess.run([sys.executable, "-c", "import sys, tinyseg.interop, tinyseg.models; "
                           "print('torch' in sys.modules)"], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_one_public_entry():
+    """tinyseg.interop holds every public name (no torch needed to import them); the old re-export module is
+    gone, and the torch modules come through import_torch_modules."""
+    import importlib
+
+    import tinyseg.interop
+    assert all(hasattr(tinyseg.interop, name) for name in tinyseg.interop.__all__)
+    assert len(set(tinyseg.interop.__all__)) == len(tinyseg.interop.__all__)
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("tinyseg.interop.pytorch")
 
 
 def test_conventions_are_inverse_pairs():
@@ -230,6 +242,21 @@ def test_load_refuses_a_mismatched_state_dict(torch):
     wrong_shape["7.weight"] = sd["7.weight"].T
     with pytest.raises(ValueError, match=r"'kernel' must have shape \(64, 10\)"):
         tp.load_torch_state_dict(model, wrong_shape)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, 1e39])
+def test_load_changes_nothing_when_the_last_tensor_is_not_finite(torch, bad):
+    """All or nothing: a NaN (or a value beyond float32) in the state_dict's LAST tensor is found before the
+    first layer is written."""
+    model, other = seed_cnn(), seed_cnn()
+    sd = tp.torch_state_dict(other)
+    last = list(sd)[-1]
+    sd[last] = sd[last].double()
+    sd[last][0] = bad
+    before = model.get_weights()
+    with pytest.raises(ValueError, match=rf"load_torch_state_dict: '{last.split('.')[0]}\.\*'.*NaN or inf"):
+        tp.load_torch_state_dict(model, sd)
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
 
 

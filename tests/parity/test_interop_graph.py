@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch", reason="PyTorch interop tests need torch: p
 import tinyseg  # noqa: E402
 from tests.helpers import PARITY_TOL
 from tinyseg import Input, Model  # noqa: E402
-from tinyseg.interop import pytorch as tp  # noqa: E402
+from tinyseg import interop as tp  # noqa: E402
 from tinyseg.layers import (  # noqa: E402
     Activation,
     BatchNormalization,
@@ -142,6 +142,46 @@ def ddp_worker(rank, world, path, data_path, out_path, port):
             torch.save(module.state_dict(), out_path)
     finally:
         dist.destroy_process_group()
+
+
+def _flattened_then(make):
+    """A model whose flattened (4, 4, 2) image features go through make(features, inputs) -> output."""
+    x = Input((4, 4, 2))
+    flat = Flatten()(Conv2D(2, 1)(x))
+    return Model(x, make(flat, x))
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda f, x: Dense(3)(tinyseg.layers.Reshape((32,))(f)), "a Reshape between a Flatten and the next Dense"),
+    (lambda f, x: Dense(3)(Concatenate()([f, f])), "joins flattened image features"),
+    (lambda f, x: Dense(3)(add([f, Dense(32)(Flatten()(x))])), "joins flattened image features"),
+    (lambda f, x: Dense(3)(Flatten()(f)), "a Flatten of flattened features"),
+    (lambda f, x: Dropout(0.0)(f), "ends with flattened image features"),
+])
+def test_flattened_features_in_an_order_torch_cannot_follow_are_refused(make, match):
+    """PyTorch flattens (C, H, W) and tinyseg (H, W, C): only a Dense (or what keeps the order: dropout,
+    activations, batch norm, merges of like-ordered features) may read them."""
+    with pytest.raises(ValueError, match=match):
+        tp.to_torch(_flattened_then(make))
+
+
+def test_a_dense_shared_by_flattened_and_plain_features_is_refused():
+    x = Input((4, 4, 2))
+    dense = Dense(3)
+    plain = tinyseg.layers.Reshape((32,))(x)          # tinyseg's order, no Flatten: torch's order is the same
+    out = add([dense(Flatten()(x)), dense(plain)])
+    with pytest.raises(ValueError, match="shared by calls whose features are ordered differently"):
+        tp.to_torch(Model(x, out))
+
+
+def test_flattened_features_through_dropout_activation_and_batch_norm_reach_the_dense(float64):
+    rng = np.random.default_rng(3)
+    model = _flattened_then(lambda f, x: Dense(3)(BatchNormalization()(Activation("relu")(Dropout(0.0)(f)))))
+    randomise(model, rng)
+    x = rng.standard_normal((2, 4, 4, 2))
+    module = tp.to_torch(model).eval()
+    got = module(torch.tensor(tp.nhwc_to_nchw(x)))
+    assert tp.relative_error(model.call(x, logits=True), got) <= PARITY_TOL
 
 
 def test_training_under_distributed_data_parallel_and_back(tmp_path):

@@ -1,4 +1,4 @@
-"""Every layer against PyTorch, through tinyseg.interop.pytorch's converters: the tinyseg layer and
+"""Every layer against PyTorch, through tinyseg.interop's converters: the tinyseg layer and
 layer_to_torch(layer) get the same float64 input and the same upstream gradient; outputs and every gradient
 (input, kernel, bias, gamma, beta) must agree to a relative error of 1e-10 (relative_error: max |a - b| over
 the larger of max |a|, max |b|). Shapes, strides, paddings, kernel sizes and batch sizes are drawn by
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 torch = pytest.importorskip("torch", reason="PyTorch parity tests need torch: pip install -e '.[compare]'")
 
 from tests.helpers import PARITY_TOL, torch_errors
-from tinyseg.interop.pytorch import (  # noqa: E402
+from tinyseg.interop import (  # noqa: E402
     bn_momentum_to_torch,
     dense_kernel_to_torch,
     layer_to_torch,

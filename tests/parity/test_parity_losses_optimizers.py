@@ -1,4 +1,4 @@
-"""Losses and optimizers against PyTorch, through tinyseg.interop.pytorch's converters, in float64.
+"""Losses and optimizers against PyTorch, through tinyseg.interop's converters, in float64.
 
 Losses: the value and dL/dlogits of every tinyseg loss against to_torch_loss(loss) and torch autograd on the
 same logits (NCHW) and targets_to_torch(loss, y): relative error <= 1e-10.
@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch", reason="PyTorch parity tests need torch: pi
 
 from tests.helpers import PARITY_TOL
 from tinyseg import losses, optimizers  # noqa: E402
-from tinyseg.interop.pytorch import (  # noqa: E402
+from tinyseg.interop import (  # noqa: E402
     adam_epsilon_keras_to_torch,
     nhwc_to_nchw,
     relative_error,

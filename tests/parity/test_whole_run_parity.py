@@ -20,8 +20,8 @@ torch = pytest.importorskip("torch", reason="PyTorch parity tests need torch: pi
 
 import tinyseg  # noqa: E402
 from tests.helpers import seed_cnn  # noqa: E402
+from tinyseg import interop as tp  # noqa: E402
 from tinyseg import optimizers  # noqa: E402
-from tinyseg.interop import pytorch as tp  # noqa: E402
 from tinyseg.models.unet import UNet  # noqa: E402
 from tinyseg.utils import to_categorical  # noqa: E402
 

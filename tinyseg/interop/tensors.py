@@ -16,6 +16,14 @@ def require_torch():
     return torch
 
 
+def import_torch_modules():
+    """tinyseg/interop/torch_modules.py (the torch.nn modules that follow Keras's rules), imported on first
+    use; without torch, an ImportError that says how to install it."""
+    require_torch()
+    import importlib
+    return importlib.import_module(".torch_modules", __package__)
+
+
 def relative_error(a, b):
     """max|a - b| / max(max|a|, max|b|), 0 when both are zero: the error relative to the arrays' scale.
 

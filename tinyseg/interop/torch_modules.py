@@ -104,36 +104,41 @@ class KerasLinear(nn.Linear):
         return self.activation(super().forward(x))
 
 
-class KerasMaxPool2d(nn.MaxPool2d):
+class _KerasPadding:
+    """What the two pools share: Keras's padding ('valid' or 'same'), and the pads it gives an input."""
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, keras_padding={self.keras_padding!r}"
+
+    def pads(self, x):
+        """(top, bottom, left, right) for this input's height and width."""
+        return keras_pads(x.shape[-2:], self.kernel_size, self.stride, self.keras_padding)
+
+
+class KerasMaxPool2d(_KerasPadding, nn.MaxPool2d):
     """nn.MaxPool2d with Keras's padding: asymmetric 'same' pads are -inf cells that never win."""
 
     def __init__(self, pool_size, strides, keras_padding):
         super().__init__(pool_size, strides)
         self.keras_padding = keras_padding
 
-    def extra_repr(self):
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, keras_padding={self.keras_padding!r}"
-
     def forward(self, x):
-        top, bottom, left, right = keras_pads(x.shape[-2:], self.kernel_size, self.stride, self.keras_padding)
+        top, bottom, left, right = self.pads(x)
         if top == bottom and left == right:
             return F.max_pool2d(x, self.kernel_size, self.stride, (top, left))
         x = F.pad(x, torch_pad_widths((top, bottom, left, right)), value=-math.inf)
         return F.max_pool2d(x, self.kernel_size, self.stride)
 
 
-class KerasAvgPool2d(nn.AvgPool2d):
+class KerasAvgPool2d(_KerasPadding, nn.AvgPool2d):
     """nn.AvgPool2d with Keras's padding: a window averages only its real (non-padded) pixels."""
 
     def __init__(self, pool_size, strides, keras_padding):
         super().__init__(pool_size, strides, count_include_pad=False)
         self.keras_padding = keras_padding
 
-    def extra_repr(self):
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, keras_padding={self.keras_padding!r}"
-
     def forward(self, x):
-        top, bottom, left, right = keras_pads(x.shape[-2:], self.kernel_size, self.stride, self.keras_padding)
+        top, bottom, left, right = self.pads(x)
         if top == bottom and left == right:
             return F.avg_pool2d(x, self.kernel_size, self.stride, (top, left), count_include_pad=False)
         widths = torch_pad_widths((top, bottom, left, right))
@@ -177,28 +182,31 @@ class KerasBatchNorm(nn.BatchNorm2d):
         return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
 
 
-class KerasGlobalMaxPool2d(nn.Module):
-    """Keras's GlobalMaxPooling2D on NCHW: the max over (H, W) -> (N, C), or (N, C, 1, 1) with keepdims.
+class _KerasGlobalPool2d(nn.Module):
+    """A reduction over (H, W) of NCHW -> (N, C), or (N, C, 1, 1) with keepdims; `reduce` says which."""
+
+    reduce = None
+
+    def __init__(self, keepdims=False):
+        super().__init__()
+        self.keepdims = keepdims
+
+    def forward(self, x):
+        return self.reduce(x, dim=(2, 3), keepdim=self.keepdims)       # a builtin: not bound to self
+
+
+class KerasGlobalMaxPool2d(_KerasGlobalPool2d):
+    """Keras's GlobalMaxPooling2D on NCHW: the max over (H, W).
 
     amax shares the gradient equally among tied maxima, where tinyseg gives it all to the first one."""
 
-    def __init__(self, keepdims=False):
-        super().__init__()
-        self.keepdims = keepdims
-
-    def forward(self, x):
-        return x.amax(dim=(2, 3), keepdim=self.keepdims)
+    reduce = torch.amax
 
 
-class KerasGlobalAvgPool2d(nn.Module):
-    """Keras's GlobalAveragePooling2D on NCHW: the mean over (H, W) -> (N, C), or (N, C, 1, 1)."""
+class KerasGlobalAvgPool2d(_KerasGlobalPool2d):
+    """Keras's GlobalAveragePooling2D on NCHW: the mean over (H, W)."""
 
-    def __init__(self, keepdims=False):
-        super().__init__()
-        self.keepdims = keepdims
-
-    def forward(self, x):
-        return x.mean(dim=(2, 3), keepdim=self.keepdims)
+    reduce = torch.mean
 
 
 class KerasCropping2d(nn.Module):
@@ -270,15 +278,11 @@ class KerasMultiply(_KerasMerge):
         return y
 
 
-class KerasAverage(_KerasMerge):
-    """(x_1 + x_2 + ... + x_n) / n."""
+class KerasAverage(KerasAdd):
+    """(x_1 + x_2 + ... + x_n) / n: KerasAdd's sum, divided by n."""
 
     def forward(self, inputs):
-        self.check(inputs)
-        y = inputs[0] + inputs[1]
-        for x in inputs[2:]:
-            y = y + x
-        return y / len(inputs)
+        return super().forward(inputs) / len(inputs)
 
 
 class KerasConcatenate(nn.Module):

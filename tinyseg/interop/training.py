@@ -9,8 +9,8 @@ import numpy as np
 from .. import losses as tl
 from .. import optimizers as topt
 from .conventions import nhwc_to_nchw
-from .convert import torch_gradients, torch_modules, torch_state_dict
-from .tensors import relative_error, require_torch, to_numpy, to_tensor, torch_dtype
+from .tensors import import_torch_modules, relative_error, require_torch, to_numpy, to_tensor, torch_dtype
+from .weights import torch_gradients, torch_state_dict
 
 
 # =========================================================================================================
@@ -19,7 +19,7 @@ from .tensors import relative_error, require_torch, to_numpy, to_tensor, torch_d
 def to_torch_loss(loss, dtype="float32"):
     """The torch loss module computing what the tinyseg loss computes, on to_torch(model)'s logits and
     targets_to_torch(loss, y_true). dtype: of the class weights (the model's dtype)."""
-    m = torch_modules()
+    m = import_torch_modules()
     from torch import nn
     if isinstance(loss, tl.CategoricalCrossentropy):
         module = nn.CrossEntropyLoss()                       # probability targets (N, K, ...) allowed
@@ -77,12 +77,31 @@ def to_torch_optimizer(optimizer, params):
     Adam or RMSprop has no fixed torch eps (see the optimizers module) and is refused.
     """
     torch = require_torch()
+    _refuse_what_torch_cannot_hold(optimizer)
+    name, arguments = _torch_optimizer_arguments(optimizer)
+    return getattr(torch.optim, name)(params, lr=optimizer.learning_rate, **arguments)
+
+
+# Why a Keras-style epsilon has no torch twin, by class (AdamW before Adam, which it extends)
+_KERAS_EPSILON = {
+    topt.AdamW: "create the AdamW with epsilon_style='torch' (Adam's epsilon)",
+    topt.Adam: "a Keras-style Adam adds epsilon before the bias correction, which no fixed torch eps reproduces; "
+               "create it with Adam(epsilon_style='torch') (or set torch's eps to "
+               "adam_epsilon_keras_to_torch(eps, beta_2, t) before step t)",
+    topt.RMSprop: "a Keras-style RMSprop adds epsilon inside the square root, sqrt(v + eps), and torch outside "
+                  "it, sqrt(v) + eps: no fixed torch eps reproduces it; create it with "
+                  "RMSprop(epsilon_style='torch')",
+}
+
+
+def _refuse_what_torch_cannot_hold(optimizer):
+    """A torch optimizer holds no steps taken, no schedule (torch.optim.lr_scheduler steps it), no clipping
+    (torch.nn.utils.clip_grad_norm_ / clip_grad_value_ before the step), no decoupled decay but AdamW's, and
+    no Keras-style epsilon."""
     if optimizer.iterations:
         raise ValueError(f"to_torch_optimizer: the {optimizer.name} optimizer has already taken "
                          f"{optimizer.iterations} steps; its state is not converted, so convert a fresh one")
-    # What a torch optimizer does not hold: a schedule (torch.optim.lr_scheduler steps it), clipping
-    # (torch.nn.utils.clip_grad_norm_ / clip_grad_value_ before the step), and decoupled decay (only AdamW's)
-    if isinstance(optimizer._learning_rate, topt.LearningRateSchedule):
+    if isinstance(optimizer._learning_rate, topt.schedules.LearningRateSchedule):
         raise ValueError("to_torch_optimizer: a learning-rate schedule is not converted; give torch the rate with "
                          "a torch.optim.lr_scheduler (see tinyseg/schedules.py for the matching ones)")
     clipping = {k: getattr(optimizer, k) for k in ("clipnorm", "clipvalue", "global_clipnorm")
@@ -90,32 +109,26 @@ def to_torch_optimizer(optimizer, params):
     if clipping:
         raise ValueError(f"to_torch_optimizer: {clipping} is not converted; torch clips before the step, with "
                          "torch.nn.utils.clip_grad_norm_ or clip_grad_value_")
-    if isinstance(optimizer, topt.AdamW):
-        if optimizer.epsilon_style != "torch":
-            raise ValueError("to_torch_optimizer: create the AdamW with epsilon_style='torch' (Adam's epsilon)")
-        return torch.optim.AdamW(params, lr=optimizer.learning_rate, betas=(optimizer.beta_1, optimizer.beta_2),
-                                 eps=optimizer.epsilon, weight_decay=optimizer.weight_decay)
-    if optimizer.weight_decay:
+    for cls, reason in _KERAS_EPSILON.items():
+        if isinstance(optimizer, cls) and optimizer.epsilon_style != "torch":
+            raise ValueError(f"to_torch_optimizer: {reason}")
+    if optimizer.weight_decay and not isinstance(optimizer, topt.AdamW):
         raise ValueError(f"to_torch_optimizer: {optimizer.name}'s weight_decay is decoupled (theta -= lr*wd*theta); "
                          "torch's weight_decay of SGD, Adam and RMSprop adds wd*theta to the gradient instead")
-    if isinstance(optimizer, topt.SGD):
-        return torch.optim.SGD(params, lr=optimizer.learning_rate, momentum=optimizer.momentum,
-                               nesterov=optimizer.nesterov)
-    if isinstance(optimizer, topt.Adam):
-        if optimizer.epsilon_style != "torch":
-            raise ValueError("to_torch_optimizer: a Keras-style Adam adds epsilon before the bias correction, "
-                             "which no fixed torch eps reproduces; create it with Adam(epsilon_style='torch') "
-                             "(or set torch's eps to adam_epsilon_keras_to_torch(eps, beta_2, t) before step t)")
-        return torch.optim.Adam(params, lr=optimizer.learning_rate, betas=(optimizer.beta_1, optimizer.beta_2),
-                                eps=optimizer.epsilon)
-    if isinstance(optimizer, topt.RMSprop):
-        if optimizer.epsilon_style != "torch":
-            raise ValueError("to_torch_optimizer: a Keras-style RMSprop adds epsilon inside the square root, "
-                             "sqrt(v + eps), and torch outside it, sqrt(v) + eps: no fixed torch eps reproduces "
-                             "it; create it with RMSprop(epsilon_style='torch')")
-        return torch.optim.RMSprop(params, lr=optimizer.learning_rate, alpha=optimizer.rho, eps=optimizer.epsilon,
-                                   momentum=optimizer.momentum, centered=optimizer.centered)
-    raise TypeError(f"no PyTorch optimizer for {type(optimizer).__name__}")
+
+
+def _torch_optimizer_arguments(optimizer):
+    """(the torch.optim class name, its arguments but params and lr) for the optimizer's settings."""
+    o = optimizer
+    if isinstance(o, topt.AdamW):
+        return "AdamW", dict(betas=(o.beta_1, o.beta_2), eps=o.epsilon, weight_decay=o.weight_decay)
+    if isinstance(o, topt.SGD):
+        return "SGD", dict(momentum=o.momentum, nesterov=o.nesterov)
+    if isinstance(o, topt.Adam):
+        return "Adam", dict(betas=(o.beta_1, o.beta_2), eps=o.epsilon)
+    if isinstance(o, topt.RMSprop):
+        return "RMSprop", dict(alpha=o.rho, eps=o.epsilon, momentum=o.momentum, centered=o.centered)
+    raise TypeError(f"no PyTorch optimizer for {type(o).__name__}")
 
 
 # =========================================================================================================

@@ -8,7 +8,8 @@ forward would raise for a batch of them, given the shape the predictions will ha
 size is not known yet). `fit` runs it on the whole data set before the first step, so a label out of range
 in the last batch stops the run before it starts, not after many steps.
 
-Every argument is checked when the loss is made: class weights finite, non-negative and not all zero,
+Every argument is checked when the loss is made: class weights finite, non-negative and not all zero, of a
+scale whose sum over a batch is finite in float32 (_check_weight_scale),
 ignore_index an integer, smooth and the loss weights finite, from_logits True, False or None.
 """
 import math
@@ -56,7 +57,27 @@ def _class_weight(value):
                          f"got {w.tolist()}")
     if not w.any():
         raise ValueError("class_weight is all zeros: every pixel would weigh nothing and the loss would be 0/0")
+    _check_weight_scale(w)
     return w
+
+
+MAX_POSITIONS = 2 ** 31      # the most positions (pixels) of one batch that the weighted sum must hold
+
+
+def _check_weight_scale(w):
+    """The loss sums the weights of a batch's positions in the predictions' dtype, float32 or float64, and
+    divides by that sum. So every weight times MAX_POSITIONS must be finite in float32 (1e39 is inf there, and
+    the loss then inf/inf = NaN, which fit blamed on a convolution's gradient), and no weight > 0 may round to
+    0. Only the ratios of the weights count (L is a weighted mean), so scaling them all loses nothing."""
+    limit = float(np.finfo(np.float32).max) / MAX_POSITIONS
+    if w.max() > limit:
+        raise ValueError(f"class_weight holds {w.max():g}; each weight must be at most {limit:.3g}, so that their "
+                         f"sum over a batch ({MAX_POSITIONS} pixels at most) is finite in float32. Only their "
+                         f"ratios matter: divide them all by {w.max():g}")
+    lost = (w > 0) & (w.astype(np.float32) == 0)
+    if lost.any():
+        raise ValueError(f"class_weight holds {w[lost][0]:g}, which float32 rounds to 0; only the "
+                         "ratios of the weights matter: multiply them all by the same number, or give that class 0")
 
 
 # --- target checks (whole data sets, or one batch) --------------------------------------------------------

@@ -19,10 +19,6 @@ from .base import Optimizer
 from .rmsprop import RMSprop
 from .sgd import SGD
 
-# TEMPORARY, for interop/training.py (another helper's file), which reads topt.LearningRateSchedule; once it
-# reads schedules.LearningRateSchedule this line goes (the schedules' home is tinyseg.schedules).
-LearningRateSchedule = schedules.LearningRateSchedule
-
 # Keras's spelling keras.optimizers.schedules.CosineDecay, also as `from tinyseg.optimizers.schedules import ...`
 sys.modules[__name__ + ".schedules"] = schedules
 
