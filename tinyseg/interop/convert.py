@@ -16,7 +16,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..graph import InputLayer
+from ..graph import InputLayer, output_activation
 from ..layers import (
     Activation,
     Add,
@@ -42,7 +42,7 @@ from ..layers import (
     ZeroPadding2D,
 )
 from ..layers.activations import ActivationFunction
-from ..models.model import Model, output_activation
+from ..models.model import Model
 from ..models.sequential import Sequential
 from ..models.unet import UNet
 from .conventions import (
@@ -420,8 +420,8 @@ def to_torch(model, logits=True):
                              [block(b) for b in model.decoders], _new_module(model.head, logits))
     else:
         module = nn.Sequential(*[_new_module(layer, logits and layer is last) for _, layer, _ in named])
-    module.output_activation = output_activation(last) if last is not None else \
-        [output_activation(t.node.layer) for t in model.outputs]
+    module.output_activation = output_activation(last).name if last is not None else \
+        [output_activation(t.node.layer).name for t in model.outputs]
     module.to(torch_dtype(_model_dtype(model)))
     module.load_state_dict(torch_state_dict(model))
     return module

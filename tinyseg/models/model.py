@@ -49,23 +49,14 @@ from .. import backend, losses, optimizers, saving
 from .. import metrics as metrics_module
 from ..backend import NonFiniteError
 from ..callbacks import CallbackList, History, TerminateOnNaN
-from ..graph import Graph, InputLayer, KerasTensor, Node, is_symbolic
+from ..graph import Graph, InputLayer, KerasTensor, Node, is_symbolic, output_activation
 from ..kernels.bands import one_blas_thread
-from ..layers.activations import Activation, ActivationFunction, LayerWithActivation, sigmoid, softmax
+from ..layers.activations import sigmoid, softmax
 from ..layers.base import deserialize, serialize
 from .data import ArrayBatches, as_list, batches, count_argument, is_stream, num_samples, take
 from .progress import ProgressBar, format_logs
 
 MODEL_CLASSES = {}          # class name -> Model class, for load_model (filled as classes are defined)
-
-
-def output_activation(layer):
-    """The name of the activation a layer ends in ('linear' if none)."""
-    if isinstance(layer, ActivationFunction):
-        return layer.activation_name
-    if isinstance(layer, (LayerWithActivation, Activation)):
-        return layer.activation.activation_name
-    return "linear"
 
 
 def check_array(x, argument, expected_shape=None):
@@ -286,7 +277,7 @@ class Model:
         if isinstance(metrics, str) or callable(metrics) or not isinstance(metrics, (list, tuple)):
             raise TypeError(f"metrics must be a list of metric names or functions, got {metrics!r}")
         metrics = list(metrics)
-        final = output_activation(self.output_layer)
+        final = output_activation(self.output_layer).name
         if loss.from_logits is True and final != "linear":
             raise ValueError(f"compile: the loss has from_logits=True (raw scores), but the last layer ends in "
                              f"'{final}'; remove that activation or pass from_logits=False")
@@ -882,4 +873,4 @@ def deserialize_model(spec):
     return cls.from_config(dict(spec["config"]))
 
 
-__all__ = ["KerasTensor", "Model", "check_array", "deserialize_model", "output_activation", "serialize_model"]
+__all__ = ["KerasTensor", "Model", "check_array", "deserialize_model", "serialize_model"]
