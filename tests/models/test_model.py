@@ -243,3 +243,24 @@ def test_summary_fold_and_positions():
         model.summary(positions=[0.5, 1.0])
     with pytest.raises(TypeError, match="line_length must be an integer"):
         model.summary(line_length=80.5)
+
+
+def test_all_or_nothing_puts_back_moving_statistics_and_every_generator():
+    """rollback.all_or_nothing: what a training step's forward pass changes is as before when the block raises."""
+    from tinyseg import Input, Model, backend
+    from tinyseg.layers import BatchNormalization, Dropout
+    from tinyseg.models.rollback import all_or_nothing
+    x = Input((4, 4, 2))
+    model = Model(x, Dropout(0.5, seed=3)(BatchNormalization()(x)))
+    bn, dropout = model.layers[1], model.layers[2]
+    before = ({k: v.copy() for k, v in bn.state.items()}, dropout.get_rng_state(), backend.rng().bit_generator.state)
+    data = np.random.default_rng(0).normal(size=(3, 4, 4, 2)).astype(np.float32)
+    with pytest.raises(RuntimeError, match="late failure"):
+        with all_or_nothing(model):
+            model.call(data, training=True)                       # moves the statistics, draws a mask
+            backend.rng().random()
+            assert not np.array_equal(bn.state["moving_mean"], before[0]["moving_mean"])
+            raise RuntimeError("late failure")
+    for k, v in before[0].items():
+        np.testing.assert_array_equal(bn.state[k], v)
+    assert dropout.get_rng_state() == before[1] and backend.rng().bit_generator.state == before[2]
