@@ -151,7 +151,7 @@ def layer_weights_from_torch(layer, tensors, feature_perm=None):
 # Layers and models
 # =========================================================================================================
 def _activation_name(layer):
-    return layer.activation.activation_name
+    return output_activation(layer).name
 
 
 MERGE_LAYERS = (Add, Subtract, Multiply, Average, Concatenate)      # several inputs: merge_layer_to_torch
@@ -187,7 +187,7 @@ def _new_module(layer, logits=False):
     if isinstance(layer, (ActivationFunction, Activation)):
         if logits:
             return nn.Identity()
-        name = layer.activation_name if isinstance(layer, ActivationFunction) else _activation_name(layer)
+        name = output_activation(layer).name
         return m.activation_module(name)
     if isinstance(layer, MaxPooling2D):
         return m.KerasMaxPool2d(layer.pool_size, layer.strides, layer.padding)
