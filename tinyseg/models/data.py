@@ -15,6 +15,11 @@ shapes (after the batch axis) and dtypes are those of the first batch.
 
 What is checked against the model (its input shapes, its loss's targets) is here too: check_inputs and
 check_xy, for arrays whole before a call starts, and for each streamed or augmented batch before its step.
+fit, evaluate and predict get their batches from one call, which checks arrays and returns their source:
+
+    source(model, x, y, FIT, batch_size, steps, shuffle)      FIT, VALIDATION, EVALUATE, PREDICT: what the
+                                                              error messages call x, y and the steps argument
+
 `split_validation` holds out the end of the arrays for fit(validation_split=...).
 """
 from typing import NamedTuple, Optional
