@@ -8,13 +8,15 @@
     on_train_end(logs)
 
 A callback sees the model as `self.model` and the run's settings as `self.params` ({'epochs', 'steps',
-'verbose'}); setting `self.model.stop_training = True` ends training after the current batch. `fit` returns
-its History callback. Writing to a callback's `logs` adds an entry for the callbacks after it (and for
-History, which always runs last).
+'verbose', 'metrics'}; 'metrics' names the logs fit writes at an epoch's end, as in Keras 2); setting
+`self.model.stop_training = True` ends training after the current batch. `fit` returns its History
+callback. Writing to a callback's `logs` adds an entry for the callbacks after it (and for History, which
+always runs last).
 """
 import csv
 import math
 import os
+import string
 
 import numpy as np
 
@@ -127,6 +129,21 @@ def _better(mode, monitor):
     return (lambda current, best, delta: current > best + delta), -math.inf
 
 
+def check_logs_will_exist(params, names, who):
+    """Before the first step: refuse a 'val_...' name that the epoch logs will not hold because the fit has no
+    validation data (otherwise a KeyError would come only at the end of the first epoch). params: the fit's
+    self.params, whose 'metrics' are the names of its epoch logs; other unknown names are left to the epoch's
+    end, since a callback may add logs of its own."""
+    logs = params.get("metrics") if isinstance(params, dict) else None
+    if logs is None or any(n.startswith("val_") for n in logs):
+        return
+    for name in names:
+        if name.startswith("val_") and name not in logs:
+            raise ValueError(f"{who}: {name!r} is a validation value, but this fit has no validation data, so the "
+                             f"epoch logs will hold only {sorted(logs)}; pass validation_data=(x_val, y_val) or "
+                             f"validation_split=... to fit, or watch {name[4:]!r}")
+
+
 def _monitored(logs, monitor, who):
     if monitor not in (logs or {}):
         raise KeyError(f"{who}: monitor={monitor!r} is not in the epoch's logs {sorted(logs or {})}; "
@@ -157,6 +174,11 @@ class ModelCheckpoint(Callback):
         self.is_better, self.best = _better(mode, monitor)
         if initial_value_threshold is not None:
             self.best = float(initial_value_threshold)
+
+    def on_train_begin(self, logs=None):
+        fields = [f for _, f, _, _ in string.Formatter().parse(self.filepath) if f]
+        watched = ([self.monitor] if self.save_best_only else []) + [f.split(".")[0].split("[")[0] for f in fields]
+        check_logs_will_exist(self.params, watched, "ModelCheckpoint")
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -197,6 +219,7 @@ class EarlyStopping(Callback):
         self.is_better, self._initial_best = _better(mode, monitor)
 
     def on_train_begin(self, logs=None):
+        check_logs_will_exist(self.params, [self.monitor], "EarlyStopping")
         self.wait = 0
         self.stopped_epoch = 0
         self.best = self._initial_best if self.baseline is None else float(self.baseline)
@@ -309,6 +332,7 @@ class ReduceLROnPlateau(Callback):
         self.is_better, self._initial_best = _better(mode, monitor)
 
     def on_train_begin(self, logs=None):
+        check_logs_will_exist(self.params, [self.monitor], "ReduceLROnPlateau")
         self.best, self.wait, self.cooldown_counter = self._initial_best, 0, 0
 
     def on_epoch_end(self, epoch, logs=None):

@@ -47,11 +47,10 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from . import losses as losses_module
-from .graph import Graph, KerasTensor
+from .graph import Graph, KerasTensor, output_activation
 from .kernels.softmax import softmax
-from .layers.activations import Activation, ActivationFunction, LayerWithActivation, sigmoid
+from .layers.activations import sigmoid
 from .layers.base import Layer
-from .models.model import output_activation
 
 SCORES = ("logit", "probability")
 
@@ -118,7 +117,7 @@ def region_mask(region, shape, what="region"):
 
 def _probability_function(graph, num_classes, what):
     """'softmax' or 'sigmoid': how the model turns its logits into probabilities."""
-    final = output_activation(graph.outputs[0].node.layer)
+    final = output_activation(graph.outputs[0].node.layer).name
     if final == "linear":                       # a model that outputs logits: the usual rule
         return "sigmoid" if num_classes == 1 else "softmax"
     if final not in ("softmax", "sigmoid"):
@@ -395,8 +394,7 @@ def probe_layers(model):
         layer = node.layer
         if any(node.output is t for t in graph.outputs) or layer in chosen:
             continue
-        if isinstance(layer, (Activation, ActivationFunction)) or \
-                (isinstance(layer, LayerWithActivation) and output_activation(layer) != "linear"):
+        if output_activation(layer).name != "linear":
             chosen.append(layer)
     return chosen
 
@@ -413,7 +411,7 @@ def activations_and_gradients(model, x, y, layers=None, loss=None):
     loss = model.loss if loss is None else losses_module.get(loss)
     if loss is None:
         raise RuntimeError(f"{what}: the model has no loss; compile it or pass loss=...")
-    fused = loss.activation is not None and output_activation(graph.outputs[0].node.layer) == loss.activation
+    fused = loss.activation is not None and output_activation(graph.outputs[0].node.layer).name == loss.activation
     saved = {layer: {k: g.copy() for k, g in layer.grads.items()} for layer in graph.layers}
     out = {}
     try:

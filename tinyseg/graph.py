@@ -22,8 +22,18 @@ later by a join (a merge: split or copy).
 A layer called at several places (shared weights) is one layer with several nodes: each call keeps its own
 forward cache (saved after its forward, put back before its backward), and the layer's parameter
 gradient is the sum over its calls, by the same fan-out rule applied to the weights.
+
+Logits. A model's output usually ends in an activation (softmax, sigmoid), either as a layer of its own
+(Activation('softmax')) or as the last step of a layer (Conv2D(..., activation='softmax')). A loss that fuses
+that activation with its log (softmax + cross-entropy) wants the scores z just before it, the logits, and
+their gradient dL/dz. So `forward(xs, logits=True)` and `backward(grads, logits=True)` stop each output one
+step early, before its activation; `output_activation(layer)` is the one place that knows where that step
+is, and the name of the activation it applies.
 """
+import functools
+import operator
 from collections import Counter
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -71,16 +81,7 @@ class InputLayer(Layer):
         shape = shape if shape is not None else input_shape
         if shape is None:
             raise ValueError("Input: give shape=(H, W, C) (the shape of one sample, without the batch axis)")
-        if isinstance(shape, (int, np.integer)):
-            shape = (shape,)
-        try:
-            shape = tuple(int(d) for d in shape)
-        except (TypeError, ValueError):
-            raise ValueError(f"Input: shape must be a tuple of positive integers (one sample, without the batch "
-                             f"axis), got {shape!r}") from None
-        if not shape or min(shape) < 1:
-            raise ValueError(f"Input: shape must be a tuple of positive integers (one sample, without the batch "
-                             f"axis), got {shape!r}")
+        shape = _positive_shape(shape)
         super().__init__(name=name, dtype=dtype)
         self.batch_size = None if batch_size is None else int(batch_size)
         self.build(shape)
@@ -94,6 +95,27 @@ class InputLayer(Layer):
 
     def get_config(self):
         return {**super().get_config(), "batch_shape": [self.batch_size] + list(self.input_shape)}
+
+
+def _positive_shape(shape):
+    """shape as a tuple of ints, each an integer >= 1 (4.5 or True is refused, never rounded), else raise."""
+    expected = "a tuple of positive integers (one sample, without the batch axis)"
+    if isinstance(shape, (int, np.integer)):
+        shape = (shape,)
+    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__iter__"):
+        raise ValueError(f"Input: shape must be {expected}, got {shape!r}")
+    dims = []
+    for i, d in enumerate(shape):
+        try:
+            if isinstance(d, (bool, np.bool_)):
+                raise TypeError
+            dims.append(operator.index(d))              # an integer type: 4 and np.int64(4), not 4.0 or 4.5
+        except TypeError:
+            raise ValueError(f"Input: shape[{i}] must be a positive integer, got {d!r} in shape {tuple(shape)!r}; "
+                             f"shape must be {expected}") from None
+    if not dims or min(dims) < 1:
+        raise ValueError(f"Input: shape must be {expected}, got {tuple(shape)!r}")
+    return tuple(dims)
 
 
 def Input(shape=None, batch_size=None, name=None, dtype=None, batch_shape=None):
@@ -148,34 +170,7 @@ def topological_order(inputs, outputs):
     ties by the order in which a walk back from the outputs first meets each layer; we do the same, so a
     Keras program and its tinyseg twin list layers and weights alike.
     """
-    inputs, outputs = list(inputs), list(outputs)
-    done, on_path, order, first_seen = set(), set(), [], {}
-
-    def visit(tensor):                             # depth-first, from an output back towards the inputs
-        node = tensor.node
-        if node in done:
-            return
-        first_seen.setdefault(node.layer, len(first_seen))
-        if any(tensor is t for t in inputs):
-            done.add(node)
-            order.append(node)
-            return
-        if not node.inputs:
-            raise ValueError(f"Model: the outputs depend on the input '{node.layer.name}', which is not among "
-                             f"the model's inputs {[t.name for t in inputs]} (graph disconnected)")
-        on_path.add(node)
-        for t in node.inputs:
-            visit(t)
-        on_path.discard(node)
-        done.add(node)
-        order.append(node)                         # after every node it reads from
-
-    for t in outputs:
-        visit(t)
-    for t in inputs:
-        if t.node not in done:
-            raise ValueError(f"Model: the input '{t.name}' is not connected to any output")
-
+    order, first_seen = _walk_back(list(inputs), list(outputs))
     depth = {node: 0 for node in order}            # longest path to an output, walking back from the outputs
     for node in reversed(order):
         for t in node.inputs:
@@ -189,25 +184,67 @@ def topological_order(inputs, outputs):
     return nodes, layers
 
 
-# --- the two passes --------------------------------------------------------------------------------------
-def _forward_node(layer, x, training, logits):
-    """layer.forward, or with logits=True only its part before the output activation (the loss applies it)."""
-    if not logits:
-        return layer.forward(x, training)
+def _walk_back(inputs, outputs):
+    """(order, first_seen): a depth-first walk from each output back to the inputs, listing every node after
+    the nodes it reads from, and the order in which the walk first met each layer."""
+    done, order, first_seen = set(), [], {}
+
+    def visit(tensor):
+        node = tensor.node
+        if node in done:
+            return
+        first_seen.setdefault(node.layer, len(first_seen))
+        if not any(tensor is t for t in inputs):
+            if not node.inputs:
+                raise ValueError(f"Model: the outputs depend on the input '{node.layer.name}', which is not "
+                                 f"among the model's inputs {[t.name for t in inputs]} (graph disconnected)")
+            for t in node.inputs:
+                visit(t)
+        done.add(node)
+        order.append(node)                         # after every node it reads from
+
+    for t in outputs:
+        visit(t)
+    for t in inputs:
+        if t.node not in done:
+            raise ValueError(f"Model: the input '{t.name}' is not connected to any output")
+    return order, first_seen
+
+
+# --- the output activation: the last step, and the logits one step before it ------------------------------
+class OutputActivation(NamedTuple):
+    """Where a layer's output ends: the activation it applies last, and the layer stopped one step before it.
+
+    name:             'softmax', 'sigmoid', 'relu', ..., or 'linear' for a layer without an activation
+    forward_logits:   (x, training) -> z, the layer's output before that activation (the logits)
+    backward_logits:  (dL/dz, input_grad) -> dL/dx (None if not input_grad), filling the layer's grads
+    """
+
+    name: str
+    forward_logits: Callable
+    backward_logits: Callable
+
+
+def output_activation(layer):
+    """The OutputActivation of a layer (see the module docstring); the one place that tests layer types for it.
+
+        Activation('softmax'), Softmax()     the layer is the activation: one step early is its input, x
+        Conv2D(..., activation='softmax')    the activation is the layer's last step: forward_linear gives z
+        anything else (BatchNormalization)   'linear': stopping early changes nothing
+    """
     if isinstance(layer, (ActivationFunction, Activation)):
-        return x
+        name = layer.activation_name if isinstance(layer, ActivationFunction) else layer.activation.activation_name
+        return OutputActivation(name, lambda x, training: x, lambda grad, input_grad: grad)
     if isinstance(layer, LayerWithActivation):
-        return layer.forward_linear(x, training)
-    return layer.forward(x, training)
+        return OutputActivation(layer.activation.activation_name, layer.forward_linear,
+                                lambda grad, input_grad: layer.backward_linear(grad, input_grad=input_grad))
+    return OutputActivation("linear", layer.forward, functools.partial(_backward_node, layer))
 
 
-def _backward_node(layer, grad, logits, input_grad):
-    """layer.backward (None for dL/dx when input_grad is False), mirroring _forward_node."""
-    if logits and isinstance(layer, (ActivationFunction, Activation)):
-        return grad
-    if logits and isinstance(layer, LayerWithActivation):
-        return layer.backward_linear(grad, input_grad=input_grad)
-    if isinstance(layer, LayerWithActivation):
+# --- the two passes --------------------------------------------------------------------------------------
+def _backward_node(layer, grad, input_grad):
+    """layer.backward, with dL/dx skipped (None) when input_grad is False."""
+    if isinstance(layer, LayerWithActivation):         # these layers can skip computing dL/dx themselves
         return layer.backward(grad, input_grad=input_grad)
     dx = layer.backward(grad)
     return dx if input_grad else None
@@ -225,6 +262,12 @@ class Graph:
                 if not isinstance(t, KerasTensor):
                     raise TypeError(f"Model: {role} must be tensors made by keras.Input(...) and by calling "
                                     f"layers on them, got a {type(t).__name__}")
+        for i, t in enumerate(self.inputs):
+            first = next(j for j, u in enumerate(self.inputs) if u is t)
+            if first != i:
+                raise ValueError(f"Model: inputs[{first}] and inputs[{i}] are the same tensor ('{t.name}'); give "
+                                 "each input its own keras.Input(...) (the model would read one array for both "
+                                 "and silently ignore the other)")
         self.nodes, self.layers = topological_order(self.inputs, self.outputs)
         self.nodes = [n for n in self.nodes if not any(n.output is t for t in self.inputs)]
         counts = Counter(node.layer for node in self.nodes)
@@ -233,12 +276,15 @@ class Graph:
         self._output_nodes = {t.node for t in self.outputs}
 
     def forward(self, xs, training=False, logits=False):
-        """Run the graph on arrays xs (one per input); return the list of output arrays."""
+        """Run the graph on arrays xs (one per input); return the list of output arrays (with logits=True, each
+        output's value one step before its activation: see output_activation)."""
         values = {id(t): x for t, x in zip(self.inputs, xs)}           # tensor -> its value in this pass
         for node in self.nodes:
             args = [values[id(t)] for t in node.inputs]
             arg = args if node.list_input else args[0]
-            values[id(node.output)] = _forward_node(node.layer, arg, training, logits and node in self._output_nodes)
+            early = logits and node in self._output_nodes                  # logits: stop one step early
+            run = output_activation(node.layer).forward_logits if early else node.layer.forward
+            values[id(node.output)] = run(arg, training)
             if node.layer in self.shared:
                 self._caches[node] = node.layer.save_cache()
         return [values[id(t)] for t in self.outputs]
@@ -258,7 +304,10 @@ class Graph:
             if layer in self.shared:
                 layer.restore_cache(self._caches[node])
             needed = input_grad or any(id(t) not in input_ids for t in node.inputs)
-            dx = _backward_node(layer, g, logits and node in self._output_nodes, needed)   # (1) chain rule
+            if logits and node in self._output_nodes:                      # start one step early
+                dx = output_activation(layer).backward_logits(g, needed)                    # (1) chain rule
+            else:
+                dx = _backward_node(layer, g, needed)                                      # (1) chain rule
             if layer in self.shared:
                 sums = shared_sums.setdefault(layer, {})
                 for key, value in layer.grads.items():
@@ -272,4 +321,5 @@ class Graph:
         return [grads.get(id(t)) for t in self.inputs]
 
 
-__all__ = ["Graph", "Input", "InputLayer", "KerasTensor", "Node", "topological_order"]
+__all__ = ["Graph", "Input", "InputLayer", "KerasTensor", "Node", "OutputActivation", "output_activation",
+           "topological_order"]

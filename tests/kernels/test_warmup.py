@@ -60,7 +60,7 @@ def _fit_twice(threads_count, monkeypatch, capsys, first_verbose):
     """Two fits on a 'fresh install' (compiled_before False); compile_all recorded, not run."""
     from tinyseg import Input, Model, kernels
     from tinyseg.layers import Conv2D
-    from tinyseg.models import model as model_module
+    from tinyseg.models import trainer as model_module
     shared = []
     monkeypatch.setattr(kernels, "compiled_before", lambda: False)
     monkeypatch.setattr(kernels, "get_num_threads", lambda: threads_count)

@@ -166,3 +166,25 @@ def test_validation_split_holds_out_the_last_samples():
     history = model.fit(x, y, epochs=1, verbose=0, validation_split=0.25, shuffle=False)
     expected = model.evaluate(x[15:], y[15:], verbose=0)
     assert history.history["val_loss"][0] == pytest.approx(expected[0])
+
+
+@pytest.mark.parametrize("make", [
+    lambda path: callbacks.ModelCheckpoint(path, monitor="val_loss", save_best_only=True),
+    lambda path: callbacks.ModelCheckpoint(path.replace(".npz", "-{val_loss:.2f}.npz")),
+    lambda path: callbacks.EarlyStopping(monitor="val_loss"),
+    lambda path: callbacks.ReduceLROnPlateau(monitor="val_accuracy")])
+def test_a_validation_monitor_without_validation_data_fails_before_the_first_step(tmp_path, make):
+    """It used to be a KeyError at the end of the first epoch, after the epoch's work (Keras 3 warns, and a
+    ModelCheckpoint then saves every epoch as if save_best_only were False)."""
+    x, y = tiny_data()
+    model = tiny_model()
+    before = model.get_weights()
+    with pytest.raises(CallbackError, match=r"'val_\w+' is a validation value, but this fit has no validation "
+                                            r"data.*validation_data=.*or watch '(loss|accuracy)'"):
+        model.fit(x, y, epochs=2, verbose=0, callbacks=[make(str(tmp_path / "m.npz"))])
+    assert model.optimizer.iterations == 0 and model.history is None and not list(tmp_path.iterdir())
+    for w, b in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(w, b)
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[callbacks.ModelCheckpoint(str(tmp_path / "m.npz"))])
+    assert (tmp_path / "m.npz").exists()         # the default monitor='val_loss' is not used without best-only
+    model.fit(x, y, epochs=1, verbose=0, validation_split=0.25, callbacks=[make(str(tmp_path / "v.npz"))])

@@ -191,6 +191,33 @@ def test_outputs_that_do_not_depend_on_the_inputs_name_the_missing_input():
         Model(np.zeros((1, 4, 4, 1)), y)
 
 
+def test_the_same_input_tensor_twice_is_refused():
+    """Model([x, x], y) would read one array for both inputs and silently ignore the other."""
+    x = Input((4, 4, 1), name="image")
+    with pytest.raises(ValueError, match=r"inputs\[0\] and inputs\[1\] are the same tensor \('image'\)"):
+        Model([x, x], Conv2D(1, 1)(x))
+
+
+@pytest.mark.parametrize("shape, position", [((4.5,), 0), ((8, 8.0, 3), 1), ((8, True, 3), 1), ((8, None), 1)])
+def test_input_refuses_a_dimension_that_is_not_an_integer_by_position(shape, position):
+    with pytest.raises(ValueError, match=rf"Input: shape\[{position}\] must be a positive integer"):
+        Input(shape)
+    assert Input((np.int64(4), 2)).shape == (None, 4, 2)        # NumPy integers are integers
+
+
+def test_output_activation_names_the_last_step_and_stops_one_step_before_it():
+    from tinyseg.graph import output_activation
+    from tinyseg.layers import Softmax
+    x = np.random.default_rng(0).normal(size=(2, 3, 3, 4)).astype(np.float32)
+    conv = Conv2D(4, 1, activation="softmax")
+    conv(Input((3, 3, 4)))
+    kinds = {"conv": conv, "layer": Activation("sigmoid"), "function": Softmax(), "none": BatchNormalization()}
+    assert {k: output_activation(v).name for k, v in kinds.items()} == \
+        {"conv": "softmax", "layer": "sigmoid", "function": "softmax", "none": "linear"}
+    np.testing.assert_array_equal(output_activation(conv).forward_logits(x, False), conv.forward_linear(x))
+    np.testing.assert_array_equal(output_activation(kinds["layer"]).forward_logits(x, False), x)
+
+
 def test_merging_tensors_of_different_shapes_names_both_shapes_and_the_layer():
     a, b = Input((4, 4, 1)), Input((2, 2, 1))
     with pytest.raises(ValueError, match=r"join.*\(batch, 4, 4, 1\), \(batch, 2, 2, 1\)"):

@@ -205,3 +205,62 @@ def test_training_backward_skips_only_the_input_gradient():
         skipped = [layer.grads[k] for layer in model.layers for k in layer.params]
         for a, b in zip(full, skipped):
             np.testing.assert_array_equal(a, b)
+
+
+def test_summary_fits_an_80_column_terminal_by_folding_cells(capsys, monkeypatch):
+    """A U-Net's natural table is about 120 columns wide; in an 80-column terminal every line fits and nothing
+    is lost: a long cell folds at its spaces onto more lines, a layer's name above its (Type)."""
+    from tinyseg.models import UNet
+    model = UNet()
+    monkeypatch.setenv("COLUMNS", "80")                 # what shutil.get_terminal_size reads first
+    model.summary()
+    lines = capsys.readouterr().out.splitlines()
+    wide = []
+    model.summary(line_length=200, print_fn=wide.append)
+    wide = wide[0].splitlines()
+    assert max(len(line) for line in lines) <= 80 < max(len(line) for line in wide)
+    assert len(lines) > len(wide)
+    text = "\n".join(lines)
+    for layer in model.layers:                          # every name, and every input of a concatenation
+        assert layer.name in text
+    for cat in model.concats:
+        for t in cat.inbound_nodes[0].inputs:
+            assert f"{t.name}[0][0]" in text
+    assert any(line.startswith("(BatchNormalization)") for line in lines)    # folded under its name
+    assert "Total params: 484,196" in text
+
+
+def test_summary_fold_and_positions():
+    from tinyseg.models.summary import fold
+    assert fold("b[0][0], activation[0][0]", 12) == ["b[0][0],", "activation[0", "][0]"]
+    assert fold("conv2d (Conv2D)", 15) == ["conv2d (Conv2D)"]
+    model = seed_cnn()
+    out = []
+    model.summary(line_length=100, positions=[0.4, 0.7, 0.85, 1.0], print_fn=out.append)
+    header = out[0].splitlines()[2]
+    assert header.index("Output Shape") == 40 and header.index("Param #") == 70 and header.index("Connected") == 85
+    with pytest.raises(ValueError, match="positions must give the right edge of each of the 4 columns"):
+        model.summary(positions=[0.5, 1.0])
+    with pytest.raises(TypeError, match="line_length must be an integer"):
+        model.summary(line_length=80.5)
+
+
+def test_all_or_nothing_puts_back_moving_statistics_and_every_generator():
+    """rollback.all_or_nothing: what a training step's forward pass changes is as before when the block raises."""
+    from tinyseg import Input, Model, backend
+    from tinyseg.layers import BatchNormalization, Dropout
+    from tinyseg.models.rollback import all_or_nothing
+    x = Input((4, 4, 2))
+    model = Model(x, Dropout(0.5, seed=3)(BatchNormalization()(x)))
+    bn, dropout = model.layers[1], model.layers[2]
+    before = ({k: v.copy() for k, v in bn.state.items()}, dropout.get_rng_state(), backend.rng().bit_generator.state)
+    data = np.random.default_rng(0).normal(size=(3, 4, 4, 2)).astype(np.float32)
+    with pytest.raises(RuntimeError, match="late failure"):
+        with all_or_nothing(model):
+            model.call(data, training=True)                       # moves the statistics, draws a mask
+            backend.rng().random()
+            assert not np.array_equal(bn.state["moving_mean"], before[0]["moving_mean"])
+            raise RuntimeError("late failure")
+    for k, v in before[0].items():
+        np.testing.assert_array_equal(bn.state[k], v)
+    assert dropout.get_rng_state() == before[1] and backend.rng().bit_generator.state == before[2]

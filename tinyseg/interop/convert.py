@@ -9,6 +9,7 @@ PyTorch's losses (nn.CrossEntropyLoss, nn.BCEWithLogitsLoss) take logits, as tin
 `module.output_activation` ('softmax', 'sigmoid', ...). Images go in as NCHW; outputs come back as NCHW.
 Every layout difference is converted by one function of conventions.py.
 """
+from ..graph import output_activation
 from ..layers import (
     Activation,
     Add,
@@ -34,7 +35,6 @@ from ..layers import (
     ZeroPadding2D,
 )
 from ..layers.activations import ActivationFunction
-from ..models.model import output_activation
 from ..models.sequential import Sequential
 from ..models.unet import UNet
 from .conventions import bn_momentum_to_torch, torch_pad_widths
@@ -45,7 +45,7 @@ from .weights import layer_weights_to_torch, to_state_dict, torch_state_dict
 
 # --- one layer ---------------------------------------------------------------------------------------------
 def _activation_name(layer):
-    return layer.activation.activation_name
+    return output_activation(layer).name
 
 
 MERGE_LAYERS = (Add, Subtract, Multiply, Average, Concatenate)      # several inputs: merge_layer_to_torch
@@ -81,7 +81,7 @@ def _new_module(layer, logits=False):
     if isinstance(layer, (ActivationFunction, Activation)):
         if logits:
             return nn.Identity()
-        name = layer.activation_name if isinstance(layer, ActivationFunction) else _activation_name(layer)
+        name = output_activation(layer).name
         return m.activation_module(name)
     if isinstance(layer, MaxPooling2D):
         return m.KerasMaxPool2d(layer.pool_size, layer.strides, layer.padding)
@@ -202,8 +202,8 @@ def to_torch(model, logits=True):
                              [block(b) for b in model.decoders], _new_module(model.head, logits))
     else:
         module = nn.Sequential(*[_new_module(layer, logits and layer is last) for _, layer, _ in named])
-    module.output_activation = output_activation(last) if last is not None else \
-        [output_activation(t.node.layer) for t in model.outputs]
+    module.output_activation = output_activation(last).name if last is not None else \
+        [output_activation(t.node.layer).name for t in model.outputs]
     module.to(torch_dtype(_model_dtype(model)))
     module.load_state_dict(torch_state_dict(model))
     return module

@@ -12,7 +12,18 @@ restarted between epochs. A model with several inputs takes x as a list of array
 
 Streamed batches are checked one by one before they reach the model: each must be an (x, y) pair whose
 shapes (after the batch axis) and dtypes are those of the first batch.
+
+What is checked against the model (its input shapes, its loss's targets) is here too: check_inputs and
+check_xy, for arrays whole before a call starts, and for each streamed or augmented batch before its step.
+fit, evaluate and predict get their batches from one call, which checks arrays and returns their source:
+
+    source(model, x, y, FIT, batch_size, steps, shuffle)      FIT, VALIDATION, EVALUATE, PREDICT: what the
+                                                              error messages call x, y and the steps argument
+
+`split_validation` holds out the end of the arrays for fit(validation_split=...).
 """
+from typing import NamedTuple, Optional
+
 import numpy as np
 
 
@@ -162,3 +173,133 @@ def batches(x, y, batch_size, steps=None, shuffle=False, want_y=True, steps_argu
             return DatasetBatches(x, steps, want_y)
         return GeneratorBatches(x, steps, want_y, steps_argument)
     return ArrayBatches(x, y, batch_size, shuffle, steps)
+
+
+# --- checked against the model ---------------------------------------------------------------------------
+class Names(NamedTuple):
+    """What error messages call one call's data: x, its targets (None: predict takes none) and its steps."""
+
+    x: str
+    y: Optional[str]
+    steps: str
+
+
+FIT = Names("x", "y", "steps_per_epoch")
+VALIDATION = Names("validation_data[0]", "validation_data[1]", "validation_steps")
+EVALUATE = Names("x", "y", "steps")
+PREDICT = Names("x", None, "steps")
+
+
+def check_array(x, argument, expected_shape=None):
+    """A float array without NaN whose shape after the batch axis is expected_shape."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{argument} must be a NumPy array, got {type(x).__name__}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"{argument} has dtype {x.dtype}; expected float32 images "
+                        "(convert with x.astype('float32') / 255 for 8-bit images)")
+    if x.ndim < 2 or 0 in x.shape[1:]:
+        raise ValueError(f"{argument} has shape {x.shape}: expected (batch, ...) with every axis after the batch "
+                         "axis of size 1 or more (0 channels, rows or columns hold no data)")
+    if expected_shape is not None and x.shape[1:] != tuple(expected_shape):
+        hint = ""
+        if x.ndim == len(expected_shape) + 1 and x.shape[1:-1] == tuple(expected_shape[:-1]):
+            hint = f": the model was built for {expected_shape[-1]} channels, x has {x.shape[-1]}"
+        raise ValueError(f"{argument} has shape {x.shape}, expected (batch,) + {tuple(expected_shape)}{hint}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{argument} contains NaN or inf values")
+
+
+def check_inputs(model, x, argument, nonempty=False):
+    """Arrays for every input of the model, of the right shapes (a Sequential not yet built accepts any
+    shape; another image size is accepted where every layer can follow it: model.accepts_size)."""
+    xs = as_list(x) if model._list_inputs else [x]
+    shapes = [t.shape[1:] for t in model.inputs] if model._graph is not None else [None] * len(xs)
+    if model._list_inputs and len(xs) != len(shapes):
+        raise ValueError(f"{argument}: the model has {len(shapes)} inputs; pass a list of {len(shapes)} arrays")
+    for i, (a, shape) in enumerate(zip(xs, shapes)):
+        if shape is not None and isinstance(a, np.ndarray) and a.shape[1:] != shape and \
+                model.accepts_size(a.shape[1:], shape):
+            shape = None                           # another image size that every layer can follow
+        check_array(a, argument if len(xs) == 1 else f"{argument}[{i}]", shape)
+    if len({len(a) for a in xs}) > 1:
+        raise ValueError(f"{argument}: the input arrays have different numbers of samples "
+                         f"{[len(a) for a in xs]}")
+    if nonempty and num_samples(x) == 0:
+        raise ValueError(f"{argument} has no samples")
+
+
+def _prediction_shape(model, x, n):
+    """The shape the model's output will have for x (n samples): None for the axes of a resized image."""
+    out = tuple(model.output_shape)
+    first = as_list(x)[0]
+    if tuple(first.shape[1:]) == tuple(model.inputs[0].shape[1:]):
+        return (n,) + out
+    return (n,) + (None,) * (len(out) - 1) + out[-1:]
+
+
+def check_xy(model, x, y, argument="x", y_argument=None):
+    """x as check_inputs; y an array with one target per sample, that the loss accepts for these outputs.
+    argument / y_argument: what the messages call x and y ('x' and 'y' for fit's own arguments)."""
+    y_argument = y_argument or ("y" if argument == "x" else f"the targets of {argument}")
+    check_inputs(model, x, argument)
+    if y is None:
+        raise ValueError(f"{argument}: the targets y are missing (fit and evaluate need y; predict does not)")
+    if not isinstance(y, np.ndarray):
+        hint = " (convert a list with np.asarray(y))" if isinstance(y, (list, tuple)) else ""
+        raise TypeError(f"{y_argument} must be a NumPy array, got {type(y).__name__}{hint}")
+    if y.ndim == 0:
+        raise ValueError(f"{y_argument} must have a batch axis, got a 0-d array")
+    if len(y) != num_samples(x):
+        raise ValueError(f"{argument} has {num_samples(x)} samples but its targets have {len(y)}")
+    if num_samples(x) == 0:
+        raise ValueError(f"{argument} has no samples")
+    model._graph_for(x, "fit")
+    if len(model.outputs) == 1:
+        try:
+            model.loss.check_targets(y, _prediction_shape(model, x, len(y)))
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"{y_argument}: {err}") from None
+
+
+def check_batch(model, xb, yb, where):
+    """A streamed or augmented batch, checked before it reaches the model (yb None: predict's batches)."""
+    if yb is None:
+        check_inputs(model, xb, where, nonempty=True)
+    else:
+        check_xy(model, xb, yb, where)
+
+
+def source(model, x, y, names, batch_size=32, steps=None, shuffle=False):
+    """Check arrays whole against the model (a stream is checked batch by batch as it is read), and return
+    their batch source. names: FIT, VALIDATION, EVALUATE or PREDICT (what the messages call things)."""
+    if not is_stream(x):
+        if names.y is None:
+            check_inputs(model, x, names.x, nonempty=True)
+        else:
+            check_xy(model, x, y, names.x, names.y)
+    return batches(x, y, batch_size, steps, shuffle, names.y is not None, names.steps)
+
+
+def split_validation(model, x, y, fraction, validation_data=None):
+    """(x, y) and (x_val, y_val): the last `fraction` of the array samples held out, before any shuffling (as
+    Keras does); fit(validation_split=fraction), which cannot also have validation_data."""
+    if validation_data is not None or is_stream(x) or not 0 < fraction < 1:
+        raise ValueError("validation_split must be in (0, 1), for array data without validation_data, "
+                         f"got {fraction!r}")
+    if x is None or y is None or not isinstance(y, np.ndarray):
+        check_xy(model, x, y, "x")
+    n = num_samples(x)
+    cut = n - int(round(n * fraction))
+    if cut < 1 or cut == n:
+        raise ValueError(f"validation_split={fraction!r} of {n} samples leaves {cut} for training and {n - cut} "
+                         "for validation; both need one")
+    return (take(x, slice(0, cut)), y[:cut]), (take(x, slice(cut, None)), y[cut:])
+
+
+def validation_pair(validation_data):
+    """(x_val, y_val) from fit's validation_data: a pair of arrays, or a PyDataset / generator (y_val None)."""
+    if is_stream(validation_data):
+        return validation_data, None
+    if isinstance(validation_data, (tuple, list)) and len(validation_data) == 2:
+        return tuple(validation_data)
+    raise ValueError("validation_data must be a pair (x_val, y_val), a PyDataset or a generator")

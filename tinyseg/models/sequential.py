@@ -78,7 +78,7 @@ class Sequential(Model):
         return self._graph
 
     def _unbuild(self):
-        """Back to the unbuilt stack that a failed first call found (see Model._building): the layers forget
+        """Back to the unbuilt stack that a failed first call found (rollback.unbuilt_on_failure): the layers forget
         their shapes and weights, which the next build makes again."""
         for layer in self._layers:
             layer.built = False

@@ -37,6 +37,28 @@ def call_all(layers, x):
     return x
 
 
+def _check_arguments(input_shape, num_classes, depth, base_filters, upsampling):
+    """(input_shape, num_classes, depth, base_filters) as ints, checked; raise naming a wrong one."""
+    input_shape = tuple(int(d) for d in input_shape)
+    if len(input_shape) != 3:
+        raise ValueError(f"input_shape must be (H, W, C), got {input_shape}")
+    if not isinstance(depth, (int, np.integer)) or isinstance(depth, bool) or depth < 1:
+        raise ValueError(f"depth must be a positive integer, got {depth!r}")
+    step = 2 ** depth
+    for axis, size in zip(("height", "width"), input_shape[:2]):
+        if size % step or size == 0:
+            nearest = max(step, round(size / step) * step)
+            raise ValueError(f"input {axis} {size} is not divisible by 2**depth = {step} (depth={depth}); "
+                             f"the nearest valid {axis} is {nearest}")
+    if upsampling not in ("transpose", "nearest", "bilinear"):
+        raise ValueError(f"upsampling must be 'transpose', 'nearest' or 'bilinear', got {upsampling!r}")
+    if not isinstance(num_classes, (int, np.integer)) or isinstance(num_classes, bool) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    if not isinstance(base_filters, (int, np.integer)) or isinstance(base_filters, bool) or base_filters < 1:
+        raise ValueError(f"base_filters must be a positive integer, got {base_filters!r}")
+    return input_shape, int(num_classes), int(depth), int(base_filters)
+
+
 class UNet(Model):
     """U-Net for per-pixel classification.
 
@@ -55,24 +77,8 @@ class UNet(Model):
     def __init__(self, input_shape=(64, 64, 3), num_classes=4, depth=3, base_filters=16, batch_norm=True,
                  upsampling="transpose", dropout=0.0, bn_momentum=0.9, name="unet", dtype=None):
         dtype = backend.check_float_dtype(dtype or backend.floatx(), "UNet: dtype").name
-        input_shape = tuple(int(d) for d in input_shape)
-        if len(input_shape) != 3:
-            raise ValueError(f"input_shape must be (H, W, C), got {input_shape}")
-        if not isinstance(depth, (int, np.integer)) or isinstance(depth, bool) or depth < 1:
-            raise ValueError(f"depth must be a positive integer, got {depth!r}")
-        step = 2 ** depth
-        for axis, size in zip(("height", "width"), input_shape[:2]):
-            if size % step or size == 0:
-                nearest = max(step, round(size / step) * step)
-                raise ValueError(f"input {axis} {size} is not divisible by 2**depth = {step} (depth={depth}); "
-                                 f"the nearest valid {axis} is {nearest}")
-        if upsampling not in ("transpose", "nearest", "bilinear"):
-            raise ValueError(f"upsampling must be 'transpose', 'nearest' or 'bilinear', got {upsampling!r}")
-        if not isinstance(num_classes, (int, np.integer)) or isinstance(num_classes, bool) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
-        if not isinstance(base_filters, (int, np.integer)) or isinstance(base_filters, bool) or base_filters < 1:
-            raise ValueError(f"base_filters must be a positive integer, got {base_filters!r}")
-        depth, num_classes, base_filters = int(depth), int(num_classes), int(base_filters)
+        input_shape, num_classes, depth, base_filters = _check_arguments(input_shape, num_classes, depth,
+                                                                         base_filters, upsampling)
         self.config = dict(input_shape=input_shape, num_classes=num_classes, depth=depth,
                            base_filters=base_filters, batch_norm=batch_norm, upsampling=upsampling,
                            dropout=dropout, bn_momentum=bn_momentum, name=name, dtype=dtype)
