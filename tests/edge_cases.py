@@ -1,0 +1,99 @@
+"""The known edge cases of windows with padding and strides, named once, so that every property test of a
+layer with padding or strides runs them on every run, as explicit examples ahead of hypothesis's random draws.
+
+A random draw meets such a case only by luck: an off-by-one in the 'same' crop of a transposed convolution
+when K - s is odd went unseen by a parity test's 20 draws in about one run in twenty. As an example it fails
+every run. Each test file turns these cases into the arguments its own @given draws, and applies them with
+
+    @examples([dict(cfg=c, use_bias=True) for c in conv_cases()])      # under @given (or above it)
+
+The cases, by what they pin (Keras's 'same': out = ceil(H / s), total pad = max((out - 1)*s + K' - H, 0) with
+K' = (K - 1)*d + 1, the odd pad after the image: bottom/right; a transposed convolution's total is max(K - s, 0)):
+- odd and even K - s, on each axis alone and on both;
+- strides with odd and even K - s;
+- a 1-pixel image under a larger 'same' window: padding on all four sides;
+- a stride larger than the kernel: rows and columns that no window reads (or, transposed, that no kernel
+  reaches: zeros plus the bias);
+- a window as large as the image ('valid': one output pixel);
+- dilation: a span that is even, odd, or larger than the image;
+- explicit pads (the kernels' arguments): padding at each border alone, asymmetric pads, and windows that
+  see only padding.
+"""
+from hypothesis import example
+
+# (H, W), kernel (KH, KW), strides (SH, SW), dilation (DH, DW), padding
+WINDOWS = [
+    ((3, 4), (1, 2), (1, 1), (1, 1), "same"),     # K - s = 0 on rows, 1 on columns: one pad column, right
+    ((4, 3), (2, 1), (1, 1), (1, 1), "same"),     # K - s = 1 on rows only: one pad row, at the bottom
+    ((4, 4), (3, 3), (1, 1), (1, 1), "same"),     # K - s = 2: one pad on every side
+    ((3, 5), (4, 4), (1, 1), (1, 1), "same"),     # K - s = 3: 1 before, 2 after, on both axes
+    ((5, 7), (3, 4), (2, 3), (1, 1), "same"),     # strided, K - s = 1 on both axes
+    ((6, 5), (4, 3), (2, 1), (1, 1), "same"),     # strided, K - s = 2 on both axes
+    ((1, 1), (4, 3), (1, 1), (1, 1), "same"),     # a 1-pixel image in a wider window: pads on four sides
+    ((7, 7), (1, 2), (3, 3), (1, 1), "same"),     # stride larger than the kernel
+    ((7, 8), (2, 1), (3, 2), (1, 1), "valid"),    # the same, 'valid': rows and columns no window reads
+    ((3, 2), (3, 2), (1, 1), (1, 1), "valid"),    # one window: the whole image
+]
+DILATED = [
+    ((5, 6), (2, 2), (1, 1), (2, 3), "same"),     # spans 3 and 4: pads (1, 1) and (1, 2)
+    ((7, 5), (3, 2), (1, 1), (3, 1), "valid"),    # span 7 = H: one row of windows
+    ((3, 4), (3, 3), (1, 1), (2, 2), "same"),     # span 5, larger than the image: pads (2, 2) and (2, 2)
+]
+# Explicit pads (top, bottom, left, right), as the kernels take them: (H, W), kernel, strides, dilation, pads
+PADDED = [
+    ((3, 3), (2, 2), (1, 1), (1, 1), (1, 0, 0, 0)),     # padding at each border alone ...
+    ((3, 3), (2, 2), (1, 1), (1, 1), (0, 1, 0, 0)),
+    ((3, 3), (2, 2), (1, 1), (1, 1), (0, 0, 1, 0)),
+    ((3, 3), (2, 2), (1, 1), (1, 1), (0, 0, 0, 1)),
+    ((2, 3), (1, 1), (1, 1), (1, 1), (2, 2, 2, 1)),     # 1x1 windows on the pads: outputs that see only padding
+    ((1, 2), (2, 2), (1, 2), (1, 1), (2, 2, 3, 0)),     # 2x2 windows wholly in the top, bottom and left pads
+    ((7, 7), (1, 2), (3, 3), (1, 1), (0, 1, 1, 0)),     # stride larger than the kernel, asymmetric pads
+    ((4, 5), (2, 3), (2, 1), (3, 2), (1, 2, 0, 1)),     # dilated and strided, asymmetric pads
+]
+
+
+def examples(cases):
+    """A decorator adding each case as a hypothesis @example: a dict gives the test's arguments by name, a
+    tuple by position."""
+    def decorate(test):
+        for case in reversed(list(cases)):
+            test = example(**case)(test) if isinstance(case, dict) else example(*case)(test)
+        return test
+    return decorate
+
+
+def _out(size, kernel, stride, dilation, before, after):
+    return (size + before + after - (kernel - 1) * dilation - 1) // stride + 1
+
+
+def padded_windows():
+    """PADDED as tests/strategies.padded_windows draws them: dicts of hw, kernel, strides, dilation, pads,
+    out_hw."""
+    cases = []
+    for hw, kernel, strides, dilation, pads in PADDED:
+        out_hw = tuple(_out(hw[i], kernel[i], strides[i], dilation[i], pads[2 * i], pads[2 * i + 1]) for i in (0, 1))
+        cases.append(dict(hw=hw, kernel=kernel, strides=strides, dilation=dilation, pads=pads, out_hw=out_hw))
+    return cases
+
+
+def windows(dilated=False, strided_dilation=False, padding=None, strides=None):
+    """WINDOWS (and with dilated=True, DILATED too) as (hw, kernel, strides, dilation, padding); padding and
+    strides keep only the cases with that padding and those strides. strided_dilation=True adds a dilated
+    strided case (DepthwiseConv2D takes both; Conv2D does not, as in Keras)."""
+    cases = list(WINDOWS) + (list(DILATED) if dilated else [])
+    if strided_dilation:
+        cases.append(((6, 7), (2, 3), (2, 3), (2, 1), "same"))
+    return [c for c in cases if (padding is None or c[4] == padding) and (strides is None or c[2] == strides)]
+
+
+def conv_cases(dilated=False, strided_dilation=False, padding=None, strides=None, **extra):
+    """The cases as the convolution layer tests' configs: n, h, w, c, filters, kernel_size, strides, padding,
+    seed (and dilation_rate with dilated=True), plus `extra` (e.g. depth_multiplier)."""
+    cases = []
+    for i, (hw, kernel, stride, dilation, pad) in enumerate(windows(dilated, strided_dilation, padding, strides)):
+        cfg = dict(n=2, h=hw[0], w=hw[1], c=2, filters=3, kernel_size=kernel, strides=stride, padding=pad,
+                   seed=1000 + i, **extra)
+        if dilated:
+            cfg["dilation_rate"] = dilation
+        cases.append(cfg)
+    return cases
