@@ -66,7 +66,7 @@ def _out(size, kernel, stride, dilation, before, after):
     return (size + before + after - (kernel - 1) * dilation - 1) // stride + 1
 
 
-def padded_windows():
+def padded_window_cases():
     """PADDED as tests/strategies.padded_windows draws them: dicts of hw, kernel, strides, dilation, pads,
     out_hw."""
     cases = []
@@ -76,7 +76,7 @@ def padded_windows():
     return cases
 
 
-def windows(dilated=False, strided_dilation=False, padding=None, strides=None):
+def window_cases(dilated=False, strided_dilation=False, padding=None, strides=None):
     """WINDOWS (and with dilated=True, DILATED too) as (hw, kernel, strides, dilation, padding); padding and
     strides keep only the cases with that padding and those strides. strided_dilation=True adds a dilated
     strided case (DepthwiseConv2D takes both; Conv2D does not, as in Keras)."""
@@ -90,7 +90,7 @@ def conv_cases(dilated=False, strided_dilation=False, padding=None, strides=None
     """The cases as the convolution layer tests' configs: n, h, w, c, filters, kernel_size, strides, padding,
     seed (and dilation_rate with dilated=True), plus `extra` (e.g. depth_multiplier)."""
     cases = []
-    for i, (hw, kernel, stride, dilation, pad) in enumerate(windows(dilated, strided_dilation, padding, strides)):
+    for i, (hw, kernel, stride, dilation, pad) in enumerate(window_cases(dilated, strided_dilation, padding, strides)):
         cfg = dict(n=2, h=hw[0], w=hw[1], c=2, filters=3, kernel_size=kernel, strides=stride, padding=pad,
                    seed=1000 + i, **extra)
         if dilated:
