@@ -19,6 +19,7 @@ K' = (K - 1)*d + 1, the odd pad after the image: bottom/right; a transposed conv
 - explicit pads (the kernels' arguments): padding at each border alone, asymmetric pads, and windows that
   see only padding.
 """
+import numpy as np
 from hypothesis import example
 
 # (H, W), kernel (KH, KW), strides (SH, SW), dilation (DH, DW), padding
@@ -97,3 +98,14 @@ def conv_cases(dilated=False, strided_dilation=False, padding=None, strides=None
             cfg["dilation_rate"] = dilation
         cases.append(cfg)
     return cases
+
+
+def pool_cases(dtypes=("float32", "float64"), paddings=("valid", "same")):
+    """The undilated cases as the pooling tests' dicts: shape, pool_size, strides, padding, dtype, seed, ties;
+    and two with strides=None (Keras's default: the pool size), one that pads and one that does not. Every
+    other case has ties (small integers: tied maxima)."""
+    geometry = [(hw, k, s, p) for hw, k, s, _, p in WINDOWS]
+    geometry += [((5, 7), (2, 3), None, "same"), ((4, 6), (2, 3), None, "valid")]
+    return [dict(shape=(2,) + hw + (2,), pool_size=k, strides=s, padding=p, dtype=np.dtype(dtype).type,
+                 seed=2000 + i, ties=bool(i % 2))
+            for i, (hw, k, s, p) in enumerate(geometry) if p in paddings for dtype in dtypes]
