@@ -109,3 +109,34 @@ def pool_cases(dtypes=("float32", "float64"), paddings=("valid", "same")):
     return [dict(shape=(2,) + hw + (2,), pool_size=k, strides=s, padding=p, dtype=np.dtype(dtype).type,
                  seed=2000 + i, ties=bool(i % 2))
             for i, (hw, k, s, p) in enumerate(geometry) if p in paddings for dtype in dtypes]
+
+
+# UpSampling2D: (H, W), size (FH, FW). Bilinear clamps its taps at the borders: a 1-pixel side has only border.
+UPSAMPLING = [
+    ((1, 1), (3, 2)),       # a 1-pixel image: every output pixel is the one input pixel
+    ((1, 5), (2, 2)),       # a single row
+    ((4, 1), (1, 3)),       # a single column, widened only
+    ((3, 2), (4, 1)),       # heightened only
+    ((2, 3), (1, 1)),       # size 1: the identity
+    ((3, 4), (2, 3)),       # different even and odd factors
+]
+# ZeroPadding2D ((top, bottom), (left, right)) and Cropping2D: each border alone, uneven, none
+BORDERS = [((1, 0), (0, 0)), ((0, 1), (0, 0)), ((0, 0), (1, 0)), ((0, 0), (0, 1)), ((3, 0), (0, 2)),
+           ((0, 0), (0, 0))]
+
+
+def upsampling_cases(dtypes=("float32", "float64")):
+    """UPSAMPLING as the upsampling tests' dicts: shape, size, dtype, seed."""
+    return [dict(shape=(2,) + hw + (2,), size=size, dtype=np.dtype(dtype).type, seed=3000 + i)
+            for i, (hw, size) in enumerate(UPSAMPLING) for dtype in dtypes]
+
+
+def padding_cases():
+    """(shape, padding) for ZeroPadding2D: BORDERS on a 3 x 4 image, and wide pads around a 1-pixel image."""
+    return [((2, 3, 4, 2), p) for p in BORDERS] + [((1, 1, 1, 2), ((2, 3), (3, 1)))]
+
+
+def cropping_cases():
+    """(shape, cropping) for Cropping2D: BORDERS on a 4 x 5 image, a crop down to one pixel, and a 1-pixel
+    image left whole."""
+    return [((2, 4, 5, 2), c) for c in BORDERS] + [((2, 4, 5, 2), ((2, 1), (0, 4))), ((1, 1, 1, 2), ((0, 0), (0, 0)))]
