@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.edge_cases import examples, padded_window_cases
 from tests.helpers import band_bytes, use_backend
 from tests.strategies import padded_windows, seeds
 from tinyseg.kernels import convolution
@@ -39,7 +40,10 @@ def _problem(p):
 
 
 @settings(deadline=None, max_examples=60)
-@given(problems())
+@given(p=problems())
+@examples([dict(p=dict(win=win, x_shape=(2, *win["hw"], c), f=3, band_bytes=size, seed=i, backend=backend))
+           for i, win in enumerate(padded_window_cases()) for c in (3, 12) for backend in ("numba", "numpy")
+           for size in (200, 4 * 2**20)])
 def test_forward_and_kernel_gradient_are_the_im2col_products(p):
     x, kernel, g, cols = _problem(p)
     w = p["win"]

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.edge_cases import examples, padded_window_cases
 from tests.helpers import use_backend
 from tests.strategies import float_dtypes, padded_windows, seeds
 from tinyseg.kernels import config
@@ -35,6 +36,18 @@ def geometries(draw):
     (kh, kw), (sh, sw) = win["kernel"], win["strides"]
     return dict(x_shape=(n, *win["hw"], c), kh=kh, kw=kw, sh=sh, sw=sw, pads=win["pads"], out_hw=win["out_hw"],
                 dtype=draw(float_dtypes), seed=draw(seeds), dilation=win["dilation"])
+
+
+def edge_geometries():
+    """tests/edge_cases.py's explicit-pad windows as geometries() draws them, on both sides of FEW_CHANNELS."""
+    few = im2col_module.FEW_CHANNELS
+    return [dict(x_shape=(2, *win["hw"], c), kh=win["kernel"][0], kw=win["kernel"][1], sh=win["strides"][0],
+                 sw=win["strides"][1], pads=win["pads"], out_hw=win["out_hw"], dtype=dtype, seed=i,
+                 dilation=win["dilation"])
+            for i, win in enumerate(padded_window_cases()) for c, dtype in ((2, np.float64), (few + 1, np.float32))]
+
+
+EDGES = [dict(g=g) for g in edge_geometries()]
 
 
 def _args(g):
@@ -120,14 +133,16 @@ def test_asymmetric_padding_goes_where_it_is_told():
 # Twins and kernels agree.
 # ------------------------------------------------------------------------------------------------------------
 @FAST
-@given(geometries())
+@given(g=geometries())
+@examples(EDGES)
 def test_numpy_twin_matches_the_loop_definition(g):
     x = _random(g["x_shape"], g["dtype"], g["seed"])
     np.testing.assert_array_equal(im2col_numpy(x, *_args(g), **_dil(g)), im2col_loops(x, *_args(g), **_dil(g)))
 
 
 @FAST
-@given(geometries())
+@given(g=geometries())
+@examples(EDGES)
 def test_numba_im2col_equals_numpy_twin_exactly(g):
     x = _random(g["x_shape"], g["dtype"], g["seed"])
     with use_backend("numba"):
@@ -142,10 +157,13 @@ def test_numba_im2col_equals_numpy_twin_exactly(g):
 @given(geometries(), st.data())
 def test_a_band_of_rows_is_the_same_slice_of_the_full_matrix(g, data):
     """im2col(rows=(y0, y1)) on both backends: output rows y0..y1-1 of every image, in the full matrix's order."""
+    y0 = data.draw(st.integers(0, g["out_hw"][0] - 1))
+    _check_band(g, y0, data.draw(st.integers(y0 + 1, g["out_hw"][0])))
+
+
+def _check_band(g, y0, y1):
     x = _random(g["x_shape"], g["dtype"], g["seed"])
     n, oh, ow = g["x_shape"][0], *g["out_hw"]
-    y0 = data.draw(st.integers(0, oh - 1))
-    y1 = data.draw(st.integers(y0 + 1, oh))
     full = im2col_loops(x, *_args(g), **_dil(g)).reshape(n, oh, ow, -1)
     want = full[:, y0:y1].reshape(n * (y1 - y0) * ow, -1)
     for backend in ("numba", "numpy"):
@@ -158,11 +176,14 @@ def test_a_band_of_rows_is_the_same_slice_of_the_full_matrix(g, data):
 def test_each_kernel_row_of_im2col_is_made_of_im2row_rows(g, data):
     """Kernel row a of output row y reads input row y*SH - pad_top + a*DH: im2row of those rows (with their
     stride SH) is im2col's block of columns for a, on both backends; the Numba kernel equals its twin."""
+    _check_kernel_row(g, data.draw(st.integers(0, g["kh"] - 1)))
+
+
+def _check_kernel_row(g, a):
     x = _random(g["x_shape"], g["dtype"], g["seed"])
     n, oh, ow = g["x_shape"][0], *g["out_hw"]
     (dh, dw), kw, c = g["dilation"], g["kw"], g["x_shape"][3]
     full = im2col_loops(x, *_args(g), **_dil(g)).reshape(n, oh, ow, g["kh"], kw * c)
-    a = data.draw(st.integers(0, g["kh"] - 1))
     first = -g["pads"][0] + a * dh
     args = (x, kw, g["sw"], g["pads"][2], ow, first, oh, g["sh"], dw)
     want = im2row_numpy(*args)
@@ -171,6 +192,20 @@ def test_each_kernel_row_of_im2col_is_made_of_im2row_rows(g, data):
         got = im2row(*args)
     assert got.dtype == x.dtype
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("g", edge_geometries(), ids=lambda g: "hw{}-k{}x{}-s{}x{}-pads{}-c{}".format(
+    "x".join(map(str, g["x_shape"][1:3])), g["kh"], g["kw"], g["sh"], g["sw"], "".join(map(str, g["pads"])),
+    g["x_shape"][3]))
+def test_every_band_and_kernel_row_of_the_edge_geometries(g):
+    """The two drawn checks above on every band (y0, y1) and every kernel row of the named edge cases (hypothesis
+    cannot take an explicit example for a test that draws inside its body)."""
+    oh = g["out_hw"][0]
+    for y0 in range(oh):
+        for y1 in range(y0 + 1, oh + 1):
+            _check_band(g, y0, y1)
+    for a in range(g["kh"]):
+        _check_kernel_row(g, a)
 
 
 def test_im2row_rows_above_and_below_the_image_are_zero():
@@ -198,7 +233,8 @@ def test_a_band_outside_the_output_is_refused():
 
 
 @FAST
-@given(geometries())
+@given(g=geometries())
+@examples(EDGES)
 def test_numba_col2im_equals_numpy_twin(g):
     n, h, w, c = g["x_shape"]
     oh, ow = g["out_hw"]
@@ -215,7 +251,8 @@ def test_numba_col2im_equals_numpy_twin(g):
 
 
 @FAST
-@given(geometries())
+@given(g=geometries())
+@examples(EDGES)
 def test_col2im_is_the_adjoint_of_im2col(g):
     """<im2col(x), c> = <x, col2im(c)>: every copy im2col makes, col2im adds back to the same place."""
     for name in ("numba", "numpy"):

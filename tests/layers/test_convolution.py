@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.edge_cases import conv_cases, examples
 from tests.helpers import (
     band_bytes,
     conv_kernel_from_torch,
@@ -138,6 +139,7 @@ def make_conv(cfg, cls=Conv2D, activation=None, use_bias=True, dtype="float64"):
 # ------------------------------------------------------------------------------------------------------------
 @FAST
 @given(cfg=conv_configs(), use_bias=st.booleans())
+@examples([dict(cfg=c, use_bias=b) for c in conv_cases() for b in (True, False)])
 def test_conv2d_forward_matches_naive_loops(cfg, use_bias):
     layer = make_conv(cfg, use_bias=use_bias)
     x = random_input(cfg)
@@ -173,6 +175,7 @@ def test_same_padding_puts_the_extra_row_at_the_bottom(size, kernel, stride, exp
 
 @FAST
 @given(cfg=conv_configs(max_size=5), use_bias=st.booleans())
+@examples([dict(cfg=c, use_bias=b) for c in conv_cases() for b in (True, False)])
 def test_conv2d_transpose_forward_matches_naive_scatter(cfg, use_bias):
     layer = make_conv(cfg, cls=Conv2DTranspose, use_bias=use_bias)
     x = random_input(cfg)
@@ -202,6 +205,7 @@ def test_conv2d_transpose_2x2_stride_2_paints_blocks():
 
 @FAST
 @given(cfg=conv_configs(max_size=4))
+@examples([dict(cfg=c) for c in conv_cases()])
 def test_conv2d_transpose_is_the_adjoint_of_conv2d(cfg):
     """<conv(x), y> = <x, convT(y)> with the same kernel K (KH, KW, C, F), no bias.
 
@@ -292,6 +296,7 @@ def test_bands_cover_every_output_row_once_in_order(n, oh, rows_per_band):
 
 @FAST
 @given(cfg=conv_configs(max_size=7), size=st.integers(1, 3000), cls=st.sampled_from([Conv2D, Conv2DTranspose]))
+@examples([dict(cfg=c, size=1, cls=cls) for c in conv_cases() for cls in (Conv2D, Conv2DTranspose)])
 def test_banded_work_gives_the_numbers_of_one_band(cfg, size, cls):
     """Output, kernel gradient and input gradient with bands of `size` bytes (1: one output row a band) equal
     those of one band for everything."""
@@ -314,6 +319,7 @@ def test_banded_work_gives_the_numbers_of_one_band(cfg, size, cls):
 @FAST
 @given(cfg=conv_configs(max_size=6), activation=st.sampled_from([None, "tanh", "sigmoid"]),
        use_bias=st.booleans(), transpose=st.booleans())
+@examples([dict(cfg=c, activation="tanh", use_bias=True, transpose=t) for c in conv_cases() for t in (False, True)])
 def test_gradients_match_finite_differences(cfg, activation, use_bias, transpose):
     if transpose:
         cfg = dict(cfg, h=min(cfg["h"], 4), w=min(cfg["w"], 4))
@@ -326,6 +332,7 @@ def test_gradients_match_finite_differences(cfg, activation, use_bias, transpose
 
 @FAST
 @given(cfg=conv_configs(max_size=6), use_bias=st.booleans())
+@examples([dict(cfg=c, use_bias=True) for c in conv_cases()])
 def test_a_training_forward_keeps_an_rgb_im2col_for_the_kernel_gradient(cfg, use_bias):
     """In training, a Conv2D on fewer than FEW_CHANNELS channels keeps its forward's im2col for the kernel
     gradient (kernels/convolution.py, keep_cols): the gradients pass the finite-difference check that way,
@@ -352,6 +359,7 @@ def test_a_training_forward_keeps_an_rgb_im2col_for_the_kernel_gradient(cfg, use
 
 @TORCH
 @given(cfg=conv_configs(max_size=6))
+@examples([dict(cfg=c) for c in conv_cases()])
 def test_a_training_rgb_convolution_with_its_kept_im2col_matches_pytorch(cfg):
     """The kept-im2col path (a training forward on few channels) against PyTorch's Conv2d."""
     pytest.importorskip("torch")
@@ -490,6 +498,7 @@ def _torch_case(torch, layer, x, torch_forward, kernel_to_torch, kernel_from_tor
 
 @TORCH
 @given(cfg=conv_configs(max_size=8, padding="valid"))
+@examples([dict(cfg=c) for c in conv_cases(padding="valid")])
 def test_conv2d_valid_with_strides_matches_pytorch(cfg):
     torch = pytest.importorskip("torch")
     import torch.nn.functional as F
@@ -503,6 +512,7 @@ def test_conv2d_valid_with_strides_matches_pytorch(cfg):
 @pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")   # PyTorch's, harmless
 @TORCH
 @given(cfg=conv_configs(max_size=8, padding="same", strides=(1, 1)))
+@examples([dict(cfg=c) for c in conv_cases(padding="same", strides=(1, 1))])
 def test_conv2d_same_stride_1_matches_pytorch(cfg):
     """PyTorch's padding='same' (stride 1 only) also puts the odd pad of an even kernel at the bottom/right."""
     torch = pytest.importorskip("torch")
@@ -516,6 +526,7 @@ def test_conv2d_same_stride_1_matches_pytorch(cfg):
 
 @TORCH
 @given(cfg=conv_configs(max_size=5))
+@examples([dict(cfg=c) for c in conv_cases()])
 def test_conv2d_transpose_matches_pytorch(cfg):
     """F.conv_transpose2d with no padding gives the full output, (H-1)*s + K rows; Keras's output is the
     window [pad_top, pad_top + OH) of it, zero-extended when K < s (rows no kernel reaches)."""

@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.edge_cases import conv_cases, examples, padded_window_cases
 from tests.helpers import KERAS_TOL, PARITY_TOL, REPO, import_keras, keras_agrees, torch_errors, use_backend
 from tests.layers.conv_kit import (
     depthwise_backward_reference,
@@ -47,9 +48,13 @@ KERAS_WARNING = "ignore:__array__ implementation doesn't accept a copy keyword" 
 def kernel_problems(draw):
     n, c, m = draw(st.integers(1, 2)), draw(st.integers(1, 4)), draw(st.integers(1, 3))
     win = draw(padded_windows(max_side=8, max_pad=3))
+    return kernel_problem(win, n, c, m, draw(float_dtypes), draw(seeds))
+
+
+def kernel_problem(win, n, c, m, dtype, seed):
+    """x, K and G for the window geometry `win` (a padded_windows() dict)."""
     (h, w), (kh, kw), (oh, ow) = win["hw"], win["kernel"], win["out_hw"]
-    dtype = draw(float_dtypes)
-    rng = np.random.default_rng(draw(seeds))
+    rng = np.random.default_rng(seed)
     return dict(x=rng.standard_normal((n, h, w, c)).astype(dtype), k=rng.standard_normal((kh, kw, c, m)).astype(dtype),
                 g=rng.standard_normal((n, oh, ow, c * m)).astype(dtype), strides=win["strides"], pads=win["pads"],
                 out_hw=(oh, ow), dilation=win["dilation"])
@@ -77,7 +82,9 @@ def explicit_pads_reference(p):
 
 
 @FAST
-@given(kernel_problems())
+@given(p=kernel_problems())
+@examples([dict(p=kernel_problem(win, 2, 3, 2, dtype, i)) for i, win in enumerate(padded_window_cases())
+           for dtype in (np.float32, np.float64)])
 def test_numba_kernels_equal_their_numpy_twins(p):
     with use_backend("numba"):
         fast = run_kernels(p)
@@ -90,7 +97,9 @@ def test_numba_kernels_equal_their_numpy_twins(p):
 
 
 @FAST
-@given(kernel_problems())
+@given(p=kernel_problems())
+@examples([dict(p=kernel_problem(win, 2, 3, 2, dtype, i)) for i, win in enumerate(padded_window_cases())
+           for dtype in (np.float32, np.float64)])
 def test_numpy_twins_equal_the_loop_definitions(p):
     with use_backend("numpy"):
         twin = run_kernels(p)
@@ -100,7 +109,9 @@ def test_numpy_twins_equal_the_loop_definitions(p):
 
 
 @FAST
-@given(kernel_problems())
+@given(p=kernel_problems())
+@examples([dict(p=kernel_problem(win, 2, 3, 2, dtype, i)) for i, win in enumerate(padded_window_cases())
+           for dtype in (np.float32, np.float64)])
 def test_the_backward_kernels_are_adjoints_of_the_forward(p):
     """<dw(x, K), G> = <x, input_grad(G, K)> = <K, kernel_grad(x, G)>: all three are the same sum of
     x * K * G products, grouped differently."""
@@ -177,6 +188,9 @@ def layer_configs(draw, max_size=7):
     return dict(draw(dilated_conv_configs(max_size=max_size)), depth_multiplier=draw(st.integers(1, 3)))
 
 
+LAYER_EDGES = conv_cases(dilated=True, strided_dilation=True, depth_multiplier=2)     # tests/edge_cases.py
+
+
 def make_layer(cfg, separable, activation=None, use_bias=True, dtype="float64"):
     kwargs = dict(strides=cfg["strides"], padding=cfg["padding"], depth_multiplier=cfg["depth_multiplier"],
                   dilation_rate=cfg["dilation_rate"], activation=activation, use_bias=use_bias, dtype=dtype)
@@ -202,6 +216,8 @@ def layer_reference(layer, x):
 @FAST
 @given(cfg=layer_configs(), separable=st.booleans(), use_bias=st.booleans(),
        backend=st.sampled_from(["numba", "numpy"]))
+@examples([dict(cfg=c, separable=sep, use_bias=True, backend=b) for c in LAYER_EDGES
+           for sep in (False, True) for b in ("numba", "numpy")])
 def test_forward_matches_the_loop_reference(cfg, separable, use_bias, backend):
     layer = make_layer(cfg, separable, use_bias=use_bias)
     x = random_input(cfg)
@@ -240,6 +256,8 @@ def test_depthwise_worked_example():
 @FAST
 @given(cfg=layer_configs(max_size=6), separable=st.booleans(),
        activation=st.sampled_from([None, "tanh", "sigmoid", "softmax"]), use_bias=st.booleans())
+@examples([dict(cfg=c, separable=sep, activation="tanh", use_bias=True) for c in LAYER_EDGES
+           for sep in (False, True)])
 def test_gradients_match_finite_differences(cfg, separable, activation, use_bias):
     layer = make_layer(cfg, separable, activation=activation, use_bias=use_bias)
     report = check_layer(layer, random_input(cfg), seed=cfg["seed"] % 1000)
@@ -343,6 +361,8 @@ def test_a_small_model_of_all_three_checks_and_converts():
 @settings(deadline=None, max_examples=25)
 @given(cfg=layer_configs(), separable=st.booleans(), use_bias=st.booleans(),
        activation=st.sampled_from([None, "relu", "tanh", "softmax"]))
+@examples([dict(cfg=c, separable=sep, use_bias=True, activation=None) for c in LAYER_EDGES
+           for sep in (False, True)])
 def test_matches_pytorch(cfg, separable, use_bias, activation):
     layer = make_layer(cfg, separable, activation=activation, use_bias=use_bias)
     errors = torch_errors(layer, random_input(cfg), seed=cfg["seed"] % 1000)

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.edge_cases import conv_cases, examples, window_cases
 from tests.helpers import KERAS_TOL, PARITY_TOL, import_keras, keras_agrees, torch_errors, use_backend
 from tests.layers.conv_kit import keras_size, random_input, random_weights
 from tests.strategies import dilated_conv_configs
@@ -73,6 +74,7 @@ def test_worked_example_on_a_row():
 
 @FAST
 @given(cfg=dilated_configs(), use_bias=st.booleans(), backend=st.sampled_from(["numba", "numpy"]))
+@examples([dict(cfg=c, use_bias=True, backend=b) for c in conv_cases(dilated=True) for b in ("numba", "numpy")])
 def test_forward_matches_naive_loops(cfg, use_bias, backend):
     layer = make_layer(cfg, use_bias=use_bias)
     x = random_input(cfg)
@@ -90,6 +92,7 @@ def test_forward_matches_naive_loops(cfg, use_bias, backend):
 @FAST
 @given(cfg=dilated_configs(max_size=7), activation=st.sampled_from([None, "tanh", "sigmoid"]),
        use_bias=st.booleans())
+@examples([dict(cfg=c, activation="tanh", use_bias=True) for c in conv_cases(dilated=True)])
 def test_gradients_match_finite_differences(cfg, activation, use_bias):
     layer = make_layer(cfg, activation=activation, use_bias=use_bias)
     report = check_layer(layer, random_input(cfg), seed=cfg["seed"] % 1000)
@@ -100,6 +103,7 @@ def test_gradients_match_finite_differences(cfg, activation, use_bias):
 
 @FAST
 @given(cfg=dilated_configs(strided=False))
+@examples([dict(cfg=c) for c in conv_cases(dilated=True, strides=(1, 1))])
 def test_stride_1_fast_input_gradient_equals_col2im(cfg):
     """The stride-1 input gradient is a convolution with the flipped kernel, the same dilation and pads
     K' - 1 - pad; it must equal the definition, col2im(G @ Kmat^T) with the dilated geometry."""
@@ -120,6 +124,8 @@ def test_stride_1_fast_input_gradient_equals_col2im(cfg):
        kernel=st.tuples(st.integers(1, 3), st.integers(1, 3)), strides=st.tuples(st.integers(1, 3), st.integers(1, 3)),
        dilation=st.tuples(st.integers(1, 3), st.integers(1, 3)), padding=st.sampled_from(["valid", "same"]),
        seed=st.integers(0, 2**32 - 1))
+@examples([dict(n=2, size=hw, kernel=k, strides=s, dilation=d, padding=p, seed=i)
+           for i, (hw, k, s, d, p) in enumerate(window_cases(dilated=True, strided_dilation=True))])
 def test_conv2d_transpose_is_the_adjoint_of_dilated_strided_conv2d(n, size, kernel, strides, dilation, padding,
                                                                    seed):
     """<conv2d(x), y> = <x, conv2d_transpose(y)> for every stride and dilation, so both of its paths (stride
@@ -141,6 +147,7 @@ def test_conv2d_transpose_is_the_adjoint_of_dilated_strided_conv2d(n, size, kern
 
 @FAST
 @given(cfg=dilated_configs(), size=st.integers(1, 3000))
+@examples([dict(cfg=c, size=1) for c in conv_cases(dilated=True)])
 def test_banded_work_gives_the_numbers_of_one_band(cfg, size):
     layer = make_layer(cfg)
     x = random_input(cfg)
@@ -180,6 +187,7 @@ def test_first_layer_kernel_gradient_without_input_gradient():
 @pytest.mark.usefixtures("one_torch_thread")
 @settings(deadline=None, max_examples=20)
 @given(cfg=dilated_configs(), use_bias=st.booleans(), activation=st.sampled_from([None, "relu", "tanh", "softmax"]))
+@examples([dict(cfg=c, use_bias=True, activation=None) for c in conv_cases(dilated=True)])
 def test_matches_pytorch(cfg, use_bias, activation):
     layer = make_layer(cfg, activation=activation, use_bias=use_bias)
     errors = torch_errors(layer, random_input(cfg), seed=cfg["seed"] % 1000)

@@ -7,7 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.edge_cases import examples, pool_cases
 from tests.helpers import nchw_to_nhwc, nhwc_to_nchw, rel_error, use_backend
+from tests.layers.conv_kit import keras_size
 from tinyseg import reference
 from tinyseg.gradcheck import check_layer
 from tinyseg.kernels import pooling as kp
@@ -74,6 +76,7 @@ def tolerance(dtype):
 # ----------------------------------------------------------------------------------------------------------
 @SETTINGS
 @given(case=cases())
+@examples([dict(case=c) for c in pool_cases()])
 def test_max_pool_numba_equals_numpy_twin(case):
     rng = np.random.default_rng(case["seed"])
     x = make_input(case, rng)
@@ -95,6 +98,7 @@ def test_max_pool_numba_equals_numpy_twin(case):
 
 @SETTINGS
 @given(case=cases())
+@examples([dict(case=c) for c in pool_cases()])
 def test_avg_pool_numba_equals_numpy_twin(case):
     rng = np.random.default_rng(case["seed"])
     x = make_input(case, rng)
@@ -117,6 +121,7 @@ def test_avg_pool_numba_equals_numpy_twin(case):
 @pytest.mark.parametrize("kind", ["max", "avg"])
 @SETTINGS
 @given(case=cases())
+@examples([dict(case=c) for c in pool_cases()])
 def test_layer_matches_naive_loops(kind, backend, case):
     rng = np.random.default_rng(case["seed"])
     x = make_input(case, rng)
@@ -134,6 +139,7 @@ def test_layer_matches_naive_loops(kind, backend, case):
 
 @SETTINGS
 @given(case=cases(dtypes=(np.float32,)))
+@examples([dict(case=c) for c in pool_cases(dtypes=("float32",))])
 def test_output_shape_follows_the_documented_rule(case):
     n, h, w, c = case["shape"]
     (kh, kw), (sh, sw) = case["pool_size"], case["strides"] or case["pool_size"]
@@ -190,6 +196,7 @@ def test_overlapping_windows_add_their_gradients():
 @pytest.mark.parametrize("kind", ["max", "avg"])
 @SETTINGS
 @given(case=cases(dtypes=(np.float64,)))
+@examples([dict(case=c) for c in pool_cases(dtypes=("float64",))])
 def test_gradcheck(kind, case):
     rng = np.random.default_rng(case["seed"])
     x = distinct_input(case["shape"], rng) if kind == "max" else rng.standard_normal(case["shape"])
@@ -220,6 +227,7 @@ def test_gradcheck_catches_a_wrong_average_count():
 @pytest.mark.parametrize("kind", ["max", "avg"])
 @SETTINGS
 @given(case=cases())
+@examples([dict(case=c) for c in pool_cases()])
 def test_never_mutates_or_aliases_its_arguments(kind, case):
     rng = np.random.default_rng(case["seed"])
     x = make_input(case, rng)
@@ -294,13 +302,15 @@ def test_bad_inputs_are_named(cls):
 # PyTorch parity (NHWC here, NCHW there: converted by tests.helpers.nhwc_to_nchw and nchw_to_nhwc).
 # ----------------------------------------------------------------------------------------------------------
 def torch_pool(kind, x, grad, case):
-    """PyTorch's output and input gradient, NHWC in and out. 'same' is built from an explicit asymmetric pad:
-    -inf for max; for average, pooled sums divided by pooled counts of real pixels."""
+    """PyTorch's output and input gradient, NHWC in and out. 'same' is built from an explicit asymmetric pad
+    (Keras's rule, restated in conv_kit.keras_size, not read from the layer): -inf for max; for average,
+    pooled sums divided by pooled counts of real pixels."""
     torch = pytest.importorskip("torch")
     F = torch.nn.functional
     layer = make_layer(kind, case)
     layer.build(x.shape[1:])
-    pt, pb, pl, pr = layer.pads
+    _, pt, pb = keras_size(x.shape[1], layer.pool_size[0], layer.strides[0], case["padding"])
+    _, pl, pr = keras_size(x.shape[2], layer.pool_size[1], layer.strides[1], case["padding"])
     xt = torch.tensor(nhwc_to_nchw(x), requires_grad=True)
     pool_args = dict(kernel_size=layer.pool_size, stride=layer.strides)
     if kind == "max":
@@ -316,6 +326,7 @@ def torch_pool(kind, x, grad, case):
 @pytest.mark.parametrize("kind", ["max", "avg"])
 @SETTINGS
 @given(case=cases(dtypes=(np.float64,), paddings=("valid",)))
+@examples([dict(case=c) for c in pool_cases(dtypes=("float64",), paddings=("valid",))])
 def test_valid_matches_torch_pool2d(kind, case):
     torch = pytest.importorskip("torch")
     F = torch.nn.functional
@@ -337,6 +348,7 @@ def test_valid_matches_torch_pool2d(kind, case):
 @pytest.mark.parametrize("kind", ["max", "avg"])
 @SETTINGS
 @given(case=cases(dtypes=(np.float64,), paddings=("same",)))
+@examples([dict(case=c) for c in pool_cases(dtypes=("float64",), paddings=("same",))])
 def test_same_matches_torch_with_explicit_padding(kind, case):
     rng = np.random.default_rng(case["seed"])
     x = distinct_input(case["shape"], rng)

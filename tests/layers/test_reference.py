@@ -4,6 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.edge_cases import UPSAMPLING, examples
 from tinyseg import reference
 from tinyseg.layers import AveragePooling2D, BatchNormalization, Conv2D, Conv2DTranspose, MaxPooling2D, UpSampling2D
 from tinyseg.losses import SparseCategoricalCrossentropy
@@ -21,6 +22,22 @@ def images(draw, min_size=1, max_size=7, max_channels=3):
     return np.random.default_rng(seed).standard_normal((n, h, w, c)), seed
 
 
+def image(h, w, seed, n=2, c=2):
+    """What images() draws: (x, its seed)."""
+    return np.random.default_rng(seed).standard_normal((n, h, w, c)), seed
+
+
+# Square kernels and strides (k, s, d) with their edges (tests/edge_cases.py): K - s odd and even, 'same'
+# with strides, stride above the kernel, a dilated span, one window over the whole image.
+CONV_EDGES = [((5, 4), 2, 1, 1, "same"), ((5, 7), 3, 2, 1, "same"), ((4, 4), 3, 1, 1, "same"),
+              ((7, 5), 1, 2, 1, "valid"), ((7, 6), 2, 3, 1, "same"), ((5, 6), 2, 1, 2, "same"),
+              ((3, 3), 3, 1, 1, "valid")]
+TRANSPOSE_EDGES = [((3, 4), 2, 1, "same"), ((3, 2), 3, 2, "same"), ((2, 3), 3, 1, "same"), ((3, 3), 4, 1, "same"),
+                   ((2, 3), 1, 3, "valid"), ((3, 2), 2, 3, "same"), ((2, 2), 3, 2, "valid")]
+POOL_EDGES = [((5, 4), 2, 1, "same"), ((5, 7), 3, 2, "same"), ((4, 5), 3, 3, "same"), ((7, 5), 1, 3, "valid"),
+              ((5, 7), 2, 3, "valid"), ((3, 3), 3, 1, "valid")]
+
+
 def forward_backward(layer, x, rng):
     y = layer.forward(x, training=True)
     g = rng.standard_normal(y.shape)
@@ -30,6 +47,8 @@ def forward_backward(layer, x, rng):
 @SETTINGS
 @given(data=images(min_size=3), f=st.integers(1, 3), k=st.integers(1, 3), s=st.integers(1, 2),
        d=st.integers(1, 2), padding=st.sampled_from(["valid", "same"]))
+@examples([dict(data=image(*hw, seed=i), f=2, k=k, s=s, d=d, padding=p)
+           for i, (hw, k, s, d, p) in enumerate(CONV_EDGES)])
 def test_conv2d_equals_its_loops(data, f, k, s, d, padding):
     x, seed = data
     if s > 1 and d > 1:
@@ -52,6 +71,8 @@ def test_conv2d_equals_its_loops(data, f, k, s, d, padding):
 @SETTINGS
 @given(data=images(max_size=5), f=st.integers(1, 3), k=st.integers(1, 3), s=st.integers(1, 3),
        padding=st.sampled_from(["valid", "same"]))
+@examples([dict(data=image(*hw, seed=i), f=2, k=k, s=s, padding=p)
+           for i, (hw, k, s, p) in enumerate(TRANSPOSE_EDGES)])
 def test_conv2d_transpose_equals_its_loops(data, f, k, s, padding):
     x, seed = data
     rng = np.random.default_rng(seed)
@@ -70,6 +91,8 @@ def test_conv2d_transpose_equals_its_loops(data, f, k, s, padding):
 @SETTINGS
 @given(data=images(min_size=3), kind=st.sampled_from(["max", "avg"]), k=st.integers(1, 3),
        s=st.integers(1, 3), padding=st.sampled_from(["valid", "same"]))
+@examples([dict(data=image(*hw, seed=i), kind=kind, k=k, s=s, padding=p)
+           for i, (hw, k, s, p) in enumerate(POOL_EDGES) for kind in ("max", "avg")])
 def test_pooling_equals_its_loops(data, kind, k, s, padding):
     x, seed = data
     rng = np.random.default_rng(seed)
@@ -83,6 +106,8 @@ def test_pooling_equals_its_loops(data, kind, k, s, padding):
 @SETTINGS
 @given(data=images(max_size=5), fh=st.integers(1, 3), fw=st.integers(1, 3),
        interpolation=st.sampled_from(["nearest", "bilinear"]))
+@examples([dict(data=image(*hw, seed=i), fh=fh, fw=fw, interpolation=mode)
+           for i, (hw, (fh, fw)) in enumerate(UPSAMPLING) for mode in ("nearest", "bilinear")])
 def test_upsampling_equals_its_loops(data, fh, fw, interpolation):
     x, seed = data
     layer = UpSampling2D((fh, fw), interpolation=interpolation, dtype="float64")

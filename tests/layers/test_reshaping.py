@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.edge_cases import cropping_cases, examples, padding_cases
 from tests.helpers import torch_errors
 from tinyseg.gradcheck import check_layer
 from tinyseg.layers import Cropping2D, Reshape, ZeroPadding2D
@@ -80,6 +81,7 @@ def test_keras_defaults():
 @SETTINGS
 @given(shape=st.tuples(st.integers(1, 3), st.integers(1, 5), st.integers(1, 5), st.integers(1, 3)), padding=pads,
        seed=st.integers(0, 2**32 - 1))
+@examples([dict(shape=shape, padding=p, seed=i) for i, (shape, p) in enumerate(padding_cases())])
 def test_zero_padding(shape, padding, seed):
     (top, bottom), (left, right) = padding
     n, h, w, c = shape
@@ -101,6 +103,7 @@ def test_zero_padding(shape, padding, seed):
 # --- Cropping2D -----------------------------------------------------------------------------------------
 @SETTINGS
 @given(case=crop_case(), seed=st.integers(0, 2**32 - 1))
+@examples([dict(case=c, seed=i) for i, c in enumerate(cropping_cases())])
 def test_cropping(case, seed):
     shape, cropping = case
     (top, bottom), (left, right) = cropping
@@ -183,6 +186,7 @@ def test_reshape_target_shape_is_checked(target):
 @SETTINGS
 @given(shape=st.tuples(st.integers(1, 3), st.integers(1, 5), st.integers(1, 5), st.integers(1, 3)), padding=pads,
        seed=st.integers(0, 2**32 - 1))
+@examples([dict(shape=shape, padding=p, seed=i) for i, (shape, p) in enumerate(padding_cases())])
 def test_zero_padding_matches_pytorch(shape, padding, seed):
     errors = torch_errors(ZeroPadding2D(padding, dtype="float64"), images(shape, seed), seed)
     assert max(errors.values()) <= TOL, errors
@@ -191,6 +195,7 @@ def test_zero_padding_matches_pytorch(shape, padding, seed):
 @pytest.mark.usefixtures("one_torch_thread")
 @SETTINGS
 @given(case=crop_case(), seed=st.integers(0, 2**32 - 1))
+@examples([dict(case=c, seed=i) for i, c in enumerate(cropping_cases())])
 def test_cropping_matches_pytorch(case, seed):
     shape, cropping = case
     errors = torch_errors(Cropping2D(cropping, dtype="float64"), images(shape, seed), seed)

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.edge_cases import examples, upsampling_cases
 from tests.helpers import nchw_to_nhwc, nhwc_to_nchw, rel_error, use_backend
 from tinyseg.gradcheck import check_layer
 from tinyseg.kernels import upsampling as ku
@@ -73,6 +74,7 @@ def naive_upsample(interpolation, x, grad, size):
 @pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
 @SETTINGS
 @given(case=cases())
+@examples([dict(case=c) for c in upsampling_cases()])
 def test_numba_equals_numpy_twin(interpolation, case):
     forward, backward, forward_np, backward_np = KERNELS[interpolation]
     rng = np.random.default_rng(case["seed"])
@@ -108,6 +110,7 @@ def test_backward_refuses_a_grad_that_is_not_an_upsampling():
 @pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
 @SETTINGS
 @given(case=cases())
+@examples([dict(case=c) for c in upsampling_cases()])
 def test_layer_matches_naive_loops(interpolation, backend, case):
     rng = np.random.default_rng(case["seed"])
     x = rng.standard_normal(case["shape"]).astype(case["dtype"])
@@ -148,6 +151,7 @@ def test_nearest_by_hand():
 @pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
 @SETTINGS
 @given(case=cases(dtypes=(np.float64,)))
+@examples([dict(case=c) for c in upsampling_cases(dtypes=("float64",))])
 def test_gradcheck(interpolation, case):
     x = np.random.default_rng(case["seed"]).standard_normal(case["shape"])
     layer = UpSampling2D(size=case["size"], interpolation=interpolation, dtype="float64")
@@ -180,6 +184,7 @@ def test_gradcheck_catches_a_backward_that_forgets_the_border_clamp():
 @pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
 @SETTINGS
 @given(case=cases())
+@examples([dict(case=c) for c in upsampling_cases()])
 def test_never_mutates_or_aliases_its_arguments(interpolation, case):
     rng = np.random.default_rng(case["seed"])
     x = rng.standard_normal(case["shape"]).astype(case["dtype"])
@@ -238,6 +243,7 @@ def test_bad_inputs_are_named():
 @pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
 @SETTINGS
 @given(case=cases(dtypes=(np.float64,)))
+@examples([dict(case=c) for c in upsampling_cases(dtypes=("float64",))])
 def test_matches_torch_interpolate(interpolation, case):
     torch = pytest.importorskip("torch")
     F = torch.nn.functional

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch", reason="PyTorch parity tests need torch: pip install -e '.[compare]'")
 
+from tests.edge_cases import UPSAMPLING, examples, window_cases
 from tests.helpers import PARITY_TOL, torch_errors
 from tinyseg.interop import (  # noqa: E402
     bn_momentum_to_torch,
@@ -87,9 +88,17 @@ def windows(draw, max_kernel=4, max_stride=3, extra=6):
     return shape, (kh, kw), (sh, sw), padding
 
 
+def window_edges(transposed=False):
+    """tests/edge_cases.py's undilated windows as windows() draws them. test_conv2d_transpose takes an input of
+    h - kh + 1 rows (w - kw + 1 columns), so for it the drawn sides are widened to give the case's own."""
+    grow = (lambda hw, k: (hw[0] + k[0] - 1, hw[1] + k[1] - 1)) if transposed else (lambda hw, k: hw)
+    return [((2,) + grow(hw, k) + (2,), k, s, p) for hw, k, s, _, p in window_cases()]
+
+
 # --- convolutions ---------------------------------------------------------------------------------------
 @SETTINGS
 @given(windows(), st.integers(1, 4), st.booleans(), st.sampled_from(ACTIVATIONS), st.integers(0, 2**31))
+@examples([(w, 3, True, None, i) for i, w in enumerate(window_edges())])
 def test_conv2d(problem, filters, use_bias, activation, seed):
     shape, kernel, strides, padding = problem
     layer = Conv2D(filters, kernel, strides=strides, padding=padding, use_bias=use_bias, activation=activation,
@@ -100,6 +109,7 @@ def test_conv2d(problem, filters, use_bias, activation, seed):
 
 @SETTINGS
 @given(windows(extra=4), st.integers(1, 4), st.booleans(), st.sampled_from(ACTIVATIONS), st.integers(0, 2**31))
+@examples([(w, 3, True, None, i) for i, w in enumerate(window_edges(transposed=True))])
 def test_conv2d_transpose(problem, filters, use_bias, activation, seed):
     (n, h, w, c), kernel, strides, padding = problem
     h, w = max(1, h - kernel[0] + 1), max(1, w - kernel[1] + 1)      # any input size works for a transpose
@@ -124,6 +134,8 @@ def test_conv_same_padding_is_asymmetric_and_converted():
 # --- pooling and upsampling -----------------------------------------------------------------------------
 @SETTINGS
 @given(windows(), st.booleans(), st.sampled_from([MaxPooling2D, AveragePooling2D]), st.integers(0, 2**31))
+@examples([(w, default, cls, i) for i, w in enumerate(window_edges()) for default in (False, True)
+           for cls in (MaxPooling2D, AveragePooling2D)])
 def test_pooling(problem, default_strides, cls, seed):
     shape, pool, strides, padding = problem
     layer = cls(pool, strides=None if default_strides else strides, padding=padding, dtype="float64")
@@ -135,6 +147,8 @@ def test_pooling(problem, default_strides, cls, seed):
 @given(st.tuples(st.integers(1, 3), st.integers(1, 6), st.integers(1, 6), st.integers(1, 3)),
        st.tuples(st.integers(1, 4), st.integers(1, 4)), st.sampled_from(["nearest", "bilinear"]),
        st.integers(0, 2**31))
+@examples([((2,) + hw + (2,), size, mode, i) for i, (hw, size) in enumerate(UPSAMPLING)
+           for mode in ("nearest", "bilinear")])
 def test_upsampling(shape, size, interpolation, seed):
     layer = UpSampling2D(size, interpolation=interpolation, dtype="float64")
     errors = compare(layer, image(np.random.default_rng(seed), *shape), seed=seed)
