@@ -184,6 +184,8 @@ class Layer:
         self.input_shape, self.output_shape = tuple(shape), output_shape
 
     def check_grad(self, grad):
+        if not self.built:
+            raise RuntimeError(f"{self.name}: backward() called before forward()")
         expected = (grad.shape[0],) + self.output_shape if hasattr(grad, "shape") else None
         if not isinstance(grad, np.ndarray) or grad.shape != expected:
             got = getattr(grad, "shape", type(grad).__name__)

@@ -48,7 +48,7 @@ class Conv2DTranspose(_Convolution):
 
     def forward_linear(self, x, training=False):
         self.check_input(x)
-        self._x = x
+        self.save_for_backward(x=x)
         # z = col2im(x_flat @ Kmat^T) + b
         return conv2d_transpose(x, self.params["kernel"], self.strides, self.pads,
                                 (x.shape[0],) + self.output_shape, self.params.get("bias"))
@@ -57,7 +57,7 @@ class Conv2DTranspose(_Convolution):
         kernel = self.params["kernel"]
         grad = np.ascontiguousarray(grad)            # a view (from Concatenate's backward) is copied once
         # dL/dKmat = im2col(G)^T @ x_flat
-        self.grads["kernel"] = conv2d_kernel_grad(grad, self._x, self.kernel_size, self.strides,
+        self.grads["kernel"] = conv2d_kernel_grad(grad, self.saved_for_backward().x, self.kernel_size, self.strides,
                                                   self.pads)[0].reshape(kernel.shape)
         if self.use_bias:
             self.grads["bias"] = channel_sum(grad)   # dL/db = sum of G
