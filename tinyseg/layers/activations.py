@@ -17,8 +17,6 @@ Three kinds of class, three names:
     Activation             Keras's Activation('relu') layer: the activation function named by a string
     LayerWithActivation    a layer with an `activation=` argument, y = activation(z) with z its linear part
                            (Conv2D, Dense, ...): subclasses write forward_linear and backward_linear
-
-(ActivationLayer and ActivatedLayer are the old names of the first and the last, kept as aliases.)
 """
 import numpy as np
 
@@ -190,7 +188,3 @@ class LayerWithActivation(Layer):
     def get_config(self):
         return {**super().get_config(), "activation": self.activation.activation_name}
 
-
-# The old names, for code written against them (subclasses, isinstance checks).
-ActivationLayer = ActivationFunction
-ActivatedLayer = LayerWithActivation

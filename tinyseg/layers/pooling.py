@@ -37,7 +37,6 @@ from ..kernels.im2col import col2im_numpy as col2im
 from ..kernels.pooling import avg_pool2d, avg_pool2d_backward
 from .base import Layer
 from .geometry import check_image_shape, check_padding, check_same_batch, conv_geometry, pair
-from .global_pooling import GlobalAveragePooling2D, GlobalAvgPool2D, GlobalMaxPool2D, GlobalMaxPooling2D
 
 
 def windows(x, pool_size, strides, pads, out_hw, fill):
@@ -136,5 +135,4 @@ class AveragePooling2D(_Pooling2D):
 MaxPool2D = MaxPooling2D
 AvgPool2D = AveragePooling2D
 
-__all__ = ["AveragePooling2D", "AvgPool2D", "GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPool2D",
-           "GlobalMaxPooling2D", "MaxPool2D", "MaxPooling2D"]
+__all__ = ["AveragePooling2D", "AvgPool2D", "MaxPool2D", "MaxPooling2D"]
