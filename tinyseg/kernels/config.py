@@ -6,8 +6,8 @@ Settings (environment variables, read once when the first kernel module is impor
   Numba sees; BLAS then keeps its own setting).
 - ``TINYSEG_BACKEND``: ``numba`` (default) or ``numpy`` to run the plain NumPy twins instead (read in
   tinyseg/backend.py, which the layers ask too).
-- ``TINYSEG_KEEP_MEMORY``: ``0`` leaves glibc's allocator as it is; by default freed arrays are kept for
-  the next training step (kernels/memory.py says why).
+- ``TINYSEG_KEEP_MEMORY``: ``1`` asks glibc's allocator to keep freed arrays for the next training step
+  (kernels/memory.py says why, and why it is off by default: it changes the whole process's allocator).
 - Threads: every kernel is compiled serial (``nogil``); the work of one call is split between tinyseg's own
   pool of threads (kernels/bands.py), the same pool that shares a convolution's bands. Numba's own parallel
   threading layer is not used: a serial kernel compiles much faster than a ``parallel=True`` one, and one
@@ -22,7 +22,7 @@ import os
 import numba
 
 from ..backend import get_backend, set_backend  # noqa: F401  (one setting, for the layers and the kernels)
-from . import memory  # noqa: F401  (keeps freed arrays in the process: no page faults step after step)
+from . import memory  # noqa: F401  (only with TINYSEG_KEEP_MEMORY=1: keeps freed arrays in the process)
 
 _num_threads = int(os.environ.get("TINYSEG_NUM_THREADS") or numba.config.NUMBA_NUM_THREADS)
 
