@@ -1,5 +1,6 @@
-"""TINYSEG_BACKEND=numpy: the plain NumPy lines of Conv2D, BatchNormalization, MaxPooling2D, Dense and the
-softmax cross-entropy pass the float64 gradient checks and give the numbers of the fast path.
+"""TINYSEG_BACKEND=numpy: the plain NumPy lines of Conv2D, BatchNormalization, MaxPooling2D (and
+AveragePooling2D), Dense and the softmax cross-entropy pass the float64 gradient checks and give the numbers
+of the fast path.
 
 Each case runs the layer twice on the same input and upstream gradient, once per backend, and compares the
 output, the input gradient and every parameter gradient; then checks the NumPy lines against central
@@ -14,7 +15,7 @@ import pytest
 from tests.helpers import use_backend
 from tinyseg import backend
 from tinyseg.gradcheck import check_layer, check_loss
-from tinyseg.layers import BatchNormalization, Conv2D, Dense, MaxPooling2D
+from tinyseg.layers import AveragePooling2D, BatchNormalization, Conv2D, Dense, MaxPooling2D
 from tinyseg.losses import CategoricalCrossentropy, SparseCategoricalCrossentropy
 
 TOL = 1e-12
@@ -29,6 +30,9 @@ LAYERS = {
     "batch norm vectors": (lambda: BatchNormalization(center=False, dtype="float64"), (6, 4)),
     "max pool 2x2": (lambda: MaxPooling2D(dtype="float64"), (2, 6, 6, 3)),
     "max pool 3x3 / 2 same": (lambda: MaxPooling2D(3, strides=2, padding="same", dtype="float64"), (2, 7, 5, 2)),
+    "average pool 2x2": (lambda: AveragePooling2D(dtype="float64"), (2, 6, 5, 3)),
+    "average pool 3x3 / 2 same": (lambda: AveragePooling2D(3, strides=2, padding="same", dtype="float64"),
+                                  (2, 7, 5, 2)),
     "dense": (lambda: Dense(4, dtype="float64"), (5, 7)),
     "dense, no bias": (lambda: Dense(3, use_bias=False, dtype="float64"), (4, 6)),
 }

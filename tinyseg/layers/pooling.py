@@ -26,15 +26,14 @@ None of these layers has parameters. MaxPooling2D's forward and backward below a
 (the windows of x side by side, their maximum and where it is; then col2im, which adds each window's values
 back where they came from), after one guarded line (`if fast(): ...`) that hands the step to
 kernels/pooling.py instead: the same numbers from loops that visit each window once, shared between threads
-(TINYSEG_BACKEND=numpy skips it; tinyseg/backend.py). AveragePooling2D calls kernels/pooling.py, whose NumPy
-twins define it. tinyseg/reference.py has both as plain loops. Global pooling: global_pooling.py.
+(TINYSEG_BACKEND=numpy skips it; tinyseg/backend.py). AveragePooling2D likewise, with a window sum over a count
+in place of the maximum. tinyseg/reference.py has both as plain loops. Global pooling: global_pooling.py.
 """
 import numpy as np
 
 from ..backend import fast
 from ..kernels import pooling as kernels
 from ..kernels.im2col import col2im_numpy as col2im
-from ..kernels.pooling import avg_pool2d, avg_pool2d_backward
 from .base import Layer
 from .geometry import check_image_shape, check_padding, check_same_batch, conv_geometry, pair
 
@@ -122,13 +121,27 @@ class AveragePooling2D(_Pooling2D):
     def forward(self, x, training=False):
         self.check_input(x)
         self.save_for_backward(x_shape=x.shape)
-        # y = the window sums over the real pixels, / count
-        return avg_pool2d(x, self.pool_size, self.strides, self.pads, self.output_shape[:2])
+        if fast():      # the same y, from one visit of each window's real pixels
+            return kernels.avg_pool2d(x, self.pool_size, self.strides, self.pads, self.output_shape[:2])
+        total = windows(x, self.pool_size, self.strides, self.pads, self.output_shape[:2], 0).sum(axis=-1)
+        return total / self.count(x.shape, x.dtype)                  # the window sums over the real pixels / count
 
     def backward(self, grad):
         self.check_grad(grad)
-        # dx = dy / count spread over each window's real pixels, summed where windows overlap
-        return avg_pool2d_backward(grad, self.saved.x_shape, self.pool_size, self.strides, self.pads)
+        x_shape = self.saved.x_shape
+        if fast():      # the same dx, each input pixel gathering what its windows send it
+            return kernels.avg_pool2d_backward(grad, x_shape, self.pool_size, self.strides, self.pads)
+        (kh, kw), (sh, sw), out_hw = self.pool_size, self.strides, self.output_shape[:2]
+        share = grad / self.count(x_shape, grad.dtype)                # dy / count: (N, OH, OW, C)
+        # every entry of window (i, j) gets that share; col2im adds them back where they came from
+        c = x_shape[3]
+        cols = np.broadcast_to(share[..., None, :], share.shape[:3] + (kh * kw, c)).reshape(-1, kh * kw * c)
+        return col2im(cols, x_shape, kh, kw, sh, sw, self.pads, out_hw)
+
+    def count(self, x_shape, dtype):
+        """count[0, i, j, 0]: the real (not padded) pixels of window (i, j), (1, OH, OW, 1)."""
+        ones = np.ones((1,) + tuple(x_shape[1:3]) + (1,), dtype=dtype)
+        return windows(ones, self.pool_size, self.strides, self.pads, self.output_shape[:2], 0).sum(axis=-1)
 
 
 # Keras's short names for the same layers
