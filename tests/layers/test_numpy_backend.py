@@ -1,6 +1,6 @@
-"""TINYSEG_BACKEND=numpy: the plain NumPy lines of Conv2D, BatchNormalization, MaxPooling2D (and
-AveragePooling2D), Dense and the softmax cross-entropy pass the float64 gradient checks and give the numbers
-of the fast path.
+"""TINYSEG_BACKEND=numpy: the plain NumPy lines of Conv2D, BatchNormalization, MaxPooling2D, Dense and the
+softmax cross-entropy (and of Conv2DTranspose and AveragePooling2D) pass the float64 gradient checks and give
+the numbers of the fast path.
 
 Each case runs the layer twice on the same input and upstream gradient, once per backend, and compares the
 output, the input gradient and every parameter gradient; then checks the NumPy lines against central
@@ -15,7 +15,7 @@ import pytest
 from tests.helpers import use_backend
 from tinyseg import backend
 from tinyseg.gradcheck import check_layer, check_loss
-from tinyseg.layers import AveragePooling2D, BatchNormalization, Conv2D, Dense, MaxPooling2D
+from tinyseg.layers import AveragePooling2D, BatchNormalization, Conv2D, Conv2DTranspose, Dense, MaxPooling2D
 from tinyseg.losses import CategoricalCrossentropy, SparseCategoricalCrossentropy
 
 TOL = 1e-12
@@ -26,6 +26,10 @@ LAYERS = {
     "conv2d 2x3 stride 2 valid": (lambda: Conv2D(5, (2, 3), strides=2, dtype="float64"), (3, 7, 8, 2)),
     "conv2d dilated, no bias": (lambda: Conv2D(2, 3, dilation_rate=2, padding="same", use_bias=False,
                                                dtype="float64"), (1, 7, 6, 3)),
+    "conv2d transpose 2x2 / 2": (lambda: Conv2DTranspose(3, 2, strides=2, dtype="float64"), (2, 3, 4, 5)),
+    "conv2d transpose 3x3 / 2 same, no bias": (lambda: Conv2DTranspose(2, 3, strides=2, padding="same", use_bias=False,
+                                                                       dtype="float64"), (1, 4, 3, 3)),
+    "conv2d transpose 3x3 valid": (lambda: Conv2DTranspose(4, 3, dtype="float64"), (2, 4, 4, 2)),
     "batch norm images": (lambda: BatchNormalization(dtype="float64"), (3, 4, 5, 3)),
     "batch norm vectors": (lambda: BatchNormalization(center=False, dtype="float64"), (6, 4)),
     "max pool 2x2": (lambda: MaxPooling2D(dtype="float64"), (2, 6, 6, 3)),
