@@ -71,8 +71,7 @@ def instrument(model, timer):
     globals: nothing in tinyseg's source changes). Returns an undo function."""
     import types
 
-    from tinyseg.kernels import convolution
-    from tinyseg.layers import pooling
+    from tinyseg.kernels import convolution, pooling
     from tinyseg.layers.activations import LayerWithActivation
     undo = []
 

@@ -1,13 +1,51 @@
-"""Global settings shared by every layer: the default float type and the random generator; and the error
-that non-finite numbers raise.
+"""Global settings shared by every layer: the default float type, the random generator and the backend; and
+the error that non-finite numbers raise.
 
-Keras keeps the same two settings in `keras.backend.floatx()` and `keras.utils.set_random_seed`; tinyseg
+Keras keeps the first two settings in `keras.backend.floatx()` and `keras.utils.set_random_seed`; tinyseg
 names them the same way so a Keras reader finds them.
+
+The backend says which code a layer runs:
+
+    'numba' (default)   the layer's one guarded line `if fast(): ...` calls its kernel (tinyseg/kernels/):
+                        the same numbers, computed band by band on tinyseg's threads
+    'numpy'             that line is skipped: the layer runs the plain NumPy lines below it, the formulas of
+                        its docstring, which a debugger can step through; the kernels that a layer still
+                        calls run their NumPy twins
+
+Set it with the environment variable TINYSEG_BACKEND=numpy before the first import, or `set_backend('numpy')`
+at run time. (NUMBA_DISABLE_JIT=1 is the other way to step through code: it runs the kernels' own loops as
+Python.)
 """
+import os
+
 import numpy as np
 
 _FLOATX = "float32"
 _RNG = np.random.default_rng(0)
+_BACKENDS = ("numba", "numpy")
+_BACKEND = os.environ.get("TINYSEG_BACKEND", "numba")
+if _BACKEND not in _BACKENDS:
+    raise ValueError(f"TINYSEG_BACKEND must be one of {_BACKENDS}, got {_BACKEND!r}")
+
+
+def get_backend():
+    """'numba' or 'numpy': which code the layers run (see the module docstring)."""
+    return _BACKEND
+
+
+def set_backend(name):
+    """Choose 'numba' (the layers call their kernels) or 'numpy' (the plain NumPy lines, and the kernels'
+    NumPy twins) for every layer from now on."""
+    global _BACKEND
+    if name not in _BACKENDS:
+        raise ValueError(f"set_backend: name must be one of {_BACKENDS}, got {name!r}")
+    _BACKEND = name
+
+
+def fast():
+    """True if layers take their kernel's fast path (the backend is 'numba'): the test of the one guarded line
+    in each layer's forward and backward."""
+    return _BACKEND == "numba"
 
 
 def floatx():

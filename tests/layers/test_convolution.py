@@ -345,16 +345,16 @@ def test_a_training_forward_keeps_an_rgb_im2col_for_the_kernel_gradient(cfg, use
     report = check_layer(layer, x, training=True, seed=cfg["seed"] % 1000)
     assert report.max_rel_error < 1e-6, str(report)
     y = layer.forward(x, training=True)
-    assert layer._cols is not None
+    assert layer.saved.cols is not None
     g = np.random.default_rng(cfg["seed"]).standard_normal(y.shape)
     layer.backward(g)
     kept = {k: v.copy() for k, v in layer.grads.items()}
-    assert layer._cols is None
+    assert layer.saved.cols is None
     layer.backward(g)                                       # copies im2col again
     for k in kept:
         np.testing.assert_allclose(layer.grads[k], kept[k], rtol=1e-13, atol=1e-13)
     layer.forward(x, training=False)                        # an inference forward keeps nothing
-    assert layer._cols is None
+    assert layer.saved.cols is None
 
 
 @TORCH

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from tests.helpers import PARITY_TOL, torch_errors
 from tinyseg.gradcheck import check_layer
 from tinyseg.layers import Dense, GlobalAveragePooling2D, GlobalMaxPooling2D
-from tinyseg.layers.pooling import GlobalAvgPool2D, GlobalMaxPool2D
+from tinyseg.layers.global_pooling import GlobalAvgPool2D, GlobalMaxPool2D
 
 SETTINGS = settings(deadline=None, max_examples=25)
 LAYERS = [GlobalMaxPooling2D, GlobalAveragePooling2D]

@@ -1,4 +1,6 @@
-"""Issue 13's reorganisation: old import paths and names still work, and the new helpers say what they do."""
+"""One layer (or family) per file, each name in one place; and the helpers the layers share say what they do."""
+import importlib
+
 import numpy as np
 import pytest
 
@@ -6,13 +8,16 @@ from tinyseg import layers
 from tinyseg.kernels.bands import ceil_div, even_share
 
 
-def test_old_module_paths_and_names_still_work():
-    from tinyseg.layers import convolution, merging, pooling
-    from tinyseg.layers.activations import ActivatedLayer, ActivationFunction, ActivationLayer, LayerWithActivation
-    assert convolution.Conv2D is layers.Conv2D and convolution.Conv2DTranspose is layers.Conv2DTranspose
-    assert pooling.GlobalMaxPool2D is layers.GlobalMaxPooling2D and merging.Concatenate is layers.Concatenate
-    assert ActivationLayer is ActivationFunction and ActivatedLayer is LayerWithActivation
+def test_each_layer_has_one_home_and_the_old_aliases_are_gone():
+    from tinyseg.layers import activations, conv2d, conv2d_transpose, global_pooling, merging, pooling
+    from tinyseg.layers.activations import ActivationFunction, LayerWithActivation
+    assert conv2d.Conv2D is layers.Conv2D and conv2d_transpose.Conv2DTranspose is layers.Conv2DTranspose
+    assert global_pooling.GlobalMaxPool2D is layers.GlobalMaxPooling2D and merging.Concatenate is layers.Concatenate
     assert isinstance(layers.ReLU(), ActivationFunction) and isinstance(layers.Conv2D(1, 1), LayerWithActivation)
+    assert not hasattr(activations, "ActivationLayer") and not hasattr(activations, "ActivatedLayer")
+    assert not hasattr(pooling, "GlobalMaxPool2D") and not hasattr(merging, "read_only")
+    with pytest.raises(ImportError):
+        importlib.import_module("tinyseg.layers.convolution")
 
 
 @pytest.mark.parametrize("n", range(1, 40))

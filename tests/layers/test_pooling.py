@@ -211,7 +211,7 @@ def test_gradcheck_catches_a_wrong_average_count():
     class CountsPadding(AveragePooling2D):
         def backward(self, grad):
             # the classic bug: divide by KH*KW, counting padded pixels, by treating the padded image as real
-            (pt, pb, pl, pr), (n, h, w, c) = self.pads, self._x_shape
+            (pt, pb, pl, pr), (n, h, w, c) = self.pads, self.saved.x_shape
             dxp = kp.avg_pool2d_backward(grad, (n, h + pt + pb, w + pl + pr, c), self.pool_size, self.strides,
                                          (0, 0, 0, 0))
             return dxp[:, pt:pt + h, pl:pl + w]

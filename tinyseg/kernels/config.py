@@ -4,9 +4,10 @@ Settings (environment variables, read once when the first kernel module is impor
 
 - ``TINYSEG_NUM_THREADS``: threads for the kernels, the convolution bands and BLAS (default: all cores
   Numba sees; BLAS then keeps its own setting).
-- ``TINYSEG_BACKEND``: ``numba`` (default) or ``numpy`` to run the plain NumPy twins instead.
-- ``TINYSEG_KEEP_MEMORY``: ``0`` leaves glibc's allocator as it is; by default freed arrays are kept for
-  the next training step (kernels/memory.py says why).
+- ``TINYSEG_BACKEND``: ``numba`` (default) or ``numpy`` to run the plain NumPy twins instead (read in
+  tinyseg/backend.py, which the layers ask too).
+- ``TINYSEG_KEEP_MEMORY``: ``1`` asks glibc's allocator to keep freed arrays for the next training step
+  (kernels/memory.py says why, and why it is off by default: it changes the whole process's allocator).
 - Threads: every kernel is compiled serial (``nogil``); the work of one call is split between tinyseg's own
   pool of threads (kernels/bands.py), the same pool that shares a convolution's bands. Numba's own parallel
   threading layer is not used: a serial kernel compiles much faster than a ``parallel=True`` one, and one
@@ -20,12 +21,8 @@ import os
 
 import numba
 
-from . import memory  # noqa: F401  (keeps freed arrays in the process: no page faults step after step)
-
-_BACKENDS = ("numba", "numpy")
-_backend = os.environ.get("TINYSEG_BACKEND", "numba")
-if _backend not in _BACKENDS:
-    raise ValueError(f"TINYSEG_BACKEND must be one of {_BACKENDS}, got {_backend!r}")
+from ..backend import get_backend, set_backend  # noqa: F401  (one setting, for the layers and the kernels)
+from . import memory  # noqa: F401  (only with TINYSEG_KEEP_MEMORY=1: keeps freed arrays in the process)
 
 _num_threads = int(os.environ.get("TINYSEG_NUM_THREADS") or numba.config.NUMBA_NUM_THREADS)
 
@@ -64,19 +61,6 @@ def pjit(fn):
     which (rows chunk*M//chunks up to (chunk+1)*M//chunks of its M rows; bands.piece works them out). Call it
     through bands.run_pieces, which runs the chunks on tinyseg's threads. Serial and nogil, like jit."""
     return numba.njit(cache=True, nogil=True, fastmath=False)(fn)
-
-
-def get_backend():
-    """'numba' or 'numpy': which implementation the layers call."""
-    return _backend
-
-
-def set_backend(name):
-    """Choose 'numba' (compiled kernels) or 'numpy' (the plain twins) for every kernel call."""
-    global _backend
-    if name not in _BACKENDS:
-        raise ValueError(f"set_backend: name must be one of {_BACKENDS}, got {name!r}")
-    _backend = name
 
 
 def set_num_threads(n):

@@ -1,4 +1,9 @@
-"""The convolution's three steps, done band by band: what layers/conv2d.py calls, one function per step.
+"""The convolution's three steps, done band by band: what layers/conv2d.py calls on its fast path.
+
+    conv2d_forward(x, K, b)        y, and im2col(x) where it is worth keeping     Conv2D's forward
+    conv2d_backward(x, cols, G, K) dKmat, db, dx                                  Conv2D's backward
+
+are those of the layer, made of the three steps:
 
     conv2d(x, K)                   y     = im2col(x) @ Kmat (+ b)            the forward
     conv2d_kernel_grad(x, G)       dKmat = im2col(x)^T @ G,  db = sum of G   the kernel (and bias) gradient
@@ -37,7 +42,7 @@ import numpy as np
 from .bands import add_bias_rows, ceil_div, even_share, matmul_rows, run_bands, scratch
 from .config import get_num_threads
 from .elementwise import add_bias
-from .im2col import col2im, effective_kernel, im2col, im2row
+from .im2col import FEW_CHANNELS, col2im, effective_kernel, im2col, im2row
 
 BAND_BYTES = 4 * 2**20      # size of one band of im2col rows: a cache-sized piece, yet a long matmul
 
@@ -94,6 +99,27 @@ def band_cols(x, plan_row, slot, ksize, strides, pads, out_hw, dilation, rows_of
     inputs = im2row(x[i0:i1], kw, strides[1], pads[2], ow, y0 - pads[0], count, dw=dw,
                     out=scratch(slot, (1, count, ow, kw * c), x.dtype))
     return [inputs[0, a * dh:a * dh + y1 - y0].reshape(rows, kw * c) for a in range(kh)]
+
+
+def conv2d_forward(x, kernel, bias, strides, pads, out_hw, dilation, training):
+    """Conv2D's forward, fast: (z, cols). z = im2col(x) @ Kmat + bias (bias may be None); cols is the whole
+    im2col for the backward where it is worth keeping, else None (the backward copies it again, band by band).
+
+    Kept: in training, for an image of few channels (the RGB input), whose im2col is small (27 values a
+    pixel) and costs as much to copy as to multiply. For wider layers it is KH*KW times the size of x.
+    """
+    if training and x.shape[-1] < FEW_CHANNELS:
+        return conv2d(x, kernel, strides, pads, out_hw, bias, dilation, keep_cols=True)
+    return conv2d(x, kernel, strides, pads, out_hw, bias, dilation), None
+
+
+def conv2d_backward(x, cols, grad, kernel, strides, pads, dilation, bias, input_grad):
+    """Conv2D's backward, fast: (dL/dK (KH, KW, C, F), dL/db (F,) or None without bias, dL/dx or None without
+    input_grad), for G = grad (N, OH, OW, F) and the forward's x and cols (conv2d_forward)."""
+    grad = np.ascontiguousarray(grad)            # a view (from Concatenate's backward) is copied once
+    dk, db = conv2d_kernel_grad(x, grad, kernel.shape[:2], strides, pads, dilation, bias=bias, cols=cols)
+    dx = conv2d_transpose(grad, kernel, strides, pads, x.shape, dilation=dilation) if input_grad else None
+    return dk.reshape(kernel.shape), db, dx
 
 
 def conv2d(x, kernel, strides, pads, out_hw, bias=None, dilation=(1, 1), keep_cols=False):

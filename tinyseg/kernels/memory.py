@@ -1,4 +1,4 @@
-"""Keep freed memory in the process, so that a training step reuses last step's pages instead of new ones.
+"""Opt-in: keep freed memory in the process, so that a training step reuses last step's pages, not new ones.
 
 Every training step allocates the same arrays again: each layer's output, its gradient, the im2col partial
 sums. When such an array is freed, glibc's allocator gives large blocks straight back to the operating system
@@ -8,14 +8,18 @@ write to each 4 KB page is a page fault: the kernel stops the program, finds a p
 For a small model, whose arrays are a few MB, those faults cost about as much as the arithmetic (the
 benchmark counts them: `page_faults_per_call` in results.json).
 
-So tinyseg asks glibc, once, to serve arrays up to `mmap_threshold` bytes from its heap and to keep up to
+keep_freed_memory() asks glibc to serve arrays up to `mmap_threshold` bytes from its heap and to keep up to
 `trim_threshold` bytes of freed heap in the process: what one step frees, the next step gets back, already
 paged in. This is what a memory plan (one buffer per activation, allocated once per model and batch size)
 would achieve, without changing any layer: the allocator's free lists are the plan. The cost is that the
 process keeps the memory of its largest step until it exits, as PyTorch's and TensorFlow's allocators do.
 
-Set TINYSEG_KEEP_MEMORY=0 to leave the allocator as it was. On a system without glibc (macOS, Windows,
-musl) nothing is changed.
+It is not done by default: mallopt changes the allocator of the whole process, the user's code included,
+and a library should not do that unasked. Nor does it pay enough to ask: glibc already raises its mmap
+threshold by itself when large blocks are freed (up to 32 MB), so a U-Net step takes a few hundred page
+faults without it, a few with it, and in an A/B of two processes taking turns the steps took the same time
+within the noise of the machine. Set TINYSEG_KEEP_MEMORY=1 before the first import (or call
+keep_freed_memory()) to turn it on. On a system without glibc (macOS, Windows, musl) nothing is changed.
 """
 import ctypes
 import ctypes.util
@@ -40,4 +44,4 @@ def keep_freed_memory(mmap_threshold=MMAP_THRESHOLD, trim_threshold=TRIM_THRESHO
         bool(mallopt(_M_TRIM_THRESHOLD, int(trim_threshold)))
 
 
-KEPT = os.environ.get("TINYSEG_KEEP_MEMORY", "1") != "0" and keep_freed_memory()
+KEPT = os.environ.get("TINYSEG_KEEP_MEMORY", "0") == "1" and keep_freed_memory()   # True if asked for and done

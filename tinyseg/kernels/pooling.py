@@ -25,7 +25,7 @@ max_pool2d_backward.
 import numpy as np
 
 from .bands import piece, run_pieces
-from .config import get_backend, pjit
+from .config import get_backend, jit, pjit
 from .im2col import window_index
 
 
@@ -122,6 +122,14 @@ def avg_pool2d_backward_numpy(grad, x_shape, pool_size, strides, pads):
 # ----------------------------------------------------------------------------------------------------------
 # Numba kernels. Forward: one output row (image n, row i) per parallel iteration. Backward: one input row.
 # ----------------------------------------------------------------------------------------------------------
+@jit
+def real_taps(o, stride, pad, k, size):
+    """(start, first, stop) on one axis: window o starts at input index start = o*stride - pad, and its taps
+    first <= a < stop are the real ones (0 <= start + a < size), the others padding."""
+    start = o * stride - pad
+    return start, max(0, -start), min(k, size - start)
+
+
 @pjit
 def _max_pool2d_numba(chunk, chunks, x, kh, kw, sh, sw, pt, pl, y, arg):
     n, h, w, c = x.shape
@@ -130,11 +138,9 @@ def _max_pool2d_numba(chunk, chunks, x, kh, kw, sh, sw, pt, pl, y, arg):
     for row in range(r0, r1):
         i = row // oh
         yo = row - i * oh
-        top = yo * sh - pt
-        a0, a1 = max(0, -top), min(kh, h - top)         # the real rows of this window: 0 <= top + a < h
+        top, a0, a1 = real_taps(yo, sh, pt, kh, h)      # the real rows of this window: 0 <= top + a < h
         for xo in range(ow):
-            left = xo * sw - pl
-            b0, b1 = max(0, -left), min(kw, w - left)
+            left, b0, b1 = real_taps(xo, sw, pl, kw, w)
             best, where = y[i, yo, xo], arg[i, yo, xo]  # this pixel's C maxima and their offsets
             first = x[i, top + a0, left + b0]           # the first real pixel starts the running maximum
             for ch in range(c):
@@ -188,12 +194,12 @@ def _max_pool2d_backward_blocks_numba(chunk, chunks, grad, arg, kh, kw, pt, pl, 
     for row in range(r0, r1):
         i = row // oh
         yo = row - i * oh
-        top = yo * kh - pt
+        top, a0, a1 = real_taps(yo, kh, pt, kh, h)      # stride = pool size: the windows tile the image
         for xo in range(ow):
-            left = xo * kw - pl
+            left, b0, b1 = real_taps(xo, kw, pl, kw, w)
             g, won = grad[i, yo, xo], arg[i, yo, xo]
-            for a in range(max(0, -top), min(kh, h - top)):
-                for b in range(max(0, -left), min(kw, w - left)):
+            for a in range(a0, a1):
+                for b in range(b0, b1):
                     k = a * kw + b
                     out = dx[i, top + a, left + b]
                     for ch in range(c):
@@ -208,11 +214,9 @@ def _avg_pool2d_numba(chunk, chunks, x, kh, kw, sh, sw, pt, pl, y):
     for row in range(r0, r1):
         i = row // oh
         yo = row - i * oh
-        top = yo * sh - pt
-        a0, a1 = max(0, -top), min(kh, h - top)
+        top, a0, a1 = real_taps(yo, sh, pt, kh, h)
         for xo in range(ow):
-            left = xo * sw - pl
-            b0, b1 = max(0, -left), min(kw, w - left)
+            left, b0, b1 = real_taps(xo, sw, pl, kw, w)
             for ch in range(c):
                 y[i, yo, xo, ch] = 0
             for a in range(a0, a1):
@@ -242,14 +246,13 @@ def _avg_pool2d_backward_numba(chunk, chunks, grad, kh, kw, sh, sw, pt, pl, dx):
                 yo = window_index(hi, pt, a, sh, oh)
                 if yo < 0:
                     continue
-                top = yo * sh - pt
-                rows = min(kh, h - top) - max(0, -top)  # real rows of window yo
+                _, a0, a1 = real_taps(yo, sh, pt, kh, h)        # the real rows of window yo
                 for b in range(kw):
                     xo = window_index(wi, pl, b, sw, ow)
                     if xo < 0:
                         continue
-                    left = xo * sw - pl
-                    count = rows * (min(kw, w - left) - max(0, -left))
+                    _, b0, b1 = real_taps(xo, sw, pl, kw, w)
+                    count = (a1 - a0) * (b1 - b0)
                     for ch in range(c):
                         # round the share to dx's dtype before adding, as the twin's `share` array does
                         dx[i, hi, wi, ch] += scalar(grad[i, yo, xo, ch] / count)

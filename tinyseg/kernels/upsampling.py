@@ -182,28 +182,35 @@ def _upsample_bilinear_backward_numba(chunk, chunks, grad, hptr, hidx, hwt, wptr
 # ----------------------------------------------------------------------------------------------------------
 # Public entry points: pick the backend, allocate the output.
 # ----------------------------------------------------------------------------------------------------------
-def _check_factors(grad, size):
-    if grad.shape[1] % size[0] or grad.shape[2] % size[1]:
+def _output(x, size):
+    """An empty (N, H*fh, W*fw, C) array for the upsampling of x (N, H, W, C) by size = (fh, fw)."""
+    n, h, w, c = x.shape
+    return np.empty((n, h * size[0], w * size[1], c), dtype=x.dtype)
+
+
+def _input_grad(grad, size):
+    """An empty (N, OH/fh, OW/fw, C) array for dL/dx, after checking that grad (N, OH, OW, C) is the gradient
+    of an upsampling by size = (fh, fw)."""
+    n, oh, ow, c = grad.shape
+    if oh % size[0] or ow % size[1]:
         raise ValueError(f"grad of shape {grad.shape} is not an upsampling by size={tuple(size)}")
+    return np.empty((n, oh // size[0], ow // size[1], c), dtype=grad.dtype)
 
 
 def upsample_nearest(x, size):
     """Nearest-neighbour upsampling of x (N, H, W, C) by size = (fh, fw) -> (N, H*fh, W*fw, C)."""
     if get_backend() == "numpy":
         return upsample_nearest_numpy(x, size)
-    n, h, w, c = x.shape
-    y = np.empty((n, h * size[0], w * size[1], c), dtype=x.dtype)
+    y = _output(x, size)
     run_pieces(_upsample_nearest_numba, np.ascontiguousarray(x), size[0], size[1], y)
     return y
 
 
 def upsample_nearest_backward(grad, size):
     """dL/dx (N, H, W, C) from dL/dy (N, H*fh, W*fw, C): the sum over each fh x fw block."""
-    _check_factors(grad, size)
+    dx = _input_grad(grad, size)
     if get_backend() == "numpy":
         return upsample_nearest_backward_numpy(grad, size)
-    n, oh, ow, c = grad.shape
-    dx = np.empty((n, oh // size[0], ow // size[1], c), dtype=grad.dtype)
     run_pieces(_upsample_nearest_backward_numba, np.ascontiguousarray(grad), size[0], size[1], dx)
     return dx
 
@@ -212,21 +219,18 @@ def upsample_bilinear(x, size):
     """Bilinear (half-pixel, Keras/TF/PyTorch align_corners=False) upsampling of x (N, H, W, C) by size."""
     if get_backend() == "numpy":
         return upsample_bilinear_numpy(x, size)
-    n, h, w, c = x.shape
-    y = np.empty((n, h * size[0], w * size[1], c), dtype=x.dtype)
-    run_pieces(_upsample_bilinear_numba, np.ascontiguousarray(x), *bilinear_taps(h, size[0], x.dtype.name),
-                             *bilinear_taps(w, size[1], x.dtype.name), y)
+    y = _output(x, size)
+    run_pieces(_upsample_bilinear_numba, np.ascontiguousarray(x), *bilinear_taps(x.shape[1], size[0], x.dtype.name),
+               *bilinear_taps(x.shape[2], size[1], x.dtype.name), y)
     return y
 
 
 def upsample_bilinear_backward(grad, size):
     """dL/dx (N, H, W, C) from dL/dy (N, H*fh, W*fw, C): the transpose of the bilinear interpolation."""
-    _check_factors(grad, size)
+    dx = _input_grad(grad, size)
     if get_backend() == "numpy":
         return upsample_bilinear_backward_numpy(grad, size)
-    n, oh, ow, c = grad.shape
-    h, w = oh // size[0], ow // size[1]
-    dx = np.empty((n, h, w, c), dtype=grad.dtype)
+    h, w = dx.shape[1:3]
     run_pieces(_upsample_bilinear_backward_numba, np.ascontiguousarray(grad),
                *_transposed_taps(h, size[0], grad.dtype.name), *_transposed_taps(w, size[1], grad.dtype.name), dx)
     return dx

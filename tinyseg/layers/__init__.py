@@ -5,18 +5,10 @@ from .conv2d import Conv2D
 from .conv2d_transpose import Conv2DTranspose
 from .dense import Dense, Flatten
 from .depthwise import DepthwiseConv2D
+from .global_pooling import GlobalAveragePooling2D, GlobalAvgPool2D, GlobalMaxPool2D, GlobalMaxPooling2D
 from .merging import Add, Average, Concatenate, Multiply, Subtract, add, average, concatenate, multiply, subtract
 from .normalization import BatchNormalization
-from .pooling import (
-    AveragePooling2D,
-    AvgPool2D,
-    GlobalAveragePooling2D,
-    GlobalAvgPool2D,
-    GlobalMaxPool2D,
-    GlobalMaxPooling2D,
-    MaxPool2D,
-    MaxPooling2D,
-)
+from .pooling import AveragePooling2D, AvgPool2D, MaxPool2D, MaxPooling2D
 from .regularization import Dropout
 from .reshaping import Cropping2D, Reshape, ZeroPadding2D
 from .separable import SeparableConv2D

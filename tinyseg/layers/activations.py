@@ -17,8 +17,6 @@ Three kinds of class, three names:
     Activation             Keras's Activation('relu') layer: the activation function named by a string
     LayerWithActivation    a layer with an `activation=` argument, y = activation(z) with z its linear part
                            (Conv2D, Dense, ...): subclasses write forward_linear and backward_linear
-
-(ActivationLayer and ActivatedLayer are the old names of the first and the last, kept as aliases.)
 """
 import numpy as np
 
@@ -32,18 +30,14 @@ class ActivationFunction(Layer):
 
     activation_name = None
 
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self._y = None
-        self._x = None
-
     def forward(self, x, training=False):
         self.check_input(x)
-        self._x = x
-        self._y = self.function(x)
-        return self._y
+        y = self.function(x)
+        self.save_for_backward(x=x, y=y)         # the derivative is written with one or the other
+        return y
 
     def backward(self, grad):
+        self.saved_for_backward()
         self.check_grad(grad)
         return self.derivative_times(grad)
 
@@ -75,7 +69,7 @@ class ReLU(ActivationFunction):
         return relu(x)                       # max(x, 0), one parallel pass (kernels/elementwise.py)
 
     def derivative_times(self, grad):
-        return relu_backward(grad, self._x)  # grad * [x > 0], a new array: the caller's grad is not touched
+        return relu_backward(grad, self.saved.x)  # grad * [x > 0], a new array: the caller's grad is not touched
 
 
 class Sigmoid(ActivationFunction):
@@ -87,7 +81,8 @@ class Sigmoid(ActivationFunction):
         return sigmoid(x)
 
     def derivative_times(self, grad):
-        return grad * self._y * (1 - self._y)
+        y = self.saved.y
+        return grad * y * (1 - y)
 
 
 class Tanh(ActivationFunction):
@@ -99,7 +94,8 @@ class Tanh(ActivationFunction):
         return np.tanh(x)
 
     def derivative_times(self, grad):
-        return grad * (1 - self._y * self._y)
+        y = self.saved.y
+        return grad * (1 - y * y)
 
 
 class Softmax(ActivationFunction):
@@ -114,7 +110,7 @@ class Softmax(ActivationFunction):
         return softmax(x)
 
     def derivative_times(self, grad):
-        y = self._y
+        y = self.saved.y
         return y * (grad - (grad * y).sum(axis=-1, keepdims=True))
 
 
@@ -139,6 +135,9 @@ class Activation(Layer):
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self.activation = get(activation, dtype=self.dtype, name=self.name + "/" + str(activation))
+
+    def inner_layers(self):
+        return [self.activation]
 
     def forward(self, x, training=False):
         self.check_input(x)
@@ -166,6 +165,9 @@ class LayerWithActivation(Layer):
         super().__init__(**kwargs)
         self.activation = get(activation, dtype=self.dtype, name=f"{self.name}/{activation or 'linear'}")
 
+    def inner_layers(self):
+        return [self.activation]
+
     def forward(self, x, training=False):
         return self.activation.forward(self.forward_linear(x, training), training)
 
@@ -186,7 +188,3 @@ class LayerWithActivation(Layer):
     def get_config(self):
         return {**super().get_config(), "activation": self.activation.activation_name}
 
-
-# The old names, for code written against them (subclasses, isinstance checks).
-ActivationLayer = ActivationFunction
-ActivatedLayer = LayerWithActivation

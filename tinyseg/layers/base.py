@@ -1,11 +1,16 @@
 """The contract every layer keeps.
 
-    y = layer.forward(x, training=False)     remembers what backward needs (its "cache") on the layer
+    y = layer.forward(x, training=False)     keeps what backward needs: self.save_for_backward(x=x, ...)
     dx = layer.backward(dy)                  dy = dL/dy, same shape as y; returns dL/dx, same shape as x,
                                              and fills layer.grads[name] = dL/d(param) for every parameter
 
     y = layer(x)                             on a KerasTensor (keras.Input and what layers return): records the
                                              call in a graph instead (tinyseg/graph.py, the functional API)
+
+What forward keeps for backward is explicit: `save_for_backward(x=x, cols=cols)` puts exactly those arrays in
+`layer.saved` (a Saved: `layer.saved.x`, `layer.saved.cols`), and backward reads them from there, as
+minitorch's `ctx.save_for_backward` does. A layer used at two places of a graph keeps one Saved per call
+(save_cache / restore_cache below hand each call's back to its backward).
 
 `params` and `grads` are dicts with the same keys (Keras's names: 'kernel', 'bias', 'gamma', 'beta').
 `backward` never changes a parameter and never writes into the array it was given: updating weights is
@@ -18,6 +23,8 @@ it is built (`build(input_shape)`, input_shape without the batch axis). Images o
 channels only), so a fully convolutional model trained on crops runs on whole images. Any other change of
 shape is an error, not a silent broadcast.
 """
+import types
+
 import numpy as np
 
 from .. import backend
@@ -60,11 +67,18 @@ def channel_sum(a):
     return np.ones(a2.shape[0], dtype=a.dtype) @ a2
 
 
+class Saved(types.SimpleNamespace):
+    """What a layer's forward kept for its backward, by name: Saved(x=x, cols=cols).x is x."""
+
+
 class Layer:
     """Base class: naming, building, input checks, weights in Keras order, config for saving."""
 
     multiple_inputs = False     # True for merge layers: forward takes a list of arrays, backward returns a list
     fixed_size = False          # True where the output depends on the exact input size (Flatten, Reshape)
+    saved = None                # what the last forward kept for backward (a Saved), None before any forward
+    # what a new image size changes (resize): part of one call's state, like `saved`, for a shared layer
+    geometry_attributes = ("input_shape", "output_shape")
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -111,21 +125,34 @@ class Layer:
             return call_symbolic(self, x)
         return self.forward(x, training=training)
 
-    def save_cache(self):
-        """What the last forward left on this layer for its backward (and on its inner activation layer).
+    def save_for_backward(self, **values):
+        """Keep `values` (arrays, shapes, flags) for the next backward, as self.saved.<name>."""
+        self.saved = Saved(**values)
 
-        A layer used at two places of a graph keeps one cache per call: the graph saves it after each call's
+    def saved_for_backward(self):
+        """self.saved, or a clear error if no forward has run yet."""
+        if self.saved is None:
+            raise RuntimeError(f"{self.name}: backward() called before forward()")
+        return self.saved
+
+    def inner_layers(self):
+        """Layers this one runs inside its own forward (its activation): their saved values are part of its."""
+        return []
+
+    def save_cache(self):
+        """What the last forward kept for backward, here and in the inner layers; and the geometry it ran with.
+
+        A layer used at two places of a graph keeps one of these per call: the graph saves it after each call's
         forward and hands it back with restore_cache before that call's backward."""
-        return {key: value.save_cache() if isinstance(value, Layer) else value
-                for key, value in vars(self).items() if key not in _NOT_CACHE}
+        return (self.saved, {key: getattr(self, key) for key in self.geometry_attributes},
+                [layer.save_cache() for layer in self.inner_layers()])
 
     def restore_cache(self, cache):
-        for key, value in cache.items():
-            current = getattr(self, key, None)
-            if isinstance(current, Layer):
-                current.restore_cache(value)
-            else:
-                setattr(self, key, value)
+        self.saved, geometry, inner = cache
+        for key, value in geometry.items():
+            setattr(self, key, value)
+        for layer, value in zip(self.inner_layers(), inner):
+            layer.restore_cache(value)
 
     def check_input(self, x, argument="x"):
         """Build on first use; then insist on an array of this layer's dtype and built shape."""
@@ -157,6 +184,8 @@ class Layer:
         self.input_shape, self.output_shape = tuple(shape), output_shape
 
     def check_grad(self, grad):
+        if not self.built:
+            raise RuntimeError(f"{self.name}: backward() called before forward()")
         expected = (grad.shape[0],) + self.output_shape if hasattr(grad, "shape") else None
         if not isinstance(grad, np.ndarray) or grad.shape != expected:
             got = getattr(grad, "shape", type(grad).__name__)
@@ -254,9 +283,6 @@ class Layer:
 
     def __repr__(self):
         return f"{type(self).__name__}(name={self.name!r})"
-
-
-_NOT_CACHE = {"params", "grads", "state", "inbound_nodes", "name", "dtype"}
 
 
 def serialize(layer):

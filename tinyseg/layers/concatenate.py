@@ -28,7 +28,6 @@ class Concatenate(_Merge):
         if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
             raise ValueError(f"{self.name}: axis must be an integer, got {axis!r}")
         self.axis = int(axis)
-        self._split_at = None
 
     def _axis_without_batch(self, rank):
         """The concatenation axis as an index into a shape without the batch axis (rank counts the batch)."""
@@ -49,22 +48,19 @@ class Concatenate(_Merge):
         out[k] = sum(s[k] for s in shapes)
         return tuple(out)
 
-    def build(self, input_shapes):
-        out = super().build(input_shapes)
-        k = self._axis_without_batch(len(self.input_shape[0]) + 1)
-        self._split_at = np.cumsum([s[k] for s in self.input_shape])[:-1]     # where backward cuts the gradient
-        return out
-
     # --- running ----------------------------------------------------------------------------------------
     def forward(self, inputs, training=False):
         self.check_inputs(inputs)
-        return np.concatenate(inputs, axis=self._axis_without_batch(inputs[0].ndim) + 1)
+        axis = self._axis_without_batch(inputs[0].ndim) + 1
+        self.save_for_backward(split_at=np.cumsum([x.shape[axis] for x in inputs])[:-1])   # where to cut g
+        return np.concatenate(inputs, axis=axis)
 
     def backward(self, grad):
         """Split g along the axis into one piece per input: read-only views of g, no copies."""
+        split_at = self.saved_for_backward().split_at
         self.check_grad(grad)
         axis = self._axis_without_batch(grad.ndim) + 1
-        return [read_only(piece) for piece in np.split(grad, self._split_at, axis=axis)]
+        return [read_only(piece) for piece in np.split(grad, split_at, axis=axis)]
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis}

@@ -30,15 +30,17 @@ That last line is the whole definition of a transposed convolution: conv2d_trans
 conv2d (for every x and y, <conv2d(x), y> = <x, conv2d_transpose(y)>). So Conv2DTranspose
 (conv2d_transpose.py) runs these two the other way round: a U-Net decoder is an encoder run backwards.
 
-Each line above is one call into kernels/convolution.py, which does it band by band on tinyseg's threads
-(the numbers are those of the formulas; only the order of the work changes). tinyseg/reference.py has the
-same convolution as plain loops, and the tests prove the two equal.
+Conv2D's forward and backward below are these lines in NumPy. Before them, one guarded line
+(`if fast(): ...`) hands each step to kernels/convolution.py, which computes the same numbers band by band
+on tinyseg's threads (only the order of the work changes); with TINYSEG_BACKEND=numpy (tinyseg/backend.py)
+that line is skipped and the NumPy lines run. tinyseg/reference.py has the same convolution as plain loops,
+and the tests prove all three equal.
 """
-import numpy as np
-
 from .. import initializers, regularizers
-from ..kernels.convolution import conv2d, conv2d_kernel_grad, conv2d_transpose
-from ..kernels.im2col import FEW_CHANNELS
+from ..backend import fast
+from ..kernels import convolution
+from ..kernels.im2col import col2im_numpy as col2im
+from ..kernels.im2col import im2col_numpy as im2col
 from .activations import LayerWithActivation
 from .geometry import check_image_shape, check_padding, conv_geometry, pair, positive_int
 
@@ -47,6 +49,7 @@ class _Convolution(LayerWithActivation):
     """What Conv2D and Conv2DTranspose share: arguments, checks, config."""
 
     regularizer_arguments = {"kernel": "kernel_regularizer", "bias": "bias_regularizer"}
+    geometry_attributes = LayerWithActivation.geometry_attributes + ("pads",)
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None,
@@ -116,26 +119,35 @@ class Conv2D(_Convolution):
 
     def forward_linear(self, x, training=False):
         self.check_input(x)
-        self._x = x
-        # z = im2col(x) @ Kmat + b. In training, an image of few channels (the RGB input) keeps its im2col
-        # for the kernel gradient: it is small (27 values a pixel) and costs as much to copy as to multiply.
-        keep = training and x.shape[-1] < FEW_CHANNELS
-        z = conv2d(x, self.params["kernel"], self.strides, self.pads, self.output_shape[:2],
-                   self.params.get("bias"), self.dilation_rate, keep_cols=keep)
-        z, self._cols = z if keep else (z, None)
+        kernel, bias = self.params["kernel"], self.params.get("bias")
+        (kh, kw), (sh, sw), out_hw = self.kernel_size, self.strides, self.output_shape[:2]
+        if fast():      # the same numbers, band by band on tinyseg's threads
+            z, cols = convolution.conv2d_forward(x, kernel, bias, self.strides, self.pads, out_hw,
+                                                 self.dilation_rate, training)
+        else:
+            cols = im2col(x, kh, kw, sh, sw, self.pads, out_hw, dilation=self.dilation_rate)  # (N*OH*OW, KH*KW*C)
+            z = cols @ kernel.reshape(-1, self.filters)                                       # (N*OH*OW, F)
+            if bias is not None:
+                z += bias
+            z = z.reshape((len(x),) + self.output_shape)
+        self.save_for_backward(x=x, cols=cols)
         return z
 
     def backward_linear(self, grad, input_grad=True):
+        x, cols = self.saved_for_backward().x, self.saved.cols
         kernel = self.params["kernel"]
-        grad = np.ascontiguousarray(grad)            # a view (from Concatenate's backward) is copied once
-        # dL/dKmat = im2col(x)^T @ G and dL/db = sum of G, from one pass over the bands of im2col(x)
-        dk, db = conv2d_kernel_grad(self._x, grad, self.kernel_size, self.strides, self.pads, self.dilation_rate,
-                                    bias=self.use_bias, cols=getattr(self, "_cols", None))
-        self._cols = None                            # used once: its memory goes back before the next step
-        self.grads["kernel"] = dk.reshape(kernel.shape)
+        if fast():      # the same numbers, band by band on tinyseg's threads
+            dk, db, dx = convolution.conv2d_backward(x, cols, grad, kernel, self.strides, self.pads,
+                                                     self.dilation_rate, self.use_bias, input_grad)
+            self.saved.cols = None      # used once: its memory goes back before the next step
+        else:
+            (kh, kw), (sh, sw), out_hw = self.kernel_size, self.strides, self.output_shape[:2]
+            g = grad.reshape(-1, self.filters)                                   # G: (N*OH*OW, F)
+            dk = (cols.T @ g).reshape(kernel.shape)                              # dL/dKmat = cols^T @ G
+            db = g.sum(axis=0)                                                   # dL/db = sum of G's rows
+            dx = col2im(g @ kernel.reshape(-1, self.filters).T, x.shape, kh, kw, sh, sw, self.pads, out_hw,
+                        dilation=self.dilation_rate) if input_grad else None     # dL/dx = col2im(G @ Kmat^T)
+        self.grads["kernel"] = dk
         if self.use_bias:
             self.grads["bias"] = db
-        if not input_grad:
-            return None
-        # dL/dx = col2im(G @ Kmat^T): the transposed convolution of G
-        return conv2d_transpose(grad, kernel, self.strides, self.pads, self._x.shape, dilation=self.dilation_rate)
+        return dx

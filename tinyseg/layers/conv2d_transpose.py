@@ -18,10 +18,16 @@ Backward, with G = dL/dz:
 
 With kernel 2 and stride 2 every input pixel paints its own 2x2 block: a learned upsampling. Keras's
 dilation_rate is left out here (a U-Net decoder does not use it).
+
+The forward and backward below are these lines in NumPy, after one guarded line (`if fast(): ...`) that
+hands the step to kernels/convolution.py, as Conv2D does (TINYSEG_BACKEND=numpy skips it).
 """
 import numpy as np
 
+from ..backend import fast
 from ..kernels.convolution import conv2d, conv2d_kernel_grad, conv2d_transpose
+from ..kernels.im2col import col2im_numpy as col2im
+from ..kernels.im2col import im2col_numpy as im2col
 from .base import channel_sum
 from .conv2d import _Convolution
 from .geometry import check_image_shape, conv_geometry, deconv_output_length
@@ -48,20 +54,31 @@ class Conv2DTranspose(_Convolution):
 
     def forward_linear(self, x, training=False):
         self.check_input(x)
-        self._x = x
-        # z = col2im(x_flat @ Kmat^T) + b
-        return conv2d_transpose(x, self.params["kernel"], self.strides, self.pads,
-                                (x.shape[0],) + self.output_shape, self.params.get("bias"))
+        self.save_for_backward(x=x)
+        kernel, bias = self.params["kernel"], self.params.get("bias")
+        out_shape = (x.shape[0],) + self.output_shape
+        if fast():      # the same numbers, band by band on tinyseg's threads
+            return conv2d_transpose(x, kernel, self.strides, self.pads, out_shape, bias)
+        (kh, kw), (sh, sw) = self.kernel_size, self.strides
+        kmat = kernel.reshape(-1, kernel.shape[3])                               # Kmat: (KH*KW*F, C)
+        z = col2im(x.reshape(-1, x.shape[3]) @ kmat.T, out_shape, kh, kw, sh, sw, self.pads, x.shape[1:3])
+        return z + bias if bias is not None else z                               # col2im(x_flat @ Kmat^T) + b
 
     def backward_linear(self, grad, input_grad=True):
-        kernel = self.params["kernel"]
-        grad = np.ascontiguousarray(grad)            # a view (from Concatenate's backward) is copied once
-        # dL/dKmat = im2col(G)^T @ x_flat
-        self.grads["kernel"] = conv2d_kernel_grad(grad, self._x, self.kernel_size, self.strides,
-                                                  self.pads)[0].reshape(kernel.shape)
+        x, kernel = self.saved_for_backward().x, self.params["kernel"]
+        if fast():      # the same numbers, band by band on tinyseg's threads
+            grad = np.ascontiguousarray(grad)        # a view (from Concatenate's backward) is copied once
+            dk = conv2d_kernel_grad(grad, x, self.kernel_size, self.strides, self.pads)[0]
+            db = channel_sum(grad) if self.use_bias else None
+            dx = conv2d(grad, kernel, self.strides, self.pads, x.shape[1:3]) if input_grad else None
+        else:
+            (kh, kw), (sh, sw) = self.kernel_size, self.strides
+            cols = im2col(grad, kh, kw, sh, sw, self.pads, x.shape[1:3])        # im2col(G): (N*H*W, KH*KW*F)
+            x_flat, kmat = x.reshape(-1, x.shape[3]), kernel.reshape(-1, kernel.shape[3])
+            dk = cols.T @ x_flat                                                 # dL/dKmat = im2col(G)^T @ x_flat
+            db = grad.reshape(-1, grad.shape[3]).sum(axis=0) if self.use_bias else None      # dL/db = sum of G
+            dx = (cols @ kmat).reshape(x.shape) if input_grad else None          # dL/dx = im2col(G) @ Kmat
+        self.grads["kernel"] = dk.reshape(kernel.shape)
         if self.use_bias:
-            self.grads["bias"] = channel_sum(grad)   # dL/db = sum of G
-        if not input_grad:
-            return None
-        # dL/dx = im2col(G) @ Kmat
-        return conv2d(grad, kernel, self.strides, self.pads, self.input_shape[:2])
+            self.grads["bias"] = db
+        return dx

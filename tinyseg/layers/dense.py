@@ -7,10 +7,14 @@ Dense:   x (N, D_in),  kernel W (D_in, D_out),  bias b (D_out,)  ->  y (N, D_out
 
 Flatten: x (N, H, W, C) -> y (N, H*W*C) in C order, so the channel index runs fastest (Keras's channels-last
 order; PyTorch's NCHW flatten orders the same numbers differently, which interop.py accounts for).
+
+Dense's lines are these formulas in NumPy; the bias add alone has a guarded line (`if fast(): ...`) that
+does it in place in one parallel pass (kernels/elementwise.py; TINYSEG_BACKEND=numpy skips it).
 """
 import numpy as np
 
 from .. import initializers, regularizers
+from ..backend import fast
 from ..kernels.elementwise import add_bias
 from .activations import LayerWithActivation
 from .base import Layer, channel_sum
@@ -52,17 +56,18 @@ class Dense(LayerWithActivation):
 
     def forward_linear(self, x, training=False):
         self.check_input(x)
-        self._x = x
-        y = x @ self.params["kernel"]
-        if self.use_bias:
-            add_bias(y, self.params["bias"])         # y += bias, in one parallel pass
-        return y
+        self.save_for_backward(x=x)
+        y = x @ self.params["kernel"]                            # (N, D_out)
+        if self.use_bias and fast():        # the same y + b, in place, in one parallel pass
+            return add_bias(y, self.params["bias"])
+        return y + self.params["bias"] if self.use_bias else y
 
     def backward_linear(self, grad, input_grad=True):
-        self.grads["kernel"] = self._x.T @ grad
+        x = self.saved_for_backward().x
+        self.grads["kernel"] = x.T @ grad                        # dL/dW = x^T @ G
         if self.use_bias:
-            self.grads["bias"] = channel_sum(grad)
-        return grad @ self.params["kernel"].T if input_grad else None
+            self.grads["bias"] = channel_sum(grad)               # dL/db = sum_n G[n]
+        return grad @ self.params["kernel"].T if input_grad else None      # dL/dx = G @ W^T
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "use_bias": self.use_bias,

@@ -48,6 +48,8 @@ def initializer_config(init):
 class _Depthwise(LayerWithActivation):
     """What DepthwiseConv2D and SeparableConv2D share: the depthwise part's arguments, checks, geometry."""
 
+    geometry_attributes = LayerWithActivation.geometry_attributes + ("pads",)
+
     depthwise_key = "depthwise_kernel"      # Keras 3 names it 'kernel' in DepthwiseConv2D (set there)
 
     def __init__(self, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1, dilation_rate=1,
@@ -91,11 +93,12 @@ class _Depthwise(LayerWithActivation):
     def depthwise_backward(self, grad, input_grad):
         """Fill grads[depthwise_key] from dL/dd (N, OH, OW, C*M); return dL/dx (or None)."""
         kernel = self.params[self.depthwise_key]
-        self.grads[self.depthwise_key] = depthwise_conv2d_kernel_grad(self._x, grad, self.kernel_size,
+        x = self.saved_for_backward().x
+        self.grads[self.depthwise_key] = depthwise_conv2d_kernel_grad(x, grad, self.kernel_size,
                                                                       self.strides, self.pads, self.dilation_rate)
         if not input_grad:
             return None
-        return depthwise_conv2d_input_grad(grad, kernel, self.strides, self.pads, self._x.shape,
+        return depthwise_conv2d_input_grad(grad, kernel, self.strides, self.pads, x.shape,
                                            self.dilation_rate)
 
 
@@ -126,7 +129,7 @@ class DepthwiseConv2D(_Depthwise):
 
     def forward_linear(self, x, training=False):
         self.check_input(x)
-        self._x = x
+        self.save_for_backward(x=x)
         z = self.depthwise_forward(x)
         if self.use_bias:
             add_bias(z, self.params["bias"])           # z += bias, in one parallel pass

@@ -74,23 +74,17 @@ class Multiply(_ElementwiseMerge):
     computed from those two products, without dividing y by x_i (which fails where x_i = 0).
     """
 
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self._inputs = None
-
     def forward(self, inputs, training=False):
         self.check_inputs(inputs)
-        self._inputs = list(inputs)                 # backward multiplies by the other inputs
+        self.save_for_backward(inputs=list(inputs))      # backward multiplies by the other inputs
         y = inputs[0] * inputs[1]
         for x in inputs[2:]:
             y *= x
         return y
 
     def backward(self, grad):
+        xs = self.saved_for_backward().inputs
         self.check_grad(grad)
-        xs = self._inputs
-        if xs is None:
-            raise RuntimeError(f"{self.name}: backward() called before forward()")
         if grad.shape[0] != xs[0].shape[0]:          # g * x_j would broadcast a batch of 1 silently
             raise ValueError(f"{self.name}: grad has batch size {grad.shape[0]} but the last forward had "
                              f"{xs[0].shape[0]}")

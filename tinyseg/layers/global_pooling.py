@@ -25,7 +25,6 @@ class _GlobalPooling2D(Layer):
         if not isinstance(keepdims, (bool, np.bool_)):
             raise ValueError(f"{self.name}: keepdims must be True or False, got {keepdims!r}")
         self.keepdims = bool(keepdims)
-        self._x_shape = None
 
     def compute_output_shape(self, input_shape):
         check_image_shape(self, input_shape)
@@ -33,10 +32,9 @@ class _GlobalPooling2D(Layer):
         return (1, 1, channels) if self.keepdims else (channels,)
 
     def check_grad(self, grad):
-        if self._x_shape is None:
-            raise RuntimeError(f"{self.name}: backward() called before forward()")
+        x_shape = self.saved_for_backward().x_shape
         super().check_grad(grad)
-        check_same_batch(self, grad, self._x_shape)       # a grad of batch 1 must not be broadcast over dx
+        check_same_batch(self, grad, x_shape)       # a grad of batch 1 must not be broadcast over dx
 
     def get_config(self):
         return {**super().get_config(), "keepdims": self.keepdims}
@@ -50,18 +48,19 @@ class GlobalMaxPooling2D(_GlobalPooling2D):
 
     def forward(self, x, training=False):
         self.check_input(x)
-        n, h, w, c = self._x_shape = x.shape
+        n, h, w, c = x.shape
         pixels = x.reshape(n, h * w, c)                       # pixel index h*W + w: row-major order
-        self._argmax = pixels.argmax(axis=1)                  # (N, C); argmax returns the first maximum
+        # (N, C): where each maximum was; argmax returns the first one
+        self.save_for_backward(x_shape=x.shape, argmax=pixels.argmax(axis=1))
         y = pixels.max(axis=1)
         return y.reshape((n,) + self.output_shape)
 
     def backward(self, grad):
         self.check_grad(grad)
-        n, h, w, c = self._x_shape
+        n, h, w, c = self.saved.x_shape
         dx = np.zeros((n, h * w, c), dtype=grad.dtype)
-        np.put_along_axis(dx, self._argmax[:, None, :], grad.reshape(n, 1, c), axis=1)
-        return dx.reshape(self._x_shape)
+        np.put_along_axis(dx, self.saved.argmax[:, None, :], grad.reshape(n, 1, c), axis=1)
+        return dx.reshape(self.saved.x_shape)
 
 
 class GlobalAveragePooling2D(_GlobalPooling2D):
@@ -72,13 +71,13 @@ class GlobalAveragePooling2D(_GlobalPooling2D):
 
     def forward(self, x, training=False):
         self.check_input(x)
-        self._x_shape = x.shape
+        self.save_for_backward(x_shape=x.shape)
         return x.mean(axis=(1, 2), keepdims=self.keepdims)
 
     def backward(self, grad):
         self.check_grad(grad)
-        n, h, w, c = self._x_shape
-        return np.broadcast_to(grad.reshape(n, 1, 1, c) / (h * w), self._x_shape).copy()
+        n, h, w, c = self.saved.x_shape
+        return np.broadcast_to(grad.reshape(n, 1, 1, c) / (h * w), self.saved.x_shape).copy()
 
 
 # Keras's short names for the same layers

@@ -8,12 +8,11 @@
 The function forms add(inputs), subtract, multiply, average and concatenate(inputs, axis=-1) are Keras's:
 each makes the layer and calls it on the list.
 """
-from .base import read_only
 from .concatenate import Concatenate
 from .elementwise_merges import Add, Average, Multiply, Subtract
 
 __all__ = ["Add", "Average", "Concatenate", "Multiply", "Subtract", "add", "average", "concatenate", "multiply",
-           "read_only", "subtract"]
+           "subtract"]
 
 
 # --- Keras's function forms: make the layer, call it on the list ------------------------------------------

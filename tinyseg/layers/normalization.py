@@ -38,14 +38,19 @@ which is the compact form above. The two subtracted means take out of g its comp
 direction (shifting a channel of x changes nothing after normalisation, so sum(dL/dx) = 0 exactly) and
 along xhat (scaling it changes almost nothing: sum(dL/dx * xhat) = (gamma/sigma) * sum(g * xhat) *
 epsilon / (var + epsilon), which would be zero only with epsilon = 0).
+
+In the code, x is seen as (M, C), one row per value of a channel, so every "mean" is a mean over axis 0; the
+sums are taken in float64 whatever the dtype. Each pass over the data is a NumPy line, after one guarded
+line (`if fast(): ...`) that hands it to kernels/normalization.py instead: the same formula in one parallel
+pass, without the temporary arrays (TINYSEG_BACKEND=numpy skips it; tinyseg/backend.py).
 """
 import numbers
 
 import numpy as np
 
 from .. import initializers
-from ..backend import NonFiniteError
-from ..kernels.normalization import batchnorm_input_grad, channel_affine, channel_grad_sums, channel_mean_var
+from ..backend import NonFiniteError, fast
+from ..kernels import normalization as kernels
 from .base import Layer
 
 
@@ -91,7 +96,6 @@ class BatchNormalization(Layer):
         self.moving_mean_initializer = initializers.get(moving_mean_initializer)
         self.moving_variance_initializer = initializers.get(moving_variance_initializer)
         self.state = {}                 # moving_mean, moving_variance: weights, but not trained
-        self._cache = None
 
     # --- building ---------------------------------------------------------------------------------------
     def compute_output_shape(self, input_shape):
@@ -120,55 +124,70 @@ class BatchNormalization(Layer):
         self.check_input(x)
         x2 = x.reshape(-1, x.shape[-1])                              # (M, C): one row per value of a channel
         if training:
-            mu, var = channel_mean_var(x2)                           # float64 (C,), one pass over x
-            m = self.momentum
-            with np.errstate(over="ignore", invalid="ignore"):
-                new_mean = (m * self.state["moving_mean"] + (1 - m) * mu).astype(self.dtype)
-                new_var = (m * self.state["moving_variance"] + (1 - m) * var).astype(self.dtype)
-            if not (np.all(np.isfinite(new_mean)) and np.all(np.isfinite(new_var))):
-                # checked before they are stored: a NaN here would stay in the averages for ever
-                raise NonFiniteError(
-                    f"{self.name}: the batch's mean or variance is NaN or beyond {self.dtype}'s range (largest "
-                    f"|mean| {np.max(np.abs(mu)):.3g}, variance {np.max(var):.3g}); the moving statistics were "
-                    "left as they were. Scale the inputs (e.g. images / 255) or lower the learning rate.",
-                    parameter=f"layer '{self.name}', moving statistics")
-            # In place, so anyone holding these arrays (an optimizer, a saved reference) sees the update.
-            self.state["moving_mean"][...] = new_mean
-            self.state["moving_variance"][...] = new_var
+            if fast():      # the same statistics, in one parallel pass over x
+                mu, var = kernels.channel_mean_var(x2)
+            else:
+                mu = x2.mean(axis=0, dtype=np.float64)               # mean(x)              (C,) float64
+                var = ((x2 - mu) ** 2).mean(axis=0)                  # mean((x - mu)^2)     (C,) float64
+            self.update_moving_statistics(mu, var)
         else:
-            mu = self.state["moving_mean"]
-            var = self.state["moving_variance"]
-        inv_sigma = 1 / np.sqrt(var + self.epsilon)
+            mu, var = self.state["moving_mean"], self.state["moving_variance"]
+        inv_sigma = 1 / np.sqrt(var + self.epsilon)                  # 1 / sigma            (C,)
         gamma, beta = self._gamma_beta()
-        self._cache = (x, mu, inv_sigma, bool(training))
-        # y = gamma * xhat + beta with xhat = (x - mu) * inv_sigma, in one pass: no xhat array is stored,
-        # the backward recomputes it from x.
-        return channel_affine(x2, mu, gamma * inv_sigma, beta).reshape(x.shape)
+        self.save_for_backward(x=x, mu=mu, inv_sigma=inv_sigma, training=bool(training))
+        if fast():      # the same y in one pass: no xhat array is made (the backward recomputes it from x)
+            return kernels.channel_affine(x2, mu, gamma * inv_sigma, beta).reshape(x.shape)
+        xhat = (x2 - mu) * inv_sigma                                 # (M, C)
+        y = gamma * xhat + beta
+        return y.astype(x.dtype).reshape(x.shape)
+
+    def update_moving_statistics(self, mu, var):
+        """moving = momentum * moving + (1 - momentum) * batch statistic, for the mean and the variance; all
+        or nothing: a statistic that is not finite raises NonFiniteError and changes neither."""
+        m = self.momentum
+        with np.errstate(over="ignore", invalid="ignore"):
+            new_mean = (m * self.state["moving_mean"] + (1 - m) * mu).astype(self.dtype)
+            new_var = (m * self.state["moving_variance"] + (1 - m) * var).astype(self.dtype)
+        if not (np.all(np.isfinite(new_mean)) and np.all(np.isfinite(new_var))):
+            # checked before they are stored: a NaN here would stay in the averages for ever
+            raise NonFiniteError(
+                f"{self.name}: the batch's mean or variance is NaN or beyond {self.dtype}'s range (largest "
+                f"|mean| {np.max(np.abs(mu)):.3g}, variance {np.max(var):.3g}); the moving statistics were "
+                "left as they were. Scale the inputs (e.g. images / 255) or lower the learning rate.",
+                parameter=f"layer '{self.name}', moving statistics")
+        # In place, so anyone holding these arrays (an optimizer, a saved reference) sees the update.
+        self.state["moving_mean"][...] = new_mean
+        self.state["moving_variance"][...] = new_var
 
     def backward(self, grad):
-        if self._cache is None:
-            raise RuntimeError(f"{self.name}: backward() called before forward()")
+        saved = self.saved_for_backward()
         self.check_grad(grad)
-        x, mu, inv_sigma, training = self._cache
+        x, mu, inv_sigma = saved.x, saved.mu, saved.inv_sigma
         if grad.shape != x.shape:
             raise ValueError(f"{self.name}: grad has shape {grad.shape}, but the last forward saw {x.shape}")
         x2, g2 = x.reshape(-1, x.shape[-1]), grad.reshape(-1, x.shape[-1])      # (M, C)
-        sum_g, sum_gx = channel_grad_sums(g2, x2, mu, inv_sigma)     # sum(g), sum(g * xhat): float64 (C,)
+        if fast():      # the same two sums, in one parallel pass over g and x
+            sum_g, sum_gx = kernels.channel_grad_sums(g2, x2, mu, inv_sigma)
+        else:
+            xhat = (x2 - mu) * inv_sigma                             # (M, C) float64
+            sum_g = g2.sum(axis=0, dtype=np.float64)                 # sum(g)               (C,) float64
+            sum_gx = (g2 * xhat).sum(axis=0)                         # sum(g * xhat)        (C,) float64
         if self.center:
             self.grads["beta"] = sum_g.astype(self.dtype)            # dL/dbeta = sum(g)
         if self.scale:
             self.grads["gamma"] = sum_gx.astype(self.dtype)          # dL/dgamma = sum(g * xhat)
         gamma, _ = self._gamma_beta()
         gain = gamma * inv_sigma                                     # gamma / sigma, (C,)
-        if not training:
+        if not saved.training:
             return grad * gain.astype(grad.dtype)                    # mu and sigma were constants
         # Training: x reaches L through xhat directly, through mu and through var, one term each:
         m_values = x2.shape[0]                                       # M
         mean_g = sum_g / m_values                                    # the term through mu
         mean_gx = sum_gx / m_values                                  # the term through var (times xhat)
-        # dL/dx = gain * (g - mean_g - xhat * mean_gx), in one pass over g and x
-        dx = batchnorm_input_grad(g2, x2, mu, inv_sigma, gain, mean_g, mean_gx)
-        return dx.reshape(grad.shape)
+        if fast():      # the same dL/dx, in one pass over g and x
+            return kernels.batchnorm_input_grad(g2, x2, mu, inv_sigma, gain, mean_g, mean_gx).reshape(grad.shape)
+        dx = gain * (g2 - mean_g - xhat * mean_gx)                   # (M, C)
+        return dx.astype(grad.dtype).reshape(grad.shape)
 
     def _gamma_beta(self):
         """gamma and beta as float64 (C,) vectors; 1 and 0 where scale / center is off."""

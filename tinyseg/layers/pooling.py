@@ -22,17 +22,36 @@ The max's derivative exists where the maximum is unique; on a tie the first maxi
 subgradient (PyTorch's CPU max_pool2d makes the same choice). count[i, j] is Keras's rule for 'same'
 padding (PyTorch's avg_pool2d calls it count_include_pad=False).
 
-None of these layers has parameters. Each step is one call into kernels/pooling.py (the window loops, with
-their NumPy twins); tinyseg/reference.py has them as plain loops. Global pooling: global_pooling.py.
+None of these layers has parameters. MaxPooling2D's forward and backward below are the max's lines in NumPy
+(the windows of x side by side, their maximum and where it is; then col2im, which adds each window's values
+back where they came from), after one guarded line (`if fast(): ...`) that hands the step to
+kernels/pooling.py instead: the same numbers from loops that visit each window once, shared between threads
+(TINYSEG_BACKEND=numpy skips it; tinyseg/backend.py). AveragePooling2D likewise, with a window sum over a count
+in place of the maximum. tinyseg/reference.py has both as plain loops. Global pooling: global_pooling.py.
 """
-from ..kernels.pooling import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
+import numpy as np
+
+from ..backend import fast
+from ..kernels import pooling as kernels
+from ..kernels.im2col import col2im_numpy as col2im
 from .base import Layer
 from .geometry import check_image_shape, check_padding, check_same_batch, conv_geometry, pair
-from .global_pooling import GlobalAveragePooling2D, GlobalAvgPool2D, GlobalMaxPool2D, GlobalMaxPooling2D
+
+
+def windows(x, pool_size, strides, pads, out_hw, fill):
+    """The pool windows of x (N, H, W, C) side by side: (N, OH, OW, C, KH*KW), entry a*KW + b of window (i, j)
+    being x[n, i*sh - top + a, j*sw - left + b, c], or `fill` where that is padding."""
+    (sh, sw), (oh, ow), (pt, pb, pl, pr) = strides, out_hw, pads
+    xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=fill)
+    view = np.lib.stride_tricks.sliding_window_view(xp, pool_size, axis=(1, 2))     # (N, H', W', C, KH, KW)
+    view = view[:, 0:sh * (oh - 1) + 1:sh, 0:sw * (ow - 1) + 1:sw]
+    return view.reshape(view.shape[:4] + (-1,))
 
 
 class _Pooling2D(Layer):
     """What both pooling layers share: Keras's arguments, the output-size rule, the config."""
+
+    geometry_attributes = Layer.geometry_attributes + ("pads",)
 
     def __init__(self, pool_size=(2, 2), strides=None, padding="valid", **kwargs):
         super().__init__(**kwargs)
@@ -40,7 +59,6 @@ class _Pooling2D(Layer):
         # Keras: strides=None means non-overlapping windows, one step per window
         self.strides = self.pool_size if strides is None else pair(strides, f"{self.name}: strides")
         self.padding = check_padding(padding)
-        self._x_shape = None            # the last forward's input shape, which backward needs
 
     def geometry(self, input_shape):
         """((OH, OW), (top, bottom, left, right)) for an input of shape (H, W, C)."""
@@ -55,10 +73,9 @@ class _Pooling2D(Layer):
         return oh, ow, input_shape[2]
 
     def check_grad(self, grad):
-        if self._x_shape is None:
-            raise RuntimeError(f"{self.name}: backward() called before forward()")
+        x_shape = self.saved_for_backward().x_shape
         super().check_grad(grad)
-        check_same_batch(self, grad, self._x_shape)       # the kernels index dx by the forward's batch
+        check_same_batch(self, grad, x_shape)       # dx is indexed by the forward's batch
 
     def get_config(self):
         return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides,
@@ -73,15 +90,26 @@ class MaxPooling2D(_Pooling2D):
 
     def forward(self, x, training=False):
         self.check_input(x)
-        self._x_shape = x.shape
-        # y = the window maxima; argmax = where each one was (a*KW + b), which is all backward needs
-        y, self._argmax = max_pool2d(x, self.pool_size, self.strides, self.pads, self.output_shape[:2])
+        if fast():      # the same y and argmax, from one visit of each window
+            y, argmax = kernels.max_pool2d(x, self.pool_size, self.strides, self.pads, self.output_shape[:2])
+        else:
+            w = windows(x, self.pool_size, self.strides, self.pads, self.output_shape[:2], -np.inf)  # (..., C, KH*KW)
+            y = w.max(axis=-1)                                       # the window maxima: padding never wins
+            argmax = w.argmax(axis=-1).astype(np.int32)              # a*KW + b of the first maximum
+        self.save_for_backward(x_shape=x.shape, argmax=argmax)      # where each maximum was: all backward needs
         return y
 
     def backward(self, grad):
         self.check_grad(grad)
-        # dx = each dy sent to its window's argmax, summed where windows overlap
-        return max_pool2d_backward(grad, self._argmax, self._x_shape, self.pool_size, self.strides, self.pads)
+        x_shape, argmax = self.saved.x_shape, self.saved.argmax
+        if fast():      # the same dx, each input pixel gathering what its windows send it
+            return kernels.max_pool2d_backward(grad, argmax, x_shape, self.pool_size, self.strides, self.pads)
+        (kh, kw), (sh, sw), out_hw = self.pool_size, self.strides, self.output_shape[:2]
+        # dy placed at each window's argmax, 0 at its other entries: (N, OH, OW, C, KH*KW)
+        dw = np.where(argmax[..., None] == np.arange(kh * kw), grad[..., None], 0).astype(grad.dtype)
+        # dx = col2im of those windows (col2im wants each window's row as (a, b, c): channels last)
+        cols = dw.swapaxes(-1, -2).reshape(-1, kh * kw * x_shape[3])
+        return col2im(cols, x_shape, kh, kw, sh, sw, self.pads, out_hw)
 
 
 class AveragePooling2D(_Pooling2D):
@@ -92,19 +120,32 @@ class AveragePooling2D(_Pooling2D):
 
     def forward(self, x, training=False):
         self.check_input(x)
-        self._x_shape = x.shape
-        # y = the window sums over the real pixels, / count
-        return avg_pool2d(x, self.pool_size, self.strides, self.pads, self.output_shape[:2])
+        self.save_for_backward(x_shape=x.shape)
+        if fast():      # the same y, from one visit of each window's real pixels
+            return kernels.avg_pool2d(x, self.pool_size, self.strides, self.pads, self.output_shape[:2])
+        total = windows(x, self.pool_size, self.strides, self.pads, self.output_shape[:2], 0).sum(axis=-1)
+        return total / self.count(x.shape, x.dtype)                  # the window sums over the real pixels / count
 
     def backward(self, grad):
         self.check_grad(grad)
-        # dx = dy / count spread over each window's real pixels, summed where windows overlap
-        return avg_pool2d_backward(grad, self._x_shape, self.pool_size, self.strides, self.pads)
+        x_shape = self.saved.x_shape
+        if fast():      # the same dx, each input pixel gathering what its windows send it
+            return kernels.avg_pool2d_backward(grad, x_shape, self.pool_size, self.strides, self.pads)
+        (kh, kw), (sh, sw), out_hw = self.pool_size, self.strides, self.output_shape[:2]
+        share = grad / self.count(x_shape, grad.dtype)                # dy / count: (N, OH, OW, C)
+        # every entry of window (i, j) gets that share; col2im adds them back where they came from
+        c = x_shape[3]
+        cols = np.broadcast_to(share[..., None, :], share.shape[:3] + (kh * kw, c)).reshape(-1, kh * kw * c)
+        return col2im(cols, x_shape, kh, kw, sh, sw, self.pads, out_hw)
+
+    def count(self, x_shape, dtype):
+        """count[0, i, j, 0]: the real (not padded) pixels of window (i, j), (1, OH, OW, 1)."""
+        ones = np.ones((1,) + tuple(x_shape[1:3]) + (1,), dtype=dtype)
+        return windows(ones, self.pool_size, self.strides, self.pads, self.output_shape[:2], 0).sum(axis=-1)
 
 
 # Keras's short names for the same layers
 MaxPool2D = MaxPooling2D
 AvgPool2D = AveragePooling2D
 
-__all__ = ["AveragePooling2D", "AvgPool2D", "GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPool2D",
-           "GlobalMaxPooling2D", "MaxPool2D", "MaxPooling2D"]
+__all__ = ["AveragePooling2D", "AvgPool2D", "MaxPool2D", "MaxPooling2D"]

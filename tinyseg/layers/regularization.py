@@ -40,8 +40,6 @@ class Dropout(Layer):
         self.rate = float(rate)
         self.seed = None if seed is None else int(seed)
         self._generator = None if seed is None else np.random.default_rng(self.seed)
-        self._mask = None               # m / (1 - rate) of the last training forward; None after inference
-        self._x_shape = None            # shape of the last forward's input, which backward's grad must have
 
     def reseed(self, seed=None):
         """Restart this layer's mask generator from `seed` (default: the seed the layer was created with)."""
@@ -75,24 +73,23 @@ class Dropout(Layer):
 
     def forward(self, x, training=False):
         self.check_input(x)
-        self._x_shape = x.shape
         if not training or self.rate == 0:
-            self._mask = None
+            self.save_for_backward(x_shape=x.shape, mask=None)        # backward passes the gradient through
             return x
         keep = self.generator().random(x.shape) >= self.rate          # True with probability 1 - rate
-        # in the layer's dtype, so a float32 x stays float32
-        self._mask = keep.astype(self.dtype) / self.dtype.type(1 - self.rate)
-        return x * self._mask
+        # m / (1 - rate), in the layer's dtype, so a float32 x stays float32
+        mask = keep.astype(self.dtype) / self.dtype.type(1 - self.rate)
+        self.save_for_backward(x_shape=x.shape, mask=mask)
+        return x * mask
 
     def backward(self, grad):
-        if self._x_shape is None:
-            raise RuntimeError(f"{self.name}: backward() called before forward()")
+        saved = self.saved_for_backward()
         self.check_grad(grad)
-        if grad.shape != self._x_shape:
-            raise ValueError(f"{self.name}: grad has shape {grad.shape}, but the last forward saw {self._x_shape}")
-        if self._mask is None:
+        if grad.shape != saved.x_shape:
+            raise ValueError(f"{self.name}: grad has shape {grad.shape}, but the last forward saw {saved.x_shape}")
+        if saved.mask is None:
             return grad.copy()              # a new array: the caller's grad stays theirs
-        return grad * self._mask
+        return grad * saved.mask
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}

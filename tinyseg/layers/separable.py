@@ -71,8 +71,8 @@ class SeparableConv2D(_Depthwise):
 
     def forward_linear(self, x, training=False):
         self.check_input(x)
-        self._x = x
-        self._d = d = self.depthwise_forward(x)                          # (N, OH, OW, C*M)
+        d = self.depthwise_forward(x)                                   # (N, OH, OW, C*M)
+        self.save_for_backward(x=x, d=d)
         p2 = self.params["pointwise_kernel"][0, 0]                      # (C*M, F)
         z = (d.reshape(-1, d.shape[3]) @ p2).reshape(d.shape[:3] + (self.filters,))
         if self.use_bias:
@@ -80,7 +80,7 @@ class SeparableConv2D(_Depthwise):
         return z
 
     def backward_linear(self, grad, input_grad=True):
-        d, p2 = self._d, self.params["pointwise_kernel"][0, 0]
+        d, p2 = self.saved_for_backward().d, self.params["pointwise_kernel"][0, 0]
         g2 = grad.reshape(-1, self.filters)                             # G (N*OH*OW, F)
         grad_d = (g2 @ p2.T).reshape(d.shape)                           # dL/dd = G @ P2^T, (N, OH, OW, C*M)
         dx = self.depthwise_backward(grad_d, input_grad)                # dL/dK, and dL/dx unless not wanted

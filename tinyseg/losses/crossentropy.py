@@ -10,13 +10,16 @@ that activation), because the fused gradient is simple and stable:
                               dL/dz = (sigmoid(z) - y) / M
 
 M is the number of predictions averaged over: N for (N, K) scores, N*H*W for per-pixel (N, H, W, K) scores.
-log-sum-exp, never log(p + 1e-7): the log of a softmax is computed exactly, even for huge logits (one call
-into kernels/softmax.py). tinyseg/reference.py has the softmax cross-entropy as a plain loop.
+log-sum-exp, never log(p + 1e-7): the log of a softmax is computed exactly, even for huge logits
+(softmax_and_log_softmax below; its guarded line hands it to kernels/softmax.py, which computes the same p and
+log p in one pass; TINYSEG_BACKEND=numpy skips it). tinyseg/reference.py has the softmax cross-entropy as a
+plain loop.
 """
 import numpy as np
 
+from ..backend import fast
+from ..kernels import softmax as kernels
 from ..kernels.elementwise import sigmoid
-from ..kernels.softmax import softmax_and_log_softmax
 from .base import (
     Loss,
     _as_target_array,
@@ -31,6 +34,19 @@ from .base import (
     _matches,
     _shape_text,
 )
+
+
+def softmax_and_log_softmax(z):
+    """p = softmax(z) and log p over the last axis (the classes) of logits z (..., K):
+
+        m = max_k z_k,   log p = (z - m) - log(sum_k exp(z_k - m)),   p = exp(z - m) / sum_k exp(z_k - m)
+    """
+    if fast():      # the same p and log p, from one exp per score, shared between threads
+        return kernels.softmax_and_log_softmax(z)
+    shifted = z - z.max(axis=-1, keepdims=True)          # z - m: exp never overflows
+    e = np.exp(shifted)
+    total = e.sum(axis=-1, keepdims=True)
+    return e / total, shifted - np.log(total)
 
 
 class CategoricalCrossentropy(Loss):
