@@ -358,7 +358,7 @@ def _iter_masks(masks, size, palette, label_map=None):
     if isinstance(masks, np.ndarray):
         yield from masks
         return
-    from .datasets.folder import load_mask, resize_mask
+    from .datasets.images import load_mask, resize_mask
     for path in masks:
         mask = load_mask(path, palette=palette)
         mask = mask if label_map is None else label_map[mask]
@@ -667,7 +667,7 @@ def predict(args):
     from PIL import Image
 
     from . import plotting
-    from .datasets.folder import load_image_uint8, save_mask_png
+    from .datasets.images import load_image_uint8, save_mask_png
     from .datasets.labels import load_palette
     from .inference import labels_from_scores, predict_image
     from .saving import load_model

@@ -30,7 +30,8 @@ batch whatever order batches are asked in, and the same stream in every run with
 import numpy as np
 
 from ..utils import PyDataset
-from .folder import _check_size, load_pair, resize_image, resize_mask
+from .folder import load_pair
+from .images import _check_size, resize_image, resize_mask
 from .labels import check_label_values
 
 FLIPS = ("horizontal", "vertical", "both", None)
@@ -151,7 +152,7 @@ class SegmentationDataset(PyDataset):
         """Sample i as stored: (image uint8 (H, W, C), mask (H, W) or None), resized to `size` if given."""
         if self.lazy:
             if self.masks is None:
-                from .folder import load_image_uint8
+                from .images import load_image_uint8
                 image, mask = load_image_uint8(self.images[i]), None
             else:
                 image, mask = load_pair(self.images[i], self.masks[i], dtype="uint8", palette=self.palette)
