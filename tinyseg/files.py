@@ -7,8 +7,18 @@ never half a file, and a reader never sees a file being written.
 
 A temporary file from tempfile.mkstemp is private (mode 0600); before the rename it gets the mode of the file
 it replaces, or, for a new file, what open() would give: 0666 less the process's umask (0644 under umask 022).
+A folder that cannot take the temporary (read-only, no permission) is reported with the file that was to be
+written, not the temporary's made-up name.
+
+JSON (`write_json`) is always JSON: NaN and infinities, which json.dump would write as the bare words NaN and
+Infinity that no JSON parser accepts, become null. A path that is a symlink is written through (the link
+stays, its target gets the content); a path that is neither a regular file nor missing (a device, a pipe, a
+folder) is refused, so /dev/null is never replaced, while a symlink to a stream (/dev/stdout) gets the text
+in one write.
 """
 import contextlib
+import json
+import math
 import os
 import stat
 import tempfile
@@ -22,7 +32,11 @@ def replaced_whole(path, prefix=".tinyseg-", suffix=".tmp", durable=False):
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     mode = new_file_mode(path)
-    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+    except OSError as err:                    # its message would name the temporary, which no one asked for
+        raise type(err)(err.errno, f"cannot write {path}: {(err.strerror or 'error').lower()} in its folder "
+                        f"{folder}") from None
     os.close(fd)
     try:
         yield tmp
@@ -66,3 +80,34 @@ def sync_folder(folder):
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def write_json(path, obj, flag=None):
+    """Write `obj` as JSON to `path` whole or not at all (NaN and infinities as null), through a symlink, and
+    never over anything but a regular file; `flag` (e.g. '--json') is named in the error."""
+    text = json.dumps(finite_json(obj), indent=2, allow_nan=False) + "\n"
+    path = os.fspath(path)
+    real = os.path.realpath(path)
+    if os.path.exists(real) and not os.path.isfile(real):
+        if os.path.islink(path) and not os.path.isdir(real):     # a symlink to a stream: /dev/stdout
+            with open(path, "w") as f:
+                f.write(text)
+            return
+        what = "a folder" if os.path.isdir(real) else "not a regular file"
+        raise ValueError(f"{flag + ' ' if flag else ''}{path} is {what}; give the name of a JSON file to write")
+    with replaced_whole(real, prefix=".tinyseg-json-") as tmp:
+        with open(tmp, "w") as f:
+            f.write(text)
+
+
+def finite_json(obj):
+    """`obj` with every NaN or infinite float (NumPy's too) replaced by None, lists, tuples and dicts walked."""
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    if hasattr(obj, "item") and getattr(obj, "ndim", None) == 0:      # a NumPy scalar
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj

@@ -141,6 +141,11 @@ class SegmentationDataset(PyDataset):
         self.epoch += 1
         self._order = self._new_order()
 
+    def set_epoch(self, epoch):
+        """Start at epoch `epoch` (a resumed fit): its order and random numbers, as if `epoch` epochs had run."""
+        self.epoch = int(epoch)
+        self._order = self._new_order()
+
     def _new_order(self):
         n = len(self.images)
         if not self.shuffle:
