@@ -244,8 +244,24 @@ def finish(folder, record, seconds):
     unfinished = os.path.join(folder, UNFINISHED)
     outputs = sorted(e for e in os.listdir(unfinished) if e != RUN_FILE and not e.startswith("."))
     record.update(finished=True, ended=now(), seconds=round(seconds, 3), outputs=outputs)
-    write_json(os.path.join(unfinished, RUN_FILE), record)
-    return swap_in(folder)
+    with _ctrl_c_deferred():                  # a few renames: Ctrl-C arrives once they are all done
+        write_json(os.path.join(unfinished, RUN_FILE), record)
+        return swap_in(folder)
+
+
+@contextlib.contextmanager
+def _ctrl_c_deferred():
+    """Block SIGINT in the block (where the system allows): it is delivered, as KeyboardInterrupt, after."""
+    import signal
+    try:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    except (AttributeError, ValueError, OSError):            # no pthread_sigmask, or not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 # --- after every epoch -----------------------------------------------------------------------------------------

@@ -50,7 +50,10 @@ def resume(args, defaults):
     if not os.path.isdir(args.resume):
         raise ValueError(f"--resume {args.resume}: no such folder; give the --out of the run to continue")
     with RunLock(args.resume):
-        recover(args.resume, resume=True)
+        notes = recover(args.resume, resume=True)
+        if notes and not os.path.isdir(os.path.join(args.resume, UNFINISHED)):
+            print(f"note: {notes[0]}; nothing to resume")     # it had finished: killed while moving in
+            return 0
         record, model, earlier, best = resume_point(args.resume)
         saved = argparse.Namespace(**{**defaults, **record["arguments"]})
         saved.out, saved.quiet, saved.resume = args.resume, args.quiet, None
@@ -99,10 +102,10 @@ def run(args, resumed=None):
         _fit(args, model, data, checkpoint)
         train_seconds = time.perf_counter() - t0
         _write_outputs(args, model, data, checkpoint, stage, train_seconds)
-        outputs = runs.finish(args.out, record, time.perf_counter() - t0)
     except BaseException as err:               # OUT/unfinished/run.json says how it ended; the error goes on
         runs.stopped(args.out, record, err)
         raise
+    outputs = runs.finish(args.out, record, time.perf_counter() - t0)
     last = checkpoint.history.get("val_mean_iou", [float("nan")])[-1]
     print(f"validation mean IoU {last:.3f} after epoch {model.epochs_done} (as in history.json and curves.png; "
           f"{data.info.num_classes} classes" + (", void ignored" if data.info.ignore_index is not None else "")
@@ -183,18 +186,20 @@ def _fit(args, model, data, checkpoint):
     common = dict(epochs=args.epochs, initial_epoch=start, verbose=0 if args.quiet else 1, callbacks=callbacks,
                   seed=args.seed)
     if args.data is None:
-        return model.fit(data.x, data.y, batch_size=args.batch_size, validation_data=(data.xv, data.yv),
-                         augment=None if args.no_augment else random_flip_rotate, **common)
-    augment = not args.no_augment
-    same = dict(ignore_index=data.info.ignore_index, palette=data.palette, size=data.size if args.lazy else None,
-                label_map=data.label_map)
-    train_data = SegmentationDataset(data.x, data.y, batch_size=args.batch_size, crop=data.crop, augment=augment,
-                                     shuffle=True, seed=args.seed, flip="horizontal",
-                                     scale=(1 - args.scale_jitter, 1 + args.scale_jitter) if augment else None,
-                                     **same)
-    train_data.set_epoch(start)
-    data.val_data = SegmentationDataset(data.xv, data.yv, batch_size=args.batch_size, **same)
-    return model.fit(train_data, validation_data=data.val_data, **common)
+        train_data, data.val_data = (data.x, data.y), (data.xv, data.yv)
+        common.update(batch_size=args.batch_size, augment=None if args.no_augment else random_flip_rotate)
+    else:
+        augment = not args.no_augment
+        same = dict(ignore_index=data.info.ignore_index, palette=data.palette, label_map=data.label_map,
+                    size=data.size if args.lazy else None)
+        scale = (1 - args.scale_jitter, 1 + args.scale_jitter) if augment else None
+        train_data = (SegmentationDataset(data.x, data.y, batch_size=args.batch_size, crop=data.crop,
+                                          augment=augment, shuffle=True, seed=args.seed, flip="horizontal",
+                                          scale=scale, **same),)
+        train_data[0].set_epoch(start)
+        data.val_data = SegmentationDataset(data.xv, data.yv, batch_size=args.batch_size, **same)
+    if start < args.epochs:               # else: stopped after its last epoch, while writing the outputs
+        model.fit(*train_data, validation_data=data.val_data, **common)
 
 
 def _write_outputs(args, model, data, checkpoint, stage, train_seconds):
