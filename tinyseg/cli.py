@@ -239,15 +239,6 @@ def _unreadable(path, err):
     return _one_line(err)
 
 
-def _check_json_path(path):
-    """--json, before any work: a folder, a device or a pipe is refused (a symlink counts as what it points to,
-    except that a symlink to a stream, such as /dev/stdout, is written through)."""
-    real = os.path.realpath(path)
-    if os.path.exists(real) and not os.path.isfile(real) and (os.path.isdir(real) or not os.path.islink(path)):
-        what = "a folder" if os.path.isdir(real) else "not a regular file"
-        raise ValueError(f"--json {path} is {what}; give the name of the JSON file to write")
-
-
 def _write_png(path, write, *args):
     """write(temporary_path, *args) makes a PNG; it is renamed to `path` only when whole."""
     from .files import replaced_whole
@@ -325,7 +316,8 @@ def evaluate(args):
     if args.out is not None:
         check_out_folder(args.out)
     if args.json is not None:
-        _check_json_path(args.json)
+        from .files import output_kind
+        output_kind(args.json, "--json")
     model = load_model(args.model)
     saved_info, saved, _ = saved_label_info(args.model, model)
     names, colours, palette = names_and_colours(args.palette, args.class_names, args.data)

@@ -13,14 +13,15 @@ written, not the temporary's made-up name.
 JSON (`write_json`) is always JSON: NaN and infinities, which json.dump would write as the bare words NaN and
 Infinity that no JSON parser accepts, become null. A path that is a symlink is written through (the link
 stays, its target gets the content); a path that is neither a regular file nor missing (a device, a pipe, a
-folder) is refused, so /dev/null is never replaced, while a symlink to a stream (/dev/stdout) gets the text
-in one write.
+folder) is refused, so /dev/null is never replaced, while a symlink to a stream or to one of the process's
+open files (/dev/stdout, also when the shell sends it to a file) gets the text in one write (output_kind).
 """
 import contextlib
 import json
 import math
 import os
 import stat
+import sys
 import tempfile
 
 
@@ -86,18 +87,30 @@ def write_json(path, obj, flag=None):
     """Write `obj` as JSON to `path` whole or not at all (NaN and infinities as null), through a symlink, and
     never over anything but a regular file; `flag` (e.g. '--json') is named in the error."""
     text = json.dumps(finite_json(obj), indent=2, allow_nan=False) + "\n"
-    path = os.fspath(path)
-    real = os.path.realpath(path)
-    if os.path.exists(real) and not os.path.isfile(real):
-        if os.path.islink(path) and not os.path.isdir(real):     # a symlink to a stream: /dev/stdout
-            with open(path, "w") as f:
-                f.write(text)
-            return
-        what = "a folder" if os.path.isdir(real) else "not a regular file"
-        raise ValueError(f"{flag + ' ' if flag else ''}{path} is {what}; give the name of a JSON file to write")
-    with replaced_whole(real, prefix=".tinyseg-json-") as tmp:
+    if output_kind(path, flag) == "stream":
+        sys.stdout.flush()                            # what was printed before comes before
+        with open(path, "a") as f:                    # "a": never truncate what the stream's file holds
+            f.write(text)
+        return
+    with replaced_whole(os.path.realpath(path), prefix=".tinyseg-json-") as tmp:
         with open(tmp, "w") as f:
             f.write(text)
+
+
+def output_kind(path, flag=None):
+    """'file' (a regular file or a new one, replaced whole; a symlink's target is) or 'stream' (a symlink to a
+    stream or an open file of this process: /dev/stdout, /dev/fd/N, /proc/self/fd/N, written through); a
+    folder, a device or a pipe named directly is refused with ValueError (`flag` names the argument)."""
+    path = os.fspath(path)
+    real = os.path.realpath(path)
+    if os.path.islink(path) and not os.path.isdir(real) and (
+            os.path.abspath(path).startswith(("/dev/", "/proc/")) or (os.path.exists(real) and not
+                                                                     os.path.isfile(real))):
+        return "stream"
+    if os.path.exists(real) and not os.path.isfile(real):
+        what = "a folder" if os.path.isdir(real) else "not a regular file"
+        raise ValueError(f"{flag + ' ' if flag else ''}{path} is {what}; give the name of a file to write")
+    return "file"
 
 
 def finite_json(obj):

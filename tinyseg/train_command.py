@@ -27,15 +27,15 @@ def check_flags(args):
     """What the flags say together, checked before any work."""
     from .datasets.class_weights import parse_class_weights
     from .inference import check_multiple
-    crop = _size_argument(args.crop, "--crop")
-    if crop is not None:
-        check_multiple(crop, 2 ** args.depth, "crop", "--crop")
+    for flag, values in (("--size", args.size), ("--crop", args.crop)):
+        size = _size_argument(values, flag)
+        if size is not None:
+            check_multiple(size, 2 ** args.depth, flag[2:], flag)
     args.class_weights_spec = parse_class_weights(args.class_weights)
     if args.class_weights_spec != "none" and args.loss == "dice":
         raise ValueError("--class-weights weight the cross-entropy: use them with --loss ce or ce_dice")
     if args.val_data is not None and args.data is None:
         raise ValueError("--val-data needs --data (the shapes make their own validation set)")
-    return crop
 
 
 def resume(args, defaults):
