@@ -64,9 +64,10 @@ def test_write_json_that_cannot_serialise_leaves_the_old_file(tmp_path):
 
 def test_write_json_refuses_a_device_and_writes_through_a_symlink(tmp_path):
     from tinyseg.files import write_json
-    with pytest.raises(ValueError, match="--json /dev/null is not a regular file"):
-        write_json("/dev/null", {}, flag="--json")
-    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    os.mkfifo(tmp_path / "pipe")                       # a device node's stand-in: never risk /dev/null
+    with pytest.raises(ValueError, match="--json .*pipe is not a regular file"):
+        write_json(tmp_path / "pipe", {}, flag="--json")
+    assert stat.S_ISFIFO(os.stat(tmp_path / "pipe").st_mode)
     (tmp_path / "real.json").write_text("old")
     (tmp_path / "link.json").symlink_to(tmp_path / "real.json")
     write_json(tmp_path / "link.json", {"a": 1})

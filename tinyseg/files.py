@@ -104,13 +104,24 @@ def output_kind(path, flag=None):
     path = os.fspath(path)
     real = os.path.realpath(path)
     if os.path.islink(path) and not os.path.isdir(real) and (
-            os.path.abspath(path).startswith(("/dev/", "/proc/")) or (os.path.exists(real) and not
-                                                                     os.path.isfile(real))):
+            _through_open_files(path) or (os.path.exists(real) and not os.path.isfile(real))):
         return "stream"
     if os.path.exists(real) and not os.path.isfile(real):
         what = "a folder" if os.path.isdir(real) else "not a regular file"
         raise ValueError(f"{flag + ' ' if flag else ''}{path} is {what}; give the name of a file to write")
     return "file"
+
+
+def _through_open_files(path):
+    """Whether a chain of symlinks passes through /dev/stdout, /dev/fd/N or /proc/.../fd/N: an open file of the
+    process, which must be written to, not replaced (a shell's `> file` would lose what was printed)."""
+    for _ in range(40):
+        if os.path.abspath(path).startswith(("/dev/std", "/dev/fd/", "/proc/")):
+            return True
+        if not os.path.islink(path):
+            return False
+        path = os.path.join(os.path.dirname(os.path.abspath(path)), os.readlink(path))
+    return False
 
 
 def finite_json(obj):

@@ -166,11 +166,14 @@ def evaluate(run, data, *extra):
     return main(["evaluate", str(run / "model.npz"), "--data", str(data[0]), str(data[1]), *extra])
 
 
-def test_evaluate_json_refuses_a_device_and_a_folder(run, eval_data, tmp_path, capsys):
-    for target, what in (("/dev/null", "not a regular file"), (str(tmp_path), "a folder")):
+def test_evaluate_json_refuses_a_pipe_and_a_folder(run, eval_data, tmp_path, capsys):
+    """A named pipe stands for a device node: a test must never risk replacing the machine's /dev/null."""
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    for target, what in ((str(pipe), "not a regular file"), (str(tmp_path), "a folder")):
         assert evaluate(run, eval_data, "--json", target) == 2
         assert f"--json {target} is {what}" in one_line(capsys.readouterr().err)
-    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    assert stat.S_ISFIFO(os.stat(pipe).st_mode)
 
 
 def test_evaluate_json_writes_through_a_symlink_and_is_strict_json(run, eval_data, tmp_path, capsys):
@@ -186,10 +189,21 @@ def test_evaluate_json_writes_through_a_symlink_and_is_strict_json(run, eval_dat
     assert not [p for p in target.parent.iterdir() if p.name.startswith(".")]
 
 
-def test_evaluate_json_to_dev_stdout(run, eval_data, capfd):
-    assert evaluate(run, eval_data, "--json", "/dev/stdout") == 0
-    out = capfd.readouterr().out
-    assert "mean_iou" in strict_json(out[out.index("\n{") + 1:])
+def test_evaluate_json_to_dev_stdout_through_a_pipe_and_into_a_file(run, eval_data, tmp_path):
+    """As a shell runs it: `... --json /dev/stdout | jq` and `... --json /dev/stdout > all.txt` (the table
+    printed before the JSON is kept: the file behind stdout is appended to, not replaced or truncated).
+    Through a link of our own to /dev/stdout: code that replaces symlinks must not replace the machine's."""
+    import subprocess
+    import sys
+    (tmp_path / "stdout").symlink_to("/dev/stdout")
+    argv = [sys.executable, "-m", "tinyseg", "evaluate", str(run / "model.npz"), "--data", str(eval_data[0]),
+            str(eval_data[1]), "--json", str(tmp_path / "stdout")]
+    piped = subprocess.run(argv, capture_output=True, text=True)
+    with open(tmp_path / "all.txt", "w") as f:
+        into_file = subprocess.run(argv, stdout=f, stderr=subprocess.PIPE, text=True)
+    for status, out in ((piped.returncode, piped.stdout), (into_file.returncode, (tmp_path / "all.txt").read_text())):
+        assert status == 0 and out.startswith("class ")
+        assert "mean_iou" in strict_json(out[out.index("\n{") + 1:])
 
 
 # --- one number for one thing ---------------------------------------------------------------------------------
