@@ -39,6 +39,7 @@ UNFINISHED = "unfinished"
 PREVIOUS = "previous"
 LOCK_FILE = ".tinyseg-lock"
 PARTIAL = ".partial-"
+STARTING = ".tinyseg-starting"
 RUN_OUTPUTS = ("model.npz", "best.npz", CLASSES_FILE, "history.json", "metrics.json", "curves.png",
                "predictions.png", "per_class_iou.png", "confusion_matrix.png")     # run.json aside
 OURS = (UNFINISHED, PREVIOUS, LOCK_FILE)
@@ -223,11 +224,14 @@ def now():
 
 def start(folder, arguments):
     """Make folder/unfinished and write its run.json (finished: false, no epoch done). Returns the record."""
-    os.makedirs(os.path.join(folder, UNFINISHED))
     record = {"format": "tinyseg-run", "finished": False, "command": "train", "arguments": arguments,
               "epochs_done": 0, "epochs": arguments.get("epochs"), "started": now(),
               "tinyseg_version": __version__}
-    write_json(os.path.join(folder, UNFINISHED, RUN_FILE), record)
+    starting = os.path.join(folder, STARTING)        # unfinished/ appears with its run.json, in one rename
+    shutil.rmtree(starting, ignore_errors=True)      # a start killed before its rename: no epoch, no work
+    os.mkdir(starting)
+    write_json(os.path.join(starting, RUN_FILE), record)
+    os.rename(starting, os.path.join(folder, UNFINISHED))
     return record
 
 

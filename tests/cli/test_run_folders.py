@@ -277,3 +277,17 @@ def test_a_data_run_stopped_after_epoch_2_resumes_bit_identical(tmp_path, monkey
     assert_same_weights(out / "best.npz", tmp_path / "unbroken" / "best.npz")
     new, old = (json.loads((f / "history.json").read_text()) for f in (out, tmp_path / "unbroken"))
     assert new["history"] == old["history"] and len(new["history"]["loss"]) == 4
+
+
+def test_without_flock_the_pid_in_the_lock_file_decides(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "fcntl", None)             # `import fcntl` fails, as on Windows
+    (tmp_path / runs.LOCK_FILE).write_text(f"{os.getpid()}\n")  # a live process: refused
+    with pytest.raises(ValueError, match=f"being written by another tinyseg train \\(process {os.getpid()}\\)"):
+        with runs.RunLock(str(tmp_path)):
+            pass
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / runs.LOCK_FILE).write_text(f"{dead.pid}\n")     # a dead one: taken over
+    with runs.RunLock(str(tmp_path)):
+        assert (tmp_path / runs.LOCK_FILE).read_text() == f"{os.getpid()}\n"
+    assert not (tmp_path / runs.LOCK_FILE).exists()
