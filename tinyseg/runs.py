@@ -173,16 +173,17 @@ def recover(folder, resume=False):
 
 def swap_in(folder):
     """The run in folder/unfinished (its run.json says finished: true) becomes folder's run; the run there
-    before goes to folder/previous/N. Returns the names moved in, run.json aside."""
+    before goes to folder/previous/N. Returns (the names moved in, run.json aside; previous/N or None)."""
+    earlier = None
     if os.path.isfile(os.path.join(folder, RUN_FILE)):
-        _move_old_run_aside(folder)
+        earlier = _move_old_run_aside(folder)
     unfinished = os.path.join(folder, UNFINISHED)
     names = sorted(e for e in os.listdir(unfinished) if e != RUN_FILE and not e.startswith("."))
     for name in names:                                # renames within one file system: each one atomic
         os.replace(os.path.join(unfinished, name), os.path.join(folder, name))
     os.replace(os.path.join(unfinished, RUN_FILE), os.path.join(folder, RUN_FILE))
     shutil.rmtree(unfinished, ignore_errors=True)     # only temporaries of killed writes are left in it
-    return names
+    return names, earlier
 
 
 def _old_outputs(folder, record):
@@ -244,7 +245,8 @@ def stopped(folder, record, err):
 
 
 def finish(folder, record, seconds):
-    """Mark the run finished in folder/unfinished, then move it in (`swap_in`). Returns the names written."""
+    """Mark the run finished in folder/unfinished, then move it in (`swap_in`): (names written, where the
+    earlier run went or None)."""
     unfinished = os.path.join(folder, UNFINISHED)
     outputs = sorted(e for e in os.listdir(unfinished) if e != RUN_FILE and not e.startswith("."))
     record.update(finished=True, ended=now(), seconds=round(seconds, 3), outputs=outputs)

@@ -105,7 +105,7 @@ def run(args, resumed=None):
     except BaseException as err:               # OUT/unfinished/run.json says how it ended; the error goes on
         runs.stopped(args.out, record, err)
         raise
-    outputs = runs.finish(args.out, record, time.perf_counter() - t0)
+    outputs, earlier = runs.finish(args.out, record, time.perf_counter() - t0)
     last = checkpoint.history.get("val_mean_iou", [float("nan")])[-1]
     print(f"validation mean IoU {last:.3f} after epoch {model.epochs_done} (as in history.json and curves.png; "
           f"{data.info.num_classes} classes" + (", void ignored" if data.info.ignore_index is not None else "")
@@ -113,6 +113,8 @@ def run(args, resumed=None):
     width = max(40, shutil.get_terminal_size((80, 24)).columns - 1)    # folded: no word cut at the edge
     print(textwrap.fill(f"wrote {', '.join(outputs + [RUN_FILE])} to {args.out}/", width=width,
                         subsequent_indent="  ", break_on_hyphens=False))
+    if earlier is not None:
+        print(f"the run that was in {args.out} is kept in {earlier}")
     return 0
 
 

@@ -225,6 +225,9 @@ def test_an_interrupted_run_is_moved_aside_by_a_new_run_not_deleted(tmp_path, ca
     (stage / "model.npz").write_bytes(b"epoch 3")
     assert main(["train", "--out", str(out), "--epochs", "1"] + TINY) == 0
     assert "moved an interrupted run (3 epochs done)" in capsys.readouterr().out
+    assert main(["train", "--out", str(out), "--epochs", "1"] + TINY) == 0
+    assert f"the run that was in {out} is kept in {out / 'previous' / '2'}" in capsys.readouterr().out
+    assert_finished_run_intact(out / "previous" / "2")
     assert (out / "previous" / "1" / "model.npz").read_bytes() == b"epoch 3"
     assert_finished_run_intact(out)
 
