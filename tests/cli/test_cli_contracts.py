@@ -154,17 +154,22 @@ def test_a_folder_of_trains_own_files_without_run_json_counts_as_an_earlier_run(
         check_run_folder(str(tmp_path))
 
 
-def test_a_finished_run_is_marked_last_and_replaces_the_earlier_run(run):
+def test_a_finished_run_is_marked_last_and_moves_the_earlier_run_aside(run):
+    """Issue 24: the earlier run is moved to previous/1, whole, never deleted; the new one takes its place."""
     out = run
     record = json.loads((out / RUN_FILE).read_text())
     assert record["finished"] is True and record["tinyseg_version"] == tinyseg.__version__
     assert record["arguments"]["epochs"] == 1 and record["arguments"]["out"] == str(out)
-    assert record["started"] <= record["ended"] and record["seconds"] > 0
-    assert not (out / "old_grid.png").exists()                  # the earlier run's files are gone ...
+    assert record["started"] <= record["ended"] and record["seconds"] > 0 and record["epochs_done"] == 1
+    earlier = out / "previous" / "1"                            # the earlier run's files, all of them ...
+    assert sorted(p.name for p in earlier.iterdir()) == ["model.npz", "old_grid.png", RUN_FILE]
+    assert (earlier / "model.npz").read_bytes() == b"the earlier run's model"
+    assert not (out / "old_grid.png").exists()
     assert tinyseg.load_model(out / "model.npz").class_names == ["background", "circle", "square", "triangle"]
     assert (out / "predictions").is_dir()                       # ... what train does not write stays
-    assert set(record["outputs"]) == {p.name for p in out.iterdir()} - {RUN_FILE, "predictions"}
-    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]   # no staging folder or temporary
+    assert set(record["outputs"]) == {p.name for p in out.iterdir()} - {RUN_FILE, "predictions", "previous"}
+    assert {"model.npz", "best.npz", "history.json"} <= set(record["outputs"])
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]   # no lock, staging folder or temporary
     last = (out / RUN_FILE).stat().st_mtime_ns                             # run.json came after every output
     assert all((out / name).stat().st_mtime_ns <= last for name in record["outputs"])
 
@@ -179,11 +184,12 @@ def test_every_output_has_a_new_files_usual_permissions(run):
 
 
 @pytest.mark.parametrize("module, function, failure, status", [
-    ("plotting", "plot_per_class_iou", OSError("[Errno 28] No space left on device"), 2),   # after 3 outputs
-    ("saving", "save_model", KeyboardInterrupt(), 130),                              # its first output
+    ("plotting", "plot_per_class_iou", OSError("[Errno 28] No space left on device"), 2),   # after the epochs
+    ("saving", "save_model", KeyboardInterrupt(), 130),                              # the first checkpoint
 ])
-def test_a_run_that_fails_or_is_interrupted_says_so(tmp_path, capsys, monkeypatch, module, function, failure,
-                                                    status):
+def test_a_run_that_fails_or_is_interrupted_says_so_and_keeps_the_earlier_run(tmp_path, capsys, monkeypatch,
+                                                                              module, function, failure, status):
+    """Issue 24: the failed run's record is in unfinished/run.json; the earlier, finished run is untouched."""
     out = tmp_path / "run"
     out.mkdir()
     (out / RUN_FILE).write_text(json.dumps({"finished": True, "outputs": ["model.npz"]}))
@@ -194,9 +200,14 @@ def test_a_run_that_fails_or_is_interrupted_says_so(tmp_path, capsys, monkeypatc
     monkeypatch.setattr(getattr(tinyseg, module), function, fail)
     assert main(["train", "--out", str(out)] + TINY) == status
     line = one_line(capsys.readouterr().err)
-    record = json.loads((out / RUN_FILE).read_text())
+    record = json.loads((out / "unfinished" / RUN_FILE).read_text())
     assert record["finished"] is False and record["error"] in line
-    assert sorted(p.name for p in out.iterdir()) == [RUN_FILE]      # no half set of outputs, no old model
+    assert record["epochs_done"] == (1 if status == 2 else 0) and record["epochs"] == 1
+    assert sorted(p.name for p in out.iterdir()) == sorted([RUN_FILE, "model.npz", "unfinished"])   # no lock
+    assert (out / "model.npz").read_bytes() == b"the earlier run's model"
+    assert json.loads((out / RUN_FILE).read_text())["finished"] is True
+    if status == 130:
+        assert f"--resume {out}" in line
 
 
 # --- predict ----------------------------------------------------------------------------------------------

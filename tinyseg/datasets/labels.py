@@ -135,3 +135,43 @@ def _some(items):
     items = [str(i) for i in items]
     shown = ", ".join(items[:_MAX_LISTED])
     return shown if len(items) <= _MAX_LISTED else f"{shown} and {len(items) - _MAX_LISTED} more"
+
+
+def iter_masks(masks, size=None, palette=None, label_map=None):
+    """Masks one by one: the rows of an (N, H, W) array, or the files of a list read one at a time (converted
+    by `palette`, mapped by `label_map[mask]`, resized to `size` by nearest neighbour)."""
+    if isinstance(masks, np.ndarray):
+        yield from masks
+        return
+    from .images import load_mask, resize_mask
+    for path in masks:
+        mask = load_mask(path, palette=palette)
+        mask = mask if label_map is None else label_map[mask]
+        yield mask if size is None or mask.shape == tuple(size) else resize_mask(mask, size)
+
+
+def binary_map(masks, size=None, palette=None, ignore_index=None, num_classes=2):
+    """The 0/255 -> 0/1 table if every mask holds only 0 and 255 (binary masks, as load_image_folder's
+    mask_mode='auto' reads them), for two classes and no void or palette; else None."""
+    if num_classes != 2 or ignore_index is not None or palette is not None:
+        return None
+    values = set()
+    for mask in iter_masks(masks, size, palette):
+        values |= set(np.unique(mask).tolist())
+        if not values <= {0, 255}:
+            return None
+    return (np.arange(256) > 127).astype(np.uint8) if 255 in values else None
+
+
+def check_masks(masks, files, num_classes, ignore_index=None, what="labels", scope=None, size=None, palette=None,
+                label_map=None):
+    """check_label_values on masks read one at a time (iter_masks), then refuse masks that hold no pixel of
+    any class: with every pixel void, the loss is 0 and every metric undefined, and training would "succeed"
+    having learnt nothing."""
+    counted = 0
+    for mask, name in zip(iter_masks(masks, size, palette, label_map), files):
+        check_label_values([mask], [name], num_classes, ignore_index, what, scope=scope)
+        counted += mask.size if ignore_index is None else int(np.count_nonzero(mask != ignore_index))
+    if counted == 0:
+        raise ValueError(f"{what}: every pixel of every mask is the void label {ignore_index} (--ignore-index), "
+                         f"so there is nothing to learn or score; check --ignore-index and the masks")

@@ -30,7 +30,8 @@ batch whatever order batches are asked in, and the same stream in every run with
 import numpy as np
 
 from ..utils import PyDataset
-from .folder import _check_size, load_pair, resize_image, resize_mask
+from .folder import load_pair
+from .images import _check_size, resize_image, resize_mask
 from .labels import check_label_values
 
 FLIPS = ("horizontal", "vertical", "both", None)
@@ -66,35 +67,12 @@ class SegmentationDataset(PyDataset):
                  drop_remainder=False, label_map=None):
         super().__init__()
         self.lazy = not isinstance(images, np.ndarray)
-        if self.lazy:
-            images = [str(p) for p in images]
-            if masks is not None:
-                masks = [str(p) for p in masks]
-        else:
-            if images.ndim != 4 or images.dtype != np.uint8:
-                raise ValueError(f"SegmentationDataset: images must be uint8 (N, H, W, C) or a list of files, got "
-                                 f"{images.dtype} {images.shape}")
-            if masks is not None:
-                masks = np.asarray(masks)
-                if masks.shape != images.shape[:3] or masks.dtype.kind not in "iu":
-                    raise ValueError(f"SegmentationDataset: masks must be integer (N, H, W) = {images.shape[:3]}, "
-                                     f"got {masks.dtype} {masks.shape}")
-                if num_classes is not None:
-                    check_label_values(masks, [f"mask {i}" for i in range(len(masks))], num_classes,
-                                       ignore_index, "labels", flags=False)
-        if masks is not None and len(masks) != len(images):
-            raise ValueError(f"SegmentationDataset: {len(images)} images but {len(masks)} masks")
-        if len(images) == 0:
-            raise ValueError("SegmentationDataset: no images")
+        images, masks = _checked_samples(images, masks, num_classes, ignore_index)
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"SegmentationDataset: batch_size must be a positive integer, got {batch_size!r}")
         if flip not in FLIPS:
             raise ValueError(f"SegmentationDataset: flip must be one of {FLIPS}, got {flip!r}")
-        if scale is not None:
-            lo, hi = (float(s) for s in scale)
-            if not 0 < lo <= hi:
-                raise ValueError(f"SegmentationDataset: scale must be (lo, hi) with 0 < lo <= hi, got {scale!r}")
-            scale = (lo, hi)
+        scale = None if scale is None else _checked_scale(scale)
         self.images, self.masks = images, masks
         self.batch_size, self.augment, self.shuffle = int(batch_size), bool(augment), bool(shuffle)
         self.crop = None if crop is None else _check_size(crop)
@@ -140,6 +118,11 @@ class SegmentationDataset(PyDataset):
         self.epoch += 1
         self._order = self._new_order()
 
+    def set_epoch(self, epoch):
+        """Start at epoch `epoch` (a resumed fit): its order and random numbers, as if `epoch` epochs had run."""
+        self.epoch = int(epoch)
+        self._order = self._new_order()
+
     def _new_order(self):
         n = len(self.images)
         if not self.shuffle:
@@ -151,7 +134,7 @@ class SegmentationDataset(PyDataset):
         """Sample i as stored: (image uint8 (H, W, C), mask (H, W) or None), resized to `size` if given."""
         if self.lazy:
             if self.masks is None:
-                from .folder import load_image_uint8
+                from .images import load_image_uint8
                 image, mask = load_image_uint8(self.images[i]), None
             else:
                 image, mask = load_pair(self.images[i], self.masks[i], dtype="uint8", palette=self.palette)
@@ -200,6 +183,37 @@ class SegmentationDataset(PyDataset):
             return
         for i in range(len(self.images)):
             yield self.read(i)[1]
+
+
+def _checked_samples(images, masks, num_classes, ignore_index):
+    """(images, masks) as the data set keeps them: path lists as str, or checked uint8 / integer arrays."""
+    if not isinstance(images, np.ndarray):
+        images = [str(p) for p in images]
+        masks = None if masks is None else [str(p) for p in masks]
+    else:
+        if images.ndim != 4 or images.dtype != np.uint8:
+            raise ValueError(f"SegmentationDataset: images must be uint8 (N, H, W, C) or a list of files, got "
+                             f"{images.dtype} {images.shape}")
+        if masks is not None:
+            masks = np.asarray(masks)
+            if masks.shape != images.shape[:3] or masks.dtype.kind not in "iu":
+                raise ValueError(f"SegmentationDataset: masks must be integer (N, H, W) = {images.shape[:3]}, "
+                                 f"got {masks.dtype} {masks.shape}")
+            if num_classes is not None:
+                check_label_values(masks, [f"mask {i}" for i in range(len(masks))], num_classes,
+                                   ignore_index, "labels", flags=False)
+    if masks is not None and len(masks) != len(images):
+        raise ValueError(f"SegmentationDataset: {len(images)} images but {len(masks)} masks")
+    if len(images) == 0:
+        raise ValueError("SegmentationDataset: no images")
+    return images, masks
+
+
+def _checked_scale(scale):
+    lo, hi = (float(s) for s in scale)
+    if not 0 < lo <= hi:
+        raise ValueError(f"SegmentationDataset: scale must be (lo, hi) with 0 < lo <= hi, got {scale!r}")
+    return lo, hi
 
 
 def window(array, top, left, height, width, fill=None):
