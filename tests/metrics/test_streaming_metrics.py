@@ -294,3 +294,15 @@ def test_mean_iou_keeps_the_losss_ignore_index():
     keep = y != 255
     assert result["mean_iou"] == pytest.approx(hand_mean_iou(hand_confusion(y[keep], pred[keep], K)), rel=1e-12)
     assert result["accuracy"] == pytest.approx(np.mean(pred[keep] == y[keep]), rel=1e-12)
+
+
+
+def test_compile_refuses_a_metric_of_several_values():
+    """Precision(thresholds=[...]) gives a list, one value a threshold; fit's logs hold one number a metric,
+    so compile refuses it (not the History at the first epoch's end). Broken on purpose with the check left
+    out: fit raised a TypeError in History.on_epoch_end after the epoch."""
+    tinyseg.set_random_seed(0)
+    m = Sequential([tinyseg.layers.Dense(1, activation="sigmoid", input_shape=(3,))])
+    with pytest.raises(ValueError, match=r"compile: metric 'precision' reports 2 values"):
+        m.compile(optimizer=SGD(0.1), loss="binary_crossentropy", metrics=[metrics.Precision(thresholds=[0.2, 0.5])])
+    assert m.loss is None

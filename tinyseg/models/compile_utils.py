@@ -70,6 +70,11 @@ def metric_for(m, loss, from_logits=False):
     """The stateful metric for one entry of compile(metrics=[...]) (module docstring), told the loss's
     ignore_index where it can be, and (metric names only) whether the model's outputs are logits."""
     if isinstance(m, metrics_module.Metric):
+        values = copy.deepcopy(m).result()
+        if isinstance(values, (list, tuple)):
+            raise ValueError(f"compile: metric {m.name!r} reports {len(values)} values (one a threshold); fit's "
+                             "logs hold one number a metric: give each threshold its own metric, e.g. "
+                             "Precision(thresholds=0.3, name='precision_03')")
         return m
     if isinstance(m, str):
         return metrics_module.by_name(m, ignore_index=getattr(loss, "ignore_index", None), from_logits=from_logits)
