@@ -510,7 +510,7 @@ def test_compile_hands_the_loss_ignore_index_to_a_metric_that_takes_it():
     model = trained_model()
     model.compile(optimizer="adam", loss=SparseCategoricalCrossentropy(ignore_index=255),
                   metrics=["accuracy", _metric_with_ignore_index])
-    assert model._metric_fns[1].ignore_index == 255
+    assert model._metric_fns[1]._fn.ignore_index == 255           # the function inside its MeanMetricWrapper
     x, y = data()
     y = _relabel((0, slice(None), slice(None)), 255)(x, y)
     history = model.fit(x, y, epochs=1, batch_size=4, verbose=0)

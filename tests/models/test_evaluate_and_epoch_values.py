@@ -1,6 +1,7 @@
 """What evaluate and fit report: evaluate runs in inference mode (it never updates BatchNorm's moving
-statistics, never drops units, and gives the loss of predict's outputs), and an epoch's loss and metrics weight
-each batch by its size, so a short last batch counts for less. Every expected number is computed here with
+statistics, never drops units, and gives the loss of predict's outputs), an epoch's loss weighs each batch by its
+size, so a short last batch counts for less, and its metrics are those of the whole epoch (the mean IoU of one
+confusion matrix of all its batches, not a mean of the batches' IoUs). Every expected number is computed here with
 NumPy from predict's outputs, not from the averaging under test; each test's docstring says how it was broken
 on purpose to see it fail.
 """
@@ -78,7 +79,7 @@ def test_evaluate_is_inference_mode_with_batchnorm_and_dropout():
         np.testing.assert_array_equal(after, before)
 
 
-# --- a short last batch weighs by its size ------------------------------------------------------------------
+# --- a short last batch weighs by its size; metrics are of the whole epoch ----------------------------------
 def test_epoch_values_weight_a_short_last_batch_by_its_size():
     """10 training samples in batches of 4, 4, 2 and 7 validation samples in batches of 4, 3.
 
@@ -87,6 +88,10 @@ def test_epoch_values_weight_a_short_last_batch_by_its_size():
     Broken on purpose with fit adding up unweighted batch values (totals += values; seen += 1): the training
     loss differed from the weighted hand value (1.560 against 1.712). Broken with evaluate dividing unweighted
     sums by the number of batches: val_loss differed (1.460 against 1.507).
+    Until issue 23, mean_iou here was pinned to the size-weighted mean of the batches' IoUs; the issue calls
+    that a bug (IoU is not additive), and it is now the IoU of the whole epoch's predictions (each batch's made
+    by the weights before its step) and of the whole validation set. Broken on purpose with the Mean of batch
+    values back in place of MeanIoU's state: mean_iou and val_mean_iou differed from the whole-set values.
     """
     rng = np.random.default_rng(5)
     x = rng.standard_normal((10, 5)).astype(np.float32)
@@ -99,10 +104,11 @@ def test_epoch_values_weight_a_short_last_batch_by_its_size():
 
     # By hand: the values each batch reports are those of the weights before its step.
     stepped = copy.deepcopy(model)
-    sizes, per_batch = [], []
+    sizes, per_batch, epoch_probs = [], [], []
     for start in range(0, 10, 4):
         xb, yb = x[start:start + 4], y[start:start + 4]
         probs = stepped.predict(xb)
+        epoch_probs.append(probs)
         per_batch.append([_cross_entropy_from_probabilities(probs, yb), _accuracy_by_hand(probs, yb),
                           _mean_iou_by_hand(probs, yb, 3)])
         sizes.append(len(xb))
@@ -112,22 +118,26 @@ def test_epoch_values_weight_a_short_last_batch_by_its_size():
     weighted = (per_batch * sizes[:, None]).sum(axis=0) / sizes.sum()
     unweighted = per_batch.mean(axis=0)
     assert np.all(np.abs(weighted - unweighted) > 0.01)                 # the data tell the two apart
+    epoch_probs = np.concatenate(epoch_probs)
+    whole_epoch_miou = _mean_iou_by_hand(epoch_probs, y, 3)
+    assert abs(whole_epoch_miou - weighted[2]) > 0.01                   # and the whole epoch from its batches
+    expected = {"loss": weighted[0], "accuracy": _accuracy_by_hand(epoch_probs, y), "mean_iou": whole_epoch_miou}
+    assert expected["accuracy"] == pytest.approx(weighted[1])           # accuracy is additive: the same number
 
     val_probs = stepped.predict(x_val)
     val_expected = {
         "val_loss": _cross_entropy_from_probabilities(val_probs, y_val),   # every sample weighs the same
         "val_accuracy": _accuracy_by_hand(val_probs, y_val),
-        "val_mean_iou": (4 * _mean_iou_by_hand(val_probs[:4], y_val[:4], 3)
-                         + 3 * _mean_iou_by_hand(val_probs[4:], y_val[4:], 3)) / 7,
+        "val_mean_iou": _mean_iou_by_hand(val_probs, y_val, 3),         # one confusion matrix of all 7
     }
-    val_unweighted_miou = (_mean_iou_by_hand(val_probs[:4], y_val[:4], 3)
-                           + _mean_iou_by_hand(val_probs[4:], y_val[4:], 3)) / 2
-    assert abs(val_expected["val_mean_iou"] - val_unweighted_miou) > 0.01
+    val_batch_weighted_miou = (4 * _mean_iou_by_hand(val_probs[:4], y_val[:4], 3)
+                               + 3 * _mean_iou_by_hand(val_probs[4:], y_val[4:], 3)) / 7
+    assert abs(val_expected["val_mean_iou"] - val_batch_weighted_miou) > 0.01
 
     logs = model.fit(x, y, epochs=1, batch_size=4, shuffle=False, verbose=0,
                      validation_data=(x_val, y_val)).history
-    for i, name in enumerate(["loss", "accuracy", "mean_iou"]):
-        assert logs[name][0] == pytest.approx(weighted[i], rel=1e-5), name
+    for name, value in expected.items():
+        assert logs[name][0] == pytest.approx(value, rel=1e-5), name
     for name, value in val_expected.items():
         assert logs[name][0] == pytest.approx(value, rel=1e-5), name
     np.testing.assert_array_equal(np.concatenate([w.ravel() for w in model.get_weights()]),

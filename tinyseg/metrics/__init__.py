@@ -49,20 +49,36 @@ IoU of each image on its own and averages those numbers: every image weighs the 
 missed costs as much as a large one (and a class absent from an image is left out of that image's mean). The
 two numbers differ in general; test_metrics.py builds an example.
 
-The models' compile(metrics=[...]) uses `get(name, ignore_index=None, from_logits=False)`, which returns a
-callable metric(y_true, y_out) on the model's targets and raw outputs (see `accuracy_metric` and
-`mean_iou_metric`), with the ignore index bound when one is given: pixels labelled ignore_index count in no
-metric.
+Stateful metrics (Keras's protocol: update_state, result, reset_state)
+----------------------------------------------------------------------
+`MeanIoU`, `IoU`, `OneHotMeanIoU`, `OneHotIoU`, `Accuracy`, `BinaryAccuracy`, `CategoricalAccuracy`,
+`SparseCategoricalAccuracy`, `Precision`, `Recall`, with Keras's names and arguments, keep counts (a confusion
+matrix; a weighted total and its weight) over every batch since the last reset_state, and result() computes
+the ratio once, of those sums. fit and evaluate use them: an epoch's mean IoU is the IoU of the whole epoch's
+confusion matrix, not a mean of per-batch IoUs (IoU is not additive), and the history, the progress line and
+evaluate's result show that one number. compile turns a name into a stateful metric (`by_name`: 'accuracy',
+'mean_iou', with the loss's ignore_index) and a function metric(y_true, y_out) into a MeanMetricWrapper.
+`get(name, ignore_index=None, from_logits=False)` still returns the plain functions (`accuracy_metric`,
+`mean_iou_metric`), one batch's value, with the ignore index bound when one is given.
 
 The package, one job a module:
 
     confusion.py       counting: confusion_matrix, confusion_matrices_per_image (and the label checks)
     scores.py          the ratios of a matrix: accuracy, precision, recall, iou, dice and their means
     results.py         ConfusionMatrix (a whole dataset, batch by batch), format_table, named_results
-    keras_metrics.py   what compile(metrics=[...]) uses: outputs_to_labels, accuracy_metric, mean_iou_metric, get
+    keras_metrics.py   outputs_to_labels, the functions accuracy_metric, mean_iou_metric and get, and NamedMetric /
+                       by_name, the stateful metric compile makes of a name
+    metric.py          the protocol: Metric, Mean, MeanMetricWrapper
+    iou_metrics.py     IoU, MeanIoU, OneHotIoU, OneHotMeanIoU
+    accuracy_metrics.py  Accuracy, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy
+    confusion_metrics.py Precision, Recall
 """
+from .accuracy_metrics import Accuracy, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy
 from .confusion import confusion_matrices_per_image, confusion_matrix
-from .keras_metrics import METRICS, accuracy_metric, get, mean_iou_metric, outputs_to_labels
+from .confusion_metrics import Precision, Recall
+from .iou_metrics import IoU, MeanIoU, OneHotIoU, OneHotMeanIoU
+from .keras_metrics import METRICS, NamedMetric, accuracy_metric, by_name, get, mean_iou_metric, outputs_to_labels
+from .metric import Mean, MeanMetricWrapper, Metric
 from .results import TABLE_COLUMNS, ConfusionMatrix, format_table, named_results
 from .scores import (
     ABSENT_POLICIES,
@@ -79,7 +95,10 @@ from .scores import (
     recall,
 )
 
-__all__ = ["ABSENT_POLICIES", "METRICS", "TABLE_COLUMNS", "ConfusionMatrix", "accuracy", "accuracy_metric",
+__all__ = ["Accuracy", "BinaryAccuracy", "CategoricalAccuracy", "IoU", "Mean", "MeanIoU", "MeanMetricWrapper",
+           "Metric", "NamedMetric", "OneHotIoU", "OneHotMeanIoU", "Precision", "Recall", "SparseCategoricalAccuracy",
+           "by_name",
+           "ABSENT_POLICIES", "METRICS", "TABLE_COLUMNS", "ConfusionMatrix", "accuracy", "accuracy_metric",
            "accuracy_score", "confusion_matrices_per_image", "confusion_matrix", "dice", "format_table", "get", "iou",
            "mean_class_accuracy", "mean_dice", "mean_iou", "mean_iou_metric", "named_results", "outputs_to_labels",
            "per_image_mean_iou", "pixel_accuracy", "precision", "recall"]

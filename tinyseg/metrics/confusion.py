@@ -54,7 +54,31 @@ def _labels(y_true, y_pred, num_classes, ignore_index):
     return y_true, y_pred, keep
 
 
-def confusion_matrix(y_true, y_pred, num_classes, ignore_index=None):
+def sample_weights(sample_weight, shape):
+    """sample_weight as float64 weights of `shape` (y_true's), or None when it is None; a ValueError naming it
+    for anything else. Accepted: a scalar, one weight per sample (N,) (spread over a sample's pixels), or one
+    per position, of y_true's shape (with a trailing axis of 1 too: Keras's (N, 1) for (N,) labels). Every
+    weight must be finite and >= 0 (a weight of 0 leaves the position out)."""
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight)
+    if w.dtype.kind not in "iubf":
+        raise TypeError(f"sample_weight must hold numbers, got dtype {w.dtype}")
+    w = w.astype(np.float64)
+    if w.ndim == len(shape) + 1 and w.shape[-1] == 1:
+        w = w[..., 0]
+    if w.ndim == 1 and len(shape) > 1 and w.shape[0] == shape[0]:
+        w = w.reshape((-1,) + (1,) * (len(shape) - 1))          # one weight per sample, for all its pixels
+    elif w.ndim not in (0, len(shape)) or (w.ndim and w.shape != tuple(shape)):
+        raise ValueError(f"sample_weight must be a scalar, one weight per sample {tuple(shape[:1])} or one per "
+                         f"position {tuple(shape)}, got shape {w.shape}")
+    if not np.all(np.isfinite(w)) or (w < 0).any():
+        bad = "NaN" if np.isnan(w).any() else "negative" if (w < 0).any() else "infinite"
+        raise ValueError(f"sample_weight must hold finite weights >= 0, got a {bad} one")
+    return np.broadcast_to(w, shape)
+
+
+def confusion_matrix(y_true, y_pred, num_classes, ignore_index=None, sample_weight=None):
     """n[i, j] = number of samples (pixels) whose true class is i and predicted class is j.
 
     Parameters
@@ -64,10 +88,13 @@ def confusion_matrix(y_true, y_pred, num_classes, ignore_index=None):
     num_classes    : K.
     ignore_index   : a value of y_true whose pixels are left out entirely (e.g. 255 for VOC's object borders);
                      y_pred is not looked at there.
+    sample_weight  : None, or weights w >= 0 (see sample_weights: a scalar, (N,) or y_true's shape); then
+                     n[i, j] = sum of w over the pixels of true class i predicted as j.
 
     Returns
     -------
     (K, K) int64: rows are true classes, columns predicted classes; n.sum() = number of non-ignored pixels.
+    With sample_weight: (K, K) float64, n.sum() = the weights' sum over the non-ignored pixels.
 
     How: the pair (i, j) is numbered k = K*i + j, one integer in [0, K^2), and np.bincount counts how often each
     k occurs in a single pass. It computes exactly the naive double loop
@@ -77,10 +104,14 @@ def confusion_matrix(y_true, y_pred, num_classes, ignore_index=None):
     which reads the arrays K^2 times (tests/metrics/test_metrics.py checks the two agree).
     """
     y_true, y_pred, keep = _labels(y_true, y_pred, num_classes, ignore_index)
+    w = sample_weights(sample_weight, y_true.shape)
     if keep is not None:
         y_true, y_pred = y_true[keep], y_pred[keep]
+        w = None if w is None else w[keep]
     k = int(num_classes)
     pair = k * y_true.ravel() + y_pred.ravel()
+    if w is not None:
+        return np.bincount(pair, weights=w.ravel(), minlength=k * k).reshape(k, k)
     return np.bincount(pair, minlength=k * k).reshape(k, k).astype(np.int64)
 
 

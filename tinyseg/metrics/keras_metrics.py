@@ -1,9 +1,12 @@
-"""Keras-facing metrics: metric(y_true, y_out) on a model's targets and raw outputs, and get(name) for
-compile(metrics=[...])."""
+"""Keras-facing metrics: metric(y_true, y_out) on a model's targets and raw outputs, get(name) for them, and
+by_name(name), the stateful metric compile(metrics=[...]) makes of a name."""
 import numpy as np
 
 from ..validation import flag
-from .confusion import _check_ignore_index, confusion_matrix
+from .accuracy_metrics import Accuracy
+from .confusion import _check_ignore_index, confusion_matrix, sample_weights
+from .iou_metrics import MeanIoU
+from .metric import Metric
 from .scores import accuracy_score, mean_iou
 
 
@@ -105,3 +108,68 @@ def get(name, ignore_index=None, from_logits=False):
     metric.ignore_index = ignore_index
     metric.from_logits = from_logits
     return metric
+
+
+class NamedMetric(Metric):
+    """The metric compile makes of a name, 'accuracy' (or 'acc') or 'mean_iou', accumulated over batches.
+
+    Each batch's targets and scores become class indices as `outputs_to_labels` says (one-hot or sparse
+    targets; argmax of the scores, or a threshold for one channel, K = 2), and the labels go to Keras's
+    Accuracy or MeanIoU(K) (K read off the first batch's scores), the state of everything seen:
+
+        accuracy = sum_m w_m [pred_m = true_m] / sum_m w_m                  (Accuracy)
+        mean_iou = (1/K') sum_c TP_c / (TP_c + FP_c + FN_c)                 (MeanIoU, one confusion matrix)
+
+    Positions whose true label is `ignore_index` get weight 0: they count in neither. This is what Keras's
+    compile does with 'accuracy' (it picks Binary-, Sparse- or CategoricalAccuracy from the shapes of the first
+    batch); 'mean_iou' is tinyseg's name (Keras has none).
+    """
+
+    def __init__(self, name, ignore_index=None, from_logits=False):
+        if name not in METRICS:
+            raise ValueError(f"unknown metric {name!r}; known metrics: {sorted(METRICS)}")
+        self.ignore_index = None if ignore_index is None else _check_ignore_index(ignore_index)
+        self.from_logits = flag(from_logits, "from_logits")
+        self._kind = "mean_iou" if name == "mean_iou" else "accuracy"
+        self._inner = None
+        super().__init__(name=name)
+
+    def _get_state(self):
+        return {"inner": self._inner, "state": None if self._inner is None else self._inner._get_state()}
+
+    def _set_state(self, state):
+        self._inner = state["inner"]
+        if self._inner is not None:
+            self._inner._set_state(state["state"])
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        true, pred, k = outputs_to_labels(y_true, y_pred, self.from_logits)
+        w = sample_weights(sample_weight, true.shape)
+        if self._kind == "accuracy" and self.ignore_index is not None:
+            w = (1.0 if w is None else w) * (true != self.ignore_index)
+        inner = self._inner
+        if inner is None:
+            inner = Accuracy(name=self.name) if self._kind == "accuracy" else \
+                MeanIoU(k, name=self.name, ignore_class=self.ignore_index)
+        elif self._kind == "mean_iou" and inner.num_classes != k:
+            raise ValueError(f"metric {self.name!r}: this batch's outputs have {k} classes, earlier ones had "
+                             f"{inner.num_classes}")
+        inner.update_state(true, pred, w)           # raises before changing anything
+        self._inner = inner
+
+    def result(self):
+        return 0.0 if self._inner is None else self._inner.result()
+
+    def reset_state(self):
+        if getattr(self, "_inner", None) is not None:
+            self._inner.reset_state()
+
+    def get_config(self):
+        return {"name": self.name, "ignore_index": self.ignore_index, "from_logits": self.from_logits}
+
+
+def by_name(name, ignore_index=None, from_logits=False):
+    """The stateful metric for a name given to compile(metrics=[...]) (NamedMetric); unknown names are refused
+    as by get."""
+    get(name)
+    return NamedMetric(name, ignore_index=ignore_index, from_logits=from_logits)

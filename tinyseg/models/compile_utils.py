@@ -6,11 +6,16 @@ graph.output_activation) and the loss applies the activation itself, with the gr
 from the logits (log-sum-exp) instead of through probabilities that can round to 0. A model that ends in no
 activation outputs logits already; one that ends in another activation is refused.
 
-Metrics follow the loss's ignore_index: a metric named by a string is asked for with it
-(tinyseg.metrics.get(name, ignore_index)), a function with an `ignore_index` argument gets it bound. Then,
-if the loss ignores a label, every metric is tried on a tiny batch whose targets hold that label: one that
-cannot leave it out is refused at compile, not after a training step.
+Metrics are stateful (tinyseg/metrics/metric.py): each entry of compile(metrics=[...]) becomes an object
+that fit and evaluate update batch by batch and read once (the IoU of the whole epoch, not a mean of batch
+IoUs). A name becomes tinyseg.metrics.by_name(name, ignore_index) (the loss's ignore_index: those pixels
+count in no metric), a Metric object (MeanIoU(3), ...) is used as it is, and a function metric(y_true, y_out)
+is wrapped in a MeanMetricWrapper (its batch values averaged over the samples), with the loss's ignore_index
+bound if it takes an `ignore_index` argument. Then, if the loss ignores a label, every metric is tried (on a
+copy) on a tiny batch whose targets hold that label: one that cannot leave it out is refused at compile,
+not after a training step.
 """
+import copy
 import functools
 import inspect
 
@@ -43,7 +48,8 @@ def metric_list(metrics):
     """compile's metrics argument as a list (None: no metrics)."""
     if metrics is None:
         return []
-    if isinstance(metrics, str) or callable(metrics) or not isinstance(metrics, (list, tuple)):
+    if isinstance(metrics, (str, metrics_module.Metric)) or callable(metrics) or \
+            not isinstance(metrics, (list, tuple)):
         raise TypeError(f"metrics must be a list of metric names or functions, got {metrics!r}")
     return list(metrics)
 
@@ -61,15 +67,31 @@ def _takes_keyword(fn, name):
 
 
 def metric_for(m, loss, from_logits=False):
-    """The callable for one entry of compile(metrics=[...]), told the loss's ignore_index where it can be,
-    and (metric names only) whether the model's outputs are logits."""
+    """The stateful metric for one entry of compile(metrics=[...]) (module docstring), told the loss's
+    ignore_index where it can be, and (metric names only) whether the model's outputs are logits."""
+    if isinstance(m, metrics_module.Metric):
+        values = copy.deepcopy(m).result()
+        if isinstance(values, (list, tuple)):
+            raise ValueError(f"compile: metric {m.name!r} reports {len(values)} values (one a threshold); fit's "
+                             "logs hold one number a metric: give each threshold its own metric, e.g. "
+                             "Precision(thresholds=0.3, name='precision_03')")
+        return m
+    if isinstance(m, str):
+        return metrics_module.by_name(m, ignore_index=getattr(loss, "ignore_index", None), from_logits=from_logits)
+    fn = _function_for(m, loss)
+    own = getattr(m, "name", None)
+    if own in metrics_module.METRICS and (metrics_module.METRICS[own] is m or hasattr(m, "from_logits")):
+        # tinyseg's own accuracy_metric / mean_iou_metric (or get(name, ...)'s): the stateful metric of that name
+        return metrics_module.by_name(own, ignore_index=getattr(fn, "ignore_index", None),
+                                      from_logits=bool(getattr(m, "from_logits", False)) or from_logits)
+    return metrics_module.MeanMetricWrapper(fn, name=metric_name(m, fn))
+
+
+def _function_for(m, loss):
+    """A metric function, with the loss's ignore_index bound if it takes one (and refused if it binds another)."""
     ignore_index = getattr(loss, "ignore_index", None)
-    if isinstance(m, str) and from_logits:
-        return metrics_module.get(m, ignore_index=ignore_index, from_logits=True)
-    if isinstance(m, str) and ignore_index is not None and _takes_keyword(metrics_module.get, "ignore_index"):
-        return metrics_module.get(m, ignore_index=ignore_index)
     fn = metrics_module.get(m)
-    if ignore_index is None or isinstance(m, str):
+    if ignore_index is None:
         return fn
     bound = getattr(fn, "ignore_index", None)
     if bound is not None:
@@ -96,7 +118,7 @@ def try_metrics(model, specs, fns, loss):
     labels.flat[-1] = ignore_index
     for spec, fn in zip(specs, fns):
         try:
-            fn(labels, probs)
+            copy.deepcopy(fn).update_state(labels, probs)          # a copy: compile counts nothing
         except Exception as err:
             name = metric_name(spec, fn)
             raise ValueError(

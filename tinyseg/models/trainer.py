@@ -11,6 +11,12 @@ Why fuse: softmax followed by cross-entropy has the gradient (p - y)/N, computed
 running the two separately would divide by probabilities that can round to 0 (compile_utils.py).
 fit runs the step over batches (data.py) for some epochs, with callbacks (tinyseg/callbacks.py) around it.
 
+What fit and evaluate report: each metric is stateful (tinyseg/metrics/metric.py). It is reset when an
+epoch (or an evaluation) starts, every step adds its batch's counts, and the logs read result() of all
+counted so far: an epoch's mean IoU is the IoU of the epoch's whole confusion matrix. The loss is kept the
+same way (a Mean of the batch losses, each weighted by its batch's size, as Keras does). The progress line,
+the History and evaluate's return show those same numbers.
+
 A call that fails changes nothing. `fit` checks all it can before the first step: the arrays x and y (and
 the validation arrays) whole, their shapes against the model's input and output, every label against the
 loss (in [0, K) or its ignore_index), finiteness, and every argument. A streamed batch (PyDataset,
@@ -34,11 +40,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import backend, losses, optimizers
+from .. import metrics as metrics_module
 from ..backend import NonFiniteError
 from ..callbacks import CallbackList, History, TerminateOnNaN
 from ..graph import output_activation
 from ..kernels.bands import one_blas_thread
 from ..layers.activations import sigmoid, softmax
+from ..metrics.metric import states_kept_on_failure
 from . import compile_utils, data
 from .data import ArrayBatches, count_argument
 from .progress import ProgressBar, format_logs
@@ -159,6 +167,7 @@ class Trainer:
         self.optimizer, self.loss, self.fused = optimizer, loss, fused
         self.metric_names = [compile_utils.metric_name(m, fn) for m, fn in zip(metrics, metric_fns)]
         self._metric_fns, self._metric_specs = metric_fns, metrics
+        self._loss_tracker = metrics_module.Mean(name="loss")
 
     def _require_compiled(self, what):
         if self.loss is None:
@@ -167,34 +176,67 @@ class Trainer:
     # --- one batch ---------------------------------------------------------------------------------------
     def train_on_batch(self, x, y):
         """One step of gradient descent on (x, y); returns [loss, metrics...] for this batch (metrics of the
-        outputs before the step). All or nothing: if anything raises, the model is as it was before the call."""
+        outputs before the step; the metrics are reset first, as Keras does). All or nothing: if anything
+        raises, the model (and every metric's state) is as it was before the call."""
         self._require_compiled("train_on_batch")
+        with states_kept_on_failure(self._trackers()):
+            self.reset_metrics()
+            self._train_step(x, y)
+        return self._results()
+
+    def _train_step(self, x, y):
+        """The step of the module docstring; its loss and outputs are added to the metrics' state."""
         # tinyseg's threads share out the work; BLAS's own must not spin on their cores (kernels/bands.py)
-        with all_or_nothing(self), one_blas_thread():
+        with all_or_nothing(self), one_blas_thread(), states_kept_on_failure(self._trackers()):
             graph, xs = self._graph_and_inputs(x, "call")
             z = graph.forward(xs, training=True, logits=self.fused)[0]                  # forward
-            values = [self.loss.forward(y, z) + sum(self.losses)] + self._metrics(y, z)   # loss + penalties
+            self._update_metrics(y, z, self.loss.forward(y, z) + sum(self.losses))     # loss + penalties
             graph.backward([self.loss.backward()], logits=self.fused, input_grad=False)   # backward: dL/dw
             for layer in self.layers:                     # + dR/dw of each penalised weight (regularizers.py)
                 layer.add_regularization_gradients()
             self.optimizer.apply_gradients(self.trainable_pairs(), names=self.trainable_names())   # the step
-        return values
 
     def test_on_batch(self, x, y):
-        """[loss, metrics...] for one batch in inference mode (the penalties counted in the loss, as Keras does)."""
+        """[loss, metrics...] for one batch in inference mode (the penalties counted in the loss, as Keras does;
+        the metrics are reset first)."""
         self._require_compiled("test_on_batch")
+        with states_kept_on_failure(self._trackers()):
+            self.reset_metrics()
+            self._test_step(x, y)
+        return self._results()
+
+    def _test_step(self, x, y):
         with one_blas_thread():
             graph, xs = self._graph_and_inputs(x, "call")
             z = graph.forward(xs, training=False, logits=self.fused)[0]
-        return [self.loss.forward(y, z) + sum(self.losses)] + self._metrics(y, z)
+        with states_kept_on_failure(self._trackers()):
+            self._update_metrics(y, z, self.loss.forward(y, z) + sum(self.losses))
 
-    def _metrics(self, y, z):
-        """Metric values on the outputs; the output activation is applied only if a metric needs it."""
+    def _trackers(self):
+        return [self._loss_tracker] + list(self._metric_fns)
+
+    def reset_metrics(self):
+        """Every metric's state (and the loss's running mean) back to empty, as Keras's reset_metrics."""
+        for m in self._trackers():
+            m.reset_state()
+
+    def _update_metrics(self, y, z, loss, sample_weight=None):
+        """Add a batch to the state: its loss (weighted by its size) and its outputs to every metric; the
+        output activation is applied only if a metric needs it."""
+        self._loss_tracker.update_state(loss, sample_weight=len(y))
         if not self._metric_fns:
-            return []
+            return
         if self.fused:                                  # z are logits: the loss's activation makes the outputs
             z = softmax(z) if self.loss.activation == "softmax" else sigmoid(z)
-        return [float(fn(y, z)) for fn in self._metric_fns]
+        for m in self._metric_fns:
+            m.update_state(y, z, sample_weight)
+
+    def _results(self):
+        """[loss, metrics...]: each result() of all counted since the last reset."""
+        return [m.result() for m in self._trackers()]
+
+    def _logs(self):
+        return dict(zip(["loss"] + self.metric_names, self._results()))
 
     # --- whole data sets ---------------------------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
@@ -214,8 +256,8 @@ class Trainer:
         (after load_model: initial_epoch=model.epochs_done) repeats what an unbroken run does from epoch e on;
         the shared generator (tinyseg.set_random_seed) is left as it was. Without a seed, everything draws
         from the shared generator.
-        An epoch's loss and metrics are the batch values averaged with batch-size weights (Keras does the
-        same, so with equal batches it is the plain mean of the batch losses).
+        An epoch's loss is the mean of its batch losses weighted by batch size (as Keras); its metrics are
+        those of the whole epoch (the mean IoU of its one confusion matrix; the module docstring).
         `augment(x, y, rng)`, if given, transforms each training batch (e.g. paired flips of images and masks);
         what it returns is checked like a streamed batch.
         `callbacks`: Keras's protocol (tinyseg/callbacks.py); `model.stop_training = True` ends training.
@@ -270,14 +312,14 @@ class Trainer:
         run.callbacks.call("on_epoch_begin", epoch, {})
         if run.verbose:
             print(f"Epoch {epoch + 1}/{run.epochs}")
-        names = ["loss"] + self.metric_names
         bar = ProgressBar(len(run.train), run.verbose)
-        totals, seen, logs, steps = np.zeros(len(names)), 0, {}, 0
+        logs, steps = {}, 0
+        self.reset_metrics()
         for step, (xb, yb) in enumerate(run.train.epoch(rng)):
             run.callbacks.call("on_train_batch_begin", step, {})
-            values, n = self._fit_step(run, xb, yb, f"batch {step} of epoch {epoch + 1}", rng)
-            totals, seen, steps = totals + np.asarray(values) * n, seen + n, steps + 1
-            logs = dict(zip(names, totals / seen))
+            self._fit_step(run, xb, yb, f"batch {step} of epoch {epoch + 1}", rng)
+            steps += 1
+            logs = self._logs()                          # the epoch so far: one state, read once
             bar.update(step + 1, logs)
             run.callbacks.call("on_train_batch_end", step, dict(logs))
             if self.stop_training:
@@ -292,32 +334,33 @@ class Trainer:
         return logs
 
     def _fit_step(self, run, xb, yb, where, rng):
-        """One step of fit on a batch, augmented and checked first if need be: ([loss, metrics...], samples)."""
+        """One step of fit on a batch, augmented and checked first if need be; added to the metrics' state."""
         if run.augment is not None:
             xb, yb = run.augment(xb, yb, rng)
         if run.augment is not None or not isinstance(run.train, ArrayBatches):    # arrays were checked whole
             with unbuilt_on_failure(self):
                 data.check_batch(self, xb, yb, where)
         try:
-            return self.train_on_batch(xb, yb), len(yb)
+            self._train_step(xb, yb)
         except NonFiniteError as err:
             raise NonFiniteError(f"fit, {where}: {err}", err.parameter, err.step) from None
 
     def _evaluate_source(self, source):
-        names = ["loss"] + self.metric_names
-        totals, seen = np.zeros(len(names)), 0
+        """{'loss': ..., metric: ...} of the whole source: the metrics reset, every batch added, read once."""
+        self.reset_metrics()
         for i, (xb, yb) in enumerate(source.epoch()):
             if not isinstance(source, ArrayBatches):           # arrays were checked whole, up front
                 data.check_xy(self, xb, yb, f"batch {i}")
-            totals += np.asarray(self.test_on_batch(xb, yb)) * len(yb)
-            seen += len(yb)
+            self._test_step(xb, yb)
         source.end_epoch()
-        return dict(zip(names, (totals / seen).tolist()))
+        return self._logs()
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose=1, steps=None, return_dict=False):
         """Loss and metrics over the data, in inference mode: [loss, metric...] (a float if no metrics).
 
-        x, y as for fit (arrays, a PyDataset, or a generator with steps); values are batch-size weighted means.
+        x, y as for fit (arrays, a PyDataset, or a generator with steps). The loss is the batch-size weighted
+        mean of the batch losses; each metric is that of the whole set (its state over every batch: the mean
+        IoU of one confusion matrix), the same number fit's validation gives for the same data.
         """
         self._require_compiled("evaluate")
         verbose = _check_verbose(verbose)
