@@ -51,6 +51,49 @@ def _activation_name(layer):
 MERGE_LAYERS = (Add, Subtract, Multiply, Average, Concatenate)      # several inputs: merge_layer_to_torch
 
 
+def _upsample(m, nn, layer, act):
+    mode = "bilinear" if layer.interpolation == "bilinear" else "nearest"
+    return nn.Upsample(scale_factor=layer.size, mode=mode, **({"align_corners": False} if mode == "bilinear" else {}))
+
+
+def _activation(m, nn, layer, act):
+    return nn.Identity() if act == "linear" else m.activation_module(act)
+
+
+# layer class -> builder(m, nn, layer, act): the torch module with fresh weights, where m is
+# interop/torch_modules.py, nn is torch.nn and act the activation's name. A layer takes the entry of the nearest
+# class in its method resolution order, so a subclass of a layer finds its parent's.
+_MODULE_BUILDERS = {
+    Conv2DTranspose: lambda m, nn, layer, act: m.KerasConvTranspose2d(
+        layer.input_shape[-1], layer.filters, layer.kernel_size, layer.strides, layer.padding, layer.use_bias, act),
+    Conv2D: lambda m, nn, layer, act: m.KerasConv2d(
+        layer.input_shape[-1], layer.filters, layer.kernel_size, layer.strides, layer.padding, layer.use_bias, act,
+        layer.dilation_rate),
+    DepthwiseConv2D: lambda m, nn, layer, act: m.KerasConv2d(
+        layer.input_shape[-1], layer.input_shape[-1] * layer.depth_multiplier, layer.kernel_size, layer.strides,
+        layer.padding, layer.use_bias, act, layer.dilation_rate, groups=layer.input_shape[-1]),
+    SeparableConv2D: lambda m, nn, layer, act: m.KerasSeparableConv2d(
+        layer.input_shape[-1], layer.filters, layer.kernel_size, layer.strides, layer.padding, layer.use_bias, act,
+        layer.depth_multiplier, layer.dilation_rate),
+    Dense: lambda m, nn, layer, act: m.KerasLinear(layer.input_shape[0], layer.units, layer.use_bias, act),
+    ActivationFunction: _activation,
+    Activation: _activation,
+    MaxPooling2D: lambda m, nn, layer, act: m.KerasMaxPool2d(layer.pool_size, layer.strides, layer.padding),
+    AveragePooling2D: lambda m, nn, layer, act: m.KerasAvgPool2d(layer.pool_size, layer.strides, layer.padding),
+    UpSampling2D: _upsample,
+    BatchNormalization: lambda m, nn, layer, act: m.KerasBatchNorm(
+        layer.input_shape[-1], layer.epsilon, bn_momentum_to_torch(layer.momentum), scale=layer.scale,
+        center=layer.center),
+    Flatten: lambda m, nn, layer, act: nn.Flatten(),
+    Dropout: lambda m, nn, layer, act: nn.Dropout(layer.rate),
+    GlobalMaxPooling2D: lambda m, nn, layer, act: m.KerasGlobalMaxPool2d(layer.keepdims),
+    GlobalAveragePooling2D: lambda m, nn, layer, act: m.KerasGlobalAvgPool2d(layer.keepdims),
+    ZeroPadding2D: lambda m, nn, layer, act: nn.ZeroPad2d(torch_pad_widths(sum(map(tuple, layer.padding), ()))),
+    Cropping2D: lambda m, nn, layer, act: m.KerasCropping2d(layer.cropping),
+    Reshape: lambda m, nn, layer, act: m.KerasReshape(layer.target_shape),
+}
+
+
 def _new_module(layer, logits=False):
     """The torch module of one built tinyseg layer, with fresh (unconverted) weights.
 
@@ -61,60 +104,15 @@ def _new_module(layer, logits=False):
     if not layer.built:
         raise ValueError(f"{layer.name}: build the layer first (give input_shape, or run it once) so its "
                          "weights exist")
-    act = "linear" if logits else None
-    if isinstance(layer, Conv2DTranspose):
-        return m.KerasConvTranspose2d(layer.input_shape[-1], layer.filters, layer.kernel_size, layer.strides,
-                                      layer.padding, layer.use_bias, act or _activation_name(layer))
-    if isinstance(layer, Conv2D):
-        return m.KerasConv2d(layer.input_shape[-1], layer.filters, layer.kernel_size, layer.strides,
-                             layer.padding, layer.use_bias, act or _activation_name(layer), layer.dilation_rate)
-    if isinstance(layer, DepthwiseConv2D):
-        c = layer.input_shape[-1]
-        return m.KerasConv2d(c, c * layer.depth_multiplier, layer.kernel_size, layer.strides, layer.padding,
-                             layer.use_bias, act or _activation_name(layer), layer.dilation_rate, groups=c)
-    if isinstance(layer, SeparableConv2D):
-        return m.KerasSeparableConv2d(layer.input_shape[-1], layer.filters, layer.kernel_size, layer.strides,
-                                      layer.padding, layer.use_bias, act or _activation_name(layer),
-                                      layer.depth_multiplier, layer.dilation_rate)
-    if isinstance(layer, Dense):
-        return m.KerasLinear(layer.input_shape[0], layer.units, layer.use_bias, act or _activation_name(layer))
-    if isinstance(layer, (ActivationFunction, Activation)):
-        if logits:
-            return nn.Identity()
-        name = output_activation(layer).name
-        return m.activation_module(name)
-    if isinstance(layer, MaxPooling2D):
-        return m.KerasMaxPool2d(layer.pool_size, layer.strides, layer.padding)
-    if isinstance(layer, AveragePooling2D):
-        return m.KerasAvgPool2d(layer.pool_size, layer.strides, layer.padding)
-    if isinstance(layer, UpSampling2D):
-        if layer.interpolation == "bilinear":
-            return nn.Upsample(scale_factor=layer.size, mode="bilinear", align_corners=False)
-        return nn.Upsample(scale_factor=layer.size, mode="nearest")
-    if isinstance(layer, BatchNormalization):
-        return m.KerasBatchNorm(layer.input_shape[-1], layer.epsilon, bn_momentum_to_torch(layer.momentum),
-                                scale=layer.scale, center=layer.center)
-    if isinstance(layer, Flatten):
-        return nn.Flatten()
-    if isinstance(layer, Dropout):
-        return nn.Dropout(layer.rate)
-    if isinstance(layer, GlobalMaxPooling2D):
-        return m.KerasGlobalMaxPool2d(layer.keepdims)
-    if isinstance(layer, GlobalAveragePooling2D):
-        return m.KerasGlobalAvgPool2d(layer.keepdims)
-    if isinstance(layer, ZeroPadding2D):
-        (top, bottom), (left, right) = layer.padding
-        return nn.ZeroPad2d(torch_pad_widths((top, bottom, left, right)))
-    if isinstance(layer, Cropping2D):
-        return m.KerasCropping2d(layer.cropping)
-    if isinstance(layer, Reshape):
-        return m.KerasReshape(layer.target_shape)
     if isinstance(layer, MERGE_LAYERS):
         raise TypeError(f"{layer.name}: a {type(layer).__name__} takes a list of inputs, so it is no module of "
                         "a chain; merge_layer_to_torch(layer) gives its module, whose forward takes the list"
                         + (" (UNet's Concatenate is torch.cat inside TorchUNet)" if isinstance(layer, Concatenate)
                            else ""))
-    raise TypeError(f"{layer.name}: no PyTorch module for a {type(layer).__name__} here")
+    build = next((_MODULE_BUILDERS[cls] for cls in type(layer).__mro__ if cls in _MODULE_BUILDERS), None)
+    if build is None:
+        raise TypeError(f"{layer.name}: no PyTorch module for a {type(layer).__name__} here")
+    return build(m, nn, layer, "linear" if logits else _activation_name(layer))
 
 
 def merge_layer_to_torch(layer):
