@@ -39,13 +39,30 @@ def fuses(loss, final):
         "(or with no activation, to output raw logits).")
 
 
-def metric_list(metrics):
-    """compile's metrics argument as a list (None: no metrics)."""
+def metric_list(metrics, argument="metrics"):
+    """compile's metrics (or weighted_metrics) argument as a list (None: no metrics)."""
     if metrics is None:
         return []
     if isinstance(metrics, str) or callable(metrics) or not isinstance(metrics, (list, tuple)):
-        raise TypeError(f"metrics must be a list of metric names or functions, got {metrics!r}")
+        raise TypeError(f"{argument} must be a list of metric names or functions, got {metrics!r}")
     return list(metrics)
+
+
+def weighted_metric_for(m, loss, from_logits=False):
+    """The callable for one entry of compile(weighted_metrics=[...]): as metric_for, and it must take the
+    batch's sample weights, fn(y_true, y_pred, sample_weight=None) (Keras hands weighted metrics the weights
+    that fit and evaluate were given; None without them)."""
+    fn = metric_for(m, loss, from_logits)
+    if not _takes_keyword(fn, "sample_weight"):
+        raise ValueError(f"compile: weighted metric {metric_name(m, fn)!r} takes no sample_weight; pass it in "
+                         "metrics=[...], or give weighted_metrics a function metric(y_true, y_pred, "
+                         "sample_weight=None)")
+    return fn
+
+
+def weighted_metric_names(names, weighted):
+    """Keras's names for weighted metrics: a name already among the unweighted metrics gets 'weighted_'."""
+    return [("weighted_" + n) if n in names else n for n in weighted]
 
 
 def metric_name(m, fn):
