@@ -24,6 +24,10 @@ to 0 / 1. Where Keras 3.15 (torch backend) does otherwise, tinyseg says no inste
     class_weight with mean squared error            there are no classes to weigh; refused
 
 A streamed batch whose weights are all 0 is allowed (its loss is 0, as in Keras); whole arrays of zeros are not.
+
+An epoch's loss is, as in Keras, the batch losses averaged with batch-size weights: sum_b n_b L_b / sum_b n_b,
+each L_b = sum_m s_m l_m / M_b over its own batch. Weighted metrics are called as metric(y_true, y_pred,
+sample_weight=s) on each batch and averaged the same way.
 """
 import numbers
 

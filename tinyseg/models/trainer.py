@@ -3,7 +3,8 @@
 The centre is one training step (train_on_batch below), for every batch (x, y):
 
     z = graph.forward(x, training=True, logits=fused)    # fused: the loss applies the output softmax/sigmoid
-    L = loss(y, z) + sum(model.losses)                   # + the weight penalties (kernel_regularizer=...)
+    L = loss(y, z, s) + sum(model.losses)                # s: sample weights or None (sample_weights.py);
+                                                         # + the weight penalties (kernel_regularizer=...)
     graph.backward(dL/dz, logits=fused)                  # fills every layer's grads (+ each penalty's dR/dw)
     optimizer.apply_gradients(zip(grads, params))        # the only place weights change
 
