@@ -166,7 +166,9 @@ FIT_CASES = [
      r"validation_data\[0\] has shape"),
     ("validation targets missing", _with(validation_data=lambda x, y: (x, None)), ValueError,
      r"validation_data.*the targets y are missing"),
-    ("validation_data a triple", _with(validation_data=lambda x, y: (x, y, y)), ValueError, "validation_data"),
+    ("validation_data four arrays", _with(validation_data=lambda x, y: (x, y, y, y)), ValueError, "validation_data"),
+    ("validation_data a triple of a bad weight", _with(validation_data=lambda x, y: (x, y, np.ones(len(y) + 1))),
+     ValueError, r"validation_data\[2\] has shape"),
     ("validation_data a list of targets", _with(validation_data=lambda x, y: (x, y.tolist())), TypeError,
      r"validation_data\[1\] must be a NumPy array"),
 ]

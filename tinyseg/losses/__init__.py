@@ -1,8 +1,10 @@
 """Losses. Each is a mean over the batch (and over pixels for masks), as Keras reduces them.
 
-Every loss has `forward(y_true, y_pred) -> float` (also callable as loss(y_true, y_pred), Keras's argument
-order) and `backward() -> dL/dy_pred`. Cross-entropy and Dice losses take *logits* and apply their
-activation (softmax or sigmoid) themselves; crossentropy.py says why and gives the fused gradients.
+Every loss has `forward(y_true, y_pred, sample_weight=None) -> float` (also callable as loss(y_true, y_pred,
+sample_weight), Keras's argument order) and `backward() -> dL/dy_pred`. Sample weights, (N,) or (N, H, W),
+reduce as Keras 3 does, sum_m s_m l_m / M over the M positions (base.py). Cross-entropy and Dice losses
+take *logits* and apply their activation (softmax or sigmoid) themselves; crossentropy.py says why and gives
+the fused gradients.
 
     base.py            the Loss contract; checks of arguments and targets
     crossentropy.py    CategoricalCrossentropy, SparseCategoricalCrossentropy, BinaryCrossentropy

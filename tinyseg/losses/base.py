@@ -11,6 +11,26 @@ in the last batch stops the run before it starts, not after many steps.
 Every argument is checked when the loss is made: class weights finite, non-negative and not all zero, of a
 scale whose sum over a batch is finite in float32 (_check_weight_scale),
 ignore_index an integer, smooth and the loss weights finite, from_logits True, False or None.
+
+Sample weights (Keras's `sample_weight`, what fit(sample_weight=..., class_weight=...) hands the loss)
+--------------------------------------------------------------------------------------------------------
+    loss.forward(y_true, y_pred, sample_weight=s)
+
+A prediction y_pred of shape (N, ..., K) has M = N * ... positions (N for (N, K) scores, N*H*W for (N, H, W, K)
+masks); the last axis holds one position's classes or channels. s gives each position a weight s_m >= 0:
+
+    s of shape (N,)            one weight per sample; every pixel of image n weighs s_n (reshaped to (N, 1, 1))
+    s of shape (N, H, W)       one weight per position (y_pred.shape[:-1]); (N, H, W, 1) is accepted too
+
+A loss with one value l_m per position (the cross-entropies, mean squared error) then reduces as Keras 3's
+default reduction "sum_over_batch_size" does, dividing by the number of positions, NOT by the sum of weights:
+
+    L = sum_m s_m l_m / M,        dL/dy_pred_m = s_m dl_m/dy_pred_m / M
+
+(so doubling every weight doubles the loss, and weights of 0 shrink it; with s = 1 it is the plain mean).
+A loss that ignores labels or weighs classes itself (SparseCategoricalCrossentropy's ignore_index and
+class_weight: a weight v_m per position) keeps its own normalisation, by sum_m v_m instead of M, which is the
+number of kept positions when there are no class weights: Keras's masked mean. Dice puts s_m inside its sums.
 """
 import math
 import numbers
@@ -158,6 +178,32 @@ def _binary_targets(y_true, y_pred, name):
     return y.astype(y_pred.dtype)
 
 
+def _position_weights(sample_weight, pred_shape, name, dtype=None):
+    """sample_weight as one weight per position of predictions of `pred_shape` (see the module docstring):
+    an array that broadcasts to pred_shape[:-1] ((N,) is reshaped to (N, 1, 1) for (N, H, W, K) scores), in
+    `dtype` if given; None stays None. Raises, naming sample_weight, for another shape (a None in pred_shape
+    matches any size), for values that are not real numbers, negative, NaN or infinite."""
+    if sample_weight is None:
+        return None
+    s = np.asarray(sample_weight)
+    if s.dtype.kind not in "iuf":
+        raise TypeError(f"{name}: sample_weight must hold real numbers, got dtype {s.dtype}")
+    positions = tuple(pred_shape)[:-1]
+    if s.ndim == len(positions) + 1 and s.shape[-1] == 1:
+        s = s[..., 0]                                            # (N, H, W, 1) -> (N, H, W); (N, 1) -> (N,)
+    if s.ndim == 1 and len(positions) > 1 and _matches(s.shape, positions[:1]):
+        s = s.reshape(s.shape + (1,) * (len(positions) - 1))     # one weight per sample, for all its pixels
+    elif not _matches(s.shape, positions):
+        per_pixel = f" or one per position {_shape_text(positions)}" if len(positions) > 1 else ""
+        raise ValueError(f"{name}: sample_weight has shape {s.shape}; expected one weight per sample "
+                         f"{_shape_text(positions[:1])}{per_pixel} (y_pred {_shape_text(pred_shape)})")
+    if s.dtype.kind == "f" and not np.all(np.isfinite(s)):
+        raise ValueError(f"{name}: sample_weight contains NaN or inf")
+    if s.size and s.min() < 0:
+        raise ValueError(f"{name}: sample_weight must be >= 0, got {s.min()}")
+    return s if dtype is None else s.astype(dtype, copy=False)
+
+
 def _one_hot(labels, num_classes, valid, dtype):
     """(…,) integer labels -> (…, K) one-hot; ignored positions are all zeros."""
     out = np.zeros(labels.shape + (num_classes,), dtype=dtype)
@@ -180,10 +226,12 @@ class Loss:
     from_logits = None
     ignore_index = None      # a label whose positions count for nothing (losses on class indices)
 
-    def __call__(self, y_true, y_pred):
-        return self.forward(y_true, y_pred)
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        if sample_weight is None:           # a subclass's forward may take no sample_weight
+            return self.forward(y_true, y_pred)
+        return self.forward(y_true, y_pred, sample_weight=sample_weight)
 
-    def forward(self, y_true, y_pred):
+    def forward(self, y_true, y_pred, sample_weight=None):
         raise NotImplementedError
 
     def backward(self):

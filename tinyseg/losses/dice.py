@@ -16,6 +16,7 @@ from .base import (
     _finite_number,
     _ignore_index,
     _one_hot,
+    _position_weights,
     _shape_text,
 )
 from .crossentropy import SparseCategoricalCrossentropy
@@ -36,8 +37,16 @@ class DiceLoss(Loss):
     D_k = s / (sum p_k + s): near 1 when the model predicts none of it, lower the more it predicts it.
     That is why `smooth` (s) must be > 0.
 
-    Gradient: dD_k/dp_k = (2 t_k (S_k + s) - (2 I_k + s)) / (S_k + s)^2 on each pixel, then through the
-    softmax (or sigmoid) Jacobian, as in layers/activations.py.
+    Sample weights u (forward(..., sample_weight=u), (N,) or (N, H, W); losses/base.py) weigh each pixel inside
+    the sums, which is how ignore_index works already (an ignored pixel weighs 0):
+
+        I_k = sum_V u p_k t_k,   S_k = sum_V u p_k + sum_V u t_k
+
+    There are no per-pixel losses to average, so Keras's "divide by M" has no meaning here; only the ratios of
+    the weights and their size against `smooth` matter.
+
+    Gradient: dD_k/dp_k = u (2 t_k (S_k + s) - (2 I_k + s)) / (S_k + s)^2 on each pixel (u = 1 without sample
+    weights), then through the softmax (or sigmoid) Jacobian, as in layers/activations.py.
     """
 
     name = "dice"
@@ -69,8 +78,9 @@ class DiceLoss(Loss):
         _check_unit_values(t, self.name, "binary masks as 0/1, not 0/255")
         return t, valid.reshape(t.shape[:-1])
 
-    def forward(self, y_true, y_pred):
+    def forward(self, y_true, y_pred, sample_weight=None):
         _check_pred(y_pred, self.name)
+        u = _position_weights(sample_weight, y_pred.shape, self.name, y_pred.dtype)
         if self.mode == "multiclass":
             labels, valid = self.check_targets(y_true, y_pred.shape)
             t = _one_hot(labels, y_pred.shape[-1], valid, y_pred.dtype)
@@ -79,7 +89,9 @@ class DiceLoss(Loss):
             t, valid = self.check_targets(y_true, y_pred.shape)
             t = t.astype(y_pred.dtype)
             p = sigmoid(y_pred)
-        v = valid[..., None].astype(y_pred.dtype)
+        v = valid[..., None].astype(y_pred.dtype)                 # a pixel's weight: 0 where ignored ...
+        if u is not None:
+            v = v * u[..., None]                                   # ... times its sample weight
         axes = tuple(range(y_pred.ndim - 1))
         inter = (p * t * v).sum(axis=axes)
         total = (p * v).sum(axis=axes) + (t * v).sum(axis=axes)
@@ -125,8 +137,9 @@ class CEDiceLoss(Loss):
     def check_targets(self, y_true, pred_shape):
         return self.ce.check_targets(y_true, pred_shape)
 
-    def forward(self, y_true, y_pred):
-        return self.ce_weight * self.ce.forward(y_true, y_pred) + self.dice_weight * self.dice.forward(y_true, y_pred)
+    def forward(self, y_true, y_pred, sample_weight=None):
+        return (self.ce_weight * self.ce.forward(y_true, y_pred, sample_weight)
+                + self.dice_weight * self.dice.forward(y_true, y_pred, sample_weight))
 
     def backward(self):
         return self.ce_weight * self.ce.backward() + self.dice_weight * self.dice.backward()

@@ -148,8 +148,14 @@ class MeanMetricWrapper(Mean):
         super().__init__(name=name or getattr(fn, "name", getattr(fn, "__name__", "mean_metric_wrapper")),
                          dtype=dtype)
 
+    weights_to_fn = False     # True (compile's weighted_metrics): fn weighs its own values, fn(..., sample_weight)
+
     def update_state(self, y_true, y_pred, sample_weight=None):
-        values = np.asarray(self._fn(y_true, y_pred, **self._fn_kwargs), dtype=np.float64)
+        if self.weights_to_fn:
+            fn_weights, sample_weight = {"sample_weight": sample_weight}, None
+        else:
+            fn_weights = {}
+        values = np.asarray(self._fn(y_true, y_pred, **self._fn_kwargs, **fn_weights), dtype=np.float64)
         if values.ndim == 0:                        # one number for the batch: it stands for each sample
             values = np.full(len(np.asarray(y_true)), float(values))
         super().update_state(values, sample_weight)

@@ -44,14 +44,33 @@ def fuses(loss, final):
         "(or with no activation, to output raw logits).")
 
 
-def metric_list(metrics):
-    """compile's metrics argument as a list (None: no metrics)."""
+def metric_list(metrics, argument="metrics"):
+    """compile's metrics (or weighted_metrics) argument as a list (None: no metrics)."""
     if metrics is None:
         return []
     if isinstance(metrics, (str, metrics_module.Metric)) or callable(metrics) or \
             not isinstance(metrics, (list, tuple)):
-        raise TypeError(f"metrics must be a list of metric names or functions, got {metrics!r}")
+        raise TypeError(f"{argument} must be a list of metric names or functions, got {metrics!r}")
     return list(metrics)
+
+
+def weighted_metric_for(m, loss, from_logits=False):
+    """The stateful metric for one entry of compile(weighted_metrics=[...]): as metric_for; fit and evaluate
+    hand it the batch's sample weights (update_state(y_true, y_pred, sample_weight)). A function metric then
+    takes them itself: fn(y_true, y_pred, sample_weight=None)."""
+    metric = metric_for(m, loss, from_logits)
+    if isinstance(metric, metrics_module.MeanMetricWrapper):
+        if not _takes_keyword(metric._fn, "sample_weight"):
+            raise ValueError(f"compile: weighted metric {metric_name(m, metric)!r} takes no sample_weight; pass it "
+                             "in metrics=[...], or give weighted_metrics a function metric(y_true, y_pred, "
+                             "sample_weight=None)")
+        metric.weights_to_fn = True
+    return metric
+
+
+def weighted_metric_names(names, weighted):
+    """Keras's names for weighted metrics: a name already among the unweighted metrics gets 'weighted_'."""
+    return [("weighted_" + n) if n in names else n for n in weighted]
 
 
 def metric_name(m, fn):

@@ -2,7 +2,8 @@
 
     source = batches(x, y, batch_size, ...)      ArrayBatches, DatasetBatches or GeneratorBatches
     len(source)                                  steps per epoch
-    for xb, yb in source.epoch(rng): ...         one epoch of (x, y) batches (y is None for predict)
+    for xb, yb, sw in source.epoch(rng): ...     one epoch of (x, y, sample_weight) batches (y is None for
+                                                 predict; sample_weight None unless given: sample_weights.py)
     source.end_epoch()                           after an epoch: a PyDataset's on_epoch_end()
 
 Arrays are cut into batches of `batch_size` in a new random order every epoch (unless shuffle=False). A
@@ -10,8 +11,8 @@ PyDataset (or Keras 2's Sequence) gives batch i as dataset[i], in order: shuffli
 Keras. A generator yields batches and has no length, so `steps` must say how many make an epoch; it is not
 restarted between epochs. A model with several inputs takes x as a list of arrays, one per input.
 
-Streamed batches are checked one by one before they reach the model: each must be an (x, y) pair whose
-shapes (after the batch axis) and dtypes are those of the first batch.
+Streamed batches are checked one by one before they reach the model: each must be an (x, y) pair, or an
+(x, y, sample_weight) triple, whose shapes (after the batch axis) and dtypes are those of the first batch.
 
 What is checked against the model (its input shapes, its loss's targets) is here too: check_inputs and
 check_xy, for arrays whole before a call starts, and for each streamed or augmented batch before its step.
@@ -25,6 +26,8 @@ fit, evaluate and predict get their batches from one call, which checks arrays a
 from typing import NamedTuple, Optional
 
 import numpy as np
+
+from . import sample_weights
 
 
 def count_argument(value, argument, minimum=0):
@@ -58,8 +61,9 @@ def is_stream(x):
 
 
 class ArrayBatches:
-    def __init__(self, x, y, batch_size, shuffle, steps=None):
+    def __init__(self, x, y, batch_size, shuffle, steps=None, sample_weight=None):
         self.x, self.y, self.batch_size, self.shuffle = x, y, batch_size, shuffle
+        self.sample_weight = sample_weight
         self.n = num_samples(x)
         self.steps = -(-self.n // batch_size) if steps is None else min(steps, -(-self.n // batch_size))
 
@@ -70,23 +74,24 @@ class ArrayBatches:
         order = rng.permutation(self.n) if self.shuffle and rng is not None else np.arange(self.n)
         for step in range(self.steps):
             idx = order[step * self.batch_size:(step + 1) * self.batch_size]
-            yield take(self.x, idx), None if self.y is None else self.y[idx]
+            yield (take(self.x, idx), None if self.y is None else self.y[idx],
+                   None if self.sample_weight is None else self.sample_weight[idx])
 
     def end_epoch(self):
         pass
 
 
 def _split_batch(batch, where, want_y):
-    """(x, y) from what a data set returned: a pair, or x alone (predict only)."""
+    """(x, y, sample_weight) from what a data set returned: a pair (x, y), a triple (x, y, sample_weight), or x
+    alone (predict only); the missing items are None."""
     if isinstance(batch, tuple) and len(batch) in (2, 3):
-        if len(batch) == 3:
-            raise ValueError(f"{where}: sample weights (a third item) are not supported; return (x, y)")
-        return batch
+        return batch if len(batch) == 3 else batch + (None,)
     if isinstance(batch, (list, tuple)) and len(batch) == 2 and want_y:
-        return tuple(batch)
+        return tuple(batch) + (None,)
     if want_y:
-        raise ValueError(f"{where}: expected a pair (x, y) of arrays, got {type(batch).__name__}")
-    return batch, None
+        raise ValueError(f"{where}: expected a pair (x, y) or a triple (x, y, sample_weight) of arrays, got "
+                         f"{type(batch).__name__}")
+    return batch, None, None
 
 
 class _Stream:
@@ -97,9 +102,10 @@ class _Stream:
         self._first = None
 
     def check(self, batch, where):
-        x, y = _split_batch(batch, where, self.want_y)
+        x, y, sw = _split_batch(batch, where, self.want_y)
         signature = []
-        for role, arrays in (("x", as_list(x)), ("y", [] if y is None else [y])):
+        for role, arrays in (("x", as_list(x)), ("y", [] if y is None else [y]),
+                             ("sample_weight", [] if sw is None else [sw])):
             for a in arrays:
                 if not isinstance(a, np.ndarray):
                     raise TypeError(f"{where}: {role} is a {type(a).__name__}; batches must be NumPy arrays")
@@ -111,7 +117,7 @@ class _Stream:
             raise ValueError(f"{where}: batch shapes/dtypes changed: "
                              + ", ".join(f"{r} (batch,) + {s} {d}" for r, s, d in signature)
                              + f"; {w0} had " + ", ".join(f"{r} (batch,) + {s} {d}" for r, s, d in s0))
-        return x, y
+        return x, y, sw
 
 
 class DatasetBatches(_Stream):
@@ -162,17 +168,20 @@ class GeneratorBatches(_Stream):
         pass
 
 
-def batches(x, y, batch_size, steps=None, shuffle=False, want_y=True, steps_argument="steps"):
+def batches(x, y, batch_size, steps=None, shuffle=False, want_y=True, steps_argument="steps", sample_weight=None):
     """The batch source for x (arrays, a PyDataset, or a generator); see the module docstring."""
     if steps is not None:
         steps = count_argument(steps, steps_argument, minimum=1)
     if is_stream(x):
         if y is not None:
             raise ValueError("y must be None when x is a PyDataset or a generator (its batches carry the targets)")
+        if sample_weight is not None:
+            raise ValueError("sample_weight must be None when x is a PyDataset or a generator (its batches "
+                             "carry them, as (x, y, sample_weight))")
         if hasattr(x, "__getitem__") and hasattr(x, "__len__"):
             return DatasetBatches(x, steps, want_y)
         return GeneratorBatches(x, steps, want_y, steps_argument)
-    return ArrayBatches(x, y, batch_size, shuffle, steps)
+    return ArrayBatches(x, y, batch_size, shuffle, steps, sample_weight)
 
 
 # --- checked against the model ---------------------------------------------------------------------------
@@ -182,10 +191,11 @@ class Names(NamedTuple):
     x: str
     y: Optional[str]
     steps: str
+    sample_weight: str = "sample_weight"
 
 
 FIT = Names("x", "y", "steps_per_epoch")
-VALIDATION = Names("validation_data[0]", "validation_data[1]", "validation_steps")
+VALIDATION = Names("validation_data[0]", "validation_data[1]", "validation_steps", "validation_data[2]")
 EVALUATE = Names("x", "y", "steps")
 PREDICT = Names("x", None, "steps")
 
@@ -261,45 +271,66 @@ def check_xy(model, x, y, argument="x", y_argument=None):
             raise type(err)(f"{y_argument}: {err}") from None
 
 
-def check_batch(model, xb, yb, where):
+def check_weights(model, x, y, sample_weight, argument):
+    """sample_weight (or None) against x, y and the model's outputs (sample_weights.py); x, y checked first."""
+    if sample_weight is None:
+        return
+    sample_weights.check_loss_takes_weights(model.loss)
+    if len(model.outputs) != 1:
+        raise ValueError(f"{argument}: sample weights are only supported for models with a single output")
+    sample_weights.check_sample_weight(sample_weight, len(y), _prediction_shape(model, x, len(y)), argument)
+
+
+def check_batch(model, xb, yb, where, sample_weight=None):
     """A streamed or augmented batch, checked before it reaches the model (yb None: predict's batches)."""
     if yb is None:
         check_inputs(model, xb, where, nonempty=True)
     else:
         check_xy(model, xb, yb, where)
+        check_weights(model, xb, yb, sample_weight, f"{where}: sample_weight")
 
 
-def source(model, x, y, names, batch_size=32, steps=None, shuffle=False):
+def source(model, x, y, names, batch_size=32, steps=None, shuffle=False, sample_weight=None):
     """Check arrays whole against the model (a stream is checked batch by batch as it is read), and return
-    their batch source. names: FIT, VALIDATION, EVALUATE or PREDICT (what the messages call things)."""
+    their batch source. names: FIT, VALIDATION, EVALUATE or PREDICT (what the messages call things).
+    sample_weight: one weight per sample or per position of y (sample_weights.py), or None."""
     if not is_stream(x):
         if names.y is None:
             check_inputs(model, x, names.x, nonempty=True)
         else:
             check_xy(model, x, y, names.x, names.y)
-    return batches(x, y, batch_size, steps, shuffle, names.y is not None, names.steps)
+            check_weights(model, x, y, sample_weight, names.sample_weight)
+            sample_weights.refuse_all_zero(sample_weight, names.sample_weight)
+    return batches(x, y, batch_size, steps, shuffle, names.y is not None, names.steps, sample_weight)
 
 
-def split_validation(model, x, y, fraction, validation_data=None):
-    """(x, y) and (x_val, y_val): the last `fraction` of the array samples held out, before any shuffling (as
-    Keras does); fit(validation_split=fraction), which cannot also have validation_data."""
+def split_validation(model, x, y, fraction, validation_data=None, sample_weight=None):
+    """(x, y, sample_weight) and (x_val, y_val, sample_weight_val): the last `fraction` of the array samples
+    held out, before any shuffling (as Keras does); fit(validation_split=fraction), which cannot also have
+    validation_data. Without sample weights, both third items are None."""
     if validation_data is not None or is_stream(x) or not 0 < fraction < 1:
         raise ValueError("validation_split must be in (0, 1), for array data without validation_data, "
                          f"got {fraction!r}")
     if x is None or y is None or not isinstance(y, np.ndarray):
         check_xy(model, x, y, "x")
     n = num_samples(x)
+    if sample_weight is not None and (not isinstance(sample_weight, np.ndarray) or sample_weight.ndim == 0
+                                      or len(sample_weight) != n):
+        sample_weights.check_sample_weight(sample_weight, n, (n, None))       # raises, naming sample_weight
     cut = n - int(round(n * fraction))
     if cut < 1 or cut == n:
         raise ValueError(f"validation_split={fraction!r} of {n} samples leaves {cut} for training and {n - cut} "
                          "for validation; both need one")
-    return (take(x, slice(0, cut)), y[:cut]), (take(x, slice(cut, None)), y[cut:])
+    sw = (None, None) if sample_weight is None else (sample_weight[:cut], sample_weight[cut:])
+    return (take(x, slice(0, cut)), y[:cut], sw[0]), (take(x, slice(cut, None)), y[cut:], sw[1])
 
 
-def validation_pair(validation_data):
-    """(x_val, y_val) from fit's validation_data: a pair of arrays, or a PyDataset / generator (y_val None)."""
+def validation_triple(validation_data):
+    """(x_val, y_val, sample_weight_val) from fit's validation_data: a pair or a triple of arrays (the weights
+    None for a pair), or a PyDataset / generator (y_val and the weights None: its batches carry them)."""
     if is_stream(validation_data):
-        return validation_data, None
-    if isinstance(validation_data, (tuple, list)) and len(validation_data) == 2:
-        return tuple(validation_data)
-    raise ValueError("validation_data must be a pair (x_val, y_val), a PyDataset or a generator")
+        return validation_data, None, None
+    if isinstance(validation_data, (tuple, list)) and len(validation_data) in (2, 3):
+        return tuple(validation_data) + (None,) * (3 - len(validation_data))
+    raise ValueError("validation_data must be a pair (x_val, y_val), a triple (x_val, y_val, sample_weight_val), "
+                     "a PyDataset or a generator")

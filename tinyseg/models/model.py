@@ -51,6 +51,7 @@ class Model(Trainer):
         self.optimizer = None
         self.metric_names = []
         self._metric_fns = []
+        self._weighted_metric_fns = []
         self._metric_specs = []     # what compile(metrics=...) was given, for saving
         self.fused = False
         self.stop_training = False
