@@ -212,7 +212,10 @@ def check_array(x, argument, expected_shape=None):
 def check_inputs(model, x, argument, nonempty=False):
     """Arrays for every input of the model, of the right shapes (a Sequential not yet built accepts any
     shape; another image size is accepted where every layer can follow it: model.accepts_size)."""
-    xs = as_list(x) if model._list_inputs else [x]
+    from .subclassing import is_subclassed
+    # a subclass not yet built takes a list of arrays if it is given one
+    listed = model._list_inputs or (model._graph is None and isinstance(x, (list, tuple)) and is_subclassed(model))
+    xs = as_list(x) if listed else [x]
     shapes = [t.shape[1:] for t in model.inputs] if model._graph is not None else [None] * len(xs)
     if model._list_inputs and len(xs) != len(shapes):
         raise ValueError(f"{argument}: the model has {len(shapes)} inputs; pass a list of {len(shapes)} arrays")

@@ -39,7 +39,7 @@ from ..callbacks import CallbackList, History, TerminateOnNaN
 from ..graph import output_activation
 from ..kernels.bands import one_blas_thread
 from ..layers.activations import sigmoid, softmax
-from . import compile_utils, data
+from . import compile_utils, data, subclassing
 from .data import ArrayBatches, count_argument
 from .progress import ProgressBar, format_logs
 from .rollback import all_or_nothing, unbuilt_on_failure, until_first_step
@@ -144,6 +144,8 @@ class Trainer:
         """
         optimizer, loss = optimizers.get(optimizer), losses.get(loss)
         metrics = compile_utils.metric_list(metrics)
+        if self._graph is None and subclassing.is_subclassed(self):     # its output is known once call is recorded
+            return self._compile_when_built(optimizer, loss, metrics)
         final = output_activation(self.output_layer).name
         fused = compile_utils.fuses(loss, final)
         if self._graph is not None and len(self.outputs) == 1:
@@ -171,7 +173,7 @@ class Trainer:
         self._require_compiled("train_on_batch")
         # tinyseg's threads share out the work; BLAS's own must not spin on their cores (kernels/bands.py)
         with all_or_nothing(self), one_blas_thread():
-            graph, xs = self._graph_and_inputs(x, "call")
+            graph, xs = self._graph_and_inputs(x, "call", training=True)
             z = graph.forward(xs, training=True, logits=self.fused)[0]                  # forward
             values = [self.loss.forward(y, z) + sum(self.losses)] + self._metrics(y, z)   # loss + penalties
             graph.backward([self.loss.backward()], logits=self.fused, input_grad=False)   # backward: dL/dw
@@ -187,6 +189,12 @@ class Trainer:
             graph, xs = self._graph_and_inputs(x, "call")
             z = graph.forward(xs, training=False, logits=self.fused)[0]
         return [self.loss.forward(y, z) + sum(self.losses)] + self._metrics(y, z)
+
+    def predict_on_batch(self, x):
+        """The model's outputs for one batch x, in inference mode (Keras's predict_on_batch)."""
+        data.check_inputs(self, x, "x", nonempty=True)
+        with one_blas_thread():
+            return self._forward(x, training=False)
 
     def _metrics(self, y, z):
         """Metric values on the outputs; the output activation is applied only if a metric needs it."""
@@ -343,7 +351,7 @@ class Trainer:
             if not isinstance(source, ArrayBatches):           # arrays were checked whole, up front
                 data.check_inputs(self, xb, f"batch {i}")
             with one_blas_thread():
-                out = self.call(xb, training=False)
+                out = self._forward(xb, training=False)
             outs.append(out if self._list_outputs else [out])
         source.end_epoch()
         joined = [np.concatenate(parts, axis=0) for parts in zip(*outs)]
