@@ -95,10 +95,12 @@ def test_control_flow_on_training_records_two_graphs():
             return self.drop(h, training=training) if training else h
 
     model = Noisy()
-    x = np.ones((2, 3), dtype=np.float32)
+    x = np.ones((16, 3), dtype=np.float32)
     np.testing.assert_array_equal(model(x), model(x, training=False))
     trained = model(x, training=True)
     assert np.any(trained == 0)                                      # the dropout layer runs only in training
+    model.backward(np.ones_like(trained))                            # back through the graph that ran: dropout's
+    np.testing.assert_allclose(model.dense.grads["bias"], ((trained != 0) * 2.0).sum(axis=0))   # mask / (1 - 0.5)
     assert sum(1 for n in model._train_graph.nodes if n.layer is model.drop) == 1
     assert not any(n.layer is model.drop for n in model._graph.nodes)
 
