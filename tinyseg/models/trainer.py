@@ -210,13 +210,13 @@ class Trainer:
             validation_batch_size=None, augment=None, seed=None):
         """Train for `epochs` passes over the data; returns the History (also `model.history`).
 
-        x, y: arrays (x a list of arrays for several inputs), or x a PyDataset / Sequence (batches of (x, y),
-        read in order; the data set shuffles itself in its on_epoch_end) or a generator of (x, y) batches
-        with steps_per_epoch. validation_data: (x_val, y_val), a PyDataset, or a generator with
-        validation_steps; validation_split: the share of the array samples (taken from the end, before
-        shuffling, as Keras does) held out instead.
+        x, y: arrays (x a list of arrays for several inputs), or x a PyDataset / Sequence (batches of (x, y))
+        or a generator of (x, y) batches with steps_per_epoch. validation_data: (x_val, y_val), a PyDataset,
+        or a generator with validation_steps; validation_split: the share of the array samples (taken from
+        the end, before shuffling, as Keras does) held out instead.
 
-        Array batches are drawn in a new random order every epoch unless shuffle=False. With `seed`, epoch e
+        Array batches, and a PyDataset's batches (as Keras reads them), are drawn in a new random order every
+        epoch unless shuffle=False; a generator's come as it yields them. With `seed`, epoch e
         draws its order, its augmentations and its dropout masks (of Dropout layers without their own seed)
         from a generator of its own, np.random.default_rng([seed, e]), so a run resumed at initial_epoch=e
         (after load_model: initial_epoch=model.epochs_done) repeats what an unbroken run does from epoch e on;
