@@ -28,7 +28,7 @@ from .. import backend, saving
 from ..graph import Graph, InputLayer, KerasTensor, Node, is_symbolic
 from ..kernels.bands import one_blas_thread
 from ..layers.base import _snake, deserialize, serialize, unique_name
-from . import compile_utils, subclassing
+from . import subclassing
 from . import summary as summary_table
 from .data import as_list
 from .trainer import Trainer
@@ -112,28 +112,12 @@ class Model(Trainer):
     def build(self, input_shape):
         """A subclass: record call on inputs of input_shape ((None, H, W, C), a list of them for a call that
         takes a list); compile's settings, if given before, are then checked against its output."""
-        if not subclassing.is_subclassed(self):
-            return
-        listed = isinstance(input_shape, list) and all(isinstance(s, (list, tuple)) for s in input_shape)
-        shapes = [tuple(s)[1:] for s in (input_shape if listed else [input_shape])]
-        graph, list_outputs = subclassing.record(self, shapes, listed, training=False)
-        self._graph, self._train_graph, self._list_inputs, self._list_outputs = graph, None, listed, list_outputs
-        if self._pending_compile is not None:
-            try:
-                self.compile(*self._pending_compile)
-            except BaseException:
-                self._unbuild()
-                raise
-            self._pending_compile = None
+        if subclassing.is_subclassed(self):
+            subclassing.build(self, input_shape)
 
     def _training_graph(self):
         """The graph of call(training=True), recorded at the first training step (a subclass; else the graph)."""
-        if not subclassing.is_subclassed(self):
-            return self._graph
-        if self._train_graph is None:
-            shapes = [t.shape[1:] for t in self._graph.inputs]
-            self._train_graph, _ = subclassing.record(self, shapes, self._list_inputs, training=True)
-        return self._train_graph
+        return subclassing.training_graph(self) if subclassing.is_subclassed(self) else self._graph
 
     # --- structure ---------------------------------------------------------------------------------------
     @property
@@ -267,14 +251,6 @@ class Model(Trainer):
         if isinstance(x, (list, tuple)):
             raise TypeError(f"{argument}: the model has one input; pass one array, not a {type(x).__name__}")
         return [x]
-
-    def _compile_when_built(self, optimizer, loss, metrics):
-        """compile on a subclass not yet built: its output is unknown until call is recorded, so build() compiles
-        with these settings; the loss, the optimizer and the metric names are set now."""
-        fns = [compile_utils.metric_for(m, loss) for m in metrics]
-        self.optimizer, self.loss, self._pending_compile = optimizer, loss, (optimizer, loss, metrics)
-        self.metric_names = [compile_utils.metric_name(m, fn) for m, fn in zip(metrics, fns)]
-        self._metric_fns, self._metric_specs, self.fused = [], metrics, False
 
     # --- parameters --------------------------------------------------------------------------------------
     def trainable_pairs(self):
@@ -415,8 +391,8 @@ class Model(Trainer):
         print_fn: where the text goes (default print)."""
         if self._graph is None:
             raise ValueError(f"summary: the model '{self.name}' is not built yet, so its shapes are unknown: "
-                             "give the first layer input_shape=(...), start with keras.Input(shape), or run it "
-                             "on data once")
+                             "give the first layer input_shape=(...), start with keras.Input(shape), run it "
+                             "on data once, or call model.build((None, H, W, C))")
         (print_fn or print)(summary_table.summary_text(self, line_length, positions))
 
 

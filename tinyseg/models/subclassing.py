@@ -39,6 +39,7 @@ import json
 
 from ..graph import Graph, Input, InputLayer, KerasTensor
 from ..layers.base import Layer
+from . import compile_utils
 from .data import as_list
 from .rollback import Snapshot
 
@@ -119,6 +120,39 @@ def record(model, shapes, list_inputs, training):
         saved.restore()
         raise
     return graph, isinstance(out, (list, tuple))
+
+
+def build(model, input_shape):
+    """Record model.call for inputs of input_shape ((None, H, W, C), or a list of them for a call that takes a
+    list); then compile with the settings compile was given before (compile_when_built)."""
+    listed = isinstance(input_shape, list) and all(isinstance(s, (list, tuple)) for s in input_shape)
+    shapes = [tuple(s)[1:] for s in (input_shape if listed else [input_shape])]
+    graph, list_outputs = record(model, shapes, listed, training=False)
+    model._graph, model._train_graph, model._list_inputs, model._list_outputs = graph, None, listed, list_outputs
+    if model._pending_compile is not None:
+        try:
+            model.compile(*model._pending_compile)
+        except BaseException:
+            model._unbuild()
+            raise
+        model._pending_compile = None
+
+
+def training_graph(model):
+    """The graph of call(training=True), recorded at the first training step."""
+    if model._train_graph is None:
+        shapes = [t.shape[1:] for t in model._graph.inputs]
+        model._train_graph, _ = record(model, shapes, model._list_inputs, training=True)
+    return model._train_graph
+
+
+def compile_when_built(model, optimizer, loss, metrics):
+    """compile on a model not yet built: its output is unknown until call is recorded, so build() compiles
+    with these settings; the loss, the optimizer and the metric names (which fit's logs need) are set now."""
+    fns = [compile_utils.metric_for(m, loss) for m in metrics]
+    model.optimizer, model.loss, model._pending_compile = optimizer, loss, (optimizer, loss, metrics)
+    model.metric_names = [compile_utils.metric_name(m, fn) for m, fn in zip(metrics, fns)]
+    model._metric_fns, model._metric_specs, model.fused = [], metrics, False
 
 
 def forget_build(layer):

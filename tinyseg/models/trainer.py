@@ -145,7 +145,7 @@ class Trainer:
         optimizer, loss = optimizers.get(optimizer), losses.get(loss)
         metrics = compile_utils.metric_list(metrics)
         if self._graph is None and subclassing.is_subclassed(self):     # its output is known once call is recorded
-            return self._compile_when_built(optimizer, loss, metrics)
+            return subclassing.compile_when_built(self, optimizer, loss, metrics)
         final = output_activation(self.output_layer).name
         fused = compile_utils.fuses(loss, final)
         if self._graph is not None and len(self.outputs) == 1:
