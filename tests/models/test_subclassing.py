@@ -5,7 +5,7 @@ import pytest
 
 import tinyseg
 from tinyseg import layers
-from tinyseg.gradcheck import check_layer
+from tinyseg.gradcheck import check_layer, check_model
 from tinyseg.saving import load_model, register_keras_serializable
 from tinyseg.utils import to_categorical
 
@@ -123,6 +123,10 @@ def test_train_step_of_a_subclassed_model_passes_a_float64_gradient_check(float6
     report = check_layer(model, x, forward=step_loss, backward=step_backward, max_entries=30)
     assert len(report.per_array) == 1 + 8                            # the input, 8 trained arrays
     assert report.ok and report.max_rel_error < 1e-6, str(report)
+    report = check_model(model, x, max_entries=20)                  # model.call runs the recorded graph
+    assert len(report.per_array) == 1 + 8 and report.ok, str(report)
+    z = model.call(x, logits=True)                                  # and stops before the head's softmax
+    np.testing.assert_allclose(model.predict(x), np.exp(z) / np.exp(z).sum(-1, keepdims=True), rtol=1e-12)
 
 
 def test_save_and_load_a_registered_subclass(tmp_path):

@@ -55,10 +55,13 @@ class Model(Trainer):
         super().__init_subclass__(**kwargs)
         if cls.__module__.split(".")[0] == "tinyseg":      # a user's class: tinyseg.saving.register_keras_serializable
             MODEL_CLASSES[cls.__name__] = cls
+        if "call" in cls.__dict__:         # a call of its own is the recipe of the graph (subclassing.py), and
+            cls.call_to_record = cls.__dict__["call"]      # model.call runs that graph, which backward follows
+            cls.call = Model.call
 
     def __new__(cls, *args, **kwargs):
         model = super().__new__(cls)
-        if cls.call is not Model.call:                      # Keras's auto-config: what __init__ was called with
+        if subclassing.is_subclassed(cls):                  # Keras's auto-config: what __init__ was called with
             model.__dict__["_init_arguments"] = subclassing.init_arguments(cls, args, kwargs)
         return model
 
@@ -213,7 +216,8 @@ class Model(Trainer):
 
     # --- the two passes ------------------------------------------------------------------------------------
     def call(self, x, training=False, logits=False):
-        """The forward pass on arrays; see the module docstring."""
+        """The forward pass on arrays; see the module docstring. (A subclass's own call is kept as
+        call_to_record: model.call runs the graph recorded from it.)"""
         return self._forward(x, training=training, logits=logits)
 
     def _forward(self, x, training=False, logits=False):
@@ -344,7 +348,7 @@ class Model(Trainer):
     def from_config(cls, config):
         """Rebuild a model from get_config(): make every layer, then replay its calls in dependency order.
         A subclass: cls(**config)."""
-        if cls.call is not Model.call:
+        if subclassing.is_subclassed(cls):
             return cls(**config)
         layers = {spec["name"]: deserialize(spec) for spec in config["layers"]}
         tensors = {}                                   # (layer name, call number) -> KerasTensor
@@ -425,7 +429,7 @@ def deserialize_model(spec, custom_objects=None):
                          "tinyseg.saving.register_keras_serializable, or given in custom_objects)")
     model = cls.from_config(dict(spec["config"]))
     built = spec.get("build_config")
-    if isinstance(built, dict) and cls.call is not Model.call:
+    if isinstance(built, dict) and subclassing.is_subclassed(cls):
         shapes = [[None] + list(s) for s in built["input_shapes"]]
         model.build(shapes if built.get("list_inputs") else shapes[0])
     return model

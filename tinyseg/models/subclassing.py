@@ -13,7 +13,9 @@ Recording. tinyseg's backward walks a graph of layer calls (tinyseg/graph.py), a
 graph. So the first time the model meets data (or `model.build(shape)`), it records one: it makes
 keras.Input placeholders of the data's shapes, runs your `call` on them once (each layer called on a
 placeholder records a Node, as in the functional API), and keeps the Graph(inputs, outputs) that results.
-From then on forward and backward run that graph; your `call` is not run again. It is recorded once per
+From then on forward and backward run that graph; your `call` is not run again (the class keeps it as
+`call_to_record`, and `model.call(x, training, logits)` on arrays runs the graph, as for any tinyseg model, so
+tinyseg.gradcheck.check_model and model.backward follow the same computation). It is recorded once per
 value of `training`: with training=False for predict and evaluate, with training=True at the first step of
 fit, so `if training:` may choose layers.
 
@@ -45,9 +47,9 @@ from .rollback import Snapshot
 
 
 def is_subclassed(model):
-    """True for a model whose class brings its own `call` (its graph is recorded from it)."""
-    from .model import Model
-    return type(model).call is not Model.call
+    """True for a model (or model class) that brings its own `call`, kept as `call_to_record`."""
+    cls = model if isinstance(model, type) else type(model)
+    return getattr(cls, "call_to_record", None) is not None
 
 
 # --- tracking layers assigned as attributes ---------------------------------------------------------------
@@ -96,7 +98,8 @@ def record(model, shapes, list_inputs, training):
         inputs = [Input(tuple(shape), dtype=model.dtype) for shape in shapes]
         arg = inputs if list_inputs else inputs[0]
         try:
-            out = model.call(arg, training=training) if _takes_training(model.call) else model.call(arg)
+            call = type(model).call_to_record
+            out = call(model, arg, training=training) if _takes_training(call) else call(model, arg)
         except (TypeError, AttributeError) as err:
             raise TypeError(f"{model.name}: {type(model).__name__}.call could not be recorded "
                             f"({type(err).__name__}: {err}); {RULES}") from err
