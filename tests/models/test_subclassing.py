@@ -142,6 +142,12 @@ def test_save_and_load_a_registered_subclass(tmp_path):
     loaded.fit(x, y, epochs=1, batch_size=4, verbose=0)                  # and trains on
 
 
+def test_get_config_names_what_init_takes():
+    model = NoTraining()                                             # __init__(self): no name to give back
+    assert model.get_config() == {} and type(NoTraining.from_config(model.get_config())) is NoTraining
+    assert Net(filters=2, name="mine").get_config() == {"name": "mine", "filters": 2}
+
+
 def test_an_unregistered_subclass_is_refused_at_save_and_found_through_custom_objects(tmp_path):
     model = Net()
     model.build((None, 6, 6, 3))

@@ -326,7 +326,8 @@ class Model(Trainer):
                     f"{type(self).__name__}.__init__ was called with arguments that are not plain JSON values "
                     "(numbers, strings, lists, dicts); define get_config() returning what rebuilds the model, "
                     "and from_config(config) if cls(**config) does not")
-            return {"name": self.name, **arguments}
+            named = subclassing.takes(type(self).__init__, "name")      # from_config calls cls(**config)
+            return {"name": self.name, **arguments} if named else dict(arguments)
         graph = self._graph
         local = {}                                     # node -> its number among its layer's calls here
         for node in [t.node for t in graph.inputs] + graph.nodes:

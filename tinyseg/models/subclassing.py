@@ -78,12 +78,13 @@ RULES = ("call is run once on symbolic tensors to record its layer calls as a gr
          "tinyseg/models/subclassing.py)")
 
 
-def _takes_training(call):
+def takes(fn, keyword):
+    """True if fn can be given the keyword argument `keyword` (by name, or through **kwargs)."""
     try:
-        params = inspect.signature(call).parameters
+        params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return True
-    return "training" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+    return keyword in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 def record(model, shapes, list_inputs, training):
@@ -99,7 +100,7 @@ def record(model, shapes, list_inputs, training):
         arg = inputs if list_inputs else inputs[0]
         try:
             call = type(model).call_to_record
-            out = call(model, arg, training=training) if _takes_training(call) else call(model, arg)
+            out = call(model, arg, training=training) if takes(call, "training") else call(model, arg)
         except (TypeError, AttributeError) as err:
             raise TypeError(f"{model.name}: {type(model).__name__}.call could not be recorded "
                             f"({type(err).__name__}: {err}); {RULES}") from err
