@@ -101,3 +101,16 @@ def check_float_dtype(dtype, argument):
     if dtype not in (np.float32, np.float64):
         raise TypeError(f"{argument}: expected float32 or float64, got {dtype}")
     return dtype
+
+
+def clear_session(free_memory=True):
+    """Keras's `keras.backend.clear_session()`: forget the names given so far, so the next Conv2D() is called
+    'conv2d' again (and the next subclassed Net 'net'). As in Keras, the float type and the random generator
+    are settings, not session state, and stay; free_memory: also run Python's garbage collector, which frees
+    the arrays of models no longer referenced."""
+    import gc
+
+    from .layers import base
+    base._NAME_COUNTS.clear()
+    if free_memory:
+        gc.collect()

@@ -56,6 +56,17 @@ class KerasTensor:
     def __repr__(self):
         return f"<KerasTensor shape={self.shape}, dtype={self.dtype.name}, name={self.name}>"
 
+    # A placeholder has a shape but no values. Code that asks for them (an `if` on a tensor, NumPy on it) is
+    # code the graph cannot record: say so, instead of Python's silent `True` for any object.
+    def __bool__(self):
+        raise TypeError(f"the symbolic tensor {self.name!r} {self.shape} has no value to test: a graph records "
+                        "layer calls once, so Python control flow may depend on shapes (tensor.shape) and on "
+                        "`training`, not on the values of tensors")
+
+    def __array__(self, dtype=None, copy=None):
+        raise TypeError(f"the symbolic tensor {self.name!r} {self.shape} has no values for NumPy: call layers on "
+                        "it (a graph records layer calls), and NumPy only on the arrays a model returns")
+
 
 class Node:
     """One call of a layer: the tensors it read, whether they came as a list, and the tensor it made."""

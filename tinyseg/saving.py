@@ -16,9 +16,11 @@ File layout (a NumPy .npz archive, i.e. a zip of .npy arrays; nothing in it is p
     optimizer_0000 ...  the optimizer's slots, in the order of "slots" (Adam's m and v, momentum buffers, ...)
 
 The architecture is read back by its class's from_config, found by name among tinyseg's classes (layers,
-models, losses, optimizers): no code is stored or run. So that what is saved is what comes back, save refuses
-what load could not rebuild (a layer, loss or optimizer class of your own). Everything after num_weights was
-added in the same format version: such entries are optional, and a file without them loads as before, as a
+models, losses, optimizers) and the model classes registered with register_keras_serializable (a subclassed
+model is then built for its saved input shapes): no code is stored, and only registered code is run.
+So that what is saved is what comes back, save refuses what load could not rebuild (a layer, loss or
+optimizer class of your own, a model class not registered). Everything after num_weights was added in the
+same format version: such entries are optional, and a file without them loads as before, as a
 model that is not compiled.
 
 Resuming: load_model gives back a compiled model whose optimizer has its slots and step count, with
@@ -66,6 +68,31 @@ TEMP_PREFIX, TEMP_SUFFIX = ".tinyseg-save-", ".tmp"
 STALE_SECONDS = 15 * 60            # a temporary file this old is a crash's leftover, not a save in progress
 
 _ENTRY = re.compile(r"^(tinyseg_header|weight_\d{4,}|optimizer_\d{4,})\.npy$")
+
+
+def register_keras_serializable(package="Custom", name=None):
+    """Keras's class decorator: make a Model subclass of your own one that load_model can rebuild, under the
+    name 'package>name' (name: the class's name unless given). A file names the class; loading looks it up
+    here (or in load_model's custom_objects) and calls its from_config, so only classes you registered run.
+    Layer subclasses are known by their class name already, and pass through unchanged."""
+    from .layers.base import Layer
+    from .models.model import MODEL_CLASSES, Model
+    if not isinstance(package, str) or not package or ">" in package:
+        raise ValueError(f"register_keras_serializable: package must be a non-empty string without '>', got "
+                         f"{package!r}")
+
+    def register(cls):
+        if isinstance(cls, type) and issubclass(cls, Layer):
+            return cls
+        if not (isinstance(cls, type) and issubclass(cls, Model)):
+            raise TypeError(f"register_keras_serializable: expected a subclass of tinyseg.Model, got {cls!r}")
+        registered = f"{package}>{name or cls.__name__}"
+        if MODEL_CLASSES.get(registered, cls) is not cls:
+            raise ValueError(f"register_keras_serializable: {registered!r} already names another class")
+        MODEL_CLASSES[registered] = cls
+        cls._registered_name = registered
+        return cls
+    return register
 
 
 # --- writing ---------------------------------------------------------------------------------------------
@@ -152,7 +179,8 @@ def load_model(path, compile=True, custom_objects=None):
     """Read a model written by save_model. Raises FileNotFoundError or a ValueError naming what is wrong.
 
     compile: compile the model as it was saved, with the optimizer's state (False: an uncompiled model).
-    custom_objects: {name: function} for metric functions of your own that the model was compiled with.
+    custom_objects: {name: function} for metric functions of your own that the model was compiled with, and
+    {class name: class} for a model class of your own not registered with register_keras_serializable.
     """
     from .models.model import deserialize_model
     path = os.fspath(path)
@@ -160,7 +188,7 @@ def load_model(path, compile=True, custom_objects=None):
     stored = sum(w.size for w in arrays["weights"])
     try:
         with initializers.size_ceiling(stored):     # the model built may hold no more numbers than the file
-            model = deserialize_model(header["architecture"])
+            model = deserialize_model(header["architecture"], custom_objects)
     except initializers.CeilingExceeded as err:
         raise ValueError(f"load_model: the weights in {path!r} do not fit its architecture, which declares more "
                          f"than the {stored} numbers the file stores ({err}); refused before allocating") from None

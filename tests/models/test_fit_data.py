@@ -53,7 +53,7 @@ def test_pydataset_training_equals_array_training_without_shuffling():
     a, b = tiny_model(), tiny_model()
     ha = a.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
     data = Batches(x, y, 8)
-    hb = b.fit(data, epochs=2, verbose=0, validation_data=Batches(x[:8], y[:8], 4))
+    hb = b.fit(data, epochs=2, verbose=0, shuffle=False, validation_data=Batches(x[:8], y[:8], 4))
     assert data.epochs_ended == 2
     np.testing.assert_array_equal(ha.history["loss"], hb.history["loss"])
     np.testing.assert_array_equal(a.predict(x), b.predict(Batches(x, y, 5)))
@@ -88,7 +88,7 @@ def test_a_dataset_whose_batches_change_dtype_mid_epoch_stops_before_that_step()
     model = tiny_model()
     model.fit(x[:8], y[:8], epochs=1, verbose=0)
     with pytest.raises(ValueError, match=r"Batches\[2\].*changed.*float64.*Batches\[0\] had.*float32"):
-        model.fit(Batches(x, y, 8, bad_batch=2), epochs=1, verbose=0)
+        model.fit(Batches(x, y, 8, bad_batch=2), epochs=1, verbose=0, shuffle=False)
 
 
 def test_model_checkpoint_and_early_stopping_and_the_file_reloads(tmp_path):

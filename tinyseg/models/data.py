@@ -7,9 +7,11 @@
     source.end_epoch()                           after an epoch: a PyDataset's on_epoch_end()
 
 Arrays are cut into batches of `batch_size` in a new random order every epoch (unless shuffle=False). A
-PyDataset (or Keras 2's Sequence) gives batch i as dataset[i], in order: shuffling is its own business, as in
-Keras. A generator yields batches and has no length, so `steps` must say how many make an epoch; it is not
-restarted between epochs. A model with several inputs takes x as a list of arrays, one per input.
+PyDataset (or Keras 2's Sequence) gives batch i as dataset[i]; with shuffle, as in Keras, the batches are
+read in a new random order every epoch (drawn from the epoch's generator, like the arrays' order), and what
+is inside a batch is the data set's own business. A generator yields batches and has no length, so `steps`
+must say how many make an epoch; it is not restarted between epochs. A model with several inputs takes x as
+a list of arrays, one per input.
 
 Streamed batches are checked one by one before they reach the model: each must be an (x, y) pair, or an
 (x, y, sample_weight) triple, whose shapes (after the batch axis) and dtypes are those of the first batch.
@@ -121,9 +123,9 @@ class _Stream:
 
 
 class DatasetBatches(_Stream):
-    def __init__(self, dataset, steps, want_y):
+    def __init__(self, dataset, steps, want_y, shuffle=False):
         super().__init__(type(dataset).__name__, want_y)
-        self.dataset = dataset
+        self.dataset, self.shuffle = dataset, shuffle
         n = len(dataset)
         if n < 1:
             raise ValueError(f"{self.name}: the data set has no batches (len() is {n})")
@@ -136,8 +138,10 @@ class DatasetBatches(_Stream):
         begin = getattr(self.dataset, "on_epoch_begin", None)
         if callable(begin):
             begin()
-        for i in range(self.steps):
-            yield self.check(self.dataset[i], f"{self.name}[{i}]")
+        n = len(self.dataset)
+        order = rng.permutation(n) if self.shuffle and rng is not None else np.arange(n)
+        for i in order[:self.steps]:
+            yield self.check(self.dataset[int(i)], f"{self.name}[{i}]")
 
     def end_epoch(self):
         end = getattr(self.dataset, "on_epoch_end", None)
@@ -179,7 +183,7 @@ def batches(x, y, batch_size, steps=None, shuffle=False, want_y=True, steps_argu
             raise ValueError("sample_weight must be None when x is a PyDataset or a generator (its batches "
                              "carry them, as (x, y, sample_weight))")
         if hasattr(x, "__getitem__") and hasattr(x, "__len__"):
-            return DatasetBatches(x, steps, want_y)
+            return DatasetBatches(x, steps, want_y, shuffle)
         return GeneratorBatches(x, steps, want_y, steps_argument)
     return ArrayBatches(x, y, batch_size, shuffle, steps, sample_weight)
 
@@ -222,7 +226,10 @@ def check_array(x, argument, expected_shape=None):
 def check_inputs(model, x, argument, nonempty=False):
     """Arrays for every input of the model, of the right shapes (a Sequential not yet built accepts any
     shape; another image size is accepted where every layer can follow it: model.accepts_size)."""
-    xs = as_list(x) if model._list_inputs else [x]
+    from .subclassing import is_subclassed
+    # a subclass not yet built takes a list of arrays if it is given one
+    listed = model._list_inputs or (model._graph is None and isinstance(x, (list, tuple)) and is_subclassed(model))
+    xs = as_list(x) if listed else [x]
     shapes = [t.shape[1:] for t in model.inputs] if model._graph is not None else [None] * len(xs)
     if model._list_inputs and len(xs) != len(shapes):
         raise ValueError(f"{argument}: the model has {len(shapes)} inputs; pass a list of {len(shapes)} arrays")

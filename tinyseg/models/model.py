@@ -12,10 +12,12 @@ As in Keras, a model is split over a few files, one idea each:
     data.py            where batches come from (arrays, PyDataset, generator) and how they are checked
     rollback.py        all or nothing: what a failed call puts back
     summary.py         the summary() table
+    subclassing.py     class Net(Model) with a call of its own: its layers tracked, its call recorded as a graph
 
 The forward and backward passes are the graph's (tinyseg/graph.py):
 
     call(x, training, logits)                the forward pass; logits=True stops before the output activation
+                                             (a subclass's own call is recorded as a graph: subclassing.py)
     backward(grad, logits, input_grad)       from dL/d(output) (or dL/d(logits)) back to dL/dx, filling every
                                              layer's grads (input_grad=False: skip dL/dx, which training never
                                              uses; the first layers then save their input-gradient work)
@@ -25,7 +27,8 @@ import numpy as np
 from .. import backend, saving
 from ..graph import Graph, InputLayer, KerasTensor, Node, is_symbolic
 from ..kernels.bands import one_blas_thread
-from ..layers.base import deserialize, serialize
+from ..layers.base import _snake, deserialize, serialize, unique_name
+from . import subclassing
 from . import summary as summary_table
 from .data import as_list
 from .trainer import Trainer
@@ -39,14 +42,36 @@ class Model(Trainer):
     inputs: one KerasTensor from `Input(...)` or a list of them; outputs: the tensor(s) that layers called on
     them returned. With a list of inputs, call/fit/predict take a list of arrays in the same order; with a
     list of outputs, call and predict return a list (compile trains models with one output).
+
+    Subclassing, as in Keras: `class Net(Model)` whose __init__ assigns layers as attributes and whose
+    `call(self, inputs, training=False)` (or `call(self, inputs)`) calls them. The model is built by its first
+    data (or `build(input_shape)`): `call` is then run once on symbolic tensors and its layer calls recorded as
+    a graph, which fit, evaluate and predict run forward and backward. So `call` may branch on shapes and on
+    `training`, not on the values of tensors: `if x.mean() > 0:` raises a TypeError saying so, and a layer
+    that is not an attribute of the model is refused (a ValueError naming it). See subclassing.py.
     """
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        MODEL_CLASSES[cls.__name__] = cls
+        if cls.__module__.split(".")[0] == "tinyseg":      # a user's class: tinyseg.saving.register_keras_serializable
+            MODEL_CLASSES[cls.__name__] = cls
+        if "call" in cls.__dict__:         # a call of its own is the recipe of the graph (subclassing.py), and
+            cls.call_to_record = cls.__dict__["call"]      # model.call runs that graph, which backward follows
+            cls.call = Model.call
+
+    def __new__(cls, *args, **kwargs):
+        model = super().__new__(cls)
+        if subclassing.is_subclassed(cls):                  # Keras's auto-config: what __init__ was called with
+            model.__dict__["_init_arguments"] = subclassing.init_arguments(cls, args, kwargs)
+        return model
+
+    def __setattr__(self, name, value):
+        subclassing.track(self, name, value)               # layers in the order their attributes are assigned
+        super().__setattr__(name, value)
 
     def __init__(self, inputs=None, outputs=None, name=None):
-        self.name = name or "functional"
+        subclassed = subclassing.is_subclassed(self)
+        self.name = name or (unique_name(_snake(type(self).__name__)) if subclassed else "functional")
         self.loss = None
         self.optimizer = None
         self.metric_names = []
@@ -59,6 +84,8 @@ class Model(Trainer):
         self.epochs_done = 0        # epochs fit has completed: initial_epoch for the fit that resumes them
         self._class_names = None
         self._graph = None
+        self._train_graph = self._last_graph = None     # subclasses: call recorded with training=True; the last run
+        self._pending_compile = None                    # subclasses: compile's arguments, until the model is built
         self._list_inputs = self._list_outputs = False
         if inputs is None and outputs is None:
             return
@@ -76,16 +103,52 @@ class Model(Trainer):
             raise ValueError(f"Model: layer names must be unique, but {twice} name more than one layer")
 
     def _graph_for(self, x, what):
-        """The graph that runs x (Sequential builds its graph here on first use)."""
+        """The graph that runs x (Sequential builds its graph here on first use, a subclass records its call)."""
+        if self._graph is None and subclassing.is_subclassed(self):
+            first = x if isinstance(x, (list, tuple)) else [x]
+            if not all(hasattr(a, "shape") and len(a.shape) >= 2 for a in first):
+                raise TypeError(f"{what}: x must be an array (or a list of arrays) with a batch axis")
+            self.build([a.shape for a in first] if isinstance(x, (list, tuple)) else x.shape)
         if self._graph is None:
             raise RuntimeError(f"{what}: this Model has no layers; build it as Model(inputs, outputs)")
         return self._graph
 
+    def build(self, input_shape):
+        """A subclass: record call on inputs of input_shape ((None, H, W, C), a list of them for a call that
+        takes a list); compile's settings, if given before, are then checked against its output."""
+        if subclassing.is_subclassed(self):
+            subclassing.build(self, input_shape)
+
+    def _training_graph(self):
+        """The graph of call(training=True), recorded at the first training step (a subclass; else the graph)."""
+        return subclassing.training_graph(self) if subclassing.is_subclassed(self) else self._graph
+
     # --- structure ---------------------------------------------------------------------------------------
     @property
     def layers(self):
-        """Every layer, in Keras's order (inputs first, then by depth): the order of get_weights()."""
+        """Every layer, in Keras's order (inputs first, then by depth; a subclass: the order its attributes were
+        assigned): the order of get_weights()."""
+        if subclassing.is_subclassed(self):
+            return subclassing.tracked_layers(self)
         return list(self._graph.layers) if self._graph else []
+
+    def get_layer(self, name=None, index=None):
+        """The layer called `name`, or the one at position `index` of model.layers (Keras's get_layer)."""
+        if (name is None) == (index is None):
+            raise ValueError("get_layer: give either a layer name or a layer index" +
+                             (f", not both (got name={name!r}, index={index!r})" if name is not None else ""))
+        layers = self.layers
+        if index is not None:
+            if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
+                raise TypeError(f"get_layer: index must be an integer, got {index!r}")
+            if not -len(layers) <= index < len(layers):
+                raise ValueError(f"get_layer: asked for the layer at index {index}, but the model has "
+                                 f"{len(layers)} layers")
+            return layers[index]
+        for layer in layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"get_layer: no layer named {name!r}; the model's layers are {[x.name for x in layers]}")
 
     @property
     def inputs(self):
@@ -150,19 +213,26 @@ class Model(Trainer):
             raise TypeError(f"{self.name}: calling a model on graph tensors (a model inside a model) is not "
                             "supported; build one Model from the layers themselves")
         with one_blas_thread():
-            return self.call(x, training=training)
+            return self._forward(x, training=training)
 
     # --- the two passes ------------------------------------------------------------------------------------
     def call(self, x, training=False, logits=False):
-        """The forward pass on arrays; see the module docstring."""
-        graph, xs = self._graph_and_inputs(x, "call")
+        """The forward pass on arrays; see the module docstring. (A subclass's own call is kept as
+        call_to_record: model.call runs the graph recorded from it.)"""
+        return self._forward(x, training=training, logits=logits)
+
+    def _forward(self, x, training=False, logits=False):
+        """The graph's forward pass (a subclass: of its recorded call), whatever `call` a subclass defines."""
+        graph, xs = self._graph_and_inputs(x, "call", training)
         outs = graph.forward(xs, training=training, logits=logits)
         return outs if self._list_outputs else outs[0]
 
-    def _graph_and_inputs(self, x, what):
-        """The graph that runs x, and x as its list of input arrays; float data of another precision is cast
-        to the model's, as Keras does (x / 255.0 is float64)."""
+    def _graph_and_inputs(self, x, what, training=False):
+        """The graph that runs x (for a subclass, the one recorded with this `training`), and x as its list of
+        input arrays; float data of another precision is cast to the model's, as Keras does (x / 255.0 is
+        float64). The graph is the one backward() then follows."""
         graph = self._graph_for(x, what)
+        graph = self._last_graph = self._training_graph() if training else graph
         xs = self._input_list(x, "x", len(graph.inputs))
         xs = [a.astype(t.dtype) if isinstance(a, np.ndarray) and a.dtype.kind == "f" and a.dtype != t.dtype
               else a for a, t in zip(xs, graph.inputs)]
@@ -170,10 +240,10 @@ class Model(Trainer):
 
     def backward(self, grad, logits=False, input_grad=True):
         """dL/d(inputs) from dL/d(outputs) (one array, or a list for several outputs); None if not input_grad."""
-        if self._graph is None:
+        if self._last_graph is None:
             raise RuntimeError("backward: the model has not run forward yet")
         grads = list(grad) if self._list_outputs else [grad]
-        dxs = self._graph.backward(grads, logits=logits, input_grad=input_grad)
+        dxs = self._last_graph.backward(grads, logits=logits, input_grad=input_grad)
         if not input_grad:
             return None
         return dxs if self._list_inputs else dxs[0]
@@ -237,11 +307,28 @@ class Model(Trainer):
         return int(sum(p.size for layer in self.layers for p in layer.params.values()))
 
     def _unbuild(self):
-        raise RuntimeError(f"{self.name}: a Model is built when it is made")
+        """A subclass back to unbuilt (rollback.unbuilt_on_failure): its layers forget the build of its graph."""
+        if not subclassing.is_subclassed(self):
+            raise RuntimeError(f"{self.name}: a Model is built when it is made")
+        for layer in self.layers:
+            subclassing.forget_build(layer)
+        self._graph = self._train_graph = self._last_graph = None
 
     # --- saving --------------------------------------------------------------------------------------------
     def get_config(self):
-        """The graph as data: each layer's config and, per call, the (layer, call) its inputs come from."""
+        """The graph as data: each layer's config and, per call, the (layer, call) its inputs come from.
+
+        A subclass: its name and the arguments __init__ was called with (override it for arguments that are
+        not plain JSON values, calling super().get_config() and adding yours)."""
+        if subclassing.is_subclassed(self):
+            arguments = self.__dict__.get("_init_arguments")
+            if arguments is None:
+                raise NotImplementedError(
+                    f"{type(self).__name__}.__init__ was called with arguments that are not plain JSON values "
+                    "(numbers, strings, lists, dicts); define get_config() returning what rebuilds the model, "
+                    "and from_config(config) if cls(**config) does not")
+            named = subclassing.takes(type(self).__init__, "name")      # from_config calls cls(**config)
+            return {"name": self.name, **arguments} if named else dict(arguments)
         graph = self._graph
         local = {}                                     # node -> its number among its layer's calls here
         for node in [t.node for t in graph.inputs] + graph.nodes:
@@ -261,7 +348,10 @@ class Model(Trainer):
 
     @classmethod
     def from_config(cls, config):
-        """Rebuild a model from get_config(): make every layer, then replay its calls in dependency order."""
+        """Rebuild a model from get_config(): make every layer, then replay its calls in dependency order.
+        A subclass: cls(**config)."""
+        if subclassing.is_subclassed(cls):
+            return cls(**config)
         layers = {spec["name"]: deserialize(spec) for spec in config["layers"]}
         tensors = {}                                   # (layer name, call number) -> KerasTensor
         pending = []
@@ -307,8 +397,8 @@ class Model(Trainer):
         print_fn: where the text goes (default print)."""
         if self._graph is None:
             raise ValueError(f"summary: the model '{self.name}' is not built yet, so its shapes are unknown: "
-                             "give the first layer input_shape=(...), start with keras.Input(shape), or run it "
-                             "on data once")
+                             "give the first layer input_shape=(...), start with keras.Input(shape), run it "
+                             "on data once, or call model.build((None, H, W, C))")
         (print_fn or print)(summary_table.summary_text(self, line_length, positions))
 
 
@@ -316,18 +406,35 @@ MODEL_CLASSES["Model"] = MODEL_CLASSES["Functional"] = Model
 
 
 def serialize_model(model):
-    cls = type(model).__name__
-    if MODEL_CLASSES.get(cls) is not type(model):
-        raise ValueError(f"save: the model class {cls} is not a registered tinyseg model class")
-    return {"class_name": cls, "config": model.get_config()}
+    """{'class_name', 'config'} (and a subclass's 'registered_name' and 'build_config'): what load_model rebuilds."""
+    cls = type(model)
+    registered = cls.__dict__.get("_registered_name", cls.__name__)
+    if MODEL_CLASSES.get(registered) is not cls:
+        raise ValueError(f"save: the model class {cls.__name__} is not registered, so load_model could not "
+                         "rebuild it; decorate it with @tinyseg.saving.register_keras_serializable(package=...)")
+    spec = {"class_name": cls.__name__, "config": model.get_config()}
+    if subclassing.is_subclassed(model):
+        if model._graph is None:
+            raise ValueError(f"save: the model '{model.name}' is not built yet (no weights); run it on data or "
+                             "call model.build(input_shape) first")
+        spec.update(registered_name=registered, build_config=subclassing.build_config(model))
+    return spec
 
 
-def deserialize_model(spec):
-    cls = MODEL_CLASSES.get(spec.get("class_name")) if isinstance(spec, dict) else None
-    if cls is None or not isinstance(spec.get("config"), dict):
-        raise ValueError(f"unknown model class {spec.get('class_name') if isinstance(spec, dict) else spec!r} in "
-                         f"the model file (known: {sorted(MODEL_CLASSES)})")
-    return cls.from_config(dict(spec["config"]))
+def deserialize_model(spec, custom_objects=None):
+    """The model serialize_model described: its class found by registered name (or in custom_objects)."""
+    name = spec.get("registered_name", spec.get("class_name")) if isinstance(spec, dict) else None
+    cls = MODEL_CLASSES.get(name) or (custom_objects or {}).get(spec.get("class_name") if name else None)
+    if not (isinstance(cls, type) and issubclass(cls, Model)) or not isinstance(spec.get("config"), dict):
+        raise ValueError(f"unknown model class {name if isinstance(spec, dict) else spec!r} in the model file "
+                         f"(known: {sorted(MODEL_CLASSES)}; a class of your own must be registered with "
+                         "tinyseg.saving.register_keras_serializable, or given in custom_objects)")
+    model = cls.from_config(dict(spec["config"]))
+    built = spec.get("build_config")
+    if isinstance(built, dict) and subclassing.is_subclassed(cls):
+        shapes = [[None] + list(s) for s in built["input_shapes"]]
+        model.build(shapes if built.get("list_inputs") else shapes[0])
+    return model
 
 
 __all__ = ["KerasTensor", "Model", "deserialize_model", "serialize_model"]

@@ -48,7 +48,7 @@ from ..graph import output_activation
 from ..kernels.bands import one_blas_thread
 from ..layers.activations import sigmoid, softmax
 from ..metrics.metric import states_kept_on_failure
-from . import compile_utils, data, sample_weights
+from . import compile_utils, data, sample_weights, subclassing
 from .data import ArrayBatches, count_argument
 from .progress import ProgressBar, format_logs
 from .rollback import all_or_nothing, unbuilt_on_failure, until_first_step
@@ -157,6 +157,8 @@ class Trainer:
         optimizer, loss = optimizers.get(optimizer), losses.get(loss)
         metrics = compile_utils.metric_list(metrics)
         weighted = compile_utils.metric_list(weighted_metrics, "weighted_metrics")
+        if self._graph is None and subclassing.is_subclassed(self):     # its output is known once call is recorded
+            return subclassing.compile_when_built(self, optimizer, loss, metrics, weighted)
         final = output_activation(self.output_layer).name
         fused = compile_utils.fuses(loss, final)
         if self._graph is not None and len(self.outputs) == 1:
@@ -198,7 +200,7 @@ class Trainer:
         """The step of the module docstring; its loss and outputs are added to the metrics' state."""
         # tinyseg's threads share out the work; BLAS's own must not spin on their cores (kernels/bands.py)
         with all_or_nothing(self), one_blas_thread(), states_kept_on_failure(self._trackers()):
-            graph, xs = self._graph_and_inputs(x, "call")
+            graph, xs = self._graph_and_inputs(x, "call", training=True)
             z = graph.forward(xs, training=True, logits=self.fused)[0]                  # forward
             s = self._batch_weights(y, z.shape, sample_weight, class_weight)
             self._update_metrics(y, z, self.loss(y, z, s) + sum(self.losses), s)     # loss + penalties
@@ -222,6 +224,12 @@ class Trainer:
             z = graph.forward(xs, training=False, logits=self.fused)[0]
         with states_kept_on_failure(self._trackers()):
             self._update_metrics(y, z, self.loss(y, z, sample_weight) + sum(self.losses), sample_weight)
+
+    def predict_on_batch(self, x):
+        """The model's outputs for one batch x, in inference mode (Keras's predict_on_batch)."""
+        data.check_inputs(self, x, "x", nonempty=True)
+        with one_blas_thread():
+            return self._forward(x, training=False)
 
     def _trackers(self):
         return [self._loss_tracker] + list(self._metric_fns) + list(self._weighted_metric_fns)
@@ -268,18 +276,18 @@ class Trainer:
             validation_batch_size=None, augment=None, seed=None, class_weight=None, sample_weight=None):
         """Train for `epochs` passes over the data; returns the History (also `model.history`).
 
-        x, y: arrays (x a list of arrays for several inputs), or x a PyDataset / Sequence (batches of (x, y),
-        read in order; the data set shuffles itself in its on_epoch_end) or a generator of (x, y) batches
-        with steps_per_epoch. validation_data: (x_val, y_val), a PyDataset, or a generator with
-        validation_steps; validation_split: the share of the array samples (taken from the end, before
-        shuffling, as Keras does) held out instead.
+        x, y: arrays (x a list of arrays for several inputs), or x a PyDataset / Sequence (batches of (x, y))
+        or a generator of (x, y) batches with steps_per_epoch. validation_data: (x_val, y_val), a PyDataset,
+        or a generator with validation_steps; validation_split: the share of the array samples (taken from
+        the end, before shuffling, as Keras does) held out instead.
 
         sample_weight: (N,) one weight per sample, or (N, H, W) one per pixel; class_weight: {class index:
         weight}, each position weighing its true class's weight (1 for classes not named), for training only.
         The loss is then Keras's sum_m s_m l_m / M (tinyseg/losses/base.py); a PyDataset or generator may give
         (x, y, sample_weight) batches, and validation_data a third array. models/sample_weights.py has the rules.
 
-        Array batches are drawn in a new random order every epoch unless shuffle=False. With `seed`, epoch e
+        Array batches, and a PyDataset's batches (as Keras reads them), are drawn in a new random order every
+        epoch unless shuffle=False; a generator's come as it yields them. With `seed`, epoch e
         draws its order, its augmentations and its dropout masks (of Dropout layers without their own seed)
         from a generator of its own, np.random.default_rng([seed, e]), so a run resumed at initial_epoch=e
         (after load_model: initial_epoch=model.epochs_done) repeats what an unbroken run does from epoch e on;
@@ -436,7 +444,7 @@ class Trainer:
             if not isinstance(source, ArrayBatches):           # arrays were checked whole, up front
                 data.check_inputs(self, xb, f"batch {i}")
             with one_blas_thread():
-                out = self.call(xb, training=False)
+                out = self._forward(xb, training=False)
             outs.append(out if self._list_outputs else [out])
         source.end_epoch()
         joined = [np.concatenate(parts, axis=0) for parts in zip(*outs)]
