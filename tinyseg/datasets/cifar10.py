@@ -88,24 +88,35 @@ def load_data(path=None):
 # --- finding the files --------------------------------------------------------------------------------------
 def _read_batch_files(path):
     """{file name: bytes} for the six batch files, from a folder or a tar archive."""
-    wanted = TRAIN_FILES + [TEST_FILE]
     if path.is_dir():
-        for folder in (path, path / FOLDER_NAME):
-            if (folder / TRAIN_FILES[0]).is_file():
-                missing = [name for name in wanted if not (folder / name).is_file()]
-                if missing:
-                    raise FileNotFoundError(f"load_cifar10: {folder} lacks {', '.join(missing)}; "
-                                            f"{_EXPECTED}")
-                return {name: (folder / name).read_bytes() for name in wanted}
-        if (path / ARCHIVE_NAME).is_file():
-            path = path / ARCHIVE_NAME
-        else:
+        found = _read_folder(path)
+        if found is not None:
+            return found
+        if not (path / ARCHIVE_NAME).is_file():
             raise FileNotFoundError(f"load_cifar10: no CIFAR-10 data in the folder {path}; {_EXPECTED}")
+        path = path / ARCHIVE_NAME
     if not path.exists():
         raise FileNotFoundError(f"load_cifar10: {path} does not exist; {_EXPECTED}")
     if not tarfile.is_tarfile(path):
         raise ValueError(f"load_cifar10: {path} is not a tar archive; {_EXPECTED}")
+    return _read_archive(path)
 
+
+def _read_folder(path):
+    """The batch files from the folder or its cifar-10-batches-py subfolder; None if neither holds them."""
+    wanted = TRAIN_FILES + [TEST_FILE]
+    for folder in (path, path / FOLDER_NAME):
+        if (folder / TRAIN_FILES[0]).is_file():
+            missing = [name for name in wanted if not (folder / name).is_file()]
+            if missing:
+                raise FileNotFoundError(f"load_cifar10: {folder} lacks {', '.join(missing)}; {_EXPECTED}")
+            return {name: (folder / name).read_bytes() for name in wanted}
+    return None
+
+
+def _read_archive(path):
+    """The batch files from a tar archive, read into memory."""
+    wanted = TRAIN_FILES + [TEST_FILE]
     found = {}
     with tarfile.open(path, "r:*") as archive:
         # Read the members we need straight into memory: nothing is written to disk, so a crafted archive

@@ -59,8 +59,8 @@ class _Merge(Layer):
         return self.output_shape
 
     # --- checking what runs through ----------------------------------------------------------------------
-    def check_inputs(self, inputs):
-        """Layer.check_input for a list: arrays of the layer's dtype, one batch size, the built shapes."""
+    def _check_arrays(self, inputs):
+        """inputs is a list of arrays of the layer's dtype, each with a batch axis."""
         if not isinstance(inputs, (list, tuple)):
             raise TypeError(f"{self.name}: expects a list of arrays [x_1, x_2, ...], got {type(inputs).__name__}")
         for i, x in enumerate(inputs):
@@ -71,6 +71,10 @@ class _Merge(Layer):
                                 f"{self.dtype}")
             if x.ndim < 2:
                 raise ValueError(f"{self.name}: input {i} has shape {x.shape}; expected (batch, ...)")
+
+    def check_inputs(self, inputs):
+        """Layer.check_input for a list: arrays of the layer's dtype, one batch size, the built shapes."""
+        self._check_arrays(inputs)
         if len({x.shape[0] for x in inputs}) > 1:
             raise ValueError(f"{self.name}: inputs must have the same batch size, got shapes "
                              + ", ".join(str(x.shape) for x in inputs))

@@ -29,11 +29,21 @@ An epoch's loss is, as in Keras, the batch losses averaged with batch-size weigh
 each L_b = sum_m s_m l_m / M_b over its own batch. Weighted metrics are called as metric(y_true, y_pred,
 sample_weight=s) on each batch and averaged the same way.
 """
-import numbers
 
 import numpy as np
 
 from ..losses.base import _matches, _position_weights, _shape_text
+from ..validation import real_number
+
+
+def _class_key(c, classes):
+    """A class_weight key as a class index of the model's output, else an error naming class_weight."""
+    if isinstance(c, (bool, np.bool_)) or not isinstance(c, (int, np.integer)):
+        raise TypeError(f"class_weight keys must be integer class indices, got {c!r}")
+    if not 0 <= c < classes:
+        raise ValueError(f"class_weight names class {c}, but the model's output has {classes} classes "
+                         f"(0 to {classes - 1})")
+    return int(c)
 
 
 def check_class_weight(model, class_weight):
@@ -52,14 +62,7 @@ def check_class_weight(model, class_weight):
     classes = 2 if k == 1 else k                     # one sigmoid channel: classes 0 and 1
     table = np.ones(classes)
     for c, w in class_weight.items():
-        if isinstance(c, (bool, np.bool_)) or not isinstance(c, (int, np.integer)):
-            raise TypeError(f"class_weight keys must be integer class indices, got {c!r}")
-        if not 0 <= c < classes:
-            raise ValueError(f"class_weight names class {c}, but the model's output has {classes} classes "
-                             f"(0 to {classes - 1})")
-        if isinstance(w, (bool, np.bool_)) or not isinstance(w, numbers.Real) or not np.isfinite(w) or w < 0:
-            raise ValueError(f"class_weight[{c}] must be a finite number >= 0, got {w!r}")
-        table[c] = float(w)
+        table[_class_key(c, classes)] = real_number(w, f"class_weight[{c}]", low=0, expected="a finite number >= 0")
     if not table.any():
         raise ValueError("class_weight gives every class the weight 0: the loss would be 0 whatever the model does")
     return table

@@ -15,6 +15,22 @@ import numpy as np
 from ..validation import positive_int
 
 
+def _class_indices(y):
+    """y as int64 class indices: numbers only, floats only if whole, a trailing axis of size 1 dropped."""
+    y = np.asarray(y)
+    if y.dtype.kind not in "biuf":
+        raise TypeError(f"to_categorical: y must hold integer class labels, got dtype {y.dtype}")
+    if y.dtype.kind == "f":
+        fractional = ~np.isfinite(y) | (y != np.round(y))
+        if np.any(fractional):
+            raise ValueError(f"to_categorical: y must hold whole numbers (class indices), got e.g. "
+                             f"{float(y[fractional].ravel()[0])}")
+    # Keras drops a trailing axis of size 1, so CIFAR's (N, 1) labels become (N, K), not (N, 1, K).
+    if y.ndim > 1 and y.shape[-1] == 1:
+        y = y[..., 0]
+    return y.astype(np.int64)
+
+
 def to_categorical(y, num_classes=None, dtype="float32"):
     """One-hot encode integer class labels, as `keras.utils.to_categorical`.
 
@@ -34,19 +50,7 @@ def to_categorical(y, num_classes=None, dtype="float32"):
     ValueError for negative labels, labels >= num_classes, non-whole numbers, or an empty y without num_classes.
     TypeError for values that are not numbers.
     """
-    y = np.asarray(y)
-    if y.dtype.kind not in "biuf":
-        raise TypeError(f"to_categorical: y must hold integer class labels, got dtype {y.dtype}")
-    if y.dtype.kind == "f":
-        fractional = ~np.isfinite(y) | (y != np.round(y))
-        if np.any(fractional):
-            raise ValueError(f"to_categorical: y must hold whole numbers (class indices), got e.g. "
-                             f"{float(y[fractional].ravel()[0])}")
-    # Keras drops a trailing axis of size 1, so CIFAR's (N, 1) labels become (N, K), not (N, 1, K).
-    if y.ndim > 1 and y.shape[-1] == 1:
-        y = y[..., 0]
-    y = y.astype(np.int64)
-
+    y = _class_indices(y)
     if num_classes is None:
         if y.size == 0:
             raise ValueError("to_categorical: cannot infer num_classes from an empty y; pass num_classes")
