@@ -51,6 +51,7 @@ from .graph import Graph, KerasTensor, output_activation
 from .kernels.softmax import softmax
 from .layers.activations import sigmoid
 from .layers.base import Layer
+from .validation import integer
 
 SCORES = ("logit", "probability")
 
@@ -72,8 +73,7 @@ def _images(model, x, what):
 
 
 def _check_class(class_index, num_classes, what):
-    if isinstance(class_index, (bool, np.bool_)) or not isinstance(class_index, (int, np.integer)):
-        raise TypeError(f"{what}: class_index must be an integer, got {class_index!r}")
+    class_index = integer(class_index, f"{what}: class_index")
     if not 0 <= class_index < num_classes:
         raise ValueError(f"{what}: class_index {class_index} is not a class of this model, whose output has "
                          f"{num_classes} classes (0 .. {num_classes - 1})")

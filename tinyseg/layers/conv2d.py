@@ -41,8 +41,9 @@ from ..backend import fast
 from ..kernels import convolution
 from ..kernels.im2col import col2im_numpy as col2im
 from ..kernels.im2col import im2col_numpy as im2col
+from ..validation import positive_int
 from .activations import LayerWithActivation
-from .geometry import check_image_shape, check_padding, conv_geometry, pair, positive_int
+from .geometry import check_image_shape, check_padding, conv_geometry, pair
 
 
 class _Convolution(LayerWithActivation):

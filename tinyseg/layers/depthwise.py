@@ -32,9 +32,10 @@ plus a matmul would multiply C times more numbers than the formula has, almost a
 from .. import initializers, regularizers
 from ..kernels.depthwise import depthwise_conv2d, depthwise_conv2d_input_grad, depthwise_conv2d_kernel_grad
 from ..kernels.elementwise import add_bias
+from ..validation import positive_int
 from .activations import LayerWithActivation
 from .base import channel_sum
-from .geometry import check_image_shape, check_padding, conv_geometry, pair, positive_int
+from .geometry import check_image_shape, check_padding, conv_geometry, pair
 
 
 def initializer_config(init):

@@ -49,13 +49,6 @@ def pair(value, argument):
     return int(a), int(b)
 
 
-def positive_int(value, argument):
-    """Return value as an int if it is a positive integer (not a bool); otherwise a ValueError naming it."""
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{argument} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 def conv_output_length(size, kernel, stride, padding, dilation=1):
     """Return (out, pad_before, pad_after) for one axis of a convolution or pooling."""
     k = effective_kernel(kernel, dilation)

@@ -13,6 +13,7 @@ tied pixels instead). Each is one NumPy reduction over (H, W): no kernel needed.
 """
 import numpy as np
 
+from ..validation import flag
 from .base import Layer
 from .geometry import check_image_shape, check_same_batch
 
@@ -22,9 +23,7 @@ class _GlobalPooling2D(Layer):
 
     def __init__(self, keepdims=False, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(keepdims, (bool, np.bool_)):
-            raise ValueError(f"{self.name}: keepdims must be True or False, got {keepdims!r}")
-        self.keepdims = bool(keepdims)
+        self.keepdims = flag(keepdims, f"{self.name}: keepdims")
 
     def compute_output_shape(self, input_shape):
         check_image_shape(self, input_shape)

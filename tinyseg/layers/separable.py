@@ -21,9 +21,9 @@ The depthwise part's arguments, geometry and kernels are those of DepthwiseConv2
 """
 from .. import initializers, regularizers
 from ..kernels.elementwise import add_bias
+from ..validation import positive_int
 from .base import channel_sum
 from .depthwise import _Depthwise, initializer_config
-from .geometry import positive_int
 
 
 class SeparableConv2D(_Depthwise):

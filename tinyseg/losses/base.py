@@ -32,35 +32,27 @@ A loss that ignores labels or weighs classes itself (SparseCategoricalCrossentro
 class_weight: a weight v_m per position) keeps its own normalisation, by sum_m v_m instead of M, which is the
 number of kept positions when there are no class weights: Keras's masked mean. Dice puts s_m inside its sums.
 """
-import math
-import numbers
 
 import numpy as np
+
+from ..validation import flag, integer, real_number
 
 
 # --- argument checks (when a loss is made) --------------------------------------------------------------
 def _from_logits(value):
-    if value is not None and not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"from_logits must be True, False or None, got {value!r}")
-    return None if value is None else bool(value)
+    return flag(value, "from_logits", allow_none=True)
 
 
 def _ignore_index(value):
     if value is None:
         return None
-    if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"ignore_index must be an integer label (e.g. 255) or None, got {value!r}")
-    return int(value)
+    return integer(value, "ignore_index", expected="an integer label (e.g. 255) or None")
 
 
 def _finite_number(value, argument, positive=False):
     """A finite real number, > 0 if positive else >= 0."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{argument} must be a real number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        raise ValueError(f"{argument} must be a finite number {'> 0' if positive else '>= 0'}, got {value!r}")
-    return value
+    return real_number(value, argument, low=0, low_open=positive,
+                       expected=f"a finite number {'> 0' if positive else '>= 0'}")
 
 
 def _class_weight(value):

@@ -1,11 +1,10 @@
 """The soft Dice loss, and its sum with the cross-entropy."""
-import math
-import numbers
 
 import numpy as np
 
 from ..kernels.elementwise import sigmoid
 from ..kernels.softmax import softmax
+from ..validation import real_number
 from .base import (
     Loss,
     _as_target_array,
@@ -52,11 +51,8 @@ class DiceLoss(Loss):
     name = "dice"
 
     def __init__(self, smooth=1.0, ignore_index=None, mode="multiclass"):
-        if isinstance(smooth, (bool, np.bool_)) or not isinstance(smooth, numbers.Real):
-            raise TypeError(f"smooth must be a real number, got {smooth!r}")
-        if not 0 < smooth < math.inf:
-            raise ValueError(f"smooth must be > 0 and finite (it defines the Dice of absent classes), got {smooth!r}")
-        self.smooth = float(smooth)
+        self.smooth = real_number(smooth, "smooth", low=0, low_open=True,
+                                  expected="> 0 and finite (it defines the Dice of absent classes)")
         if mode not in ("multiclass", "binary"):
             raise ValueError(f"mode must be 'multiclass' or 'binary', got {mode!r}")
         self.ignore_index = _ignore_index(ignore_index)

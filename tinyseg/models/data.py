@@ -29,17 +29,8 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
+from ..validation import integer
 from . import sample_weights
-
-
-def count_argument(value, argument, minimum=0):
-    """value as an int if it is an integer (Python or NumPy, not a bool) >= minimum, else raise naming it:
-    a TypeError for another type (3.0, '3', True), a ValueError for a smaller value."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{argument} must be an integer, got {value!r} ({type(value).__name__})")
-    if value < minimum:
-        raise ValueError(f"{argument} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def as_list(x):
@@ -175,7 +166,7 @@ class GeneratorBatches(_Stream):
 def batches(x, y, batch_size, steps=None, shuffle=False, want_y=True, steps_argument="steps", sample_weight=None):
     """The batch source for x (arrays, a PyDataset, or a generator); see the module docstring."""
     if steps is not None:
-        steps = count_argument(steps, steps_argument, minimum=1)
+        steps = integer(steps, steps_argument, low=1)
     if is_stream(x):
         if y is not None:
             raise ValueError("y must be None when x is a PyDataset or a generator (its batches carry the targets)")

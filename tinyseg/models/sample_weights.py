@@ -33,17 +33,16 @@ sample_weight=s) on each batch and averaged the same way.
 import numpy as np
 
 from ..losses.base import _matches, _position_weights, _shape_text
-from ..validation import real_number
+from ..validation import integer, real_number
 
 
 def _class_key(c, classes):
     """A class_weight key as a class index of the model's output, else an error naming class_weight."""
-    if isinstance(c, (bool, np.bool_)) or not isinstance(c, (int, np.integer)):
-        raise TypeError(f"class_weight keys must be integer class indices, got {c!r}")
+    c = integer(c, "class_weight keys", expected="integer class indices")
     if not 0 <= c < classes:
         raise ValueError(f"class_weight names class {c}, but the model's output has {classes} classes "
                          f"(0 to {classes - 1})")
-    return int(c)
+    return c
 
 
 def check_class_weight(model, class_weight):

@@ -9,7 +9,7 @@ edge of each column instead, as fractions of the line length (all <= 1) or as co
 """
 import shutil
 
-from .data import count_argument
+from ..validation import integer
 
 MIN_COLUMN = 10         # a text column never shrinks below this: narrower, every name folds into shreds
 FIXED = (2,)            # the columns that never fold: the parameter count
@@ -80,7 +80,7 @@ def summary_text(model, line_length=None, positions=None):
     """The summary of a built model, as one string (see the module docstring)."""
     if line_length is None:
         line_length = shutil.get_terminal_size((80, 24)).columns
-    line_length = count_argument(line_length, "summary: line_length", minimum=1)
+    line_length = integer(line_length, "summary: line_length", low=1)
     rows = _rows(model)
     headers = ["Layer (type)", "Output Shape", "Param #", "Connected to"]
     if positions is None:

@@ -35,7 +35,6 @@ exactly where an unbroken `fit(x, y, epochs=4, seed=s)` would be, because with a
 epoch e (its data order, augmentations, dropout masks) are drawn from their own generator, seeded by (s, e).
 """
 import contextlib
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,8 +47,9 @@ from ..graph import output_activation
 from ..kernels.bands import one_blas_thread
 from ..layers.activations import sigmoid, softmax
 from ..metrics.metric import states_kept_on_failure
+from ..validation import flag, integer, is_real_number
 from . import compile_utils, data, sample_weights, subclassing
-from .data import ArrayBatches, count_argument
+from .data import ArrayBatches
 from .progress import ProgressBar, format_logs
 from .rollback import all_or_nothing, unbuilt_on_failure, until_first_step
 
@@ -79,16 +79,16 @@ def _check_verbose(verbose):
         return int(verbose)
     if verbose == "auto":
         return 1
-    return count_argument(verbose, "verbose", minimum=0)
+    return integer(verbose, "verbose", low=0)
 
 
 def _batch_size(value, argument="batch_size"):
-    return 32 if value is None else count_argument(value, argument, minimum=1)
+    return 32 if value is None else integer(value, argument, low=1)
 
 
 def _check_epochs(epochs, initial_epoch):
-    epochs = count_argument(epochs, "epochs", minimum=1)
-    initial_epoch = count_argument(initial_epoch, "initial_epoch", minimum=0)
+    epochs = integer(epochs, "epochs", low=1)
+    initial_epoch = integer(initial_epoch, "initial_epoch", low=0)
     if initial_epoch >= epochs:
         raise ValueError(f"epochs must be a positive integer above initial_epoch={initial_epoch}, got {epochs!r}")
     return epochs, initial_epoch
@@ -96,13 +96,12 @@ def _check_epochs(epochs, initial_epoch):
 
 def _check_fit_kinds(shuffle, augment, callbacks, validation_split):
     """The arguments of fit that must be of one kind: a flag, a function, a list, a number."""
-    if not isinstance(shuffle, (bool, np.bool_)):
-        raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
+    flag(shuffle, "shuffle")
     if augment is not None and not callable(augment):
         raise TypeError(f"augment must be a function augment(x, y, rng) -> (x, y), got {augment!r}")
     if callbacks is not None and not isinstance(callbacks, (list, tuple)):
         raise TypeError(f"callbacks must be a list of callbacks, got {type(callbacks).__name__}")
-    if isinstance(validation_split, (bool, np.bool_)) or not isinstance(validation_split, numbers.Real):
+    if not is_real_number(validation_split):
         raise TypeError(f"validation_split must be a number in [0, 1), got {validation_split!r}")
 
 
@@ -304,7 +303,7 @@ class Trainer:
         self._require_compiled("fit")
         epochs, initial_epoch = _check_epochs(epochs, initial_epoch)
         verbose = _check_verbose(verbose)
-        seed = None if seed is None else count_argument(seed, "seed", minimum=0)
+        seed = None if seed is None else integer(seed, "seed", low=0)
         _check_fit_kinds(shuffle, augment, callbacks, validation_split)
         batch_size = _batch_size(batch_size)
         validation_batch_size = _batch_size(validation_batch_size, "validation_batch_size") \
