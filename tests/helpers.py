@@ -34,6 +34,10 @@ REPO = Path(__file__).resolve().parent.parent          # the checkout under test
 PARITY_TOL = 1e-10          # float64 against PyTorch: both compute the same sums, in other orders
 KERAS_TOL = 1e-5            # float32 against Keras
 
+# Numba functions only called from inside other kernels: a kernel loaded from the cache brings its compiled copy
+# of them along, so their own dispatchers may stay empty (and they are not compiled, or cached, on their own).
+INNER_KERNELS = {"piece", "window_index", "real_taps", "_few_channel_row"}
+
 
 def _contiguous(convert):
     """The converter `convert` of tinyseg.interop.conventions, returning a C-contiguous array (or tensor): the
