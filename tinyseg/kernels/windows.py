@@ -16,14 +16,11 @@ from .config import jit
 
 
 @jit
-def real_taps(o, stride, pad, k, size, step=1):
+def real_taps(o, stride, pad, k, size):
     """(start, a0, a1): window o starts at input index start = o*stride - pad, and its taps a0 <= a < a1 are
-    the real ones (0 <= start + a*step < size), the others padding (none is real when a1 <= a0)."""
+    the real ones (0 <= start + a < size), the others padding. For pooling's undilated windows."""
     start = o * stride - pad
-    if step == 1:                   # the usual case, without the two divisions
-        return start, max(0, -start), min(k, size - start)
-    # a0 = ceil(-start / step), a1 = ceil((size - start) / step), each written as minus a floor division
-    return start, max(0, -(start // step)), min(k, -((start - size) // step))
+    return start, max(0, -start), min(k, size - start)
 
 
 @jit
