@@ -8,7 +8,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.edge_cases import examples, pool_cases
-from tests.helpers import nchw_to_nhwc, nhwc_to_nchw, rel_error, use_backend
+from tests.helpers import (
+    assert_bad_images_are_named,
+    assert_config_rebuilds,
+    assert_leaves_its_arguments_alone,
+    nchw_to_nhwc,
+    nhwc_to_nchw,
+    rel_error,
+    use_backend,
+)
 from tests.layers.conv_kit import keras_size
 from tinyseg import reference
 from tinyseg.gradcheck import check_layer
@@ -230,27 +238,14 @@ def test_gradcheck_catches_a_wrong_average_count():
 @examples([dict(case=c) for c in pool_cases()])
 def test_never_mutates_or_aliases_its_arguments(kind, case):
     rng = np.random.default_rng(case["seed"])
-    x = make_input(case, rng)
-    x_copy = x.copy()
-    layer = make_layer(kind, case)
-    y = layer.forward(x)
-    grad = rng.standard_normal(y.shape).astype(x.dtype)
-    grad_copy = grad.copy()
-    dx = layer.backward(grad)
-    np.testing.assert_array_equal(x, x_copy)
-    np.testing.assert_array_equal(grad, grad_copy)
-    assert not np.shares_memory(y, x) and not np.shares_memory(dx, grad)
+    assert_leaves_its_arguments_alone(make_layer(kind, case), make_input(case, rng), rng)
 
 
 @pytest.mark.parametrize("cls", [MaxPooling2D, AveragePooling2D])
 def test_get_config_rebuilds_the_layer(cls):
     layer = cls(pool_size=(3, 2), strides=(1, 2), padding="same", dtype="float64")
-    config_ = layer.get_config()
-    assert config_ == {"name": layer.name, "dtype": "float64", "pool_size": (3, 2), "strides": (1, 2),
-                       "padding": "same"}
-    twin = cls(**config_)
-    x = np.random.default_rng(1).standard_normal((2, 5, 6, 3))
-    np.testing.assert_array_equal(twin.forward(x), layer.forward(x))
+    assert_config_rebuilds(layer, {"dtype": "float64", "pool_size": (3, 2), "strides": (1, 2), "padding": "same"},
+                           np.random.default_rng(1).standard_normal((2, 5, 6, 3)))
 
 
 def test_strides_default_to_pool_size_and_aliases():
@@ -278,12 +273,7 @@ def test_bad_arguments_are_named(cls, kwargs, error, match):
 
 @pytest.mark.parametrize("cls", [MaxPooling2D, AveragePooling2D])
 def test_bad_inputs_are_named(cls):
-    with pytest.raises(ValueError, match=r"expects images \(batch, H, W, C\)"):
-        cls(dtype="float64").forward(np.zeros((2, 4, 4)))
-    with pytest.raises(TypeError, match="x has dtype float32 but the layer computes in float64"):
-        cls(dtype="float64").forward(np.zeros((2, 4, 4, 1), np.float32))
-    with pytest.raises(TypeError, match="x has dtype int64"):
-        cls().forward(np.zeros((2, 4, 4, 1), np.int64))
+    assert_bad_images_are_named(lambda dtype: cls(dtype=dtype), np.int64)
     with pytest.raises(TypeError, match="x must be a NumPy array"):
         cls().forward([[[[1.0]]]])
     with pytest.raises(ValueError, match="smaller than the window"):

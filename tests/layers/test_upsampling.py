@@ -8,7 +8,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.edge_cases import examples, upsampling_cases
-from tests.helpers import nchw_to_nhwc, nhwc_to_nchw, rel_error, use_backend
+from tests.helpers import (
+    assert_bad_images_are_named,
+    assert_config_rebuilds,
+    assert_leaves_its_arguments_alone,
+    nchw_to_nhwc,
+    nhwc_to_nchw,
+    rel_error,
+    use_backend,
+)
 from tinyseg.gradcheck import check_layer
 from tinyseg.kernels import upsampling as ku
 from tinyseg.layers.upsampling import UpSampling2D
@@ -188,25 +196,15 @@ def test_gradcheck_catches_a_backward_that_forgets_the_border_clamp():
 def test_never_mutates_or_aliases_its_arguments(interpolation, case):
     rng = np.random.default_rng(case["seed"])
     x = rng.standard_normal(case["shape"]).astype(case["dtype"])
-    x_copy = x.copy()
     layer = UpSampling2D(size=case["size"], interpolation=interpolation, dtype=case["dtype"])
-    y = layer.forward(x)
-    grad = rng.standard_normal(y.shape).astype(x.dtype)
-    grad_copy = grad.copy()
-    dx = layer.backward(grad)
-    np.testing.assert_array_equal(x, x_copy)
-    np.testing.assert_array_equal(grad, grad_copy)
-    assert not np.shares_memory(y, x) and not np.shares_memory(dx, grad)
+    assert_leaves_its_arguments_alone(layer, x, rng)
 
 
 @pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
 def test_get_config_rebuilds_the_layer(interpolation):
     layer = UpSampling2D(size=(3, 2), interpolation=interpolation.upper(), dtype="float64")
-    config_ = layer.get_config()
-    assert config_ == {"name": layer.name, "dtype": "float64", "size": (3, 2), "interpolation": interpolation}
-    twin = UpSampling2D(**config_)
-    x = np.random.default_rng(1).standard_normal((2, 4, 5, 3))
-    np.testing.assert_array_equal(twin.forward(x), layer.forward(x))
+    assert_config_rebuilds(layer, {"dtype": "float64", "size": (3, 2), "interpolation": interpolation},
+                           np.random.default_rng(1).standard_normal((2, 4, 5, 3)))
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
@@ -225,12 +223,7 @@ def test_bad_arguments_are_named(kwargs, error, match):
 
 
 def test_bad_inputs_are_named():
-    with pytest.raises(ValueError, match=r"expects images \(batch, H, W, C\)"):
-        UpSampling2D().forward(np.zeros((2, 4, 4), np.float32))
-    with pytest.raises(TypeError, match="x has dtype float32 but the layer computes in float64"):
-        UpSampling2D(dtype="float64").forward(np.zeros((2, 4, 4, 1), np.float32))
-    with pytest.raises(TypeError, match="x has dtype uint8"):
-        UpSampling2D().forward(np.zeros((2, 4, 4, 1), np.uint8))
+    assert_bad_images_are_named(lambda dtype: UpSampling2D(dtype=dtype), np.uint8)
     layer = UpSampling2D()
     layer.forward(np.zeros((2, 4, 4, 1), np.float32))
     with pytest.raises(ValueError, match="grad has shape"):
