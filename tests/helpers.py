@@ -26,7 +26,7 @@ import pytest
 from tinyseg.interop import conventions
 from tinyseg.interop.tensors import relative_error as rel_error
 from tinyseg.kernels import config
-from tinyseg.layers import Conv2D, Dense, Flatten, MaxPooling2D
+from tinyseg.layers import BatchNormalization, Conv2D, Dense, Flatten, MaxPooling2D
 from tinyseg.models import Sequential
 
 REPO = Path(__file__).resolve().parent.parent          # the checkout under test, wherever a test file sits
@@ -99,6 +99,17 @@ def seed_cnn(num_classes=10, dtype=None):
         Dense(64, activation="relu", dtype=dtype),
         Dense(num_classes, activation="softmax", dtype=dtype),
     ])
+
+
+def scramble_weights(model, rng, scale):
+    """Random values for every weight of model (normal, times scale), BatchNormalization's moving variances
+    kept positive (uniform in 0.5 .. 2): a generic point, away from the initial zeros and ones."""
+    for layer in model.layers:
+        weights = [rng.standard_normal(w.shape) * scale for w in layer.get_weights()]
+        if isinstance(layer, BatchNormalization):
+            weights[-1] = rng.uniform(0.5, 2.0, weights[-1].shape)
+        if weights:
+            layer.set_weights(weights)
 
 
 def random_inputs(shapes, seed, dtype="float64"):
@@ -194,37 +205,3 @@ def keras_agrees(keras_layer, layer, x, seed=0):
     layer.build(x.shape[1:])
     layer.set_weights(keras_layer.get_weights())                      # the proof of the layouts
     return rel_error(keras.ops.convert_to_numpy(keras_layer(x)), layer.forward(x))
-
-
-# ------------------------------------------------------------------------------------------------------------
-# The contract of every image layer: no mutation, a config that rebuilds it, named errors.
-# ------------------------------------------------------------------------------------------------------------
-def assert_leaves_its_arguments_alone(layer, x, rng):
-    """layer.forward(x) and layer.backward(grad) change neither x nor grad, and return arrays of their own."""
-    x_copy = x.copy()
-    y = layer.forward(x)
-    grad = rng.standard_normal(y.shape).astype(x.dtype)
-    grad_copy = grad.copy()
-    dx = layer.backward(grad)
-    np.testing.assert_array_equal(x, x_copy)
-    np.testing.assert_array_equal(grad, grad_copy)
-    assert not np.shares_memory(y, x) and not np.shares_memory(dx, grad)
-
-
-def assert_config_rebuilds(layer, expected, x):
-    """layer.get_config() is {"name": layer.name, **expected}, and the layer it builds computes the same y on x."""
-    config_ = layer.get_config()
-    assert config_ == {"name": layer.name, **expected}
-    twin = type(layer)(**config_)
-    np.testing.assert_array_equal(twin.forward(x), layer.forward(x))
-
-
-def assert_bad_images_are_named(make, int_dtype):
-    """make(dtype) -> an image layer; an input without its channel axis, a float32 input to a float64 layer and
-    an input of int_dtype are each refused with a message that says what is wrong."""
-    with pytest.raises(ValueError, match=r"expects images \(batch, H, W, C\)"):
-        make("float64").forward(np.zeros((2, 4, 4)))
-    with pytest.raises(TypeError, match="x has dtype float32 but the layer computes in float64"):
-        make("float64").forward(np.zeros((2, 4, 4, 1), np.float32))
-    with pytest.raises(TypeError, match=f"x has dtype {np.dtype(int_dtype).name}"):
-        make(None).forward(np.zeros((2, 4, 4, 1), int_dtype))

@@ -60,6 +60,11 @@ def kernel_problem(win, n, c, m, dtype, seed):
                 out_hw=(oh, ow), dilation=win["dilation"])
 
 
+# a float32 and a float64 problem for every padded-window edge case, tried before hypothesis's own draws
+EDGE_PROBLEMS = [dict(p=kernel_problem(win, 2, 3, 2, dtype, i)) for i, win in enumerate(padded_window_cases())
+                 for dtype in (np.float32, np.float64)]
+
+
 def run_kernels(p):
     """(y, dx, dK) of the three public kernel functions, on whichever backend is set."""
     x, k, g = p["x"], p["k"], p["g"]
@@ -83,8 +88,7 @@ def explicit_pads_reference(p):
 
 @FAST
 @given(p=kernel_problems())
-@examples([dict(p=kernel_problem(win, 2, 3, 2, dtype, i)) for i, win in enumerate(padded_window_cases())
-           for dtype in (np.float32, np.float64)])
+@examples(EDGE_PROBLEMS)
 def test_numba_kernels_equal_their_numpy_twins(p):
     with use_backend("numba"):
         fast = run_kernels(p)
@@ -98,8 +102,7 @@ def test_numba_kernels_equal_their_numpy_twins(p):
 
 @FAST
 @given(p=kernel_problems())
-@examples([dict(p=kernel_problem(win, 2, 3, 2, dtype, i)) for i, win in enumerate(padded_window_cases())
-           for dtype in (np.float32, np.float64)])
+@examples(EDGE_PROBLEMS)
 def test_numpy_twins_equal_the_loop_definitions(p):
     with use_backend("numpy"):
         twin = run_kernels(p)
@@ -110,8 +113,7 @@ def test_numpy_twins_equal_the_loop_definitions(p):
 
 @FAST
 @given(p=kernel_problems())
-@examples([dict(p=kernel_problem(win, 2, 3, 2, dtype, i)) for i, win in enumerate(padded_window_cases())
-           for dtype in (np.float32, np.float64)])
+@examples(EDGE_PROBLEMS)
 def test_the_backward_kernels_are_adjoints_of_the_forward(p):
     """<dw(x, K), G> = <x, input_grad(G, K)> = <K, kernel_grad(x, G)>: all three are the same sum of
     x * K * G products, grouped differently."""

@@ -8,15 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.edge_cases import examples, pool_cases
-from tests.helpers import (
-    assert_bad_images_are_named,
-    assert_config_rebuilds,
-    assert_leaves_its_arguments_alone,
-    nchw_to_nhwc,
-    nhwc_to_nchw,
-    rel_error,
-    use_backend,
-)
+from tests.helpers import nchw_to_nhwc, nhwc_to_nchw, rel_error, use_backend
+from tests.layers import contract
 from tests.layers.conv_kit import keras_size
 from tinyseg import reference
 from tinyseg.gradcheck import check_layer
@@ -238,14 +231,14 @@ def test_gradcheck_catches_a_wrong_average_count():
 @examples([dict(case=c) for c in pool_cases()])
 def test_never_mutates_or_aliases_its_arguments(kind, case):
     rng = np.random.default_rng(case["seed"])
-    assert_leaves_its_arguments_alone(make_layer(kind, case), make_input(case, rng), rng)
+    contract.assert_leaves_its_arguments_alone(make_layer(kind, case), make_input(case, rng), rng)
 
 
 @pytest.mark.parametrize("cls", [MaxPooling2D, AveragePooling2D])
 def test_get_config_rebuilds_the_layer(cls):
     layer = cls(pool_size=(3, 2), strides=(1, 2), padding="same", dtype="float64")
-    assert_config_rebuilds(layer, {"dtype": "float64", "pool_size": (3, 2), "strides": (1, 2), "padding": "same"},
-                           np.random.default_rng(1).standard_normal((2, 5, 6, 3)))
+    expected = {"dtype": "float64", "pool_size": (3, 2), "strides": (1, 2), "padding": "same"}
+    contract.assert_config_rebuilds(layer, expected, np.random.default_rng(1).standard_normal((2, 5, 6, 3)))
 
 
 def test_strides_default_to_pool_size_and_aliases():
@@ -273,7 +266,7 @@ def test_bad_arguments_are_named(cls, kwargs, error, match):
 
 @pytest.mark.parametrize("cls", [MaxPooling2D, AveragePooling2D])
 def test_bad_inputs_are_named(cls):
-    assert_bad_images_are_named(lambda dtype: cls(dtype=dtype), np.int64)
+    contract.assert_bad_images_are_named(lambda dtype: cls(dtype=dtype), np.int64)
     with pytest.raises(TypeError, match="x must be a NumPy array"):
         cls().forward([[[[1.0]]]])
     with pytest.raises(ValueError, match="smaller than the window"):

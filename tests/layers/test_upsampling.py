@@ -8,15 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.edge_cases import examples, upsampling_cases
-from tests.helpers import (
-    assert_bad_images_are_named,
-    assert_config_rebuilds,
-    assert_leaves_its_arguments_alone,
-    nchw_to_nhwc,
-    nhwc_to_nchw,
-    rel_error,
-    use_backend,
-)
+from tests.helpers import nchw_to_nhwc, nhwc_to_nchw, rel_error, use_backend
+from tests.layers import contract
 from tinyseg.gradcheck import check_layer
 from tinyseg.kernels import upsampling as ku
 from tinyseg.layers.upsampling import UpSampling2D
@@ -197,14 +190,14 @@ def test_never_mutates_or_aliases_its_arguments(interpolation, case):
     rng = np.random.default_rng(case["seed"])
     x = rng.standard_normal(case["shape"]).astype(case["dtype"])
     layer = UpSampling2D(size=case["size"], interpolation=interpolation, dtype=case["dtype"])
-    assert_leaves_its_arguments_alone(layer, x, rng)
+    contract.assert_leaves_its_arguments_alone(layer, x, rng)
 
 
 @pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
 def test_get_config_rebuilds_the_layer(interpolation):
     layer = UpSampling2D(size=(3, 2), interpolation=interpolation.upper(), dtype="float64")
-    assert_config_rebuilds(layer, {"dtype": "float64", "size": (3, 2), "interpolation": interpolation},
-                           np.random.default_rng(1).standard_normal((2, 4, 5, 3)))
+    expected = {"dtype": "float64", "size": (3, 2), "interpolation": interpolation}
+    contract.assert_config_rebuilds(layer, expected, np.random.default_rng(1).standard_normal((2, 4, 5, 3)))
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
@@ -223,7 +216,7 @@ def test_bad_arguments_are_named(kwargs, error, match):
 
 
 def test_bad_inputs_are_named():
-    assert_bad_images_are_named(lambda dtype: UpSampling2D(dtype=dtype), np.uint8)
+    contract.assert_bad_images_are_named(lambda dtype: UpSampling2D(dtype=dtype), np.uint8)
     layer = UpSampling2D()
     layer.forward(np.zeros((2, 4, 4, 1), np.float32))
     with pytest.raises(ValueError, match="grad has shape"):
