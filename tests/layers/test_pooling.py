@@ -68,6 +68,15 @@ def naive_pool(kind, x, grad, pool_size, strides, padding):
     return reference.pool2d(kind, x, grad, pool_size, strides, padding)
 
 
+def kernel_problem(kind, case):
+    """(rng, x, geom, out_hw): the case's input, the (pool_size, strides, pads) its layer computes, and (OH, OW)."""
+    rng = np.random.default_rng(case["seed"])
+    x = make_input(case, rng)
+    layer = make_layer(kind, case)
+    layer.build(x.shape[1:])
+    return rng, x, (layer.pool_size, layer.strides, layer.pads), layer.output_shape[:2]
+
+
 def tolerance(dtype):
     return dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-13)
 
@@ -79,12 +88,7 @@ def tolerance(dtype):
 @given(case=cases())
 @examples([dict(case=c) for c in pool_cases()])
 def test_max_pool_numba_equals_numpy_twin(case):
-    rng = np.random.default_rng(case["seed"])
-    x = make_input(case, rng)
-    layer = make_layer("max", case)
-    layer.build(x.shape[1:])
-    geom = (layer.pool_size, layer.strides, layer.pads)
-    out_hw = layer.output_shape[:2]
+    rng, x, geom, out_hw = kernel_problem("max", case)
     with use_backend("numba"):
         y, arg = kp.max_pool2d(x, *geom, out_hw)
         grad = rng.standard_normal(y.shape).astype(x.dtype)
@@ -101,17 +105,13 @@ def test_max_pool_numba_equals_numpy_twin(case):
 @given(case=cases())
 @examples([dict(case=c) for c in pool_cases()])
 def test_avg_pool_numba_equals_numpy_twin(case):
-    rng = np.random.default_rng(case["seed"])
-    x = make_input(case, rng)
-    layer = make_layer("avg", case)
-    layer.build(x.shape[1:])
-    geom = (layer.pool_size, layer.strides, layer.pads)
+    rng, x, geom, out_hw = kernel_problem("avg", case)
     with use_backend("numba"):
-        y = kp.avg_pool2d(x, *geom, layer.output_shape[:2])
+        y = kp.avg_pool2d(x, *geom, out_hw)
         grad = rng.standard_normal(y.shape).astype(x.dtype)
         dx = kp.avg_pool2d_backward(grad, x.shape, *geom)
     assert y.dtype == dx.dtype == x.dtype
-    np.testing.assert_array_equal(y, kp.avg_pool2d_numpy(x, *geom, layer.output_shape[:2]))
+    np.testing.assert_array_equal(y, kp.avg_pool2d_numpy(x, *geom, out_hw))
     np.testing.assert_allclose(dx, kp.avg_pool2d_backward_numpy(grad, x.shape, *geom), **tolerance(x.dtype))
 
 
