@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.edge_cases import conv_cases, examples, padded_window_cases
+from tests.edge_cases import conv_cases, edge_cases_then_drawn, examples, padded_window_cases
 from tests.helpers import KERAS_TOL, PARITY_TOL, REPO, import_keras, keras_agrees, torch_errors, use_backend
 from tests.layers import conv_kit
 from tests.layers.conv_kit import (
@@ -61,7 +61,7 @@ def kernel_problem(win, n, c, m, dtype, seed):
 
 
 # a float32 and a float64 problem for every padded-window edge case, tried before hypothesis's own draws
-EDGE_PROBLEMS = [dict(p=kernel_problem(win, 2, 3, 2, dtype, i)) for i, win in enumerate(padded_window_cases())
+EDGE_PROBLEMS = [kernel_problem(win, 2, 3, 2, dtype, i) for i, win in enumerate(padded_window_cases())
                  for dtype in (np.float32, np.float64)]
 
 
@@ -86,9 +86,7 @@ def explicit_pads_reference(p):
     return y, dxp[:, pt:pt + h, pl:pl + w], dk
 
 
-@FAST
-@given(p=kernel_problems())
-@examples(EDGE_PROBLEMS)
+@edge_cases_then_drawn(FAST, kernel_problems(), EDGE_PROBLEMS, name="p")
 def test_numba_kernels_equal_their_numpy_twins(p):
     with use_backend("numba"):
         fast = run_kernels(p)
@@ -100,9 +98,7 @@ def test_numba_kernels_equal_their_numpy_twins(p):
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol, err_msg=name)
 
 
-@FAST
-@given(p=kernel_problems())
-@examples(EDGE_PROBLEMS)
+@edge_cases_then_drawn(FAST, kernel_problems(), EDGE_PROBLEMS, name="p")
 def test_numpy_twins_equal_the_loop_definitions(p):
     with use_backend("numpy"):
         twin = run_kernels(p)
@@ -111,9 +107,7 @@ def test_numpy_twins_equal_the_loop_definitions(p):
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol, err_msg=name)
 
 
-@FAST
-@given(p=kernel_problems())
-@examples(EDGE_PROBLEMS)
+@edge_cases_then_drawn(FAST, kernel_problems(), EDGE_PROBLEMS, name="p")
 def test_the_backward_kernels_are_adjoints_of_the_forward(p):
     """<dw(x, K), G> = <x, input_grad(G, K)> = <K, kernel_grad(x, G)>: all three are the same sum of
     x * K * G products, grouped differently."""

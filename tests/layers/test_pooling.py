@@ -4,10 +4,10 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import settings
 from hypothesis import strategies as st
 
-from tests.edge_cases import examples, pool_cases
+from tests.edge_cases import edge_cases_then_drawn, pool_cases
 from tests.helpers import nchw_to_nhwc, nhwc_to_nchw, rel_error, use_backend
 from tests.layers import contract
 from tests.layers.conv_kit import keras_size
@@ -84,9 +84,7 @@ def tolerance(dtype):
 # ----------------------------------------------------------------------------------------------------------
 # Kernels: Numba equals the NumPy twin.
 # ----------------------------------------------------------------------------------------------------------
-@SETTINGS
-@given(case=cases())
-@examples([dict(case=c) for c in pool_cases()])
+@edge_cases_then_drawn(SETTINGS, cases(), pool_cases())
 def test_max_pool_numba_equals_numpy_twin(case):
     rng, x, geom, out_hw = kernel_problem("max", case)
     with use_backend("numba"):
@@ -101,9 +99,7 @@ def test_max_pool_numba_equals_numpy_twin(case):
     np.testing.assert_allclose(dx, dx_np, **tolerance(x.dtype))
 
 
-@SETTINGS
-@given(case=cases())
-@examples([dict(case=c) for c in pool_cases()])
+@edge_cases_then_drawn(SETTINGS, cases(), pool_cases())
 def test_avg_pool_numba_equals_numpy_twin(case):
     rng, x, geom, out_hw = kernel_problem("avg", case)
     with use_backend("numba"):
@@ -120,9 +116,7 @@ def test_avg_pool_numba_equals_numpy_twin(case):
 # ----------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
 @pytest.mark.parametrize("kind", ["max", "avg"])
-@SETTINGS
-@given(case=cases())
-@examples([dict(case=c) for c in pool_cases()])
+@edge_cases_then_drawn(SETTINGS, cases(), pool_cases())
 def test_layer_matches_naive_loops(kind, backend, case):
     rng = np.random.default_rng(case["seed"])
     x = make_input(case, rng)
@@ -138,9 +132,7 @@ def test_layer_matches_naive_loops(kind, backend, case):
     np.testing.assert_allclose(dx, dx_ref, **tolerance(x.dtype))
 
 
-@SETTINGS
-@given(case=cases(dtypes=(np.float32,)))
-@examples([dict(case=c) for c in pool_cases(dtypes=("float32",))])
+@edge_cases_then_drawn(SETTINGS, cases(dtypes=(np.float32,)), pool_cases(dtypes=("float32",)))
 def test_output_shape_follows_the_documented_rule(case):
     n, h, w, c = case["shape"]
     (kh, kw), (sh, sw) = case["pool_size"], case["strides"] or case["pool_size"]
@@ -195,9 +187,7 @@ def test_overlapping_windows_add_their_gradients():
 # Gradients against central differences (float64).
 # ----------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["max", "avg"])
-@SETTINGS
-@given(case=cases(dtypes=(np.float64,)))
-@examples([dict(case=c) for c in pool_cases(dtypes=("float64",))])
+@edge_cases_then_drawn(SETTINGS, cases(dtypes=(np.float64,)), pool_cases(dtypes=("float64",)))
 def test_gradcheck(kind, case):
     rng = np.random.default_rng(case["seed"])
     x = distinct_input(case["shape"], rng) if kind == "max" else rng.standard_normal(case["shape"])
@@ -226,9 +216,7 @@ def test_gradcheck_catches_a_wrong_average_count():
 # The contract: no mutation, config round trip, clear errors.
 # ----------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["max", "avg"])
-@SETTINGS
-@given(case=cases())
-@examples([dict(case=c) for c in pool_cases()])
+@edge_cases_then_drawn(SETTINGS, cases(), pool_cases())
 def test_never_mutates_or_aliases_its_arguments(kind, case):
     rng = np.random.default_rng(case["seed"])
     contract.assert_leaves_its_arguments_alone(make_layer(kind, case), make_input(case, rng), rng)
@@ -307,9 +295,8 @@ def torch_pool(kind, x, grad, case):
 
 
 @pytest.mark.parametrize("kind", ["max", "avg"])
-@SETTINGS
-@given(case=cases(dtypes=(np.float64,), paddings=("valid",)))
-@examples([dict(case=c) for c in pool_cases(dtypes=("float64",), paddings=("valid",))])
+@edge_cases_then_drawn(SETTINGS, cases(dtypes=(np.float64,), paddings=("valid",)),
+                       pool_cases(dtypes=("float64",), paddings=("valid",)))
 def test_valid_matches_torch_pool2d(kind, case):
     torch = pytest.importorskip("torch")
     F = torch.nn.functional
@@ -329,9 +316,8 @@ def test_valid_matches_torch_pool2d(kind, case):
 
 
 @pytest.mark.parametrize("kind", ["max", "avg"])
-@SETTINGS
-@given(case=cases(dtypes=(np.float64,), paddings=("same",)))
-@examples([dict(case=c) for c in pool_cases(dtypes=("float64",), paddings=("same",))])
+@edge_cases_then_drawn(SETTINGS, cases(dtypes=(np.float64,), paddings=("same",)),
+                       pool_cases(dtypes=("float64",), paddings=("same",)))
 def test_same_matches_torch_with_explicit_padding(kind, case):
     rng = np.random.default_rng(case["seed"])
     x = distinct_input(case["shape"], rng)

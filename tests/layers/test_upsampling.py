@@ -4,10 +4,10 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import settings
 from hypothesis import strategies as st
 
-from tests.edge_cases import examples, upsampling_cases
+from tests.edge_cases import edge_cases_then_drawn, upsampling_cases
 from tests.helpers import nchw_to_nhwc, nhwc_to_nchw, rel_error, use_backend
 from tests.layers import contract
 from tinyseg.gradcheck import check_layer
@@ -73,9 +73,7 @@ def naive_upsample(interpolation, x, grad, size):
 # Kernels: Numba equals the NumPy twin.
 # ----------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
-@SETTINGS
-@given(case=cases())
-@examples([dict(case=c) for c in upsampling_cases()])
+@edge_cases_then_drawn(SETTINGS, cases(), upsampling_cases())
 def test_numba_equals_numpy_twin(interpolation, case):
     forward, backward, forward_np, backward_np = KERNELS[interpolation]
     rng = np.random.default_rng(case["seed"])
@@ -109,9 +107,7 @@ def test_backward_refuses_a_grad_that_is_not_an_upsampling():
 # ----------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
 @pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
-@SETTINGS
-@given(case=cases())
-@examples([dict(case=c) for c in upsampling_cases()])
+@edge_cases_then_drawn(SETTINGS, cases(), upsampling_cases())
 def test_layer_matches_naive_loops(interpolation, backend, case):
     rng = np.random.default_rng(case["seed"])
     x = rng.standard_normal(case["shape"]).astype(case["dtype"])
@@ -150,9 +146,7 @@ def test_nearest_by_hand():
 # Gradients against central differences (float64).
 # ----------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
-@SETTINGS
-@given(case=cases(dtypes=(np.float64,)))
-@examples([dict(case=c) for c in upsampling_cases(dtypes=("float64",))])
+@edge_cases_then_drawn(SETTINGS, cases(dtypes=(np.float64,)), upsampling_cases(dtypes=("float64",)))
 def test_gradcheck(interpolation, case):
     x = np.random.default_rng(case["seed"]).standard_normal(case["shape"])
     layer = UpSampling2D(size=case["size"], interpolation=interpolation, dtype="float64")
@@ -183,9 +177,7 @@ def test_gradcheck_catches_a_backward_that_forgets_the_border_clamp():
 # The contract: no mutation, config round trip, clear errors.
 # ----------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
-@SETTINGS
-@given(case=cases())
-@examples([dict(case=c) for c in upsampling_cases()])
+@edge_cases_then_drawn(SETTINGS, cases(), upsampling_cases())
 def test_never_mutates_or_aliases_its_arguments(interpolation, case):
     rng = np.random.default_rng(case["seed"])
     x = rng.standard_normal(case["shape"]).astype(case["dtype"])
@@ -227,9 +219,7 @@ def test_bad_inputs_are_named():
 # PyTorch parity (NHWC here, NCHW there: converted by tests.helpers.nhwc_to_nchw and nchw_to_nhwc).
 # ----------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
-@SETTINGS
-@given(case=cases(dtypes=(np.float64,)))
-@examples([dict(case=c) for c in upsampling_cases(dtypes=("float64",))])
+@edge_cases_then_drawn(SETTINGS, cases(dtypes=(np.float64,)), upsampling_cases(dtypes=("float64",)))
 def test_matches_torch_interpolate(interpolation, case):
     torch = pytest.importorskip("torch")
     F = torch.nn.functional
