@@ -131,7 +131,7 @@ def _upsample_nearest_backward_numba(chunk, chunks, grad, fh, fw, dx):
     n, h, w, c = dx.shape
     for row in range(*piece(n * h, chunk, chunks)):     # this thread's rows
         i, hi = divmod(row, h)
-        dx[i, hi] = 0                                  # this row of dx, before the windows add to it
+        dx[i, hi] = 0                                  # this row of dx, before the outputs that read it add in
         for wi in range(w):
             for a in range(fh):
                 for b in range(fw):
@@ -159,7 +159,7 @@ def _upsample_bilinear_backward_numba(chunk, chunks, grad, hptr, hidx, hwt, wptr
     n, h, w, c = dx.shape
     for row in range(*piece(n * h, chunk, chunks)):     # this thread's rows
         i, hi = divmod(row, h)
-        dx[i, hi] = 0                                  # this row of dx, before the windows add to it
+        dx[i, hi] = 0                                  # this row of dx, before the outputs that read it add in
         for wi in range(w):
             for k in range(hptr[hi], hptr[hi + 1]):           # output rows that read input row hi
                 yo, p = hidx[k], hwt[k]
