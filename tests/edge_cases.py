@@ -21,7 +21,7 @@ K' = (K - 1)*d + 1, the odd pad after the image: bottom/right; a transposed conv
   see only padding (Keras's 'same' never makes one: its total pad is at most K' - 1).
 """
 import numpy as np
-from hypothesis import example
+from hypothesis import example, given
 
 # (H, W), kernel (KH, KW), strides (SH, SW), dilation (DH, DW), padding
 WINDOWS = [
@@ -61,6 +61,14 @@ def examples(cases):
         for case in reversed(list(cases)):
             test = example(**case)(test) if isinstance(case, dict) else example(*case)(test)
         return test
+    return decorate
+
+
+def edge_cases_then_drawn(settings_, strategy, edge_cases, name="case"):
+    """One decorator for @settings_, @given(name=strategy) and @examples(name=each edge case): the test runs on
+    every edge case first, then on what hypothesis draws."""
+    def decorate(test):
+        return settings_(given(**{name: strategy})(examples([{name: case} for case in edge_cases])(test)))
     return decorate
 
 

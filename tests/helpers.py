@@ -26,13 +26,17 @@ import pytest
 from tinyseg.interop import conventions
 from tinyseg.interop.tensors import relative_error as rel_error
 from tinyseg.kernels import config
-from tinyseg.layers import Conv2D, Dense, Flatten, MaxPooling2D
+from tinyseg.layers import BatchNormalization, Conv2D, Dense, Flatten, MaxPooling2D
 from tinyseg.models import Sequential
 
 REPO = Path(__file__).resolve().parent.parent          # the checkout under test, wherever a test file sits
 
 PARITY_TOL = 1e-10          # float64 against PyTorch: both compute the same sums, in other orders
 KERAS_TOL = 1e-5            # float32 against Keras
+
+# Numba functions only called from inside other kernels: a kernel loaded from the cache brings its compiled copy
+# of them along, so their own dispatchers may stay empty (and they are not compiled, or cached, on their own).
+INNER_KERNELS = {"piece", "window_index", "real_taps", "_few_channel_row"}
 
 
 def _contiguous(convert):
@@ -95,6 +99,17 @@ def seed_cnn(num_classes=10, dtype=None):
         Dense(64, activation="relu", dtype=dtype),
         Dense(num_classes, activation="softmax", dtype=dtype),
     ])
+
+
+def scramble_weights(model, rng, scale):
+    """Random values for every weight of model (normal, times scale), BatchNormalization's moving variances
+    kept positive (uniform in 0.5 .. 2): a generic point, away from the initial zeros and ones."""
+    for layer in model.layers:
+        weights = [rng.standard_normal(w.shape) * scale for w in layer.get_weights()]
+        if isinstance(layer, BatchNormalization):
+            weights[-1] = rng.uniform(0.5, 2.0, weights[-1].shape)
+        if weights:
+            layer.set_weights(weights)
 
 
 def random_inputs(shapes, seed, dtype="float64"):

@@ -431,8 +431,16 @@ def rel(ours, theirs):
     return float(np.max(np.abs(np.asarray(ours) - theirs)) / max(np.max(np.abs(theirs)), 1e-300))
 
 
-def _parity(torch, name, loss, y_true, z, torch_loss_of_nkhw):
-    """torch_loss_of_nkhw(logits with classes on axis 1) -> scalar tensor. Returns (value error, grad error)."""
+def torch_and_functional():
+    """(torch, torch.nn.functional); the test is skipped where PyTorch is not installed."""
+    torch = pytest.importorskip("torch")
+    import torch.nn.functional as F
+    return torch, F
+
+
+def assert_matches_torch(torch, name, loss, y_true, z, torch_loss_of_nkhw):
+    """The loss's value and its gradient dL/dz agree with torch_loss_of_nkhw(logits with classes on axis 1),
+    a scalar tensor, and its autograd gradient: relative errors at most 1e-10 (float64 on both sides)."""
     value = loss(y_true, z)
     grad = loss.backward()
     tz = torch.tensor(nhwk_to_nkhw(z), requires_grad=True)
@@ -440,59 +448,51 @@ def _parity(torch, name, loss, y_true, z, torch_loss_of_nkhw):
     tl.backward()
     errors = rel(value, tl.item()), rel(grad, nkhw_to_nhwk(tz.grad.numpy()))
     print(f"{name}: value {errors[0]:.1e}, grad {errors[1]:.1e}")
-    return errors
+    assert max(errors) <= 1e-10, errors
 
 
 @TORCH
 @given(prob=problems())
 def test_sparse_ce_matches_torch_cross_entropy_with_weight_and_ignore_index(prob):
-    torch = pytest.importorskip("torch")
-    import torch.nn.functional as F
+    torch, F = torch_and_functional()
     if prob["ignore_index"] is not None and np.all(prob["labels"] == prob["ignore_index"]):
         prob["labels"].flat[0] = 0              # PyTorch returns NaN (0/0) for an all-ignored batch; we return 0
     weight = None if prob["class_weight"] is None else torch.tensor(prob["class_weight"])
     ignore = -100 if prob["ignore_index"] is None else prob["ignore_index"]
     loss = SparseCategoricalCrossentropy(class_weight=prob["class_weight"], ignore_index=prob["ignore_index"])
-    errors = _parity(torch, "sparse_ce", loss, prob["labels"], prob["z"],
-                     lambda tz: F.cross_entropy(tz, torch.tensor(prob["labels"]), weight=weight,
-                                                ignore_index=ignore))
-    assert max(errors) <= 1e-10, errors
+    assert_matches_torch(torch, "sparse_ce", loss, prob["labels"], prob["z"],
+                         lambda tz: F.cross_entropy(tz, torch.tensor(prob["labels"]), weight=weight,
+                                                    ignore_index=ignore))
 
 
 @TORCH
 @given(prob=problems())
 def test_categorical_ce_matches_torch_cross_entropy_with_probabilities(prob):
-    torch = pytest.importorskip("torch")
-    import torch.nn.functional as F
+    torch, F = torch_and_functional()
     t = np.random.default_rng(prob["seed"]).random(prob["z"].shape)
     y = t / t.sum(axis=-1, keepdims=True)
-    errors = _parity(torch, "categorical_ce", CategoricalCrossentropy(), y, prob["z"],
-                     lambda tz: F.cross_entropy(tz, torch.tensor(nhwk_to_nkhw(y))))
-    assert max(errors) <= 1e-10, errors
+    assert_matches_torch(torch, "categorical_ce", CategoricalCrossentropy(), y, prob["z"],
+                         lambda tz: F.cross_entropy(tz, torch.tensor(nhwk_to_nkhw(y))))
 
 
 @TORCH
 @given(prob=problems(per_pixel=True), soft=st.booleans())
 def test_binary_ce_matches_torch(prob, soft):
-    torch = pytest.importorskip("torch")
-    import torch.nn.functional as F
+    torch, F = torch_and_functional()
     z = prob["z"][..., :1]
     rng = np.random.default_rng(prob["seed"])
     y = rng.random(z.shape) if soft else rng.integers(0, 2, z.shape).astype(np.float64)
-    errors = _parity(torch, "binary_ce", BinaryCrossentropy(), y, z,
-                     lambda tz: F.binary_cross_entropy_with_logits(tz, torch.tensor(nhwk_to_nkhw(y))))
-    assert max(errors) <= 1e-10, errors
+    assert_matches_torch(torch, "binary_ce", BinaryCrossentropy(), y, z,
+                         lambda tz: F.binary_cross_entropy_with_logits(tz, torch.tensor(nhwk_to_nkhw(y))))
 
 
 @TORCH
 @given(prob=problems())
 def test_mse_matches_torch(prob):
-    torch = pytest.importorskip("torch")
-    import torch.nn.functional as F
+    torch, F = torch_and_functional()
     y = np.random.default_rng(prob["seed"]).standard_normal(prob["z"].shape)
-    errors = _parity(torch, "mse", MeanSquaredError(), y, prob["z"],
-                     lambda tz: F.mse_loss(tz, torch.tensor(nhwk_to_nkhw(y))))
-    assert max(errors) <= 1e-10, errors
+    assert_matches_torch(torch, "mse", MeanSquaredError(), y, prob["z"],
+                         lambda tz: F.mse_loss(tz, torch.tensor(nhwk_to_nkhw(y))))
 
 
 def torch_dice(torch, logits_nkhw, labels, ignore_index, smooth, binary):
@@ -521,16 +521,14 @@ def test_dice_matches_torch_autograd(prob, binary, smooth):
         labels = np.where(labels == ignore, ignore, labels % 2) if ignore is not None else labels % 2
         z = z[..., :1]
     loss = DiceLoss(smooth=smooth, ignore_index=ignore, mode="binary" if binary else "multiclass")
-    errors = _parity(torch, "dice_binary" if binary else "dice", loss, labels, z,
-                     lambda tz: torch_dice(torch, tz, labels, ignore, smooth, binary))
-    assert max(errors) <= 1e-10, errors
+    assert_matches_torch(torch, "dice_binary" if binary else "dice", loss, labels, z,
+                         lambda tz: torch_dice(torch, tz, labels, ignore, smooth, binary))
 
 
 @TORCH
 @given(prob=problems(per_pixel=True))
 def test_ce_dice_matches_torch(prob):
-    torch = pytest.importorskip("torch")
-    import torch.nn.functional as F
+    torch, F = torch_and_functional()
     labels, ignore = prob["labels"], prob["ignore_index"]
     if ignore is not None and np.all(labels == ignore):
         labels.flat[0] = 0
@@ -541,8 +539,7 @@ def test_ce_dice_matches_torch(prob):
         ce = F.cross_entropy(tz, torch.tensor(labels), weight=weight, ignore_index=-100 if ignore is None else ignore)
         return 0.7 * ce + 1.3 * torch_dice(torch, tz, labels, ignore, 1.0, False)
 
-    errors = _parity(torch, "ce_dice", loss, labels, prob["z"], reference)
-    assert max(errors) <= 1e-10, errors
+    assert_matches_torch(torch, "ce_dice", loss, labels, prob["z"], reference)
 
 
 def test_cross_entropy_of_large_logits_keeps_its_digits():

@@ -78,6 +78,24 @@ def conv2d_backward(x, kernel, grad, strides=1, padding="valid", dilation=1):
     return dx, dk, grad.sum(axis=(0, 1, 2))
 
 
+def _painted(x_shape, kernel_shape, out_hw, strides, padding):
+    """Every (n, i, j, a, b, r, q) of a transposed convolution: input pixel (n, i, j) paints kernel tap (a, b)
+    onto output pixel (r, q) = (i*sh - top + a, j*sw - left + b), for the taps that land inside the output."""
+    sh, sw = _pair(strides)
+    n, h, w, _ = x_shape
+    kh, kw = kernel_shape[:2]
+    oh, ow = out_hw
+    top, left = _pads(oh, kh, sh, padding)[1], _pads(ow, kw, sw, padding)[1]
+    for b_ in range(n):
+        for i in range(h):
+            for j in range(w):
+                for a in range(kh):
+                    for b in range(kw):
+                        r, q = i * sh - top + a, j * sw - left + b
+                        if 0 <= r < oh and 0 <= q < ow:
+                            yield b_, i, j, a, b, r, q
+
+
 def conv2d_transpose(x, kernel, bias=None, strides=1, padding="valid"):
     """Keras's Conv2DTranspose: every input pixel paints its kernel-weighted values onto the output window
     that a convolution with the same kernel would have read it from,
@@ -91,40 +109,23 @@ def conv2d_transpose(x, kernel, bias=None, strides=1, padding="valid"):
     kh, kw, f, _ = kernel.shape
     oh = h * sh + max(kh - sh, 0) if padding == "valid" else h * sh
     ow = w * sw + max(kw - sw, 0) if padding == "valid" else w * sw
-    top, left = _pads(oh, kh, sh, padding)[1], _pads(ow, kw, sw, padding)[1]
     y = np.zeros((n, oh, ow, f)) + (0.0 if bias is None else bias)
-    for b_ in range(n):
-        for i in range(h):
-            for j in range(w):
-                for a in range(kh):
-                    for b in range(kw):
-                        r, q = i * sh - top + a, j * sw - left + b
-                        if 0 <= r < oh and 0 <= q < ow:
-                            for o in range(f):
-                                for ch in range(c):
-                                    y[b_, r, q, o] += x[b_, i, j, ch] * kernel[a, b, o, ch]
+    for b_, i, j, a, b, r, q in _painted(x.shape, kernel.shape, (oh, ow), strides, padding):
+        for o in range(f):
+            for ch in range(c):
+                y[b_, r, q, o] += x[b_, i, j, ch] * kernel[a, b, o, ch]
     return y
 
 
 def conv2d_transpose_backward(x, kernel, grad, strides=1, padding="valid"):
     """(dL/dx, dL/dK, dL/db) of conv2d_transpose: each painted product sends grad back along its path."""
-    sh, sw = _pair(strides)
-    n, h, w, c = x.shape
-    kh, kw, f, _ = kernel.shape
-    oh, ow = grad.shape[1:3]
-    top, left = _pads(oh, kh, sh, padding)[1], _pads(ow, kw, sw, padding)[1]
+    f, c = kernel.shape[2:]
     dx, dk = np.zeros(x.shape), np.zeros(kernel.shape)
-    for b_ in range(n):
-        for i in range(h):
-            for j in range(w):
-                for a in range(kh):
-                    for b in range(kw):
-                        r, q = i * sh - top + a, j * sw - left + b
-                        if 0 <= r < oh and 0 <= q < ow:
-                            for o in range(f):
-                                for ch in range(c):
-                                    dx[b_, i, j, ch] += grad[b_, r, q, o] * kernel[a, b, o, ch]
-                                    dk[a, b, o, ch] += grad[b_, r, q, o] * x[b_, i, j, ch]
+    for b_, i, j, a, b, r, q in _painted(x.shape, kernel.shape, grad.shape[1:3], strides, padding):
+        for o in range(f):
+            for ch in range(c):
+                dx[b_, i, j, ch] += grad[b_, r, q, o] * kernel[a, b, o, ch]
+                dk[a, b, o, ch] += grad[b_, r, q, o] * x[b_, i, j, ch]
     return dx, dk, grad.sum(axis=(0, 1, 2))
 
 

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.helpers import REPO
+from tests.helpers import INNER_KERNELS, REPO
 from tinyseg.kernels import warmup
 
 FRESH_CACHE_RUN = """
@@ -31,8 +31,7 @@ def test_two_processes_compile_every_kernel_into_an_empty_cache(tmp_path):
     result = json.loads(out.splitlines()[-1])
     assert result["finished"] == 1                            # the helper ran its share and exited cleanly
     from benchmarks.process_cases import _numba_dispatchers
-    entry_points = {name.split(".")[1] for name in _numba_dispatchers()} - {"piece", "window_index",
-                                                                           "_few_channel_row"}
+    entry_points = {name.split(".")[1] for name in _numba_dispatchers()} - INNER_KERNELS
     cached = {name.split(".")[1].rsplit("-", 1)[0] for name in result["cached"]}   # 'elementwise._relu-50.py311.nbi'
     assert entry_points <= cached, sorted(entry_points - cached)
     # this process holds every kernel, its own and the helper's (loaded from the cache)

@@ -1,6 +1,7 @@
 """What test_dilation.py and test_depthwise_separable.py share: the geometry restated from Keras's own
 words, the depthwise loop references written from the formulas (not from the library; the dilated
-convolution's own loops are tinyseg.reference.conv2d), and random inputs and weights (scaled for the layers' fan-in).
+convolution's own loops are tinyseg.reference.conv2d), random inputs and weights (scaled for the layers' fan-in),
+and the checks that test_convolution.py runs too.
 The comparisons with PyTorch and Keras are in tests/helpers.py.
 
     dilated convolution: y[n, i, j, f]     = b[f] + sum_{a, b, c} xpad[n, i*sh + a*dh, j*sw + b*dw, c] K[a, b, c, f]
@@ -9,9 +10,12 @@ The comparisons with PyTorch and Keras are in tests/helpers.py.
     'valid': OH = floor((H - dh*(KH - 1) - 1) / sh) + 1          (keras.src.ops.operation_utils)
     'same':  OH = ceil(H / sh), total pad max((OH - 1)*sh + dh*(KH - 1) + 1 - H, 0), the odd one at the bottom
 """
+import json
 import math
 
 import numpy as np
+
+from tinyseg.gradcheck import check_layer
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -101,3 +105,53 @@ def random_weights(layer, rng):
             scale = int(np.prod(shape[:-1])) ** -0.5
         weights.append(rng.standard_normal(shape) * scale)
     layer.set_weights(weights)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Checks
+# ------------------------------------------------------------------------------------------------------------
+def assert_relu_gradients_check(layer, x):
+    """The gradient check of a layer whose activation is ReLU, at an x whose pre-activations all stand far
+    (>> the step h = 1e-6) from the kink at 0, on both sides of it: checked first, so that a seed that put one
+    near the kink fails here and not as a wrong gradient."""
+    z = layer.forward_linear(x)
+    assert np.abs(z).min() > 1e-4 and (z > 0).any() and (z < 0).any()
+    report = check_layer(layer, x, max_entries=None)
+    assert report.max_rel_error < 1e-6, str(report)
+
+
+def assert_skipping_input_grad_keeps_parameter_grads(layer, x, methods=("backward",)):
+    """A model's first layer skips dL/dx: each of layer's `methods` called as method(g, input_grad=False)
+    returns None and leaves the parameter gradients of a full backward at x, exactly."""
+    g = np.random.default_rng(0).standard_normal((x.shape[0],) + layer.output_shape)
+    layer.forward(x)
+    layer.backward(g)
+    full = {k: v.copy() for k, v in layer.grads.items()}
+    layer.forward(x)
+    for name in methods:
+        assert getattr(layer, name)(g, input_grad=False) is None, name
+    assert list(layer.grads) == list(full)
+    for k in full:
+        np.testing.assert_array_equal(layer.grads[k], full[k])
+
+
+def assert_backward_leaves_grad_alone(layer, x):
+    """layer.backward(grad) after layer.forward(x) does not write into the grad it is given."""
+    y = layer.forward(x)
+    grad = np.random.default_rng(0).standard_normal(y.shape)
+    kept = grad.copy()
+    layer.backward(grad)
+    np.testing.assert_array_equal(grad, kept)
+
+
+def assert_rebuilds_through_json(layer, input_shape):
+    """The layer made again from get_config() passed through JSON (as a model file stores it) has the same
+    config, and with the same weights computes the same y on a float32 batch of input_shape."""
+    config_ = layer.get_config()
+    again = type(layer)(**json.loads(json.dumps(config_)))
+    assert again.get_config() == config_
+    layer.build(input_shape)
+    again.build(input_shape)
+    again.set_weights(layer.get_weights())
+    x = np.random.default_rng(0).standard_normal((1,) + tuple(input_shape)).astype(np.float32)
+    np.testing.assert_array_equal(again.forward(x), layer.forward(x))

@@ -31,6 +31,7 @@ from tests.helpers import (
     rel_error,
     torch_errors,
 )
+from tests.layers import conv_kit
 from tests.layers.conv_kit import random_input
 from tinyseg.gradcheck import check_layer
 from tinyseg.kernels import convolution
@@ -372,24 +373,14 @@ def test_a_training_rgb_convolution_with_its_kept_im2col_matches_pytorch(cfg):
 def test_gradients_with_relu_fixed_seed(cls):
     # ReLU has a kink at 0; a fixed seed keeps every pre-activation far (>> h = 1e-6) from it
     cfg = dict(n=2, h=5, w=6, c=3, filters=4, kernel_size=(3, 2), strides=(2, 1), padding="same", seed=7)
-    layer = make_conv(cfg, cls=cls, activation="relu")
-    x = random_input(cfg)
-    z = layer.forward_linear(x)
-    assert np.abs(z).min() > 1e-4 and (z > 0).any() and (z < 0).any()
-    report = check_layer(layer, x, max_entries=None)
-    assert report.max_rel_error < 1e-6, str(report)
+    conv_kit.assert_relu_gradients_check(make_conv(cfg, cls=cls, activation="relu"), random_input(cfg))
 
 
 @pytest.mark.parametrize("cls", [Conv2D, Conv2DTranspose])
 @pytest.mark.parametrize("activation", [None, "relu", "sigmoid", "tanh", "softmax"])
 def test_backward_does_not_mutate_the_gradient_it_is_given(cls, activation):
     cfg = dict(n=2, h=4, w=4, c=2, filters=3, kernel_size=3, strides=1, padding="same", seed=3)
-    layer = make_conv(cfg, cls=cls, activation=activation)
-    y = layer.forward(random_input(cfg))
-    grad = np.random.default_rng(0).standard_normal(y.shape)
-    kept = grad.copy()
-    layer.backward(grad)
-    np.testing.assert_array_equal(grad, kept)
+    conv_kit.assert_backward_leaves_grad_alone(make_conv(cfg, cls=cls, activation=activation), random_input(cfg))
 
 
 @pytest.mark.parametrize("cls", [Conv2D, Conv2DTranspose])

@@ -9,7 +9,6 @@ What decides "right", in order of independence:
 4. finite differences (float64, relative error < 1e-6) check every gradient of the layers;
 5. PyTorch (Conv2d with groups=C, float64, 1e-10) and Keras 3 (float32, 1e-5) check the numbers and layouts.
 """
-import json
 import math
 import os
 import subprocess
@@ -20,8 +19,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.edge_cases import conv_cases, examples, padded_window_cases
+from tests.edge_cases import conv_cases, edge_cases_then_drawn, examples, padded_window_cases
 from tests.helpers import KERAS_TOL, PARITY_TOL, REPO, import_keras, keras_agrees, torch_errors, use_backend
+from tests.layers import conv_kit
 from tests.layers.conv_kit import (
     depthwise_backward_reference,
     depthwise_reference,
@@ -60,6 +60,11 @@ def kernel_problem(win, n, c, m, dtype, seed):
                 out_hw=(oh, ow), dilation=win["dilation"])
 
 
+# a float32 and a float64 problem for every padded-window edge case, tried before hypothesis's own draws
+EDGE_PROBLEMS = [kernel_problem(win, 2, 3, 2, dtype, i) for i, win in enumerate(padded_window_cases())
+                 for dtype in (np.float32, np.float64)]
+
+
 def run_kernels(p):
     """(y, dx, dK) of the three public kernel functions, on whichever backend is set."""
     x, k, g = p["x"], p["k"], p["g"]
@@ -81,10 +86,7 @@ def explicit_pads_reference(p):
     return y, dxp[:, pt:pt + h, pl:pl + w], dk
 
 
-@FAST
-@given(p=kernel_problems())
-@examples([dict(p=kernel_problem(win, 2, 3, 2, dtype, i)) for i, win in enumerate(padded_window_cases())
-           for dtype in (np.float32, np.float64)])
+@edge_cases_then_drawn(FAST, kernel_problems(), EDGE_PROBLEMS, name="p")
 def test_numba_kernels_equal_their_numpy_twins(p):
     with use_backend("numba"):
         fast = run_kernels(p)
@@ -96,10 +98,7 @@ def test_numba_kernels_equal_their_numpy_twins(p):
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol, err_msg=name)
 
 
-@FAST
-@given(p=kernel_problems())
-@examples([dict(p=kernel_problem(win, 2, 3, 2, dtype, i)) for i, win in enumerate(padded_window_cases())
-           for dtype in (np.float32, np.float64)])
+@edge_cases_then_drawn(FAST, kernel_problems(), EDGE_PROBLEMS, name="p")
 def test_numpy_twins_equal_the_loop_definitions(p):
     with use_backend("numpy"):
         twin = run_kernels(p)
@@ -108,10 +107,7 @@ def test_numpy_twins_equal_the_loop_definitions(p):
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol, err_msg=name)
 
 
-@FAST
-@given(p=kernel_problems())
-@examples([dict(p=kernel_problem(win, 2, 3, 2, dtype, i)) for i, win in enumerate(padded_window_cases())
-           for dtype in (np.float32, np.float64)])
+@edge_cases_then_drawn(FAST, kernel_problems(), EDGE_PROBLEMS, name="p")
 def test_the_backward_kernels_are_adjoints_of_the_forward(p):
     """<dw(x, K), G> = <x, input_grad(G, K)> = <K, kernel_grad(x, G)>: all three are the same sum of
     x * K * G products, grouped differently."""
@@ -272,12 +268,7 @@ def test_gradients_with_relu_fixed_seed(separable):
     # ReLU has a kink at 0; this seed keeps every pre-activation far from it (checked below)
     cfg = dict(n=2, h=6, w=5, c=3, depth_multiplier=2, filters=4, kernel_size=(3, 2), strides=(2, 1),
                dilation_rate=(1, 2), padding="same", seed=11)
-    layer = make_layer(cfg, separable, activation="relu")
-    x = random_input(cfg)
-    z = layer.forward_linear(x)
-    assert np.abs(z).min() > 1e-4 and (z > 0).any() and (z < 0).any()
-    report = check_layer(layer, x, max_entries=None)
-    assert report.max_rel_error < 1e-6, str(report)
+    conv_kit.assert_relu_gradients_check(make_layer(cfg, separable, activation="relu"), random_input(cfg))
 
 
 @pytest.mark.parametrize("separable", [False, True])
@@ -286,17 +277,9 @@ def test_backward_without_input_grad_gives_the_gradients_of_a_full_backward(sepa
     cfg = dict(n=2, h=6, w=6, c=3, depth_multiplier=2, filters=4, kernel_size=3, strides=1, dilation_rate=2,
                padding="same", seed=3)
     layer = make_layer(cfg, separable, activation="tanh")
-    x = random_input(cfg)
-    g = np.random.default_rng(0).standard_normal((2,) + layer.output_shape)
-    layer.forward(x)
-    layer.backward(g)
-    full = {k: v.copy() for k, v in layer.grads.items()}
-    layer.forward(x)
-    assert layer.backward_linear(g, input_grad=False) is None
-    assert layer.backward(g, input_grad=False) is None
-    assert list(layer.grads) == list(full) == layer.weight_names()
-    for k in full:
-        np.testing.assert_array_equal(layer.grads[k], full[k])
+    conv_kit.assert_skipping_input_grad_keeps_parameter_grads(layer, random_input(cfg),
+                                                              methods=("backward_linear", "backward"))
+    assert list(layer.grads) == layer.weight_names()
 
 
 @pytest.mark.parametrize("separable", [False, True])
@@ -314,12 +297,7 @@ def test_softmax_is_the_activation_of_the_linear_part(separable):
 def test_backward_does_not_mutate_the_gradient_it_is_given(separable, activation):
     cfg = dict(n=2, h=5, w=5, c=2, depth_multiplier=2, filters=3, kernel_size=3, strides=1, dilation_rate=1,
                padding="same", seed=2)
-    layer = make_layer(cfg, separable, activation=activation)
-    y = layer.forward(random_input(cfg))
-    grad = np.random.default_rng(0).standard_normal(y.shape)
-    kept = grad.copy()
-    layer.backward(grad)
-    np.testing.assert_array_equal(grad, kept)
+    conv_kit.assert_backward_leaves_grad_alone(make_layer(cfg, separable, activation=activation), random_input(cfg))
 
 
 @pytest.mark.parametrize("separable", [False, True])
@@ -462,13 +440,7 @@ def test_get_config_rebuilds_the_layer(separable):
     if separable:
         expected.update(filters=3, pointwise_initializer="he_normal")
     assert config_ == expected
-    again = type(layer)(**json.loads(json.dumps(config_)))          # through JSON, as a model file stores it
-    assert again.get_config() == config_
-    layer.build((7, 7, 2))
-    again.build((7, 7, 2))
-    again.set_weights(layer.get_weights())
-    x = np.random.default_rng(0).standard_normal((1, 7, 7, 2)).astype(np.float32)
-    np.testing.assert_array_equal(again.forward(x), layer.forward(x))
+    conv_kit.assert_rebuilds_through_json(layer, (7, 7, 2))
 
 
 # ------------------------------------------------------------------------------------------------------------

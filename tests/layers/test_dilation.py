@@ -6,7 +6,6 @@ against finite differences, the input gradient's stride-1 fast path against the 
 
 with the effective kernel (K - 1)*d + 1 in Keras's 'valid' and 'same' rules (see conv_kit.py).
 """
-import json
 import math
 
 import numpy as np
@@ -16,6 +15,7 @@ from hypothesis import strategies as st
 
 from tests.edge_cases import conv_cases, examples, window_cases
 from tests.helpers import KERAS_TOL, PARITY_TOL, import_keras, keras_agrees, torch_errors, use_backend
+from tests.layers import conv_kit
 from tests.layers.conv_kit import keras_size, random_input, random_weights
 from tests.strategies import dilated_conv_configs
 from tinyseg.gradcheck import check_layer
@@ -169,16 +169,7 @@ def test_first_layer_kernel_gradient_without_input_gradient():
     gradients must be those of a full backward."""
     cfg = dict(n=2, h=7, w=6, c=3, filters=4, kernel_size=3, strides=1, dilation_rate=(2, 1), padding="same",
                seed=5)
-    layer = make_layer(cfg, activation="tanh")
-    x = random_input(cfg)
-    g = np.random.default_rng(0).standard_normal((2,) + layer.output_shape)
-    layer.forward(x)
-    layer.backward(g)
-    full = {k: v.copy() for k, v in layer.grads.items()}
-    layer.forward(x)
-    assert layer.backward(g, input_grad=False) is None
-    for k in full:
-        np.testing.assert_array_equal(layer.grads[k], full[k])
+    conv_kit.assert_skipping_input_grad_keeps_parameter_grads(make_layer(cfg, activation="tanh"), random_input(cfg))
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -213,13 +204,7 @@ def test_get_config_has_dilation_rate_and_rebuilds_the_layer():
     layer = Conv2D(3, (3, 2), padding="same", dilation_rate=(2, 3), activation="relu", name="atrous")
     config_ = layer.get_config()
     assert config_["dilation_rate"] == (2, 3)
-    again = type(layer)(**json.loads(json.dumps(config_)))       # through JSON, as a model file stores it
-    assert again.get_config() == config_
-    layer.build((9, 9, 2))
-    again.build((9, 9, 2))
-    again.set_weights(layer.get_weights())
-    x = np.random.default_rng(0).standard_normal((1, 9, 9, 2)).astype(np.float32)
-    np.testing.assert_array_equal(again.forward(x), layer.forward(x))
+    conv_kit.assert_rebuilds_through_json(layer, (9, 9, 2))
     assert Conv2D(2, 3).get_config()["dilation_rate"] == (1, 1)
 
 

@@ -4,11 +4,12 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import settings
 from hypothesis import strategies as st
 
-from tests.edge_cases import examples, pool_cases
+from tests.edge_cases import edge_cases_then_drawn, pool_cases
 from tests.helpers import nchw_to_nhwc, nhwc_to_nchw, rel_error, use_backend
+from tests.layers import contract
 from tests.layers.conv_kit import keras_size
 from tinyseg import reference
 from tinyseg.gradcheck import check_layer
@@ -67,6 +68,15 @@ def naive_pool(kind, x, grad, pool_size, strides, padding):
     return reference.pool2d(kind, x, grad, pool_size, strides, padding)
 
 
+def kernel_problem(kind, case):
+    """(rng, x, geom, out_hw): the case's input, the (pool_size, strides, pads) its layer computes, and (OH, OW)."""
+    rng = np.random.default_rng(case["seed"])
+    x = make_input(case, rng)
+    layer = make_layer(kind, case)
+    layer.build(x.shape[1:])
+    return rng, x, (layer.pool_size, layer.strides, layer.pads), layer.output_shape[:2]
+
+
 def tolerance(dtype):
     return dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-13)
 
@@ -74,16 +84,9 @@ def tolerance(dtype):
 # ----------------------------------------------------------------------------------------------------------
 # Kernels: Numba equals the NumPy twin.
 # ----------------------------------------------------------------------------------------------------------
-@SETTINGS
-@given(case=cases())
-@examples([dict(case=c) for c in pool_cases()])
+@edge_cases_then_drawn(SETTINGS, cases(), pool_cases())
 def test_max_pool_numba_equals_numpy_twin(case):
-    rng = np.random.default_rng(case["seed"])
-    x = make_input(case, rng)
-    layer = make_layer("max", case)
-    layer.build(x.shape[1:])
-    geom = (layer.pool_size, layer.strides, layer.pads)
-    out_hw = layer.output_shape[:2]
+    rng, x, geom, out_hw = kernel_problem("max", case)
     with use_backend("numba"):
         y, arg = kp.max_pool2d(x, *geom, out_hw)
         grad = rng.standard_normal(y.shape).astype(x.dtype)
@@ -96,21 +99,15 @@ def test_max_pool_numba_equals_numpy_twin(case):
     np.testing.assert_allclose(dx, dx_np, **tolerance(x.dtype))
 
 
-@SETTINGS
-@given(case=cases())
-@examples([dict(case=c) for c in pool_cases()])
+@edge_cases_then_drawn(SETTINGS, cases(), pool_cases())
 def test_avg_pool_numba_equals_numpy_twin(case):
-    rng = np.random.default_rng(case["seed"])
-    x = make_input(case, rng)
-    layer = make_layer("avg", case)
-    layer.build(x.shape[1:])
-    geom = (layer.pool_size, layer.strides, layer.pads)
+    rng, x, geom, out_hw = kernel_problem("avg", case)
     with use_backend("numba"):
-        y = kp.avg_pool2d(x, *geom, layer.output_shape[:2])
+        y = kp.avg_pool2d(x, *geom, out_hw)
         grad = rng.standard_normal(y.shape).astype(x.dtype)
         dx = kp.avg_pool2d_backward(grad, x.shape, *geom)
     assert y.dtype == dx.dtype == x.dtype
-    np.testing.assert_array_equal(y, kp.avg_pool2d_numpy(x, *geom, layer.output_shape[:2]))
+    np.testing.assert_array_equal(y, kp.avg_pool2d_numpy(x, *geom, out_hw))
     np.testing.assert_allclose(dx, kp.avg_pool2d_backward_numpy(grad, x.shape, *geom), **tolerance(x.dtype))
 
 
@@ -119,9 +116,7 @@ def test_avg_pool_numba_equals_numpy_twin(case):
 # ----------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
 @pytest.mark.parametrize("kind", ["max", "avg"])
-@SETTINGS
-@given(case=cases())
-@examples([dict(case=c) for c in pool_cases()])
+@edge_cases_then_drawn(SETTINGS, cases(), pool_cases())
 def test_layer_matches_naive_loops(kind, backend, case):
     rng = np.random.default_rng(case["seed"])
     x = make_input(case, rng)
@@ -137,9 +132,7 @@ def test_layer_matches_naive_loops(kind, backend, case):
     np.testing.assert_allclose(dx, dx_ref, **tolerance(x.dtype))
 
 
-@SETTINGS
-@given(case=cases(dtypes=(np.float32,)))
-@examples([dict(case=c) for c in pool_cases(dtypes=("float32",))])
+@edge_cases_then_drawn(SETTINGS, cases(dtypes=(np.float32,)), pool_cases(dtypes=("float32",)))
 def test_output_shape_follows_the_documented_rule(case):
     n, h, w, c = case["shape"]
     (kh, kw), (sh, sw) = case["pool_size"], case["strides"] or case["pool_size"]
@@ -194,9 +187,7 @@ def test_overlapping_windows_add_their_gradients():
 # Gradients against central differences (float64).
 # ----------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["max", "avg"])
-@SETTINGS
-@given(case=cases(dtypes=(np.float64,)))
-@examples([dict(case=c) for c in pool_cases(dtypes=("float64",))])
+@edge_cases_then_drawn(SETTINGS, cases(dtypes=(np.float64,)), pool_cases(dtypes=("float64",)))
 def test_gradcheck(kind, case):
     rng = np.random.default_rng(case["seed"])
     x = distinct_input(case["shape"], rng) if kind == "max" else rng.standard_normal(case["shape"])
@@ -225,32 +216,17 @@ def test_gradcheck_catches_a_wrong_average_count():
 # The contract: no mutation, config round trip, clear errors.
 # ----------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["max", "avg"])
-@SETTINGS
-@given(case=cases())
-@examples([dict(case=c) for c in pool_cases()])
+@edge_cases_then_drawn(SETTINGS, cases(), pool_cases())
 def test_never_mutates_or_aliases_its_arguments(kind, case):
     rng = np.random.default_rng(case["seed"])
-    x = make_input(case, rng)
-    x_copy = x.copy()
-    layer = make_layer(kind, case)
-    y = layer.forward(x)
-    grad = rng.standard_normal(y.shape).astype(x.dtype)
-    grad_copy = grad.copy()
-    dx = layer.backward(grad)
-    np.testing.assert_array_equal(x, x_copy)
-    np.testing.assert_array_equal(grad, grad_copy)
-    assert not np.shares_memory(y, x) and not np.shares_memory(dx, grad)
+    contract.assert_leaves_its_arguments_alone(make_layer(kind, case), make_input(case, rng), rng)
 
 
 @pytest.mark.parametrize("cls", [MaxPooling2D, AveragePooling2D])
 def test_get_config_rebuilds_the_layer(cls):
     layer = cls(pool_size=(3, 2), strides=(1, 2), padding="same", dtype="float64")
-    config_ = layer.get_config()
-    assert config_ == {"name": layer.name, "dtype": "float64", "pool_size": (3, 2), "strides": (1, 2),
-                       "padding": "same"}
-    twin = cls(**config_)
-    x = np.random.default_rng(1).standard_normal((2, 5, 6, 3))
-    np.testing.assert_array_equal(twin.forward(x), layer.forward(x))
+    expected = {"dtype": "float64", "pool_size": (3, 2), "strides": (1, 2), "padding": "same"}
+    contract.assert_config_rebuilds(layer, expected, np.random.default_rng(1).standard_normal((2, 5, 6, 3)))
 
 
 def test_strides_default_to_pool_size_and_aliases():
@@ -278,12 +254,7 @@ def test_bad_arguments_are_named(cls, kwargs, error, match):
 
 @pytest.mark.parametrize("cls", [MaxPooling2D, AveragePooling2D])
 def test_bad_inputs_are_named(cls):
-    with pytest.raises(ValueError, match=r"expects images \(batch, H, W, C\)"):
-        cls(dtype="float64").forward(np.zeros((2, 4, 4)))
-    with pytest.raises(TypeError, match="x has dtype float32 but the layer computes in float64"):
-        cls(dtype="float64").forward(np.zeros((2, 4, 4, 1), np.float32))
-    with pytest.raises(TypeError, match="x has dtype int64"):
-        cls().forward(np.zeros((2, 4, 4, 1), np.int64))
+    contract.assert_bad_images_are_named(lambda dtype: cls(dtype=dtype), np.int64)
     with pytest.raises(TypeError, match="x must be a NumPy array"):
         cls().forward([[[[1.0]]]])
     with pytest.raises(ValueError, match="smaller than the window"):
@@ -324,9 +295,8 @@ def torch_pool(kind, x, grad, case):
 
 
 @pytest.mark.parametrize("kind", ["max", "avg"])
-@SETTINGS
-@given(case=cases(dtypes=(np.float64,), paddings=("valid",)))
-@examples([dict(case=c) for c in pool_cases(dtypes=("float64",), paddings=("valid",))])
+@edge_cases_then_drawn(SETTINGS, cases(dtypes=(np.float64,), paddings=("valid",)),
+                       pool_cases(dtypes=("float64",), paddings=("valid",)))
 def test_valid_matches_torch_pool2d(kind, case):
     torch = pytest.importorskip("torch")
     F = torch.nn.functional
@@ -346,9 +316,8 @@ def test_valid_matches_torch_pool2d(kind, case):
 
 
 @pytest.mark.parametrize("kind", ["max", "avg"])
-@SETTINGS
-@given(case=cases(dtypes=(np.float64,), paddings=("same",)))
-@examples([dict(case=c) for c in pool_cases(dtypes=("float64",), paddings=("same",))])
+@edge_cases_then_drawn(SETTINGS, cases(dtypes=(np.float64,), paddings=("same",)),
+                       pool_cases(dtypes=("float64",), paddings=("same",)))
 def test_same_matches_torch_with_explicit_padding(kind, case):
     rng = np.random.default_rng(case["seed"])
     x = distinct_input(case["shape"], rng)

@@ -4,11 +4,12 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import settings
 from hypothesis import strategies as st
 
-from tests.edge_cases import examples, upsampling_cases
+from tests.edge_cases import edge_cases_then_drawn, upsampling_cases
 from tests.helpers import nchw_to_nhwc, nhwc_to_nchw, rel_error, use_backend
+from tests.layers import contract
 from tinyseg.gradcheck import check_layer
 from tinyseg.kernels import upsampling as ku
 from tinyseg.layers.upsampling import UpSampling2D
@@ -72,9 +73,7 @@ def naive_upsample(interpolation, x, grad, size):
 # Kernels: Numba equals the NumPy twin.
 # ----------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
-@SETTINGS
-@given(case=cases())
-@examples([dict(case=c) for c in upsampling_cases()])
+@edge_cases_then_drawn(SETTINGS, cases(), upsampling_cases())
 def test_numba_equals_numpy_twin(interpolation, case):
     forward, backward, forward_np, backward_np = KERNELS[interpolation]
     rng = np.random.default_rng(case["seed"])
@@ -108,9 +107,7 @@ def test_backward_refuses_a_grad_that_is_not_an_upsampling():
 # ----------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
 @pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
-@SETTINGS
-@given(case=cases())
-@examples([dict(case=c) for c in upsampling_cases()])
+@edge_cases_then_drawn(SETTINGS, cases(), upsampling_cases())
 def test_layer_matches_naive_loops(interpolation, backend, case):
     rng = np.random.default_rng(case["seed"])
     x = rng.standard_normal(case["shape"]).astype(case["dtype"])
@@ -149,9 +146,7 @@ def test_nearest_by_hand():
 # Gradients against central differences (float64).
 # ----------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
-@SETTINGS
-@given(case=cases(dtypes=(np.float64,)))
-@examples([dict(case=c) for c in upsampling_cases(dtypes=("float64",))])
+@edge_cases_then_drawn(SETTINGS, cases(dtypes=(np.float64,)), upsampling_cases(dtypes=("float64",)))
 def test_gradcheck(interpolation, case):
     x = np.random.default_rng(case["seed"]).standard_normal(case["shape"])
     layer = UpSampling2D(size=case["size"], interpolation=interpolation, dtype="float64")
@@ -182,31 +177,19 @@ def test_gradcheck_catches_a_backward_that_forgets_the_border_clamp():
 # The contract: no mutation, config round trip, clear errors.
 # ----------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
-@SETTINGS
-@given(case=cases())
-@examples([dict(case=c) for c in upsampling_cases()])
+@edge_cases_then_drawn(SETTINGS, cases(), upsampling_cases())
 def test_never_mutates_or_aliases_its_arguments(interpolation, case):
     rng = np.random.default_rng(case["seed"])
     x = rng.standard_normal(case["shape"]).astype(case["dtype"])
-    x_copy = x.copy()
     layer = UpSampling2D(size=case["size"], interpolation=interpolation, dtype=case["dtype"])
-    y = layer.forward(x)
-    grad = rng.standard_normal(y.shape).astype(x.dtype)
-    grad_copy = grad.copy()
-    dx = layer.backward(grad)
-    np.testing.assert_array_equal(x, x_copy)
-    np.testing.assert_array_equal(grad, grad_copy)
-    assert not np.shares_memory(y, x) and not np.shares_memory(dx, grad)
+    contract.assert_leaves_its_arguments_alone(layer, x, rng)
 
 
 @pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
 def test_get_config_rebuilds_the_layer(interpolation):
     layer = UpSampling2D(size=(3, 2), interpolation=interpolation.upper(), dtype="float64")
-    config_ = layer.get_config()
-    assert config_ == {"name": layer.name, "dtype": "float64", "size": (3, 2), "interpolation": interpolation}
-    twin = UpSampling2D(**config_)
-    x = np.random.default_rng(1).standard_normal((2, 4, 5, 3))
-    np.testing.assert_array_equal(twin.forward(x), layer.forward(x))
+    expected = {"dtype": "float64", "size": (3, 2), "interpolation": interpolation}
+    contract.assert_config_rebuilds(layer, expected, np.random.default_rng(1).standard_normal((2, 4, 5, 3)))
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
@@ -225,12 +208,7 @@ def test_bad_arguments_are_named(kwargs, error, match):
 
 
 def test_bad_inputs_are_named():
-    with pytest.raises(ValueError, match=r"expects images \(batch, H, W, C\)"):
-        UpSampling2D().forward(np.zeros((2, 4, 4), np.float32))
-    with pytest.raises(TypeError, match="x has dtype float32 but the layer computes in float64"):
-        UpSampling2D(dtype="float64").forward(np.zeros((2, 4, 4, 1), np.float32))
-    with pytest.raises(TypeError, match="x has dtype uint8"):
-        UpSampling2D().forward(np.zeros((2, 4, 4, 1), np.uint8))
+    contract.assert_bad_images_are_named(lambda dtype: UpSampling2D(dtype=dtype), np.uint8)
     layer = UpSampling2D()
     layer.forward(np.zeros((2, 4, 4, 1), np.float32))
     with pytest.raises(ValueError, match="grad has shape"):
@@ -241,9 +219,7 @@ def test_bad_inputs_are_named():
 # PyTorch parity (NHWC here, NCHW there: converted by tests.helpers.nhwc_to_nchw and nchw_to_nhwc).
 # ----------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
-@SETTINGS
-@given(case=cases(dtypes=(np.float64,)))
-@examples([dict(case=c) for c in upsampling_cases(dtypes=("float64",))])
+@edge_cases_then_drawn(SETTINGS, cases(dtypes=(np.float64,)), upsampling_cases(dtypes=("float64",)))
 def test_matches_torch_interpolate(interpolation, case):
     torch = pytest.importorskip("torch")
     F = torch.nn.functional

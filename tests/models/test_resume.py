@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import tinyseg
-from tinyseg import backend, callbacks
+from tests.models.resume_kit import data, saved_after_two_epochs
+from tinyseg import callbacks
 from tinyseg.layers import Activation, BatchNormalization, Conv2D, Dense, Dropout, Flatten
 from tinyseg.losses import SparseCategoricalCrossentropy
 from tinyseg.models import Sequential, UNet
@@ -40,19 +41,6 @@ def unet(dtype=None):
 MODELS = {"sequential": sequential, "unet": unet}
 
 
-def flip(x, y, rng):
-    """Paired horizontal flips of a random half of the batch: draws from fit's generator."""
-    flipped = rng.random(len(x)) < 0.5
-    x, y = x.copy(), y.copy()
-    x[flipped], y[flipped] = x[flipped, :, ::-1], y[flipped, :, ::-1]
-    return x, y
-
-
-def data(dtype=np.float32):
-    rng = np.random.default_rng(3)
-    return rng.random((14, 8, 8, 2)).astype(dtype), rng.integers(0, 3, (14, 8, 8))
-
-
 def made(kind, opt, dtype=None):
     tinyseg.set_random_seed(11)
     model = MODELS[kind](dtype) if dtype else MODELS[kind]()
@@ -71,15 +59,7 @@ def assert_bit_identical(a, b):
 @pytest.mark.parametrize("kind", list(MODELS))
 def test_two_plus_two_epochs_equal_four(tmp_path, kind, opt):
     x, y = data()
-    fit = dict(batch_size=4, verbose=0, seed=5, augment=flip, validation_data=(x[:4], y[:4]))
-    unbroken = made(kind, opt)
-    unbroken.fit(x, y, epochs=4, **fit)
-
-    first = made(kind, opt)
-    first.fit(x, y, epochs=2, **fit)
-    first.save(tmp_path / "run.npz")
-    backend.set_random_seed(999)                    # another process: the shared generator is elsewhere
-    resumed = load_model(tmp_path / "run.npz")
+    fit, unbroken, first, resumed = saved_after_two_epochs(lambda: made(kind, opt), x, y, tmp_path / "run.npz")
     assert resumed.epochs_done == 2 and resumed.optimizer.iterations == first.optimizer.iterations == 8
     history = resumed.fit(x, y, epochs=4, initial_epoch=resumed.epochs_done, **fit)
 

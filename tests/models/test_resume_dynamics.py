@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tinyseg
-from tinyseg import backend
+from tests.models.resume_kit import data, saved_after_two_epochs
 from tinyseg.layers import Activation, BatchNormalization, Conv2D, Dropout
 from tinyseg.models import Sequential, UNet
 from tinyseg.optimizers import SGD, Adam, AdamW, RMSprop
@@ -45,18 +45,6 @@ def unet():
 MODELS = {"regularized sequential": sequential, "unet": unet}
 
 
-def data():
-    rng = np.random.default_rng(3)
-    return rng.random((14, 8, 8, 2)).astype(np.float32), rng.integers(0, 3, (14, 8, 8))
-
-
-def flip(x, y, rng):
-    flipped = rng.random(len(x)) < 0.5
-    x, y = x.copy(), y.copy()
-    x[flipped], y[flipped] = x[flipped, :, ::-1], y[flipped, :, ::-1]
-    return x, y
-
-
 def made(kind, opt):
     tinyseg.set_random_seed(11)
     model = MODELS[kind]()
@@ -68,15 +56,7 @@ def made(kind, opt):
 @pytest.mark.parametrize("kind", list(MODELS))
 def test_two_plus_two_epochs_equal_four(tmp_path, kind, opt):
     x, y = data()
-    fit = dict(batch_size=4, verbose=0, seed=5, augment=flip, validation_data=(x[:4], y[:4]))
-    unbroken = made(kind, opt)
-    unbroken.fit(x, y, epochs=4, **fit)
-
-    first = made(kind, opt)
-    first.fit(x, y, epochs=2, **fit)
-    first.save(tmp_path / "run.npz")
-    backend.set_random_seed(999)                      # another process: the shared generator is elsewhere
-    resumed = load_model(tmp_path / "run.npz")
+    fit, unbroken, first, resumed = saved_after_two_epochs(lambda: made(kind, opt), x, y, tmp_path / "run.npz")
     assert resumed.optimizer.iterations == 8
     assert resumed.optimizer.get_config() == first.optimizer.get_config()
     assert resumed.optimizer.learning_rate == first.optimizer.learning_rate      # the schedule at step 8

@@ -8,9 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-from tests.helpers import PARITY_TOL, REPO, seed_cnn
+from tests.helpers import PARITY_TOL, REPO, scramble_weights, seed_cnn
 from tinyseg import interop as tp
-from tinyseg.layers import BatchNormalization, Concatenate, Conv2D, Dense, Flatten
+from tinyseg.layers import Concatenate, Conv2D, Dense, Flatten
 from tinyseg.models import Sequential
 from tinyseg.models.unet import UNet
 
@@ -33,13 +33,7 @@ def small_unet(upsampling="transpose", batch_norm=True, num_classes=3):
 
 def scramble(model, seed):
     """Random values for every weight, moving statistics included (positive variances)."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        weights = [rng.standard_normal(w.shape) * 0.5 for w in layer.get_weights()]
-        if isinstance(layer, BatchNormalization):
-            weights[-1] = rng.uniform(0.5, 2.0, weights[-1].shape)
-        if weights:
-            layer.set_weights(weights)
+    scramble_weights(model, np.random.default_rng(seed), 0.5)
 
 
 def models():

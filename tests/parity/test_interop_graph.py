@@ -7,7 +7,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="PyTorch interop tests need torch: pip install -e '.[compare]'")
 
 import tinyseg  # noqa: E402
-from tests.helpers import PARITY_TOL
+from tests.helpers import PARITY_TOL, scramble_weights
 from tinyseg import Input, Model  # noqa: E402
 from tinyseg import interop as tp  # noqa: E402
 from tinyseg.layers import (  # noqa: E402
@@ -26,15 +26,6 @@ from tinyseg.models.xception import xception_unet  # noqa: E402
 from tinyseg.saving import load_model  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def randomise(model, rng):
-    for layer in model.layers:
-        weights = [rng.standard_normal(w.shape) * 0.3 for w in layer.get_weights()]
-        if isinstance(layer, BatchNormalization):
-            weights[-1] = rng.uniform(0.5, 2.0, weights[-1].shape)
-        if weights:
-            layer.set_weights(weights)
 
 
 def graph_model():
@@ -85,7 +76,7 @@ def compare(model, x, training, logits):
 def test_graph_model_outputs_and_gradients_match(float64, training):
     tinyseg.set_random_seed(0)
     model = graph_model()
-    randomise(model, np.random.default_rng(1))
+    scramble_weights(model, np.random.default_rng(1), 0.3)
     x = np.random.default_rng(2).standard_normal((3, 6, 6, 2))
     errors = compare(model, x, training, logits=False)
     assert len(errors) > 10 and max(errors.values()) <= PARITY_TOL, errors
@@ -94,7 +85,7 @@ def test_graph_model_outputs_and_gradients_match(float64, training):
 def test_xception_unet_matches_in_float64_with_logits(float64):
     tinyseg.set_random_seed(0)
     model = xception_unet((32, 32), 3, filters=(8, 16, 24, 32))
-    randomise(model, np.random.default_rng(3))
+    scramble_weights(model, np.random.default_rng(3), 0.3)
     x = np.random.default_rng(4).standard_normal((2, 32, 32, 3))
     errors = compare(model, x, training=True, logits=True)
     assert max(errors.values()) <= PARITY_TOL, {k: v for k, v in errors.items() if v > PARITY_TOL}
@@ -177,7 +168,7 @@ def test_a_dense_shared_by_flattened_and_plain_features_is_refused():
 def test_flattened_features_through_dropout_activation_and_batch_norm_reach_the_dense(float64):
     rng = np.random.default_rng(3)
     model = _flattened_then(lambda f, x: Dense(3)(BatchNormalization()(Activation("relu")(Dropout(0.0)(f)))))
-    randomise(model, rng)
+    scramble_weights(model, rng, 0.3)
     x = rng.standard_normal((2, 4, 4, 2))
     module = tp.to_torch(model).eval()
     got = module(torch.tensor(tp.nhwc_to_nchw(x)))

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch", reason="PyTorch parity tests need torch: pip install -e '.[compare]'")
 
-from tests.helpers import PARITY_TOL
+from tests.helpers import PARITY_TOL, optimizer_against_torch
 from tinyseg import losses, optimizers  # noqa: E402
 from tinyseg.interop import (  # noqa: E402
     adam_epsilon_keras_to_torch,
@@ -168,27 +168,11 @@ def test_a_wrong_gradient_is_caught():
 param_shapes = st.lists(st.sampled_from([(3,), (2, 3), (3, 3, 2, 4), (1,)]), min_size=1, max_size=3)
 
 
-def run_both(optimizer, shapes, seed, steps=20, eps_schedule=None):
-    """20 steps of the tinyseg optimizer and its torch twin on the same gradients; worst relative errors of
-    the parameters and of their displacements from the start."""
-    rng = np.random.default_rng(seed)
-    params = [rng.standard_normal(s) for s in shapes]
-    start = [p.copy() for p in params]
-    tparams = [to_tensor(p, requires_grad=True) for p in params]
-    topt = to_torch_optimizer(optimizer, tparams)
-    worst_param, worst_step = 0.0, 0.0
-    for step in range(1, steps + 1):
-        grads = [rng.standard_normal(s) * rng.choice([1e-4, 1.0, 10.0]) for s in shapes]
-        optimizer.apply_gradients(list(zip([g.copy() for g in grads], params)))
-        for t, g in zip(tparams, grads):
-            t.grad = to_tensor(g)
-        if eps_schedule is not None:
-            topt.param_groups[0]["eps"] = eps_schedule(step)
-        topt.step()
-        for p, t, p0 in zip(params, tparams, start):
-            worst_param = max(worst_param, relative_error(p, t))
-            worst_step = max(worst_step, relative_error(p - p0, t.detach().numpy() - p0))
-    return worst_param, worst_step
+def run_both(optimizer, shapes, seed):
+    """20 steps of the tinyseg optimizer and its torch twin (interop.to_torch_optimizer) on the same gradients;
+    worst relative errors of the parameters and of their displacements from the start."""
+    return optimizer_against_torch(optimizer, lambda tensors: to_torch_optimizer(optimizer, tensors), seed,
+                                   shapes=shapes)
 
 
 @SETTINGS

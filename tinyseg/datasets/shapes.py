@@ -32,6 +32,8 @@ Train and validation images come from two independent random streams derived fro
 """
 import numpy as np
 
+from ..validation import ArgumentError, integer
+
 CLASS_NAMES = ["circle", "square", "triangle"]
 SEGMENTATION_CLASS_NAMES = ["background"] + CLASS_NAMES   # mask value k is SEGMENTATION_CLASS_NAMES[k]
 
@@ -132,11 +134,14 @@ def generate_shapes(n, size=32, seed=0, shapes_per_image=(1, 3), channels=3, noi
 
 
 def _check_size(size):
-    if isinstance(size, (int, np.integer)):
-        size = (size, size)
-    if len(size) != 2 or any(not isinstance(s, (int, np.integer)) or s < 8 for s in size):
-        raise ValueError(f"shapes: size must be an int or (height, width), each at least 8, got {size!r}")
-    return int(size[0]), int(size[1])
+    """(height, width) as ints, from one integer for both or a pair of them, each at least 8 pixels."""
+    pair = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+    try:
+        if len(pair) == 2:
+            return tuple(integer(s, "size", low=8) for s in pair)
+    except ArgumentError:
+        pass
+    raise ArgumentError(f"shapes: size must be an int or (height, width), each at least 8, got {size!r}")
 
 
 def _render(rng, n, height, width, channels, shapes_per_image, noise, texture, min_contrast, scale):

@@ -36,7 +36,7 @@ import numpy as np
 
 from .bands import piece, run_pieces
 from .config import get_backend, pjit
-from .im2col import window_index
+from .windows import window_index
 
 _BLOCK_ROWS = 16            # output rows per block of kernel-gradient partial sums (fixed: same sums on any
                             # number of threads)
@@ -106,10 +106,8 @@ def _depthwise_numba(chunk, chunks, x, k, sh, sw, dh, dw, pt, pl, y):
     n, h, w, c = x.shape
     kh, kw, _, m = k.shape
     oh, ow = y.shape[1], y.shape[2]
-    r0, r1 = piece(n * oh, chunk, chunks)      # this thread's rows
-    for row in range(r0, r1):          # one output row (image i, row yo) per iteration
-        i = row // oh
-        yo = row - i * oh
+    for row in range(*piece(n * oh, chunk, chunks)):     # one output row (image i, row yo) each
+        i, yo = divmod(row, oh)
         for xo in range(ow):
             out = y[i, yo, xo]
             out[:] = 0
@@ -132,13 +130,11 @@ def _depthwise_input_grad_numba(chunk, chunks, g, k, sh, sw, dh, dw, pt, pl, dx)
     n, h, w, c = dx.shape
     kh, kw, _, m = k.shape
     oh, ow = g.shape[1], g.shape[2]
-    r0, r1 = piece(n * h, chunk, chunks)      # this thread's rows
-    for row in range(r0, r1):           # one input row (image i, row hi) per iteration: no write races
-        i = row // h
-        hi = row - i * h
+    for row in range(*piece(n * h, chunk, chunks)):      # one input row (image i, row hi) each: no write races
+        i, hi = divmod(row, h)
+        dx[i, hi] = 0                                   # this row of dx, before the windows add to it
         for wi in range(w):
             out = dx[i, hi, wi]
-            out[:] = 0
             for a in range(kh):
                 yo = window_index(hi, pt, a * dh, sh, oh)     # the window whose tap a lands on hi, or -1
                 if yo < 0:
@@ -160,12 +156,10 @@ def _depthwise_kernel_grad_numba(chunk, chunks, x, g, sh, sw, dh, dw, pt, pl, pa
     n, h, w, c = x.shape
     _, kh, kw, _, m = part.shape
     oh, ow = g.shape[1], g.shape[2]
-    r0, r1 = piece(part.shape[0], chunk, chunks)      # this thread's rows
-    for blk in range(r0, r1):
+    for blk in range(*piece(part.shape[0], chunk, chunks)):      # this thread's blocks
         acc = part[blk]
         for row in range(blk * _BLOCK_ROWS, min(n * oh, (blk + 1) * _BLOCK_ROWS)):
-            i = row // oh
-            yo = row - i * oh
+            i, yo = divmod(row, oh)
             for xo in range(ow):
                 gp = g[i, yo, xo]
                 for a in range(kh):

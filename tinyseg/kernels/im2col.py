@@ -35,6 +35,7 @@ import numpy as np
 
 from .bands import piece, run_pieces
 from .config import get_backend, jit, pjit
+from .windows import window_index
 
 
 def effective_kernel(kernel, dilation):
@@ -190,30 +191,13 @@ def _im2row_numba(x, kw, sw, dw, pl, first, step, ow, rows):
                             rows[i, j, xo, base + ch] = 0
 
 
-@jit
-def window_index(pos, pad, offset, stride, out_len):
-    """The output index whose window puts kernel offset `offset` on input position `pos`, or -1 if none.
-
-    Window j starts at j * stride - pad, so it covers pos at offset pos + pad - j * stride; solving for j.
-    The gather kernels (col2im, pooling backward, depthwise backward) use it on each axis; with dilation d,
-    tap a sits at offset a * d, which is what they pass.
-    """
-    t = pos + pad - offset
-    if t < 0 or t % stride != 0 or t // stride >= out_len:
-        return -1
-    return t // stride
-
-
 @pjit
 def _col2im_numba(chunk, chunks, cols, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, x):
     n, h, w, c = x.shape
-    r0, r1 = piece(n * h, chunk, chunks)      # this thread's rows
-    for row in range(r0, r1):           # one input row (image i, row hi) per iteration: no write races
-        i = row // h
-        hi = row - i * h
+    for row in range(*piece(n * h, chunk, chunks)):     # one input row (image i, row hi) each: no write races
+        i, hi = divmod(row, h)
+        x[i, hi] = 0                                  # this row of x, before the windows add to it
         for wi in range(w):
-            for ch in range(c):
-                x[i, hi, wi, ch] = 0
             for a in range(kh):
                 y = window_index(hi, pt, a * dh, sh, oh)  # the output row whose window puts tap a on hi
                 if y < 0:

@@ -25,8 +25,8 @@ max_pool2d_backward.
 import numpy as np
 
 from .bands import piece, run_pieces
-from .config import get_backend, jit, pjit
-from .im2col import window_index
+from .config import get_backend, pjit
+from .windows import real_taps, window_index
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -120,24 +120,15 @@ def avg_pool2d_backward_numpy(grad, x_shape, pool_size, strides, pads):
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Numba kernels. Forward: one output row (image n, row i) per parallel iteration. Backward: one input row.
+# Numba kernels. Forward: one output row (image i, row yo) per iteration; backward: one input row (image i,
+# row hi), each pixel summing what the windows on it send.
 # ----------------------------------------------------------------------------------------------------------
-@jit
-def real_taps(o, stride, pad, k, size):
-    """(start, first, stop) on one axis: window o starts at input index start = o*stride - pad, and its taps
-    first <= a < stop are the real ones (0 <= start + a < size), the others padding."""
-    start = o * stride - pad
-    return start, max(0, -start), min(k, size - start)
-
-
 @pjit
 def _max_pool2d_numba(chunk, chunks, x, kh, kw, sh, sw, pt, pl, y, arg):
     n, h, w, c = x.shape
     oh, ow = y.shape[1], y.shape[2]
-    r0, r1 = piece(n * oh, chunk, chunks)      # this thread's rows
-    for row in range(r0, r1):
-        i = row // oh
-        yo = row - i * oh
+    for row in range(*piece(n * oh, chunk, chunks)):     # this thread's rows
+        i, yo = divmod(row, oh)
         top, a0, a1 = real_taps(yo, sh, pt, kh, h)      # the real rows of this window: 0 <= top + a < h
         for xo in range(ow):
             left, b0, b1 = real_taps(xo, sw, pl, kw, w)
@@ -162,13 +153,11 @@ def _max_pool2d_numba(chunk, chunks, x, kh, kw, sh, sw, pt, pl, y, arg):
 def _max_pool2d_backward_numba(chunk, chunks, grad, arg, kh, kw, sh, sw, pt, pl, dx):
     n, h, w, c = dx.shape
     oh, ow = grad.shape[1], grad.shape[2]
-    r0, r1 = piece(n * h, chunk, chunks)      # this thread's rows
-    for row in range(r0, r1):
-        i = row // h
-        hi = row - i * h
+    for row in range(*piece(n * h, chunk, chunks)):     # this thread's rows
+        i, hi = divmod(row, h)
+        dx[i, hi] = 0                                  # this row of dx, before the windows add to it
         for wi in range(w):
             out = dx[i, hi, wi]
-            out[:] = 0
             for a in range(kh):
                 yo = window_index(hi, pt, a, sh, oh)    # the window that puts offset a on hi, or -1
                 if yo < 0:
@@ -190,10 +179,8 @@ def _max_pool2d_backward_blocks_numba(chunk, chunks, grad, arg, kh, kw, pt, pl, 
     # window covers ('valid' with H not a multiple of the stride) keep their 0.
     n, h, w, c = dx.shape
     oh, ow = grad.shape[1], grad.shape[2]
-    r0, r1 = piece(n * oh, chunk, chunks)      # this thread's rows
-    for row in range(r0, r1):
-        i = row // oh
-        yo = row - i * oh
+    for row in range(*piece(n * oh, chunk, chunks)):     # this thread's rows
+        i, yo = divmod(row, oh)
         top, a0, a1 = real_taps(yo, kh, pt, kh, h)      # stride = pool size: the windows tile the image
         for xo in range(ow):
             left, b0, b1 = real_taps(xo, kw, pl, kw, w)
@@ -210,10 +197,8 @@ def _max_pool2d_backward_blocks_numba(chunk, chunks, grad, arg, kh, kw, pt, pl, 
 def _avg_pool2d_numba(chunk, chunks, x, kh, kw, sh, sw, pt, pl, y):
     n, h, w, c = x.shape
     oh, ow = y.shape[1], y.shape[2]
-    r0, r1 = piece(n * oh, chunk, chunks)      # this thread's rows
-    for row in range(r0, r1):
-        i = row // oh
-        yo = row - i * oh
+    for row in range(*piece(n * oh, chunk, chunks)):     # this thread's rows
+        i, yo = divmod(row, oh)
         top, a0, a1 = real_taps(yo, sh, pt, kh, h)
         for xo in range(ow):
             left, b0, b1 = real_taps(xo, sw, pl, kw, w)
@@ -235,13 +220,10 @@ def _avg_pool2d_backward_numba(chunk, chunks, grad, kh, kw, sh, sw, pt, pl, dx):
     n, h, w, c = dx.shape
     scalar = dx.dtype.type                              # float32 or float64, as a function
     oh, ow = grad.shape[1], grad.shape[2]
-    r0, r1 = piece(n * h, chunk, chunks)      # this thread's rows
-    for row in range(r0, r1):
-        i = row // h
-        hi = row - i * h
+    for row in range(*piece(n * h, chunk, chunks)):     # this thread's rows
+        i, hi = divmod(row, h)
+        dx[i, hi] = 0                                  # this row of dx, before the windows add to it
         for wi in range(w):
-            for ch in range(c):
-                dx[i, hi, wi, ch] = 0
             for a in range(kh):
                 yo = window_index(hi, pt, a, sh, oh)
                 if yo < 0:

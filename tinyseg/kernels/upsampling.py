@@ -117,10 +117,8 @@ def upsample_bilinear_backward_numpy(grad, size):
 @pjit
 def _upsample_nearest_numba(chunk, chunks, x, fh, fw, y):
     n, oh, ow, c = y.shape
-    r0, r1 = piece(n * oh, chunk, chunks)      # this thread's rows
-    for row in range(r0, r1):
-        i = row // oh
-        yo = row - i * oh
+    for row in range(*piece(n * oh, chunk, chunks)):     # this thread's rows
+        i, yo = divmod(row, oh)
         h = yo // fh
         for xo in range(ow):
             w = xo // fw
@@ -131,13 +129,10 @@ def _upsample_nearest_numba(chunk, chunks, x, fh, fw, y):
 @pjit
 def _upsample_nearest_backward_numba(chunk, chunks, grad, fh, fw, dx):
     n, h, w, c = dx.shape
-    r0, r1 = piece(n * h, chunk, chunks)      # this thread's rows
-    for row in range(r0, r1):
-        i = row // h
-        hi = row - i * h
+    for row in range(*piece(n * h, chunk, chunks)):     # this thread's rows
+        i, hi = divmod(row, h)
+        dx[i, hi] = 0                                  # this row of dx, before the outputs that read it add in
         for wi in range(w):
-            for ch in range(c):
-                dx[i, hi, wi, ch] = 0
             for a in range(fh):
                 for b in range(fw):
                     for ch in range(c):
@@ -147,10 +142,8 @@ def _upsample_nearest_backward_numba(chunk, chunks, grad, fh, fw, dx):
 @pjit
 def _upsample_bilinear_numba(chunk, chunks, x, i0, i1, wy0, wy1, j0, j1, wx0, wx1, y):
     n, oh, ow, c = y.shape
-    r0, r1 = piece(n * oh, chunk, chunks)      # this thread's rows
-    for row in range(r0, r1):
-        i = row // oh
-        yo = row - i * oh
+    for row in range(*piece(n * oh, chunk, chunks)):     # this thread's rows
+        i, yo = divmod(row, oh)
         top, bottom, p, q = i0[yo], i1[yo], wy0[yo], wy1[yo]
         for xo in range(ow):
             left, right, u, v = j0[xo], j1[xo], wx0[xo], wx1[xo]
@@ -164,13 +157,10 @@ def _upsample_bilinear_numba(chunk, chunks, x, i0, i1, wy0, wy1, j0, j1, wx0, wx
 @pjit
 def _upsample_bilinear_backward_numba(chunk, chunks, grad, hptr, hidx, hwt, wptr, widx, wwt, dx):
     n, h, w, c = dx.shape
-    r0, r1 = piece(n * h, chunk, chunks)      # this thread's rows
-    for row in range(r0, r1):
-        i = row // h
-        hi = row - i * h
+    for row in range(*piece(n * h, chunk, chunks)):     # this thread's rows
+        i, hi = divmod(row, h)
+        dx[i, hi] = 0                                  # this row of dx, before the outputs that read it add in
         for wi in range(w):
-            for ch in range(c):
-                dx[i, hi, wi, ch] = 0
             for k in range(hptr[hi], hptr[hi + 1]):           # output rows that read input row hi
                 yo, p = hidx[k], hwt[k]
                 for m in range(wptr[wi], wptr[wi + 1]):       # output columns that read input column wi
