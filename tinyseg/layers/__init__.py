@@ -9,6 +9,7 @@ from .global_pooling import GlobalAveragePooling2D, GlobalAvgPool2D, GlobalMaxPo
 from .merging import Add, Average, Concatenate, Multiply, Subtract, add, average, concatenate, multiply, subtract
 from .normalization import BatchNormalization
 from .pooling import AveragePooling2D, AvgPool2D, MaxPool2D, MaxPooling2D
+from .preprocessing import CenterCrop, Rescaling, Resizing
 from .regularization import Dropout
 from .reshaping import Cropping2D, Reshape, ZeroPadding2D
 from .separable import SeparableConv2D
@@ -20,6 +21,7 @@ __all__ = ["Activation", "Add", "Average", "AveragePooling2D", "AvgPool2D", "Bat
            "MaxPool2D", "MaxPooling2D", "Multiply", "ReLU", "Reshape", "SeparableConv2D", "Sigmoid", "Softmax",
            "Subtract", "Tanh", "UpSampling2D", "ZeroPadding2D", "add", "average", "concatenate", "multiply",
            "subtract"]
+__all__ += ["CenterCrop", "Rescaling", "Resizing"]
 
 # The functional API's input placeholder, and saving by name (imported last: graph.py uses the layers above)
 from ..graph import Input, InputLayer  # noqa: E402

@@ -1,0 +1,55 @@
+"""Rescaling, Resizing and CenterCrop against Keras 3 (torch backend, float32, 1e-5), written once with the
+framework as a parameter; and Resizing's output and input gradient against PyTorch's F.interpolate (float64,
+1e-10), which is what Keras's torch backend calls."""
+import numpy as np
+import pytest
+
+import tinyseg
+from tests.helpers import KERAS_TOL, PARITY_TOL, import_keras, nchw_to_nhwc, nhwc_to_nchw, rel_error
+
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
+SIZES = [(4, 5), (11, 13), (7, 9), (3, 17), (1, 1)]
+
+
+def preprocessing_layers(keras):
+    """The same layers, made by `keras` (Keras 3 or tinyseg): (id, layer)."""
+    layers = keras.layers
+    made = [("rescaling", layers.Rescaling(1 / 127.5, offset=-1)),
+            ("center crop", layers.CenterCrop(4, 6))]
+    for h, w in SIZES:
+        for interpolation in ("bilinear", "nearest"):
+            made.append((f"resize {interpolation} {h}x{w}", layers.Resizing(h, w, interpolation=interpolation)))
+    made.append(("resize crop to aspect", layers.Resizing(6, 3, crop_to_aspect_ratio=True)))
+    made.append(("resize crop to aspect wide", layers.Resizing(2, 8, crop_to_aspect_ratio=True)))
+    return made
+
+
+@pytest.mark.parametrize("index", range(len(preprocessing_layers(tinyseg))))
+def test_keras_parity(index):
+    keras = import_keras()
+    x = np.random.default_rng(index).uniform(0, 255, (2, 7, 9, 3)).astype("float32")
+    name, ours = preprocessing_layers(tinyseg)[index]
+    _, theirs = preprocessing_layers(keras)[index]
+    expected = keras.ops.convert_to_numpy(theirs(x))
+    got = ours(x)
+    assert got.shape == expected.shape, name
+    assert rel_error(got, expected) < KERAS_TOL, name
+
+
+@pytest.mark.parametrize("size", SIZES + [(14, 18), (21, 27)])
+@pytest.mark.parametrize("interpolation", ["bilinear", "nearest"])
+def test_torch_interpolate_parity(size, interpolation, one_torch_thread):
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(0).standard_normal((2, 7, 9, 3))
+    layer = tinyseg.layers.Resizing(*size, interpolation=interpolation, dtype="float64")
+    y = layer(x)
+    g = np.random.default_rng(1).standard_normal(y.shape)
+    dx = layer.backward(g)
+    xt = torch.tensor(nhwc_to_nchw(x), requires_grad=True)
+    mode = "bilinear" if interpolation == "bilinear" else "nearest-exact"
+    yt = torch.nn.functional.interpolate(xt, size=size, mode=mode,
+                                         align_corners=False if interpolation == "bilinear" else None)
+    yt.backward(torch.tensor(nhwc_to_nchw(g)))
+    assert rel_error(y, nchw_to_nhwc(yt.detach().numpy())) < PARITY_TOL
+    assert rel_error(dx, nchw_to_nhwc(xt.grad.numpy())) < PARITY_TOL
