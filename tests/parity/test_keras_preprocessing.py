@@ -53,3 +53,22 @@ def test_torch_interpolate_parity(size, interpolation, one_torch_thread):
     yt.backward(torch.tensor(nhwc_to_nchw(g)))
     assert rel_error(y, nchw_to_nhwc(yt.detach().numpy())) < PARITY_TOL
     assert rel_error(dx, nchw_to_nhwc(xt.grad.numpy())) < PARITY_TOL
+
+
+@pytest.mark.parametrize("fill_mode", ["reflect", "wrap", "constant", "nearest"])
+@pytest.mark.parametrize("interpolation", ["bilinear", "nearest"])
+def test_affine_sampler_against_keras(fill_mode, interpolation):
+    """RandomRotation / RandomZoom / RandomTranslation sample as keras.ops.image.affine_transform does, for the
+    same matrices (Keras's rotation, zoom and translation maps, and an arbitrary one), in float64."""
+    from tinyseg.layers import affine
+    keras = import_keras()
+    x = np.random.default_rng(0).standard_normal((4, 6, 7, 2))
+    matrices = np.stack([affine.rotation_matrices(np.array([0.7]), 6, 7)[0],
+                         affine.zoom_matrices(np.array([1.6]), np.array([0.7]), 6, 7)[0],
+                         affine.translation_matrices(np.array([-2.3]), np.array([3.6]))[0],
+                         np.random.default_rng(1).uniform(-2, 2, 6)])
+    keras_transform = np.concatenate([matrices, np.zeros((4, 2))], axis=1)      # Keras's c0 = c1 = 0
+    expected = keras.ops.convert_to_numpy(keras.ops.image.affine_transform(
+        x, keras_transform, interpolation=interpolation, fill_mode=fill_mode, fill_value=0.25))
+    got = affine.sample(x, affine.affine_taps(matrices, 6, 7, interpolation, fill_mode), fill_mode, 0.25)
+    assert rel_error(got, expected) < PARITY_TOL

@@ -1,5 +1,14 @@
 """Layers, one idea per file (a layer, or a family of small ones); names as in Keras."""
 from .activations import Activation, Linear, ReLU, Sigmoid, Softmax, Tanh
+from .augmentation import (
+    RandomBrightness,
+    RandomContrast,
+    RandomCrop,
+    RandomFlip,
+    RandomRotation,
+    RandomTranslation,
+    RandomZoom,
+)
 from .base import Layer
 from .conv2d import Conv2D
 from .conv2d_transpose import Conv2DTranspose
@@ -21,7 +30,8 @@ __all__ = ["Activation", "Add", "Average", "AveragePooling2D", "AvgPool2D", "Bat
            "MaxPool2D", "MaxPooling2D", "Multiply", "ReLU", "Reshape", "SeparableConv2D", "Sigmoid", "Softmax",
            "Subtract", "Tanh", "UpSampling2D", "ZeroPadding2D", "add", "average", "concatenate", "multiply",
            "subtract"]
-__all__ += ["CenterCrop", "Rescaling", "Resizing"]
+__all__ += ["CenterCrop", "RandomBrightness", "RandomContrast", "RandomCrop", "RandomFlip", "RandomRotation",
+            "RandomTranslation", "RandomZoom", "Rescaling", "Resizing"]
 
 # The functional API's input placeholder, and saving by name (imported last: graph.py uses the layers above)
 from ..graph import Input, InputLayer  # noqa: E402
