@@ -22,6 +22,7 @@ from .preprocessing import CenterCrop, Rescaling, Resizing
 from .regularization import Dropout
 from .reshaping import Cropping2D, Reshape, ZeroPadding2D
 from .separable import SeparableConv2D
+from .tensor_ops import Permute
 from .upsampling import UpSampling2D
 
 __all__ = ["Activation", "Add", "Average", "AveragePooling2D", "AvgPool2D", "BatchNormalization", "Concatenate",
@@ -31,10 +32,11 @@ __all__ = ["Activation", "Add", "Average", "AveragePooling2D", "AvgPool2D", "Bat
            "Subtract", "Tanh", "UpSampling2D", "ZeroPadding2D", "add", "average", "concatenate", "multiply",
            "subtract"]
 __all__ += ["CenterCrop", "RandomBrightness", "RandomContrast", "RandomCrop", "RandomFlip", "RandomRotation",
-            "RandomTranslation", "RandomZoom", "Rescaling", "Resizing"]
+            "RandomTranslation", "RandomZoom", "Rescaling", "Resizing", "Permute"]
 
 # The functional API's input placeholder, and saving by name (imported last: graph.py uses the layers above)
 from ..graph import Input, InputLayer  # noqa: E402
 from .base import deserialize, serialize  # noqa: E402
+from .lambda_layer import Lambda  # noqa: E402  (records a graph of layers: after graph.py)
 
-__all__ += ["Input", "InputLayer", "deserialize", "serialize"]
+__all__ += ["Input", "InputLayer", "Lambda", "deserialize", "serialize"]
