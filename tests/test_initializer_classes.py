@@ -105,3 +105,28 @@ def test_a_bad_class_draw_is_refused_naming_the_layer_and_the_initializer():
 def test_bad_arguments_named(make, match):
     with pytest.raises((ArgumentError, ValueError), match=match):
         make()
+
+
+def test_a_keras_style_subclass_overriding_call_is_checked_too():
+    class Twos(initializers.Initializer):
+        def __call__(self, shape, dtype=None):
+            return np.full(shape, 2.0)
+    layer = keras.layers.Dense(2, kernel_initializer=Twos(), name="d_twos")
+    layer.build((3,))
+    assert layer.params["kernel"].dtype == np.float32 and np.all(layer.params["kernel"] == 2)
+
+    class Bad(initializers.Initializer):
+        def __call__(self, shape, dtype=None):
+            return np.zeros((1,))
+    with pytest.raises(ValueError, match=r"^d_bad: kernel_initializer .* must return real numbers of shape"):
+        keras.layers.Dense(2, kernel_initializer=Bad(), name="d_bad").build((3,))
+
+
+def test_add_weight_names_the_layer_and_argument_and_keeps_state_apart():
+    layer = keras.layers.BatchNormalization(name="bn_w")
+    layer.build((4, 4, 3))
+    assert set(layer.params) == {"gamma", "beta"} and set(layer.state) == {"moving_mean", "moving_variance"}
+    bad = keras.layers.BatchNormalization(moving_mean_initializer=lambda shape, dtype: np.full(shape, np.nan),
+                                          name="bn_bad")
+    with pytest.raises(ValueError, match=r"^bn_bad: moving_mean_initializer <lambda> returned NaN"):
+        bad.build((4, 4, 3))

@@ -10,8 +10,10 @@
 For a kernel of shape (KH, KW, C_in, C_out): fan_in = KH*KW*C_in, fan_out = KH*KW*C_out; for a dense kernel
 (D_in, D_out): fan_in = D_in, fan_out = D_out.
 
-A layer calls an initializer as Keras does, init(shape, dtype), once per weight when it is built. Every
-initializer tinyseg hands a layer (its own, and a function of yours through `get`) is wrapped by `checked`:
+A layer's build asks for each weight as Keras's do, `self.add_weight(name, shape, initializer)`
+(layers/base.py), which calls init(shape, dtype, where="conv2d_1: kernel_initializer "). Every initializer
+tinyseg hands a layer (its own classes, and a function of yours, or a Keras-style subclass overriding
+__call__, through `get`) is checked, the error beginning with that `where`:
 
 - what it returns must be real numbers of the asked shape, finite once cast to the layer's dtype; else the
   error names the layer, the argument (kernel_initializer, ...) and the function, at build, instead of NaN
@@ -23,7 +25,6 @@ initializer tinyseg hands a layer (its own, and a function of yours through `get
 import contextlib
 import contextvars
 import functools
-import sys
 
 import numpy as np
 
@@ -47,59 +48,45 @@ def size_ceiling(numbers):
         _ceiling.reset(token)
 
 
-def _caller(wrapper, depth=2):
-    """'conv2d_1: kernel_initializer ' for the layer whose build called `wrapper`, or '' if no layer did.
-
-    Layers call init(shape, dtype), Keras's signature, so neither the layer nor the argument is passed: the
-    layer is `self` in the frame that called the wrapper (`depth` frames up from here), and the argument is
-    the layer's attribute holding the wrapper."""
-    owner = sys._getframe(depth).f_locals.get("self")
-    name = getattr(owner, "name", None)
-    if not isinstance(name, str):
-        return ""
-    arguments = [key for key, value in getattr(owner, "__dict__", {}).items() if value is wrapper]
-    return f"{name}: " + (f"{arguments[0]} " if arguments else "")
-
-
 def checked(fn):
     """fn(shape, dtype) with its result checked and cast to dtype (module docstring); a wrapper already is (as
     is every Initializer instance)."""
-    if getattr(fn, "checks_its_weights", False):
+    overridden = isinstance(fn, Initializer) and type(fn).__call__ is not Initializer.__call__   # Keras-style
+    if getattr(fn, "checks_its_weights", False) and not overridden:
         return fn
 
     @functools.wraps(fn)
-    def initializer(shape, dtype):
-        return _run_checked(fn, shape, dtype, initializer)
+    def initializer(shape, dtype, where=""):
+        return _run_checked(fn, _name(fn), shape, dtype, where)
 
     initializer.checks_its_weights = True
     return initializer
 
 
-def _run_checked(fn, shape, dtype, wrapper):
-    """fn(shape, dtype), checked and cast. Called by `wrapper`, itself called by the layer's build: so the
-    layer is three frames up from _caller (_caller <- here <- wrapper <- build)."""
+def _run_checked(fn, name, shape, dtype, where):
+    """fn(shape, dtype), checked and cast. name: the initializer's, for the messages ('HeNormal(seed=1)',
+    'my_init'); where: who asked, 'conv2d_1: kernel_initializer ' (Layer.add_weight passes it), or ''."""
     shape = tuple(int(d) for d in shape)
-    _spend(int(np.prod(shape, dtype=object)), shape, wrapper)      # before anything is allocated
+    _spend(int(np.prod(shape, dtype=object)), shape, where)        # before anything is allocated
     w = np.asarray(fn(shape, dtype))
-    name = _name(wrapper if isinstance(wrapper, Initializer) else fn)       # 'HeNormal(seed=1)', 'my_init'
     if w.dtype.kind not in "fiu" or w.shape != shape:
-        raise ValueError(f"{_caller(wrapper, 3)}{name} must return real numbers of shape {shape}, got "
+        raise ValueError(f"{where}{name} must return real numbers of shape {shape}, got "
                          f"{w.shape} {w.dtype}")
     with np.errstate(over="ignore", invalid="ignore"):
         w = np.array(w, dtype=dtype)          # a copy: two layers never share an array the function kept
     if not np.all(np.isfinite(w)):
-        raise ValueError(f"{_caller(wrapper, 3)}{name} returned NaN or inf (in {np.dtype(dtype).name}) "
+        raise ValueError(f"{where}{name} returned NaN or inf (in {np.dtype(dtype).name}) "
                          f"for a weight of shape {shape}; an initial weight must be a finite number")
     return w
 
 
-def _spend(size, shape, wrapper):
+def _spend(size, shape, where):
     """Take `size` numbers from the size_ceiling around this call, if there is one."""
     left = _ceiling.get()
     if left is None:
         return
     if size > left[0]:
-        raise CeilingExceeded(f"{_caller(wrapper, 4) or 'an initializer '}asks for a weight of shape {shape} "
+        raise CeilingExceeded(f"{where or 'an initializer '}asks for a weight of shape {shape} "
                               f"({size} numbers), more than the {left[0]} left under the ceiling")
     left[0] -= size
 
@@ -143,8 +130,8 @@ class Initializer:
     def rng(self):
         return backend.rng() if self.seed is None else np.random.default_rng(self.seed)
 
-    def __call__(self, shape, dtype=None):
-        return _run_checked(self.sample, shape, backend.floatx() if dtype is None else dtype, self)
+    def __call__(self, shape, dtype=None, where=""):
+        return _run_checked(self.sample, repr(self), shape, backend.floatx() if dtype is None else dtype, where)
 
     def sample(self, shape, dtype):
         raise NotImplementedError
