@@ -57,11 +57,20 @@ def test_identity_at_inference(make):
     layer = make(seed=0)
     x = images(dtype="float32")
     if isinstance(layer, RandomCrop):           # deterministic instead: the centre crop and resize
-        np.testing.assert_array_equal(layer(x), tinyseg.layers.Resizing(4, 5, crop_to_aspect_ratio=True)(x))
+        np.testing.assert_array_equal(layer(x, training=False),
+                                      tinyseg.layers.Resizing(4, 5, crop_to_aspect_ratio=True)(x))
     else:
-        np.testing.assert_array_equal(layer(x), x)
+        np.testing.assert_array_equal(layer(x, training=False), x)
         np.testing.assert_array_equal(layer.backward(np.ones_like(x)), np.ones_like(x))
-    assert not np.array_equal(layer(x, training=True), layer(x)) or isinstance(layer, RandomFlip)
+        np.testing.assert_array_equal(layer.forward(x), x)                 # forward's default: inference
+    assert not np.array_equal(layer(x, training=True), layer(x, training=False)) or isinstance(layer, RandomFlip)
+
+
+@pytest.mark.parametrize("make", LAYERS.values(), ids=LAYERS.keys())
+def test_called_directly_it_augments_as_keras_in_a_data_pipeline(make):
+    x = images(dtype="float32")
+    a, b = make(seed=5), make(seed=5)
+    np.testing.assert_array_equal(a(x), b(x, training=True))
 
 
 @pytest.mark.parametrize("make", LAYERS.values(), ids=LAYERS.keys())

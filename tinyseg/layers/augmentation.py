@@ -2,6 +2,10 @@
 
     forward(x, training=True)    draw a transformation T (one per image, RandomCrop one per batch), y = T(x)
     forward(x, training=False)   y = x  (RandomCrop: the deterministic centre crop and resize, as Keras)
+
+In a model, fit runs the layers with training=True and predict/evaluate with training=False. Called
+directly on arrays, layer(x) augments (training=True), as Keras's layers do in a data pipeline;
+layer(x, training=False) does not.
     backward(dy)                 dx = T^T(dy), the same T: every T here is linear in x, or clipped-linear
 
     RandomFlip(mode)                   y = x reversed along W ('horizontal') and/or H ('vertical'); dx likewise
@@ -55,6 +59,11 @@ class RandomLayer(ImageLayer):
         self.seed = None if seed is None else integer(seed, f"{self.name}: seed", low=0,
                                                       expected="None or a non-negative integer")
         self._generator = None if seed is None else np.random.default_rng(self.seed)
+
+    def __call__(self, x, training=True):
+        """layer(x) on arrays augments, as Keras's augmentation layers do when called directly (in a data
+        pipeline); in a model, fit passes training=True and predict/evaluate training=False."""
+        return super().__call__(x, training=training)
 
     def reseed(self, seed=None):
         """Restart the layer's generator from `seed` (default: its own), so it draws its sequence again."""
