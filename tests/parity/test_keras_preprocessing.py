@@ -72,3 +72,27 @@ def test_affine_sampler_against_keras(fill_mode, interpolation):
         x, keras_transform, interpolation=interpolation, fill_mode=fill_mode, fill_value=0.25))
     got = affine.sample(x, affine.affine_taps(matrices, 6, 7, interpolation, fill_mode), fill_mode, 0.25)
     assert rel_error(got, expected) < PARITY_TOL
+
+
+def augmented_model(keras):
+    """keras.io's pattern: preprocessing and augmentation as the model's first layers."""
+    layers = keras.layers
+    return keras.Sequential([keras.Input((12, 10, 3)), layers.Rescaling(1 / 255),
+                             layers.RandomFlip("horizontal", seed=1), layers.RandomRotation(0.1, seed=2),
+                             layers.RandomZoom(0.2, seed=3), layers.RandomTranslation(0.1, 0.1, seed=4),
+                             layers.RandomContrast(0.2, value_range=(0, 1), seed=5),
+                             layers.RandomBrightness(0.1, value_range=(0, 1), seed=6),
+                             layers.Resizing(8, 8), layers.CenterCrop(6, 6),
+                             layers.Conv2D(4, 3, padding="same", activation="softmax")])
+
+
+def test_a_model_with_augmentation_predicts_as_keras():
+    """At inference the augmentation is the identity on both sides, so the predictions agree."""
+    keras = import_keras()
+    theirs, ours = augmented_model(keras), augmented_model(tinyseg)
+    rng = np.random.default_rng(0)
+    weights = [rng.standard_normal(w.shape).astype("float32") for w in theirs.get_weights()]
+    theirs.set_weights(weights)
+    ours.set_weights(weights)
+    x = rng.uniform(0, 255, (3, 12, 10, 3)).astype("float32")
+    assert rel_error(ours.predict(x, verbose=0), theirs.predict(x, verbose=0)) < KERAS_TOL
