@@ -192,6 +192,16 @@ class Layer:
             raise ValueError(f"{self.name}: grad has shape {got}, expected (batch,) + {self.output_shape}")
 
     # --- weights ----------------------------------------------------------------------------------------
+    def add_weight(self, name, shape, initializer, trainable=True):
+        """Keras's add_weight, called by build: a new weight initializer(shape, dtype), kept as params[name]
+        (trained) or state[name] (trainable=False: BatchNormalization's moving statistics). The initializer's
+        checks (tinyseg/initializers.py) name this layer and the argument it came from in their errors."""
+        from .. import initializers
+        argument = next((key for key, value in vars(self).items() if value is initializer), "initializer")
+        w = initializers.checked(initializer)(tuple(shape), self.dtype, where=f"{self.name}: {argument} ")
+        (self.params if trainable else self.state)[name] = w
+        return w
+
     def weight_names(self):
         """Parameter names in Keras's get_weights() order."""
         return list(self.params)

@@ -73,9 +73,9 @@ class _Convolution(LayerWithActivation):
 
     def build(self, input_shape):
         out = super().build(input_shape)
-        self.params["kernel"] = self.kernel_initializer(self.kernel_shape(self.input_shape[2]), self.dtype)
+        self.add_weight("kernel", self.kernel_shape(self.input_shape[2]), self.kernel_initializer)
         if self.use_bias:
-            self.params["bias"] = self.bias_initializer((self.filters,), self.dtype)
+            self.add_weight("bias", (self.filters,), self.bias_initializer)
         return out
 
 

@@ -49,9 +49,9 @@ class Dense(LayerWithActivation):
 
     def build(self, input_shape):
         out = super().build(input_shape)
-        self.params["kernel"] = self.kernel_initializer((self.input_shape[0], self.units), self.dtype)
+        self.add_weight("kernel", (self.input_shape[0], self.units), self.kernel_initializer)
         if self.use_bias:
-            self.params["bias"] = self.bias_initializer((self.units,), self.dtype)
+            self.add_weight("bias", (self.units,), self.bias_initializer)
         return out
 
     def forward_linear(self, x, training=False):

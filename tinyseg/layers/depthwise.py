@@ -123,9 +123,9 @@ class DepthwiseConv2D(_Depthwise):
 
     def build(self, input_shape):
         out = super().build(input_shape)
-        self.params[self.depthwise_key] = self.depthwise_initializer(self.depthwise_kernel_shape(), self.dtype)
+        self.add_weight(self.depthwise_key, self.depthwise_kernel_shape(), self.depthwise_initializer)
         if self.use_bias:
-            self.params["bias"] = self.bias_initializer((out[2],), self.dtype)
+            self.add_weight("bias", (out[2],), self.bias_initializer)
         return out
 
     def forward_linear(self, x, training=False):

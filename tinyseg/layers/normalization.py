@@ -112,11 +112,11 @@ class BatchNormalization(Layer):
         out = super().build(input_shape)
         channels = (self.input_shape[-1],)
         if self.scale:
-            self.params["gamma"] = self.gamma_initializer(channels, self.dtype)
+            self.add_weight("gamma", channels, self.gamma_initializer)
         if self.center:
-            self.params["beta"] = self.beta_initializer(channels, self.dtype)
-        self.state["moving_mean"] = self.moving_mean_initializer(channels, self.dtype)
-        self.state["moving_variance"] = self.moving_variance_initializer(channels, self.dtype)
+            self.add_weight("beta", channels, self.beta_initializer)
+        self.add_weight("moving_mean", channels, self.moving_mean_initializer, trainable=False)
+        self.add_weight("moving_variance", channels, self.moving_variance_initializer, trainable=False)
         return out
 
     # --- running ----------------------------------------------------------------------------------------

@@ -63,10 +63,10 @@ class SeparableConv2D(_Depthwise):
     def build(self, input_shape):
         out = super().build(input_shape)
         cm = self.input_shape[2] * self.depth_multiplier
-        self.params[self.depthwise_key] = self.depthwise_initializer(self.depthwise_kernel_shape(), self.dtype)
-        self.params["pointwise_kernel"] = self.pointwise_initializer((1, 1, cm, self.filters), self.dtype)
+        self.add_weight(self.depthwise_key, self.depthwise_kernel_shape(), self.depthwise_initializer)
+        self.add_weight("pointwise_kernel", (1, 1, cm, self.filters), self.pointwise_initializer)
         if self.use_bias:
-            self.params["bias"] = self.bias_initializer((self.filters,), self.dtype)
+            self.add_weight("bias", (self.filters,), self.bias_initializer)
         return out
 
     def forward_linear(self, x, training=False):
