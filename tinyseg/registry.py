@@ -14,6 +14,19 @@ those keys are not looked at.
 """
 
 
+class Configurable:
+    """Keras's config protocol: get_config() -> the constructor's arguments (JSON-able), and the class method
+    from_config(config) -> a new object made from them, cls(**config). Layers, metrics and regularizers keep it;
+    a class whose config is not its arguments overrides from_config."""
+
+    def get_config(self):
+        return {}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
 def get(identifier, names, base, what, module):
     """identifier if it is an instance of base; a new names[identifier.lower()]() if it is a known name;
     else a ValueError listing the names. what: the family in the message ("loss", "optimizer"); module: where

@@ -39,7 +39,7 @@ def _factor(value, argument, who):
     return real_number(value, f"{who}: {argument}", low=0, expected=rule)
 
 
-class Regularizer:
+class Regularizer(registry.Configurable):
     """The base class: `regularizer(w)` -> the penalty R(w) (a float); `regularizer.gradient(w)` -> dR/dw.
 
     Shapes: w is a weight array of any shape (a kernel (KH, KW, C_in, C_out), a bias (C_out,)); R(w) is one
@@ -54,13 +54,6 @@ class Regularizer:
 
     def gradient(self, w):
         raise NotImplementedError(f"{type(self).__name__} must define gradient(self, w)")
-
-    def get_config(self):
-        return {}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
     def __repr__(self):
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_config().items())})"

@@ -30,10 +30,10 @@ independently (Keras draws one coin for both, so it never flips one way only); R
 """
 import numpy as np
 
-from .. import backend
-from ..validation import integer, is_real_number, one_of, positive_int, real_number
+from ..validation import is_real_number, one_of, positive_int, real_number
 from . import affine
 from .preprocessing import ImageLayer, Resizing
+from .random_state import SeededGenerator
 from .reshaping import crop2d, zero_pad2d
 
 
@@ -49,45 +49,19 @@ def factor_range(value, argument, low=-1.0, high=1.0, symmetric_low=None):
                      f"got {value!r}")
 
 
-class RandomLayer(ImageLayer):
+class RandomLayer(SeededGenerator, ImageLayer):
     """What the augmentation layers share: the seed, the generator, and the forward/backward around T.
 
     A subclass gives draw(shape) -> T, apply(x, T), apply_backward(grad, T), and apply_masks(masks, T)."""
 
     def __init__(self, seed=None, **kwargs):
         super().__init__(**kwargs)
-        self.seed = None if seed is None else integer(seed, f"{self.name}: seed", low=0,
-                                                      expected="None or a non-negative integer")
-        self._generator = None if seed is None else np.random.default_rng(self.seed)
+        self.init_generator(seed)
 
     def __call__(self, x, training=True):
         """layer(x) on arrays augments, as Keras's augmentation layers do when called directly (in a data
         pipeline); in a model, fit passes training=True and predict/evaluate training=False."""
         return super().__call__(x, training=training)
-
-    def reseed(self, seed=None):
-        """Restart the layer's generator from `seed` (default: its own), so it draws its sequence again."""
-        if seed is None and self.seed is None:
-            raise ValueError(f"{self.name}: reseed() needs a seed: this layer was made with seed=None")
-        self.seed = self.seed if seed is None else integer(seed, f"{self.name}: seed", low=0)
-        self._generator = np.random.default_rng(self.seed)
-
-    def generator(self):
-        """The layer's own generator if seeded, else the shared one (looked up each time: it can be replaced)."""
-        return self._generator if self._generator is not None else backend.rng()
-
-    def get_rng_state(self):
-        return None if self._generator is None else self._generator.bit_generator.state
-
-    def set_rng_state(self, state):
-        if self._generator is None:
-            raise ValueError(f"{self.name}: has no generator of its own (seed=None) to set the state of")
-        generator = np.random.default_rng(0)
-        try:
-            generator.bit_generator.state = state
-        except (TypeError, ValueError, KeyError) as err:
-            raise ValueError(f"{self.name}: not a state of its generator ({err})") from None
-        self._generator = generator
 
     def forward(self, x, training=False):
         self.check_input(x)

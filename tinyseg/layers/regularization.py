@@ -10,13 +10,11 @@ trained network is used as it is. Shapes: any; y and dL/dx have the shape of x.
 """
 import numbers
 
-import numpy as np
-
-from .. import backend
 from .base import Layer
+from .random_state import SeededGenerator
 
 
-class Dropout(Layer):
+class Dropout(SeededGenerator, Layer):
     """Keras's `Dropout(rate, seed=None)`: inverted dropout, active only when forward(x, training=True).
 
     rate: the probability of dropping a value, in [0, 1).
@@ -35,41 +33,8 @@ class Dropout(Layer):
         if not isinstance(rate, numbers.Real) or isinstance(rate, bool) or not 0 <= rate < 1:
             raise ValueError(f"{self.name}: rate must be a number in [0, 1) (the fraction of values dropped), "
                              f"got {rate!r}")
-        if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0):
-            raise ValueError(f"{self.name}: seed must be None or a non-negative integer, got {seed!r}")
         self.rate = float(rate)
-        self.seed = None if seed is None else int(seed)
-        self._generator = None if seed is None else np.random.default_rng(self.seed)
-
-    def reseed(self, seed=None):
-        """Restart this layer's mask generator from `seed` (default: the seed the layer was created with)."""
-        if seed is None and self.seed is None:
-            raise ValueError(f"{self.name}: reseed() needs a seed: this layer was created with seed=None and "
-                             "draws from the shared tinyseg.backend.rng()")
-        if seed is not None:
-            self.seed = int(seed)
-        self._generator = np.random.default_rng(self.seed)
-
-    def get_rng_state(self):
-        """The state of the layer's own generator (a seeded layer), None for one that draws from the shared one.
-
-        Saved with the model, so that masks continue where they were after a save and a load."""
-        return None if self._generator is None else self._generator.bit_generator.state
-
-    def set_rng_state(self, state):
-        if self._generator is None:
-            raise ValueError(f"{self.name}: has no generator of its own (seed=None) to set the state of")
-        generator = np.random.default_rng(0)
-        try:
-            generator.bit_generator.state = state
-        except (TypeError, ValueError, KeyError) as err:
-            raise ValueError(f"{self.name}: not a state of its generator ({err})") from None
-        self._generator = generator
-
-    def generator(self):
-        """The Generator masks are drawn from: the layer's own if seeded, else the shared one."""
-        # Looked up at every draw, not stored: set_random_seed() replaces the shared generator.
-        return self._generator if self._generator is not None else backend.rng()
+        self.init_generator(seed)
 
     def forward(self, x, training=False):
         self.check_input(x)

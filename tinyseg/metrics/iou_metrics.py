@@ -103,10 +103,13 @@ class IoU(Metric):
         defined = per_class[~np.isnan(per_class)]
         return float(defined.mean()) if defined.size else 0.0
 
+    fixed_arguments = ()      # the arguments a subclass sets itself, left out of its config
+
     def get_config(self):
-        return {**super().get_config(), "num_classes": self.num_classes, "target_class_ids": self.target_class_ids,
-                "ignore_class": self.ignore_class, "sparse_y_true": self.sparse_y_true,
-                "sparse_y_pred": self.sparse_y_pred, "axis": self.axis}
+        config = {**super().get_config(), "num_classes": self.num_classes, "target_class_ids": self.target_class_ids,
+                  "ignore_class": self.ignore_class, "sparse_y_true": self.sparse_y_true,
+                  "sparse_y_pred": self.sparse_y_pred, "axis": self.axis}
+        return {key: value for key, value in config.items() if key not in self.fixed_arguments}
 
 
 class MeanIoU(IoU):
@@ -114,40 +117,31 @@ class MeanIoU(IoU):
     classes whose union is not empty (module docstring). Note Keras's default sparse_y_pred=True: for a model's
     scores (N, H, W, K) pass sparse_y_pred=False (or use the string 'mean_iou' in compile)."""
 
+    fixed_arguments = ("target_class_ids",)
+
     def __init__(self, num_classes, name=None, dtype=None, ignore_class=None, sparse_y_true=True,
                  sparse_y_pred=True, axis=-1):
         num_classes = positive_int(num_classes, "num_classes")
         super().__init__(num_classes, list(range(num_classes)), name=name, dtype=dtype, ignore_class=ignore_class,
                          sparse_y_true=sparse_y_true, sparse_y_pred=sparse_y_pred, axis=axis)
 
-    def get_config(self):
-        config = super().get_config()
-        del config["target_class_ids"]
-        return config
-
 
 class OneHotIoU(IoU):
     """IoU (of target_class_ids) for one-hot targets (N, ..., K): y_true's class is its argmax over `axis`."""
+
+    fixed_arguments = ("sparse_y_true",)
 
     def __init__(self, num_classes, target_class_ids, name=None, dtype=None, ignore_class=None,
                  sparse_y_pred=False, axis=-1):
         super().__init__(num_classes, target_class_ids, name=name, dtype=dtype, ignore_class=ignore_class,
                          sparse_y_true=False, sparse_y_pred=sparse_y_pred, axis=axis)
 
-    def get_config(self):
-        config = super().get_config()
-        del config["sparse_y_true"]
-        return config
-
 
 class OneHotMeanIoU(MeanIoU):
     """MeanIoU for one-hot targets (N, ..., K): y_true's class is its argmax over `axis`."""
 
+    fixed_arguments = ("target_class_ids", "sparse_y_true")
+
     def __init__(self, num_classes, name=None, dtype=None, ignore_class=None, sparse_y_pred=False, axis=-1):
         super().__init__(num_classes, name=name, dtype=dtype, ignore_class=ignore_class, sparse_y_true=False,
                          sparse_y_pred=sparse_y_pred, axis=axis)
-
-    def get_config(self):
-        config = super().get_config()
-        del config["sparse_y_true"]
-        return config

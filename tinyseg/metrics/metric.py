@@ -23,11 +23,12 @@ import contextlib
 
 import numpy as np
 
+from ..registry import Configurable
 from ..validation import ArgumentError
 from .confusion import sample_weights
 
 
-class Metric:
+class Metric(Configurable):
     """The protocol every metric follows (Keras's `keras.metrics.Metric`).
 
     A subclass names its state in `_state` (attribute name -> initial array) and defines
@@ -78,10 +79,6 @@ class Metric:
 
     def get_config(self):
         return {"name": self.name, "dtype": self.dtype}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}>"
