@@ -190,7 +190,8 @@ def import_keras():
     os.environ.setdefault("KERAS_BACKEND", "torch")
     keras = pytest.importorskip("keras")
     if keras.backend.backend() != "torch":
-        pytest.skip(f"keras is running on the {keras.backend.backend()} backend; these tests want torch")
+        pytest.skip(f"keras is running on the {keras.backend.backend()} backend; these tests want torch",
+                    allow_module_level=True)
     return keras
 
 
@@ -205,3 +206,27 @@ def keras_agrees(keras_layer, layer, x, seed=0):
     layer.build(x.shape[1:])
     layer.set_weights(keras_layer.get_weights())                      # the proof of the layouts
     return rel_error(keras.ops.convert_to_numpy(keras_layer(x)), layer.forward(x))
+
+
+def write_image_folders(root, n=4, size=16, masks=None, binary=False):
+    """n generated shapes images as PNGs in root/images, and their masks by the same names in root/masks: the
+    shapes' labels, 0/255 binary masks (binary=True), or the arrays `masks` given. Returns the two folders."""
+    from tinyseg.datasets import load_shapes, save_image_png, save_mask_png
+    (x, y), _ = load_shapes(n, 0, size=size, seed=4)
+    if masks is None:
+        masks = ((y > 0) * 255).astype(np.uint8) if binary else y
+    images, labels = root / "images", root / "masks"
+    images.mkdir(parents=True)
+    labels.mkdir()
+    for i in range(n):
+        save_image_png(images / f"img{i}.png", x[i])
+        save_mask_png(labels / f"img{i}.png", masks[i])
+    return images, labels
+
+
+def assert_same_architecture(k_model, t_model):
+    """A Keras model and a tinyseg one hold the same layer types, weight shapes (in get_weights order) and
+    parameter count."""
+    assert [type(layer).__name__ for layer in t_model.layers] == [type(layer).__name__ for layer in k_model.layers]
+    assert [w.shape for w in t_model.get_weights()] == [tuple(w.shape) for w in k_model.get_weights()]
+    assert t_model.count_params() == k_model.count_params()

@@ -12,8 +12,9 @@ import pytest
 from PIL import Image
 
 import tinyseg
+from tests.helpers import write_image_folders
 from tinyseg.cli import RUN_FILE, build_parser, main
-from tinyseg.datasets import load_shapes, save_image_png, save_mask_png
+from tinyseg.datasets import save_mask_png
 
 TINY = ["--n-train", "16", "--n-val", "8", "--size", "16", "--epochs", "1", "--batch-size", "8",
         "--base-filters", "4", "--quiet"]
@@ -34,15 +35,6 @@ def run(tmp_path_factory):
     return out
 
 
-def write_folder(root, n=4, size=16, binary=False):
-    (x, y), _ = load_shapes(n, 0, size=size, seed=4)
-    images, masks = root / "images", root / "masks"
-    images.mkdir(parents=True)
-    masks.mkdir()
-    for i in range(n):
-        save_image_png(images / f"img{i}.png", x[i])
-        save_mask_png(masks / f"img{i}.png", ((y[i] > 0) * 255).astype(np.uint8) if binary else y[i])
-    return images, masks
 
 
 def one_line(text):
@@ -275,7 +267,7 @@ def test_predict_refuses_two_images_that_would_overwrite_each_other(run, tmp_pat
 
 # --- evaluate ---------------------------------------------------------------------------------------------
 def test_evaluate_says_it_scores_at_the_masks_own_resolution(run, tmp_path, capsys):
-    images, masks = write_folder(tmp_path, size=24)                  # the model was trained at 16 x 16
+    images, masks = write_image_folders(tmp_path, size=24)                  # the model was trained at 16 x 16
     assert main(["evaluate", str(run / "model.npz"), "--data", str(images), str(masks),
                  "--json", str(tmp_path / "m.json")]) == 0
     out = capsys.readouterr().out
@@ -285,14 +277,14 @@ def test_evaluate_says_it_scores_at_the_masks_own_resolution(run, tmp_path, caps
 
 
 def test_evaluate_warns_when_binary_masks_meet_a_four_class_model(run, tmp_path, capsys):
-    images, masks = write_folder(tmp_path, binary=True)
+    images, masks = write_image_folders(tmp_path, binary=True)
     assert main(["evaluate", str(run / "model.npz"), "--data", str(images), str(masks)]) == 0
     line = one_line(capsys.readouterr().err)
     assert line.startswith("tinyseg evaluate: warning: the masks hold only 0 and 255") and "4 classes" in line
 
 
 def test_evaluate_names_the_file_of_a_value_beyond_the_models_classes(run, tmp_path, capsys):
-    images, masks = write_folder(tmp_path)
+    images, masks = write_image_folders(tmp_path)
     bad = np.zeros((16, 16), np.uint8)
     bad[3, 3] = 7
     save_mask_png(masks / "img2.png", bad)

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 import tinyseg
+from tests.helpers import write_image_folders
 from tinyseg.cli import main
-from tinyseg.datasets import load_shapes, save_image_png, save_mask_png
 
 TINY = ["--n-train", "16", "--n-val", "8", "--size", "16", "--epochs", "1", "--batch-size", "8",
         "--base-filters", "4", "--quiet"]
@@ -30,15 +30,6 @@ def one_line(text):
     return text
 
 
-def folders(root, n=4, size=16, masks=None):
-    (x, y), _ = load_shapes(n, 0, size=size, seed=4)
-    images, labels = root / "images", root / "masks"
-    images.mkdir(parents=True)
-    labels.mkdir()
-    for i in range(n):
-        save_image_png(images / f"img{i}.png", x[i])
-        save_mask_png(labels / f"img{i}.png", y[i] if masks is None else masks[i])
-    return images, labels
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +79,7 @@ def test_predict_and_evaluate_flags_too(capsys, argv, flag):
 
 
 def test_lazy_val_fraction_is_checked_like_the_others(tmp_path, capsys):
-    images, masks = folders(tmp_path)
+    images, masks = write_image_folders(tmp_path)
     for value in ("-0.5", "nan"):
         with pytest.raises(SystemExit):
             main(["train", "--data", str(images), str(masks), "--lazy", "--val-fraction", value,
@@ -107,7 +98,7 @@ def test_class_weights_as_a_list_of_numbers(tmp_path, capsys):
 
 # --- data ---------------------------------------------------------------------------------------------------
 def test_masks_that_are_all_void_are_refused(tmp_path, capsys):
-    images, masks = folders(tmp_path, masks=np.full((4, 16, 16), 11, np.uint8))
+    images, masks = write_image_folders(tmp_path, masks=np.full((4, 16, 16), 11, np.uint8))
     assert main(["train", "--data", str(images), str(masks), "--ignore-index", "11", "--num-classes", "3",
                  "--out", str(tmp_path / "run")] + TINY) == 2
     line = one_line(capsys.readouterr().err)
@@ -127,7 +118,7 @@ def test_a_float_tiff_full_of_nan_is_refused_naming_the_file(tmp_path):
 
 
 def test_train_on_a_nan_tiff_names_it(tmp_path, capsys):
-    images, masks = folders(tmp_path)
+    images, masks = write_image_folders(tmp_path)
     os.remove(images / "img2.png")
     nan_tiff(images / "img2.tif")
     assert main(["train", "--data", str(images), str(masks), "--out", str(tmp_path / "run")] + TINY) == 2
@@ -159,7 +150,7 @@ def test_a_folder_that_cannot_take_the_file_names_the_file_not_the_temporary(run
 
 @pytest.fixture
 def eval_data(tmp_path):
-    return folders(tmp_path / "eval")
+    return write_image_folders(tmp_path / "eval")
 
 
 def evaluate(run, data, *extra):

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import tinyseg
+from tests.helpers import write_image_folders
 from tinyseg import runs
 from tinyseg.cli import main
 
@@ -243,23 +244,13 @@ def test_resume_refuses_a_finished_folder_and_other_settings(tmp_path, capsys):
 
 
 # --- resuming the --data pipeline, in process -------------------------------------------------------------------
-def image_folders(root, n=6, size=16):
-    from tinyseg.datasets import load_shapes, save_image_png, save_mask_png
-    (x, y), _ = load_shapes(n, 0, size=size, seed=4)
-    images, masks = root / "images", root / "masks"
-    images.mkdir(parents=True)
-    masks.mkdir()
-    for i in range(n):
-        save_image_png(images / f"img{i}.png", x[i])
-        save_mask_png(masks / f"img{i}.png", y[i])
-    return images, masks
 
 
 @pytest.mark.parametrize("lazy", [[], ["--lazy"]], ids=["arrays", "lazy"])
 def test_a_data_run_stopped_after_epoch_2_resumes_bit_identical(tmp_path, monkeypatch, capsys, lazy):
     """The --data pipeline's order, crops, scale jitter and flips continue where they stopped
     (SegmentationDataset.set_epoch); with the poly schedule too."""
-    images, masks = image_folders(tmp_path)
+    images, masks = write_image_folders(tmp_path, n=6)
     argv = ["train", "--data", str(images), str(masks), "--epochs", "4", "--batch-size", "2", "--crop", "8",
             "--base-filters", "4", "--lr-schedule", "poly", "--quiet"] + lazy
     assert main(argv + ["--out", str(tmp_path / "unbroken")]) == 0

@@ -8,16 +8,14 @@ Where Keras's defaults would make a comparison meaningless, the program says so:
 confusion matrix as integers by default (dtype='int'), so fractional weights go in with dtype='float32';
 labels are kept inside [0, K) (Keras drops others silently, tinyseg refuses them).
 """
-import os
 import re
 
 import numpy as np
 import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
-keras = pytest.importorskip("keras", reason="the Keras comparison needs keras (pip install keras)")
-if keras.backend.backend() != "torch":
-    pytest.skip("the Keras comparison runs Keras 3 on the torch backend", allow_module_level=True)
+from tests.helpers import import_keras
+
+keras = import_keras()          # Keras 3 on its torch backend, or the module is skipped
 
 import tinyseg  # noqa: E402
 

@@ -17,15 +17,13 @@ Two settings keep the comparison about the frameworks and not about float32 chao
   small gradients into full-size step differences; with learning_rate=1e-4 and one batch per epoch the
   losses of both runs stay within 1e-5 of each other, well inside the 1e-4 asked for.
 """
-import os
 
 import numpy as np
 import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
-keras = pytest.importorskip("keras", reason="the Keras comparison needs keras (pip install keras)")
-if keras.backend.backend() != "torch":
-    pytest.skip("the Keras comparison runs Keras 3 on the torch backend", allow_module_level=True)
+from tests.helpers import assert_same_architecture, import_keras
+
+keras = import_keras()          # Keras 3 on its torch backend, or the module is skipped
 
 import tinyseg  # noqa: E402
 from tinyseg.models.xception import xception_unet  # noqa: E402
@@ -89,10 +87,7 @@ def shared_start(k_model, t_model):
 
 
 def test_both_build_the_same_layers_and_weights(both):
-    k_model, t_model = both
-    assert [type(layer).__name__ for layer in t_model.layers] == [type(layer).__name__ for layer in k_model.layers]
-    assert [w.shape for w in t_model.get_weights()] == [tuple(w.shape) for w in k_model.get_weights()]
-    assert t_model.count_params() == k_model.count_params()
+    assert_same_architecture(*both)
 
 
 def test_same_weights_give_the_same_predictions(both):

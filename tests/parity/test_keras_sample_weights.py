@@ -13,15 +13,13 @@ these losses would show within a step: the weights below have a mean near 1/2.
 The segmentation head outputs logits (from_logits=True), so neither side clips probabilities (Keras clips
 them to [1e-7, 1 - 1e-7] before its log); shuffle=False, since the two draw different orders.
 """
-import os
 
 import numpy as np
 import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
-keras = pytest.importorskip("keras", reason="the Keras comparison needs keras (pip install keras)")
-if keras.backend.backend() != "torch":
-    pytest.skip("the Keras comparison runs Keras 3 on the torch backend", allow_module_level=True)
+from tests.helpers import import_keras
+
+keras = import_keras()          # Keras 3 on its torch backend, or the module is skipped
 
 import tinyseg  # noqa: E402
 

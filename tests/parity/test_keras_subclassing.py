@@ -9,15 +9,13 @@ As in test_keras_program.py, the targets are one-hot with categorical cross-entr
 fails on per-pixel sparse targets), and the shared starting weights scale the head's kernel by 0.05 so that
 no pixel's probability falls under Keras's clipping at 1e-7 (tinyseg takes the exact log-softmax).
 """
-import os
 
 import numpy as np
 import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
-keras = pytest.importorskip("keras", reason="the Keras comparison needs keras (pip install keras)")
-if keras.backend.backend() != "torch":
-    pytest.skip("the Keras comparison runs Keras 3 on the torch backend", allow_module_level=True)
+from tests.helpers import assert_same_architecture, import_keras
+
+keras = import_keras()          # Keras 3 on its torch backend, or the module is skipped
 
 import tinyseg  # noqa: E402
 
@@ -81,10 +79,7 @@ def both():
 
 
 def test_both_track_the_same_weights_in_the_same_order(both):
-    k_model, t_model = both
-    assert [type(layer).__name__ for layer in t_model.layers] == [type(layer).__name__ for layer in k_model.layers]
-    assert [w.shape for w in t_model.get_weights()] == [tuple(w.shape) for w in k_model.get_weights()]
-    assert t_model.count_params() == k_model.count_params()
+    assert_same_architecture(*both)
 
 
 def test_same_weights_give_the_same_predictions(both):
