@@ -94,7 +94,9 @@ class InputLayer(Layer):
         """Other image sizes pass through; the declared shape (the model's config) stays as it was."""
 
     def get_config(self):
-        return {**super().get_config(), "batch_shape": [self.batch_size] + list(self.input_shape)}
+        config = {**super().get_config(), "batch_shape": [self.batch_size] + list(self.input_shape)}
+        del config["trainable"]                    # it has no weights: Keras's InputLayer takes no trainable
+        return config
 
 
 def _positive_shape(shape):
@@ -289,21 +291,35 @@ class Graph:
                 self._caches[node] = node.layer.save_cache()
         return [values[id(t)] for t in self.outputs]
 
+    def gradient_paths(self, input_grad=True):
+        """The ids of the tensors whose gradient the backward pass needs: those with a trainable weight
+        before them (or a model input, with input_grad). The rest, a frozen encoder for one, is not
+        backpropagated at all: its gradient would reach no weight the step updates."""
+        wanted = {id(t) for t in self.inputs} if input_grad else set()
+        for node in self.nodes:
+            if node.layer.trainable_weights or any(id(t) in wanted for t in node.inputs):
+                wanted.add(id(node.output))
+        return wanted
+
     def backward(self, output_grads, logits=False, input_grad=True):
         """From dL/d(output) for each output back to dL/d(input) for each input (None with input_grad=False:
         training never needs the gradient of the data, and the first layers then skip computing it).
 
-        Fills every layer's `grads`. The two rules of the module docstring are the lines marked (1) and (2).
+        Fills the `grads` of every layer with trainable weights. The two rules of the module docstring are the
+        lines marked (1) and (2); a node none of whose inputs leads back to a trainable weight (or to an input
+        whose gradient is asked for) is skipped (gradient_paths).
         """
         grads = {id(t): g for t, g in zip(self.outputs, output_grads)}       # tensor -> dL/d(tensor)
         shared_sums = {}
-        input_ids = {id(t) for t in self.inputs}
+        wanted = self.gradient_paths(input_grad)
         for node in reversed(self.nodes):
-            g = grads.pop(id(node.output))
+            g = grads.pop(id(node.output), None)
+            if id(node.output) not in wanted:              # nothing before it trains: no backward to run
+                continue
             layer = node.layer
             if layer in self.shared:
                 layer.restore_cache(self._caches[node])
-            needed = input_grad or any(id(t) not in input_ids for t in node.inputs)
+            needed = any(id(t) in wanted for t in node.inputs)          # does anything before it want dL/dx?
             if logits and node in self._output_nodes:                      # start one step early
                 dx = output_activation(layer).backward_logits(g, needed)                    # (1) chain rule
             else:

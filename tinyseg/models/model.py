@@ -26,6 +26,7 @@ from .. import backend, saving
 from ..graph import Graph, InputLayer, KerasTensor, Node, is_symbolic
 from ..kernels.bands import one_blas_thread
 from ..layers.base import deserialize, serialize
+from ..validation import flag, integer
 from . import summary as summary_table
 from .data import as_list
 from .trainer import Trainer
@@ -187,18 +188,65 @@ class Model(Trainer):
         return [x]
 
     # --- parameters --------------------------------------------------------------------------------------
+    _trainable = True
+
+    @property
+    def trainable(self):
+        """Setting it sets every layer's trainable (False freezes the whole model; True unfreezes every layer).
+        A frozen model hands its optimizer no weight, whatever its layers say, as in Keras."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        value = flag(value, f"{self.name}: trainable")
+        for layer in self.layers:
+            layer.trainable = value
+        self._trainable = value
+
+    def _trained(self):
+        """[(layer, parameter name)] for every weight an optimizer updates, in get_weights() order."""
+        if not self.trainable:
+            return []
+        return [(layer, k) for layer in self.layers if layer.trainable for k in layer.params]
+
     def trainable_pairs(self):
-        """(gradient, parameter) for every trained parameter, in a fixed order."""
-        return [(layer.grads[k], layer.params[k]) for layer in self.layers for k in layer.params]
+        """(gradient, parameter) for every trained parameter (frozen layers left out), in a fixed order."""
+        return [(layer.grads[k], layer.params[k]) for layer, k in self._trained()]
 
     @property
     def trainable_weights(self):
         """The trained parameter arrays themselves (not copies), in the order of trainable_pairs()."""
-        return [layer.params[k] for layer in self.layers for k in layer.params]
+        return [layer.params[k] for layer, k in self._trained()]
+
+    @property
+    def non_trainable_weights(self):
+        """The other weights (moving statistics, frozen layers' weights), in get_weights() order."""
+        trained = {id(w) for w in self.trainable_weights}
+        return [w for w in self.weights if id(w) not in trained]
+
+    @property
+    def weights(self):
+        """Every weight array (not copies), in get_weights() order."""
+        return [w for layer in self.layers for w in layer.weights]
 
     def trainable_names(self):
         """"layer 'conv2d', parameter 'kernel'", ... in the order of trainable_pairs()."""
-        return [f"layer '{layer.name}', parameter '{k}'" for layer in self.layers for k in layer.params]
+        return [f"layer '{layer.name}', parameter '{k}'" for layer, k in self._trained()]
+
+    def get_layer(self, name=None, index=None):
+        """The layer called `name`, or the one at `index` of model.layers (Keras's get_layer: give one)."""
+        if (name is None) == (index is None):
+            raise ValueError(f"get_layer: give name or index (one of them), got name={name!r}, index={index!r}")
+        layers = self.layers
+        if index is not None:
+            index = integer(index, "get_layer: index", expected="an integer")
+            if not -len(layers) <= index < len(layers):
+                raise ValueError(f"get_layer: index {index} is out of range: the model has {len(layers)} layers")
+            return layers[index]
+        found = [layer for layer in layers if layer.name == name]
+        if not found:
+            raise ValueError(f"get_layer: no layer named {name!r}; the layers are {[la.name for la in layers]}")
+        return found[0]
 
     def get_weights(self):
         """Every layer's weights in Keras's order (conv kernel (KH, KW, C_in, C_out), bias (C_out,), ...)."""
@@ -224,6 +272,7 @@ class Model(Trainer):
                 layer._weight(key)[...] = w
 
     def count_params(self):
+        """All weights, trained or not (Keras's "Total params")."""
         return int(sum(layer.count_params() for layer in self.layers))
 
     @property
@@ -233,7 +282,10 @@ class Model(Trainer):
         return [p for layer in self.layers for p in layer.regularization_losses()]
 
     def count_trainable_params(self):
-        return int(sum(p.size for layer in self.layers for p in layer.params.values()))
+        return int(sum(w.size for w in self.trainable_weights))
+
+    def count_non_trainable_params(self):
+        return int(sum(w.size for w in self.non_trainable_weights))
 
     def _unbuild(self):
         raise RuntimeError(f"{self.name}: a Model is built when it is made")

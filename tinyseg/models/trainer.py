@@ -5,7 +5,8 @@ The centre is one training step (train_on_batch below), for every batch (x, y):
     z = graph.forward(x, training=True, logits=fused)    # fused: the loss applies the output softmax/sigmoid
     L = loss(y, z) + sum(model.losses)                   # + the weight penalties (kernel_regularizer=...)
     graph.backward(dL/dz, logits=fused)                  # fills every layer's grads (+ each penalty's dR/dw)
-    optimizer.apply_gradients(zip(grads, params))        # the only place weights change
+    optimizer.apply_gradients(zip(grads, params))        # the only place weights change (trainable ones:
+                                                         # model.trainable_pairs() leaves frozen layers out)
 
 Why fuse: softmax followed by cross-entropy has the gradient (p - y)/N, computed from logits with log-sum-exp;
 running the two separately would divide by probabilities that can round to 0 (compile_utils.py).
@@ -29,6 +30,7 @@ epoch e (its data order, augmentations, dropout masks) are drawn from their own 
 """
 import contextlib
 import numbers
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -174,6 +176,10 @@ class Trainer:
             graph, xs = self._graph_and_inputs(x, "call")
             z = graph.forward(xs, training=True, logits=self.fused)[0]                  # forward
             values = [self.loss.forward(y, z) + sum(self.losses)] + self._metrics(y, z)   # loss + penalties
+            if not self.trainable_weights:                # all frozen: nothing to step (Keras warns likewise)
+                warnings.warn(f"{self.name}: the model has no trainable weights; fit changes nothing",
+                              stacklevel=2)
+                return values
             graph.backward([self.loss.backward()], logits=self.fused, input_grad=False)   # backward: dL/dw
             for layer in self.layers:                     # + dR/dw of each penalised weight (regularizers.py)
                 layer.add_regularization_gradients()
