@@ -247,3 +247,16 @@ def test_get_layer_by_name_or_index():
         model.get_layer()
     with pytest.raises(ValueError, match="out of range"):
         model.get_layer(index=99)
+
+
+def test_summary_can_show_which_layers_train():
+    model = encoder_decoder()
+    freeze_encoder(model)
+    text = []
+    model.summary(print_fn=text.append, line_length=120, show_trainable=True)
+    rows = {line.split()[0]: line.split()[-1] for line in text[0].splitlines() if line.startswith(("enc_", "dec_"))}
+    assert rows == {"enc_conv": "N", "enc_bn": "N", "enc_relu": "-", "enc_pool": "-", "dec_conv": "Y",
+                    "dec_up": "-", "dec_cat": "-", "dec_head": "Y"}
+    assert "Trainable" in text[0].splitlines()[2]
+    with pytest.raises(TypeError, match="show_trainable must be True or False"):
+        model.summary(show_trainable="yes")

@@ -350,17 +350,19 @@ class Model(Trainer):
         saving.load_weights(self, path)
 
     # --- description -------------------------------------------------------------------------------------
-    def summary(self, line_length=None, positions=None, print_fn=None):
+    def summary(self, line_length=None, positions=None, print_fn=None, show_trainable=False):
         """Print a Keras-like table: layer (type), output shape, parameter count, what it is connected to.
 
         It fits line_length columns (default: the terminal's width), folding long cells onto more lines;
         positions: the right edge of each column (fractions of line_length, or columns), as in Keras.
-        print_fn: where the text goes (default print)."""
+        print_fn: where the text goes (default print). show_trainable: a column saying which layers train
+        (Y), are frozen (N) or have no weights (-)."""
         if self._graph is None:
             raise ValueError(f"summary: the model '{self.name}' is not built yet, so its shapes are unknown: "
                              "give the first layer input_shape=(...), start with keras.Input(shape), or run it "
                              "on data once")
-        (print_fn or print)(summary_table.summary_text(self, line_length, positions))
+        show_trainable = flag(show_trainable, "summary: show_trainable")
+        (print_fn or print)(summary_table.summary_text(self, line_length, positions, show_trainable))
 
 
 MODEL_CLASSES["Model"] = MODEL_CLASSES["Functional"] = Model
