@@ -260,3 +260,29 @@ def test_summary_can_show_which_layers_train():
     assert "Trainable" in text[0].splitlines()[2]
     with pytest.raises(TypeError, match="show_trainable must be True or False"):
         model.summary(show_trainable="yes")
+
+
+def test_a_unet_keeps_its_frozen_layers_through_save_and_load(tmp_path):
+    """UNet's config is its constructor's arguments, not its layers: the file lists the frozen ones."""
+    from tinyseg.models import UNet
+    model = UNet(input_shape=(16, 16, 3), num_classes=2, depth=1, base_filters=4)
+    for layer in model.layers[:4]:
+        layer.trainable = False
+    model.save(tmp_path / "unet.npz")
+    loaded = load_model(tmp_path / "unet.npz")
+    assert [la.trainable for la in loaded.layers] == [la.trainable for la in model.layers]
+    assert loaded.count_trainable_params() == model.count_trainable_params() < model.count_params()
+    model.trainable = False
+    model.save(tmp_path / "frozen.npz")
+    loaded = load_model(tmp_path / "frozen.npz")
+    assert loaded.trainable is False and loaded.trainable_weights == []
+
+
+def test_a_file_whose_frozen_layers_are_not_positions_is_refused():
+    from tinyseg.models.model import deserialize_model, serialize_model
+    spec = serialize_model(encoder_decoder())
+    for bad in ([99], ["enc_conv"], [True], "0"):
+        with pytest.raises(ValueError, match="frozen_layers must be a list of layer positions"):
+            deserialize_model({**spec, "frozen_layers": bad})
+    with pytest.raises(TypeError, match="trainable must be True or False"):
+        deserialize_model({**spec, "trainable": "no"})

@@ -369,10 +369,18 @@ MODEL_CLASSES["Model"] = MODEL_CLASSES["Functional"] = Model
 
 
 def serialize_model(model):
+    """{'class_name', 'config'}, and 'frozen_layers': the positions in model.layers of the layers with
+    trainable=False, which a model whose config does not list its layers (UNet) would otherwise forget."""
     cls = type(model).__name__
     if MODEL_CLASSES.get(cls) is not type(model):
         raise ValueError(f"save: the model class {cls} is not a registered tinyseg model class")
-    return {"class_name": cls, "config": model.get_config()}
+    spec = {"class_name": cls, "config": model.get_config()}
+    frozen = [i for i, layer in enumerate(model.layers) if not layer.trainable]
+    if frozen:
+        spec["frozen_layers"] = frozen
+    if not model.trainable:
+        spec["trainable"] = False
+    return spec
 
 
 def deserialize_model(spec):
@@ -380,7 +388,15 @@ def deserialize_model(spec):
     if cls is None or not isinstance(spec.get("config"), dict):
         raise ValueError(f"unknown model class {spec.get('class_name') if isinstance(spec, dict) else spec!r} in "
                          f"the model file (known: {sorted(MODEL_CLASSES)})")
-    return cls.from_config(dict(spec["config"]))
+    model = cls.from_config(dict(spec["config"]))
+    frozen, n = spec.get("frozen_layers", []), len(model.layers)
+    if not isinstance(frozen, list) or not all(type(i) is int and 0 <= i < n for i in frozen):
+        raise ValueError(f"frozen_layers must be a list of layer positions in [0, {n}), got {frozen!r}")
+    for i in frozen:
+        model.layers[i].trainable = False
+    if spec.get("trainable", True) is not True:
+        model.trainable = spec["trainable"]                # checked by the setter: True or False
+    return model
 
 
 __all__ = ["KerasTensor", "Model", "deserialize_model", "serialize_model"]
