@@ -19,6 +19,11 @@ A merge layer does the converse inside its own backward: Concatenate *splits* on
 inputs, Add hands each input a copy of it. A skip connection is a fork (a tensor read twice: sum) followed
 later by a join (a merge: split or copy).
 
+Frozen layers (trainable=False). The backward pass is for the trainable weights (and for the inputs, when
+their gradient is asked for), so it runs only where one of them lies behind: a node none of whose inputs
+leads back to a trainable weight is skipped, and so is everything before it. A frozen encoder is therefore
+never backpropagated; a frozen layer after a trainable one still passes the gradient through to its input.
+
 A layer called at several places (shared weights) is one layer with several nodes: each call keeps its own
 forward cache (saved after its forward, put back before its backward), and the layer's parameter
 gradient is the sum over its calls, by the same fan-out rule applied to the weights.

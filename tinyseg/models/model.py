@@ -19,6 +19,12 @@ The forward and backward passes are the graph's (tinyseg/graph.py):
     backward(grad, logits, input_grad)       from dL/d(output) (or dL/d(logits)) back to dL/dx, filling every
                                              layer's grads (input_grad=False: skip dL/dx, which training never
                                              uses; the first layers then save their input-gradient work)
+
+Freezing, as in Keras: `layer.trainable = False` (or `model.trainable = False` for every layer) keeps a
+layer's weights out of model.trainable_weights, so no step updates them; the backward pass skips what only
+frozen weights lie behind (graph.py), and a frozen BatchNormalization normalises with its moving statistics
+in fit too. Freezing takes effect at the next step; a layer unfrozen after the optimizer's first step needs
+compile with a new optimizer, as Keras's does (optimizers/base.py).
 """
 import numpy as np
 
