@@ -11,6 +11,11 @@ Adam for three epochs. From the same weights (set_weights, with moving statistic
 - leave the frozen weights, the BatchNormalization's moving statistics among them, exactly as they were;
 - predict the same after training (1e-5).
 
+A second program freezes a layer between two fits without compiling again (Keras 3 on torch reads the
+trainable weights at every step, so it takes effect at once; the optimizer keeps the slots it was built
+with and updates only the weights still trainable): the same losses. Unfreezing a layer the optimizer was
+not built with is refused by both.
+
 Keras on the torch backend fails inside fit on per-pixel sparse cross-entropy ("grad_input must be
 contiguous"), so, as test_keras_program.py does, the program uses one-hot masks and categorical cross-entropy.
 """
@@ -58,6 +63,18 @@ def fine_tune(keras, model, x, y):
     return history.history["loss"]
 
 
+def freeze_between_fits(keras, model, x, y):
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-2), loss="categorical_crossentropy")
+    losses = model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0).history["loss"]
+    model.get_layer("dec_conv").trainable = False
+    losses += model.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0).history["loss"]
+    model.get_layer("dec_conv").trainable = True            # built with it: trains again
+    model.get_layer("enc_conv").trainable = True            # frozen when the optimizer was built: refused
+    with pytest.raises(ValueError, match="enc_conv"):
+        model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0)
+    return losses
+
+
 # --- the comparison -----------------------------------------------------------------------------------------
 def split(model):
     """(total, trainable, non-trainable) parameter counts, from the weight lists."""
@@ -81,6 +98,11 @@ def shared_weights(k_model):
     return weights
 
 
+def shapes_data():
+    (x, y), _ = tinyseg.datasets.load_shapes(n_train=8, n_val=1, size=SIZE, seed=0)
+    return x.astype("float32"), tinyseg.utils.to_categorical(y, K)
+
+
 @pytest.fixture(scope="module")
 def runs():
     keras.utils.set_random_seed(0)
@@ -90,8 +112,7 @@ def runs():
     t_model.set_weights(start)
     freeze_encoder(k_model)
     freeze_encoder(t_model)
-    (x, y), _ = tinyseg.datasets.load_shapes(n_train=8, n_val=1, size=SIZE, seed=0)
-    x, y = x.astype("float32"), tinyseg.utils.to_categorical(y, K)
+    x, y = shapes_data()
     before = (np.asarray(k_model.predict(x, verbose=0)), t_model.predict(x))
     splits = (split(k_model), split(t_model))
     losses = (fine_tune(keras, k_model, x, y), fine_tune(tinyseg, t_model, x, y))
@@ -132,3 +153,17 @@ def test_the_frozen_weights_are_untouched_on_both_sides(runs):
             assert weights[i].tobytes() == start[i].tobytes(), (type(model).__module__, i)
         trained = [i for i in range(len(start)) if i not in frozen]
         assert all(not np.array_equal(weights[i], start[i]) for i in trained)
+
+
+def test_freezing_between_two_fits_and_unfreezing_go_as_in_keras():
+    keras.utils.set_random_seed(1)
+    k_model, t_model = small_unet(keras), small_unet(tinyseg)
+    start = shared_weights(k_model)
+    for model in (k_model, t_model):
+        model.set_weights(start)
+        freeze_encoder(model)
+    x, y = shapes_data()
+    k_losses, t_losses = freeze_between_fits(keras, k_model, x, y), freeze_between_fits(tinyseg, t_model, x, y)
+    np.testing.assert_allclose(t_losses, k_losses, rtol=1e-4)
+    for k_w, t_w in zip(k_model.get_layer("dec_conv").get_weights(), t_model.get_layer("dec_conv").get_weights()):
+        np.testing.assert_allclose(t_w, np.asarray(k_w), atol=1e-5)
