@@ -100,7 +100,7 @@ class InputLayer(Layer):
 
     def get_config(self):
         config = {**super().get_config(), "batch_shape": [self.batch_size] + list(self.input_shape)}
-        del config["trainable"]                    # it has no weights: Keras's InputLayer takes no trainable
+        config.pop("trainable", None)              # it has no weights: Keras's InputLayer takes no trainable
         return config
 
 

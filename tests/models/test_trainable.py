@@ -286,3 +286,10 @@ def test_a_file_whose_frozen_layers_are_not_positions_is_refused():
             deserialize_model({**spec, "frozen_layers": bad})
     with pytest.raises(TypeError, match="trainable must be True or False"):
         deserialize_model({**spec, "trainable": "no"})
+
+
+def test_the_config_of_a_frozen_layer_rebuilds_it_frozen():
+    layer = layers.Conv2D(2, 3, name="c", trainable=False)
+    assert layer.get_config()["trainable"] is False
+    assert layers.Conv2D.from_config(layer.get_config()).trainable is False
+    assert "trainable" not in layers.Conv2D(2, 3).get_config()          # the default, left out

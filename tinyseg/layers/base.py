@@ -320,8 +320,11 @@ class Layer:
             self.grads[key] = self.grads[key] + r.gradient(self.params[key])
 
     def get_config(self):
-        """The constructor arguments that rebuild this layer: type(layer).from_config(layer.get_config())."""
-        return {"name": self.name, "trainable": self.trainable, "dtype": self.dtype.name}
+        """The constructor arguments that rebuild this layer: type(layer).from_config(layer.get_config()).
+        'trainable' is there for a frozen layer only (a trainable one is the default), so the configs of
+        trainable layers read as before."""
+        config = {"name": self.name, "dtype": self.dtype.name}
+        return config if self.trainable else {**config, "trainable": False}
 
     @classmethod
     def from_config(cls, config):
