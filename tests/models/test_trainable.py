@@ -293,3 +293,13 @@ def test_the_config_of_a_frozen_layer_rebuilds_it_frozen():
     assert layer.get_config()["trainable"] is False
     assert layers.Conv2D.from_config(layer.get_config()).trainable is False
     assert "trainable" not in layers.Conv2D(2, 3).get_config()          # the default, left out
+
+
+def test_a_frozen_layer_adds_no_penalty_to_the_loss_as_in_keras():
+    from tinyseg.regularizers import L2
+    dense = layers.Dense(2, kernel_regularizer=L2(0.1))
+    x = tinyseg.Input((3,))
+    model = tinyseg.Model(x, dense(x))
+    assert len(model.losses) == 1
+    dense.trainable = False
+    assert model.losses == [] and dense.weight_regularizers() == {}
