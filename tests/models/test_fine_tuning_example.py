@@ -7,6 +7,7 @@ printed and the names it left behind.
 import re
 
 EXAMPLE = '''
+import numpy as np
 import tinyseg as keras
 from tinyseg import layers
 
