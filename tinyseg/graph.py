@@ -19,16 +19,26 @@ A merge layer does the converse inside its own backward: Concatenate *splits* on
 inputs, Add hands each input a copy of it. A skip connection is a fork (a tensor read twice: sum) followed
 later by a join (a merge: split or copy).
 
+Frozen layers (trainable=False). The backward pass is for the trainable weights (and for the inputs, when
+their gradient is asked for), so it runs only where one of them lies behind: a node none of whose inputs
+leads back to a trainable weight is skipped, and so is everything before it. A frozen encoder is therefore
+never backpropagated; a frozen layer after a trainable one still passes the gradient through to its input.
+
 A layer called at several places (shared weights) is one layer with several nodes: each call keeps its own
 forward cache (saved after its forward, put back before its backward), and the layer's parameter
 gradient is the sum over its calls, by the same fan-out rule applied to the weights.
+
+Two steps a node. A layer with an activation, Conv2D(..., activation='relu'), is two steps, its own math
+z = forward_linear(x) (im2col and one product, in layers/conv2d.py) and then y = activation(z); the passes
+run the two as two steps (backward: dL/dz = activation's backward of dL/dy, then dL/dx from the layer's own),
+so from fit a call reaches the layer's math through this file alone. `output_activation(layer)` is the one
+place that knows where a layer's activation is and what it is called; a layer without one has the identity.
 
 Logits. A model's output usually ends in an activation (softmax, sigmoid), either as a layer of its own
 (Activation('softmax')) or as the last step of a layer (Conv2D(..., activation='softmax')). A loss that fuses
 that activation with its log (softmax + cross-entropy) wants the scores z just before it, the logits, and
 their gradient dL/dz. So `forward(xs, logits=True)` and `backward(grads, logits=True)` stop each output one
-step early, before its activation; `output_activation(layer)` is the one place that knows where that step
-is, and the name of the activation it applies.
+step early: they skip the output's activation step.
 """
 import functools
 import operator
@@ -105,7 +115,9 @@ class InputLayer(Layer):
         """Other image sizes pass through; the declared shape (the model's config) stays as it was."""
 
     def get_config(self):
-        return {**super().get_config(), "batch_shape": [self.batch_size] + list(self.input_shape)}
+        config = {**super().get_config(), "batch_shape": [self.batch_size] + list(self.input_shape)}
+        config.pop("trainable", None)              # it has no weights: Keras's InputLayer takes no trainable
+        return config
 
 
 def _positive_shape(shape):
@@ -229,11 +241,15 @@ class OutputActivation(NamedTuple):
     name:             'softmax', 'sigmoid', 'relu', ..., or 'linear' for a layer without an activation
     forward_logits:   (x, training) -> z, the layer's output before that activation (the logits)
     backward_logits:  (dL/dz, input_grad) -> dL/dx (None if not input_grad), filling the layer's grads
+    activate:         (z, training) -> y = activation(z), the layer's last step
+    activation_grad:  dL/dy -> dL/dz, that step's backward
     """
 
     name: str
     forward_logits: Callable
     backward_logits: Callable
+    activate: Callable = lambda z, training: z
+    activation_grad: Callable = lambda grad: grad
 
 
 def output_activation(layer):
@@ -245,10 +261,12 @@ def output_activation(layer):
     """
     if isinstance(layer, (ActivationFunction, Activation)):
         name = layer.activation_name if isinstance(layer, ActivationFunction) else layer.activation.activation_name
-        return OutputActivation(name, lambda x, training: x, lambda grad, input_grad: grad)
+        return OutputActivation(name, lambda x, training: x, lambda grad, input_grad: grad, layer.forward,
+                                layer.backward)
     if isinstance(layer, LayerWithActivation):
         return OutputActivation(layer.activation.activation_name, layer.forward_linear,
-                                lambda grad, input_grad: layer.backward_linear(grad, input_grad=input_grad))
+                                lambda grad, input_grad: layer.backward_linear(grad, input_grad=input_grad),
+                                layer.activation.forward, layer.activation.backward)
     return OutputActivation("linear", layer.forward, functools.partial(_backward_node, layer))
 
 
@@ -259,6 +277,12 @@ def _backward_node(layer, grad, input_grad):
         return layer.backward(grad, input_grad=input_grad)
     dx = layer.backward(grad)
     return dx if input_grad else None
+
+
+def _add_to_sums(sums, grads):
+    """sums[key] += grads[key] for every key (a copy the first time): a shared layer's calls add up."""
+    for key, value in grads.items():
+        sums[key] = sums[key] + value if key in sums else value.copy()
 
 
 class Graph:
@@ -293,36 +317,49 @@ class Graph:
         for node in self.nodes:
             args = [values[id(t)] for t in node.inputs]
             arg = args if node.list_input else args[0]
-            early = logits and node in self._output_nodes                  # logits: stop one step early
-            run = output_activation(node.layer).forward_logits if early else node.layer.forward
-            values[id(node.output)] = run(arg, training)
+            steps = output_activation(node.layer)           # the layer's own math z, then y = activation(z)
+            z = steps.forward_logits(arg, training)             # e.g. Conv2D.forward_linear: im2col, a product
+            early = logits and node in self._output_nodes       # logits: stop one step early
+            values[id(node.output)] = z if early else steps.activate(z, training)
             if node.layer in self.shared:
                 self._caches[node] = node.layer.save_cache()
         return [values[id(t)] for t in self.outputs]
+
+    def gradient_paths(self, input_grad=True):
+        """The ids of the tensors whose gradient the backward pass needs: those with a trainable weight
+        before them (or a model input, with input_grad). The rest, a frozen encoder for one, is not
+        backpropagated at all: its gradient would reach no weight the step updates."""
+        wanted = {id(t) for t in self.inputs} if input_grad else set()
+        for node in self.nodes:
+            if node.layer.trainable_weights or any(id(t) in wanted for t in node.inputs):
+                wanted.add(id(node.output))
+        return wanted
 
     def backward(self, output_grads, logits=False, input_grad=True):
         """From dL/d(output) for each output back to dL/d(input) for each input (None with input_grad=False:
         training never needs the gradient of the data, and the first layers then skip computing it).
 
-        Fills every layer's `grads`. The two rules of the module docstring are the lines marked (1) and (2).
+        Fills the `grads` of every layer with trainable weights. The two rules of the module docstring are the
+        lines marked (1) and (2); a node none of whose inputs leads back to a trainable weight (or to an input
+        whose gradient is asked for) is skipped (gradient_paths).
         """
         grads = {id(t): g for t, g in zip(self.outputs, output_grads)}       # tensor -> dL/d(tensor)
         shared_sums = {}
-        input_ids = {id(t) for t in self.inputs}
+        wanted = self.gradient_paths(input_grad)
         for node in reversed(self.nodes):
-            g = grads.pop(id(node.output))
+            g = grads.pop(id(node.output), None)
+            if id(node.output) not in wanted:              # nothing before it trains: no backward to run
+                continue
             layer = node.layer
             if layer in self.shared:
                 layer.restore_cache(self._caches[node])
-            needed = input_grad or any(id(t) not in input_ids for t in node.inputs)
-            if logits and node in self._output_nodes:                      # start one step early
-                dx = output_activation(layer).backward_logits(g, needed)                    # (1) chain rule
-            else:
-                dx = _backward_node(layer, g, needed)                                      # (1) chain rule
+            needed = any(id(t) in wanted for t in node.inputs)          # does anything before it want dL/dx?
+            steps = output_activation(layer)
+            early = logits and node in self._output_nodes                  # logits: start one step early
+            dz = g if early else steps.activation_grad(g)                  # dL/dz, back through the activation
+            dx = steps.backward_logits(dz, needed)                         # (1) chain rule
             if layer in self.shared:
-                sums = shared_sums.setdefault(layer, {})
-                for key, value in layer.grads.items():
-                    sums[key] = sums[key] + value if key in sums else value.copy()
+                _add_to_sums(shared_sums.setdefault(layer, {}), layer.grads)
             if dx is None:
                 continue
             for t, d in zip(node.inputs, dx if node.list_input else [dx]):

@@ -110,7 +110,7 @@ def save_model(model, path, include_optimizer=True):
     if include_optimizer and model.loss is not None:
         header["compile"] = {"loss": losses.serialize(model.loss), "optimizer": optimizers.serialize(model.optimizer),
                              "metrics": [_serialize_metric(m, model.loss) for m in getattr(model, "_metric_specs", [])]}
-        state = model.optimizer.get_state()
+        state = model.optimizer.get_state(model.trainable_weights)      # positions: load_model's, below
         header["optimizer_state"] = {"iterations": state["iterations"],
                                      "slots": [[i, name] for i, name, _ in state["slots"]]}
         slots = [value for _, _, value in state["slots"]]

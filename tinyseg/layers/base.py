@@ -16,6 +16,16 @@ minitorch's `ctx.save_for_backward` does. A layer used at two places of a graph 
 `backward` never changes a parameter and never writes into the array it was given: updating weights is
 the optimizer's job, so gradients can always be inspected and checked.
 
+Freezing (Keras's `trainable`): `layer.trainable = False` keeps every weight of the layer out of training:
+
+    layer.weights                 every weight array, in get_weights() order (the arrays themselves)
+    layer.trainable_weights       those an optimizer updates: params, and none at all once frozen
+    layer.non_trainable_weights   the rest: BatchNormalization's moving statistics, and everything once frozen
+
+A model's training step hands the optimizer the trainable weights only, and its backward pass leaves out
+what no trainable weight needs (tinyseg/graph.py). A frozen BatchNormalization also normalises with its
+moving statistics in fit, and leaves them as they are (Keras's rule; normalization.py).
+
 Shapes are channels-last: images (N, H, W, C), vectors (N, D). A layer learns its input shape the first time
 it is built (`build(input_shape)`, input_shape without the batch axis). Images of another height and width
 (the same channels) are welcome where the layer's math allows them: the layer then follows the new size
@@ -28,6 +38,7 @@ import types
 import numpy as np
 
 from .. import backend
+from ..validation import flag
 
 _NAME_COUNTS = {}
 LAYER_CLASSES = {}          # class name -> class, filled as classes are defined: what load_model can rebuild
@@ -84,9 +95,10 @@ class Layer:
         super().__init_subclass__(**kwargs)
         LAYER_CLASSES[cls.__name__] = cls
 
-    def __init__(self, name=None, input_shape=None, dtype=None):
+    def __init__(self, name=None, input_shape=None, dtype=None, trainable=True):
         self.name = name or unique_name(_snake(type(self).__name__))
         self.dtype = backend.check_float_dtype(dtype or backend.floatx(), f"{self.name}: dtype")
+        self.trainable = trainable
         self.params = {}
         self.grads = {}
         self.input_shape = None           # without the batch axis, set by build()
@@ -202,6 +214,31 @@ class Layer:
         (self.params if trainable else self.state)[name] = w
         return w
 
+    @property
+    def trainable(self):
+        """False keeps every weight of this layer out of training (see the module docstring)."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        self._trainable = flag(value, f"{self.name}: trainable")
+
+    @property
+    def weights(self):
+        """Every weight array (not copies), in get_weights() order."""
+        return [self._weight(k) for k in self.weight_names()]
+
+    @property
+    def trainable_weights(self):
+        """The arrays an optimizer updates: the params, none if the layer is frozen."""
+        return list(self.params.values()) if self.trainable else []
+
+    @property
+    def non_trainable_weights(self):
+        """The other weights, in get_weights() order: all of them if the layer is frozen."""
+        trained = {id(w) for w in self.trainable_weights}
+        return [w for w in self.weights if id(w) not in trained]
+
     def weight_names(self):
         """Parameter names in Keras's get_weights() order."""
         return list(self.params)
@@ -262,13 +299,23 @@ class Layer:
         """Put back what get_rng_state() returned."""
 
     def count_params(self):
-        return int(sum(p.size for p in self.params.values()))
+        """All weights, trained or not (Keras's "Total params")."""
+        return int(sum(w.size for w in self.weights))
+
+    def count_trainable_params(self):
+        return int(sum(w.size for w in self.trainable_weights))
+
+    def count_non_trainable_params(self):
+        return int(sum(w.size for w in self.non_trainable_weights))
 
     # --- weight regularization (tinyseg/regularizers.py) ---------------------------------------------------
     regularizer_arguments = {}  # parameter name -> the constructor argument that penalises it (Conv2D, Dense, ...)
 
     def weight_regularizers(self):
-        """{parameter name: Regularizer} for this layer's penalised parameters (none for most layers)."""
+        """{parameter name: Regularizer} for this layer's penalised parameters (none for most layers, and none
+        for a frozen one: as in Keras, only trainable weights are penalised)."""
+        if not self.trainable:
+            return {}
         found = {key: getattr(self, argument, None) for key, argument in self.regularizer_arguments.items()}
         return {key: r for key, r in found.items() if r is not None and key in self.params}
 
@@ -283,8 +330,11 @@ class Layer:
             self.grads[key] = self.grads[key] + r.gradient(self.params[key])
 
     def get_config(self):
-        """The constructor arguments that rebuild this layer: type(layer).from_config(layer.get_config())."""
-        return {"name": self.name, "dtype": self.dtype.name}
+        """The constructor arguments that rebuild this layer: type(layer).from_config(layer.get_config()).
+        'trainable' is there for a frozen layer only (a trainable one is the default), so the configs of
+        trainable layers read as before."""
+        config = {"name": self.name, "dtype": self.dtype.name}
+        return config if self.trainable else {**config, "trainable": False}
 
     @classmethod
     def from_config(cls, config):

@@ -16,7 +16,8 @@ Forward, training (batch statistics):
     moving_variance = momentum * moving_variance + (1 - momentum) * var
 
 Forward, inference: the same affine map with the moving statistics in place of mu and var; nothing is
-updated.
+updated. A frozen layer (trainable=False) always runs so, in fit too, as Keras's does: fine-tuning the layers
+after a frozen encoder leaves its statistics as they were learned (and the normalisation with them).
 
 Backward, with g = dL/dy:
 
@@ -69,7 +70,8 @@ class BatchNormalization(Layer):
 
     `center=False` drops beta and `scale=False` drops gamma, from params and from get_weights, as in Keras.
     count_params() counts all four arrays, as Keras's model.summary() "Total params" does;
-    count_trainable_params() counts params only (gamma, beta), count_non_trainable_params() the state.
+    count_trainable_params() counts params only (gamma, beta), count_non_trainable_params() the state
+    (and all four once the layer is frozen: trainable=False, which also makes it run in inference mode).
 
     PyTorch's `nn.BatchNorm2d` differs in momentum (its p = 1 - m), in the running variance (unbiased) and
     in epsilon (1e-5): tinyseg/interop/conventions.py has the table and the converters.
@@ -123,6 +125,7 @@ class BatchNormalization(Layer):
     def forward(self, x, training=False):
         self.check_input(x)
         x2 = x.reshape(-1, x.shape[-1])                              # (M, C): one row per value of a channel
+        training = training and self.trainable                       # frozen: inference mode, even in fit
         if training:
             if fast():      # the same statistics, in one parallel pass over x
                 mu, var = kernels.channel_mean_var(x2)
@@ -165,6 +168,10 @@ class BatchNormalization(Layer):
         x, mu, inv_sigma = saved.x, saved.mu, saved.inv_sigma
         if grad.shape != x.shape:
             raise ValueError(f"{self.name}: grad has shape {grad.shape}, but the last forward saw {x.shape}")
+        gamma, _ = self._gamma_beta()
+        gain = gamma * inv_sigma                                     # gamma / sigma, (C,)
+        if not saved.training and not self.trainable:               # frozen: dL/dx alone, no parameter sums
+            return grad * gain.astype(grad.dtype)
         x2, g2 = x.reshape(-1, x.shape[-1]), grad.reshape(-1, x.shape[-1])      # (M, C)
         if fast():      # the same two sums, in one parallel pass over g and x
             sum_g, sum_gx = kernels.channel_grad_sums(g2, x2, mu, inv_sigma)
@@ -176,8 +183,6 @@ class BatchNormalization(Layer):
             self.grads["beta"] = sum_g.astype(self.dtype)            # dL/dbeta = sum(g)
         if self.scale:
             self.grads["gamma"] = sum_gx.astype(self.dtype)          # dL/dgamma = sum(g * xhat)
-        gamma, _ = self._gamma_beta()
-        gain = gamma * inv_sigma                                     # gamma / sigma, (C,)
         if not saved.training:
             return grad * gain.astype(grad.dtype)                    # mu and sigma were constants
         # Training: x reaches L through xhat directly, through mu and through var, one term each:
@@ -200,18 +205,6 @@ class BatchNormalization(Layer):
     def weight_names(self):
         """['gamma', 'beta', 'moving_mean', 'moving_variance'] (without gamma/beta if scale/center is off)."""
         return list(self.params) + list(self.state)
-
-    def count_params(self):
-        """All weights, trained or not (Keras's 'Total params')."""
-        return self.count_trainable_params() + self.count_non_trainable_params()
-
-    def count_trainable_params(self):
-        """gamma and beta: what an optimizer updates."""
-        return int(sum(p.size for p in self.params.values()))
-
-    def count_non_trainable_params(self):
-        """moving_mean and moving_variance: updated by forward(training=True), never by an optimizer."""
-        return int(sum(s.size for s in self.state.values()))
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,

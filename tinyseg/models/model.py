@@ -21,6 +21,12 @@ The forward and backward passes are the graph's (tinyseg/graph.py):
     backward(grad, logits, input_grad)       from dL/d(output) (or dL/d(logits)) back to dL/dx, filling every
                                              layer's grads (input_grad=False: skip dL/dx, which training never
                                              uses; the first layers then save their input-gradient work)
+
+Freezing, as in Keras: `layer.trainable = False` (or `model.trainable = False` for every layer) keeps a
+layer's weights out of model.trainable_weights, so no step updates them; the backward pass skips what only
+frozen weights lie behind (graph.py), and a frozen BatchNormalization normalises with its moving statistics
+in fit too. Freezing takes effect at the next step; a layer unfrozen after the optimizer's first step needs
+compile with a new optimizer, as Keras's does (optimizers/base.py).
 """
 import numpy as np
 
@@ -28,6 +34,7 @@ from .. import backend, saving
 from ..graph import Graph, InputLayer, KerasTensor, Node, is_symbolic
 from ..kernels.bands import one_blas_thread
 from ..layers.base import _snake, deserialize, serialize, unique_name
+from ..validation import flag, integer
 from . import subclassing
 from . import summary as summary_table
 from .data import as_list
@@ -135,15 +142,14 @@ class Model(Trainer):
     def get_layer(self, name=None, index=None):
         """The layer called `name`, or the one at position `index` of model.layers (Keras's get_layer)."""
         if (name is None) == (index is None):
-            raise ValueError("get_layer: give either a layer name or a layer index" +
-                             (f", not both (got name={name!r}, index={index!r})" if name is not None else ""))
+            raise ValueError("get_layer: give name or index: either a layer name or a layer index, not both "
+                             f"(got name={name!r}, index={index!r})")
         layers = self.layers
         if index is not None:
-            if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
-                raise TypeError(f"get_layer: index must be an integer, got {index!r}")
+            index = integer(index, "get_layer: index", expected="an integer")
             if not -len(layers) <= index < len(layers):
-                raise ValueError(f"get_layer: asked for the layer at index {index}, but the model has "
-                                 f"{len(layers)} layers")
+                raise ValueError(f"get_layer: index {index} is out of range: asked for the layer at index {index}, "
+                                 f"but the model has {len(layers)} layers")
             return layers[index]
         for layer in layers:
             if layer.name == name:
@@ -258,18 +264,50 @@ class Model(Trainer):
         return [x]
 
     # --- parameters --------------------------------------------------------------------------------------
+    _trainable = True
+
+    @property
+    def trainable(self):
+        """Setting it sets every layer's trainable (False freezes the whole model; True unfreezes every layer).
+        A frozen model hands its optimizer no weight, whatever its layers say, as in Keras."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        value = flag(value, f"{self.name}: trainable")
+        for layer in self.layers:
+            layer.trainable = value
+        self._trainable = value
+
+    def _trained(self):
+        """[(layer, parameter name)] for every weight an optimizer updates, in get_weights() order."""
+        if not self.trainable:
+            return []
+        return [(layer, k) for layer in self.layers if layer.trainable for k in layer.params]
+
     def trainable_pairs(self):
-        """(gradient, parameter) for every trained parameter, in a fixed order."""
-        return [(layer.grads[k], layer.params[k]) for layer in self.layers for k in layer.params]
+        """(gradient, parameter) for every trained parameter (frozen layers left out), in a fixed order."""
+        return [(layer.grads[k], layer.params[k]) for layer, k in self._trained()]
 
     @property
     def trainable_weights(self):
         """The trained parameter arrays themselves (not copies), in the order of trainable_pairs()."""
-        return [layer.params[k] for layer in self.layers for k in layer.params]
+        return [layer.params[k] for layer, k in self._trained()]
+
+    @property
+    def non_trainable_weights(self):
+        """The other weights (moving statistics, frozen layers' weights), in get_weights() order."""
+        trained = {id(w) for w in self.trainable_weights}
+        return [w for w in self.weights if id(w) not in trained]
+
+    @property
+    def weights(self):
+        """Every weight array (not copies), in get_weights() order."""
+        return [w for layer in self.layers for w in layer.weights]
 
     def trainable_names(self):
         """"layer 'conv2d', parameter 'kernel'", ... in the order of trainable_pairs()."""
-        return [f"layer '{layer.name}', parameter '{k}'" for layer in self.layers for k in layer.params]
+        return [f"layer '{layer.name}', parameter '{k}'" for layer, k in self._trained()]
 
     def get_weights(self):
         """Every layer's weights in Keras's order (conv kernel (KH, KW, C_in, C_out), bias (C_out,), ...)."""
@@ -295,6 +333,7 @@ class Model(Trainer):
                 layer._weight(key)[...] = w
 
     def count_params(self):
+        """All weights, trained or not (Keras's "Total params")."""
         return int(sum(layer.count_params() for layer in self.layers))
 
     @property
@@ -304,7 +343,10 @@ class Model(Trainer):
         return [p for layer in self.layers for p in layer.regularization_losses()]
 
     def count_trainable_params(self):
-        return int(sum(p.size for layer in self.layers for p in layer.params.values()))
+        return int(sum(w.size for w in self.trainable_weights))
+
+    def count_non_trainable_params(self):
+        return int(sum(w.size for w in self.non_trainable_weights))
 
     def _unbuild(self):
         """A subclass back to unbuilt (rollback.unbuilt_on_failure): its layers forget the build of its graph."""
@@ -389,24 +431,28 @@ class Model(Trainer):
         saving.load_weights(self, path)
 
     # --- description -------------------------------------------------------------------------------------
-    def summary(self, line_length=None, positions=None, print_fn=None):
+    def summary(self, line_length=None, positions=None, print_fn=None, show_trainable=False):
         """Print a Keras-like table: layer (type), output shape, parameter count, what it is connected to.
 
         It fits line_length columns (default: the terminal's width), folding long cells onto more lines;
         positions: the right edge of each column (fractions of line_length, or columns), as in Keras.
-        print_fn: where the text goes (default print)."""
+        print_fn: where the text goes (default print). show_trainable: a column saying which layers train
+        (Y), are frozen (N) or have no weights (-)."""
         if self._graph is None:
             raise ValueError(f"summary: the model '{self.name}' is not built yet, so its shapes are unknown: "
                              "give the first layer input_shape=(...), start with keras.Input(shape), run it "
                              "on data once, or call model.build((None, H, W, C))")
-        (print_fn or print)(summary_table.summary_text(self, line_length, positions))
+        show_trainable = flag(show_trainable, "summary: show_trainable")
+        (print_fn or print)(summary_table.summary_text(self, line_length, positions, show_trainable))
 
 
 MODEL_CLASSES["Model"] = MODEL_CLASSES["Functional"] = Model
 
 
 def serialize_model(model):
-    """{'class_name', 'config'} (and a subclass's 'registered_name' and 'build_config'): what load_model rebuilds."""
+    """{'class_name', 'config'} (and a subclass's 'registered_name' and 'build_config'): what load_model rebuilds;
+    and 'frozen_layers': the positions in model.layers of the layers with trainable=False, which a model whose
+    config does not list its layers (UNet) would otherwise forget."""
     cls = type(model)
     registered = cls.__dict__.get("_registered_name", cls.__name__)
     if MODEL_CLASSES.get(registered) is not cls:
@@ -418,11 +464,17 @@ def serialize_model(model):
             raise ValueError(f"save: the model '{model.name}' is not built yet (no weights); run it on data or "
                              "call model.build(input_shape) first")
         spec.update(registered_name=registered, build_config=subclassing.build_config(model))
+    frozen = [i for i, layer in enumerate(model.layers) if not layer.trainable]
+    if frozen:
+        spec["frozen_layers"] = frozen
+    if not model.trainable:
+        spec["trainable"] = False
     return spec
 
 
 def deserialize_model(spec, custom_objects=None):
-    """The model serialize_model described: its class found by registered name (or in custom_objects)."""
+    """The model serialize_model described: its class found by registered name (or in custom_objects), its
+    frozen layers frozen again."""
     name = spec.get("registered_name", spec.get("class_name")) if isinstance(spec, dict) else None
     cls = MODEL_CLASSES.get(name) or (custom_objects or {}).get(spec.get("class_name") if name else None)
     if not (isinstance(cls, type) and issubclass(cls, Model)) or not isinstance(spec.get("config"), dict):
@@ -434,6 +486,13 @@ def deserialize_model(spec, custom_objects=None):
     if isinstance(built, dict) and subclassing.is_subclassed(cls):
         shapes = [[None] + list(s) for s in built["input_shapes"]]
         model.build(shapes if built.get("list_inputs") else shapes[0])
+    frozen, n = spec.get("frozen_layers", []), len(model.layers)
+    if not isinstance(frozen, list) or not all(type(i) is int and 0 <= i < n for i in frozen):
+        raise ValueError(f"frozen_layers must be a list of layer positions in [0, {n}), got {frozen!r}")
+    for i in frozen:
+        model.layers[i].trainable = False
+    if spec.get("trainable", True) is not True:
+        model.trainable = spec["trainable"]                # checked by the setter: True or False
     return model
 
 

@@ -6,17 +6,29 @@ a column at a time, the widest first, and a cell too long for its column folds o
 (a layer's name above its "(Type)", a list of inputs after a comma); only when no column can shrink further
 without it is a word cut. The parameter count never folds. `positions` (Keras's argument) sets the right
 edge of each column instead, as fractions of the line length (all <= 1) or as columns.
+
+Below the table, the parameter counts split as Keras's are: "Trainable params" (what an optimizer updates)
+and "Non-trainable params" (moving statistics, frozen layers). show_trainable=True adds Keras's column
+"Trainable": Y, N (frozen), or - for a layer without weights.
 """
 import shutil
 
 from ..validation import integer
 
 MIN_COLUMN = 10         # a text column never shrinks below this: narrower, every name folds into shreds
-FIXED = (2,)            # the columns that never fold: the parameter count
+FIXED = (2, 4)          # the columns that never fold: the parameter count, Trainable
 
 
-def _rows(model):
-    """One row per layer: 'name (Type)', its (first) output shape, its parameter count, what it reads."""
+def _trainable_cell(layer):
+    """Keras's show_trainable column: Y, N (frozen), or - for a layer without weights."""
+    if not layer.weights:
+        return "-"
+    return "Y" if layer.trainable else "N"
+
+
+def _rows(model, show_trainable=False):
+    """One row per layer: 'name (Type)', its (first) output shape, its parameter count, what it reads (and,
+    with show_trainable, whether it trains)."""
     graph = model._graph
     local = {}
     for node in [t.node for t in graph.inputs] + graph.nodes:
@@ -30,7 +42,7 @@ def _rows(model):
         sources = ", ".join(f"{t.node.layer.name}[{local[t.node]}][0]" for n in calls for t in n.inputs)
         shape = first_output[layer].shape
         rows.append([f"{layer.name} ({type(layer).__name__})", str(shape), f"{layer.count_params():,}",
-                     sources or "-"])
+                     sources or "-"] + ([_trainable_cell(layer)] if show_trainable else []))
     return rows
 
 
@@ -76,19 +88,19 @@ def column_widths(headers, rows, line_length):
     return widths                                      # still too wide only below the narrowest table
 
 
-def summary_text(model, line_length=None, positions=None):
+def summary_text(model, line_length=None, positions=None, show_trainable=False):
     """The summary of a built model, as one string (see the module docstring)."""
     if line_length is None:
         line_length = shutil.get_terminal_size((80, 24)).columns
     line_length = integer(line_length, "summary: line_length", low=1)
-    rows = _rows(model)
-    headers = ["Layer (type)", "Output Shape", "Param #", "Connected to"]
+    rows = _rows(model, show_trainable)
+    headers = ["Layer (type)", "Output Shape", "Param #", "Connected to"] + (["Trainable"] if show_trainable else [])
     if positions is None:
         widths = column_widths(headers, rows, line_length)
     else:
         widths = _widths_from_positions(list(positions), line_length, len(headers))
     width = sum(widths)
-    total, trainable = model.count_params(), model.count_trainable_params()
+    total, trainable, frozen = model.count_params(), model.count_trainable_params(), model.count_non_trainable_params()
 
     def lines_of(cells):
         folded = [fold(c, w - 2) for c, w in zip(cells, widths)]
@@ -100,5 +112,5 @@ def summary_text(model, line_length=None, positions=None):
         lines += lines_of(row)
         lines.append("_" * width if i < len(rows) - 1 else "=" * width)
     lines += [f"Total params: {total:,}", f"Trainable params: {trainable:,}",
-              f"Non-trainable params: {total - trainable:,}", "_" * width]
+              f"Non-trainable params: {frozen:,}", "_" * width]
     return "\n".join(lines)

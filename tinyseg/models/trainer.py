@@ -6,7 +6,8 @@ The centre is one training step (train_on_batch below), for every batch (x, y):
     L = loss(y, z, s) + sum(model.losses)                # s: sample weights or None (sample_weights.py);
                                                          # + the weight penalties (kernel_regularizer=...)
     graph.backward(dL/dz, logits=fused)                  # fills every layer's grads (+ each penalty's dR/dw)
-    optimizer.apply_gradients(zip(grads, params))        # the only place weights change
+    optimizer.apply_gradients(zip(grads, params))        # the only place weights change (trainable ones:
+                                                         # model.trainable_pairs() leaves frozen layers out)
 
 Why fuse: softmax followed by cross-entropy has the gradient (p - y)/N, computed from logits with log-sum-exp;
 running the two separately would divide by probabilities that can round to 0 (compile_utils.py).
@@ -35,6 +36,7 @@ exactly where an unbroken `fit(x, y, epochs=4, seed=s)` would be, because with a
 epoch e (its data order, augmentations, dropout masks) are drawn from their own generator, seeded by (s, e).
 """
 import contextlib
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -203,6 +205,10 @@ class Trainer:
             z = graph.forward(xs, training=True, logits=self.fused)[0]                  # forward
             s = self._batch_weights(y, z.shape, sample_weight, class_weight)
             self._update_metrics(y, z, self.loss(y, z, s) + sum(self.losses), s)     # loss + penalties
+            if not self.trainable_weights:                # all frozen: nothing to step (Keras warns likewise)
+                warnings.warn(f"{self.name}: the model has no trainable weights; fit changes nothing",
+                              stacklevel=2)
+                return
             graph.backward([self.loss.backward()], logits=self.fused, input_grad=False)   # backward: dL/dw
             for layer in self.layers:                     # + dR/dw of each penalised weight (regularizers.py)
                 layer.add_regularization_gradients()

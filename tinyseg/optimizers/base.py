@@ -1,11 +1,15 @@
 """What every optimizer shares: the update contract, the learning rate, clipping, weight decay, the slots.
 
 An optimizer updates parameters in place through `apply_gradients(grads_and_vars)`, a list of (gradient,
-parameter) pairs in a fixed order (Keras's name and argument order). One call is one step; the subclass
-supplies only `update(i, g, theta, lr)`, the formula for one parameter. State (velocities, moments) is kept
-per position in that list: `optimizer._slots[(position, name)]`, and `optimizer.iterations` counts the steps
-taken. `get_state()` / `set_state()` hand both over as arrays, which is how a saved model keeps its
-optimizer (tinyseg/saving.py).
+parameter) pairs (Keras's name and argument order). One call is one step; the subclass supplies only
+`update(i, g, theta, lr)`, the formula for one parameter. As in Keras, the first step builds the optimizer:
+it keeps the list of the parameters it was given (`optimizer.variables`), and state (velocities, moments) is
+kept per position in that list: `optimizer._slots[(position, name)]`; `optimizer.iterations` counts the steps
+taken. A later step may update fewer of them (a layer frozen since: its slots stay as they were), never one
+it was not built with (a layer unfrozen since): that is refused, as Keras refuses it, since its moments
+would start from zero in the middle of a run; compile again with a new optimizer to train it.
+`get_state()` / `set_state()` hand the step count and slots over as arrays, which is how a saved model keeps
+its optimizer (tinyseg/saving.py).
 
 What every optimizer also takes (Keras's base-optimizer arguments), in the order a step applies them:
 
@@ -88,6 +92,8 @@ class Optimizer:
                              + ", ".join(f"{k}={v!r}" for k, v in given.items()))
         self.iterations = 0
         self._slots = {}
+        self._positions = None   # id(parameter) -> its position in `variables`, from the first step on
+        self._variables = []
         self._wide = set()       # positions whose g^2 overflows the parameter's dtype in this step
 
     @property
@@ -121,6 +127,35 @@ class Optimizer:
             raise ValueError(f"{self.name}: learning_rate must be a finite number > 0, got {lr!r}")
         return float(lr)
 
+    @property
+    def built(self):
+        return self._positions is not None
+
+    @property
+    def variables(self):
+        """The parameters this optimizer was built with (its first step's, or set_state's), in order."""
+        return list(self._variables)
+
+    def build(self, variables):
+        """Keep `variables` (the parameter arrays) as the ones this optimizer updates, slots by position."""
+        self._variables = list(variables)
+        self._positions = {id(v): i for i, v in enumerate(self._variables)}
+
+    def _positions_of(self, pairs, labels):
+        """Each pair's position among `variables` (0, 1, ... before the first step, which builds them)."""
+        if not self.built:
+            return list(range(len(pairs)))
+        positions = []
+        for (_, theta), label in zip(pairs, labels):
+            if id(theta) not in self._positions:
+                raise ValueError(
+                    f"{self.name}: {label} is not among the {len(self._variables)} parameters this optimizer was "
+                    "built with at its first step (it was frozen then, or is new); as in Keras, an optimizer "
+                    "only updates the parameters it was built with. To train it, compile again with a new "
+                    "optimizer: model.compile(optimizer=keras.optimizers.Adam(...), loss=...)")
+            positions.append(self._positions[id(theta)])
+        return positions
+
     def apply_gradients(self, grads_and_vars, names=None):
         """Update every parameter in place from its gradient; one call is one step.
 
@@ -136,15 +171,18 @@ class Optimizer:
         if len(labels) != len(pairs):
             raise ValueError(f"{self.name}: {len(labels)} names for {len(pairs)} (gradient, parameter) pairs")
         self._check_pairs(pairs, labels)
+        positions = self._positions_of(pairs, labels)
         squares = [sum_of_squares(g) for g, _ in pairs]
         self._refuse_non_finite(pairs, squares, labels)
         grads = self.clip_gradients([g for g, _ in pairs], squares)
         wide = self._overflowing_squares(grads, pairs, squares, labels)
         # nothing has changed so far; from here the step cannot be refused
+        if not self.built:
+            self.build([theta for _, theta in pairs])
         self.iterations += 1
-        self._wide = wide
+        self._wide = {positions[k] for k in wide}
         try:
-            for i, (g, (_, theta)) in enumerate(zip(grads, pairs)):
+            for i, g, (_, theta) in zip(positions, grads, pairs):
                 if self.weight_decay:
                     theta *= 1 - lr * self.weight_decay          # theta - lr*wd*theta, without a temporary
                 self.update(i, g, theta, lr)
@@ -234,13 +272,20 @@ class Optimizer:
                 "global_clipnorm": self.global_clipnorm}
 
     # --- state, for saving and resuming ----------------------------------------------------------------
-    def get_state(self):
-        """{'iterations': int, 'slots': [(position, name, array copy), ...]} in a fixed order."""
-        return {"iterations": int(self.iterations),
-                "slots": [(i, name, self._slots[(i, name)].copy()) for i, name in sorted(self._slots)]}
+    def get_state(self, params=None):
+        """{'iterations': int, 'slots': [(position, name, array copy), ...]} in a fixed order.
+
+        positions: in `variables`; or, given `params` (the model's trainable weights when it is saved), in
+        params, leaving out the slots of parameters not among them (frozen since the first step)."""
+        known = self._positions or {}
+        renumber = {i: i for i, _ in self._slots} if params is None else {
+            known[id(p)]: j for j, p in enumerate(params) if id(p) in known}
+        slots = [(renumber[i], name, value.copy()) for (i, name), value in self._slots.items() if i in renumber]
+        return {"iterations": int(self.iterations), "slots": sorted(slots, key=lambda slot: slot[:2])}
 
     def set_state(self, state, params):
-        """Take the step count and slots of get_state() for these parameters (the model's, in order).
+        """Take the step count and slots of get_state() for these parameters (the model's, in order), which
+        the optimizer is then built with (see `variables`).
 
         Everything is checked before anything is set: positions within params, known slot names, the
         parameter's shape, a float dtype (the parameter's, or float64 for a widened g^2 slot), finite values.
@@ -267,6 +312,7 @@ class Optimizer:
             slots[(int(i), name)] = value.copy()
         self.iterations = iterations
         self._slots = slots
+        self.build(params)
 
 
 def unit_interval(value, argument):
