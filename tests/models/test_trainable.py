@@ -129,7 +129,8 @@ def test_the_backward_pass_skips_the_frozen_encoder(monkeypatch):
     called = []
     for layer in model.layers:           # the backward of each layer's own math (before its activation, if any)
         own = "backward_linear" if hasattr(layer, "backward_linear") else "backward"
-        monkeypatch.setattr(layer, own, lambda g, *a, _f=getattr(layer, own), _n=layer.name, **k:
+        original = getattr(layer, own)
+        monkeypatch.setattr(layer, own, lambda g, *a, _f=original, _n=layer.name, **k:
                             called.append(_n) or _f(g, *a, **k))
     model.train_on_batch(*data(4))
     assert called == ["dec_head", "dec_cat", "dec_up", "dec_conv"]
