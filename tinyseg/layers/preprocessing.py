@@ -27,7 +27,7 @@ import numpy as np
 from ..validation import flag, is_real_number, one_of, positive_int
 from .base import Layer
 from .geometry import check_image_shape
-from .reshaping import crop2d, zero_pad2d
+from .reshaping import Cropping2D, crop2d, zero_pad2d
 
 INTERPOLATIONS = ("bilinear", "nearest")
 
@@ -155,15 +155,16 @@ class Rescaling(ImageLayer):
         return {**super().get_config(), "scale": self.scale, "offset": self.offset}
 
 
-class CenterCrop(ImageLayer):
+class CenterCrop(ImageLayer, Cropping2D):
     """Keras's `CenterCrop(height, width)`: the central height x width window of every image.
 
     Shapes: x (N, H, W, C) -> y (N, height, width, C), H >= height and W >= width; the window starts at row
-    (H - height) // 2 and column (W - width) // 2. Gradient: dy zero-padded back to (N, H, W, C).
+    (H - height) // 2 and column (W - width) // 2. It is a Cropping2D whose cropping is worked out from each
+    input's size: forward and backward (dy zero-padded back to (N, H, W, C)) are Cropping2D's.
     (Keras resizes an image smaller than the window instead; tinyseg refuses it, naming the sizes.)
     """
 
-    geometry_attributes = ImageLayer.geometry_attributes + ("crops",)
+    geometry_attributes = ImageLayer.geometry_attributes + ("cropping",)
 
     def __init__(self, height, width, **kwargs):
         super().__init__(**kwargs)
@@ -177,22 +178,16 @@ class CenterCrop(ImageLayer):
             raise ValueError(f"{self.name}: cannot crop a {self.height} x {self.width} window out of images of "
                              f"{h} x {w} (input shape (batch, {h}, {w}, {c})); use Resizing to enlarge them")
         top, left = (h - self.height) // 2, (w - self.width) // 2
-        self.crops = ((top, h - self.height - top), (left, w - self.width - left))
+        self.cropping = ((top, h - self.height - top), (left, w - self.width - left))
         return self.height, self.width, c
 
-    def forward(self, x, training=False):
-        self.check_input(x)
-        return crop2d(x, self.crops)
-
-    def backward(self, grad):
-        self.check_grad(grad)
-        return zero_pad2d(grad, self.crops)
-
     def transform_masks(self, masks):
-        return crop2d(masks, self.crops)
+        return crop2d(masks, self.cropping)
 
     def get_config(self):
-        return {**super().get_config(), "height": self.height, "width": self.width}
+        config = {**super().get_config(), "height": self.height, "width": self.width}
+        del config["cropping"]                  # worked out from each input, not an argument
+        return config
 
 
 class Resizing(ImageLayer):
