@@ -101,7 +101,7 @@ def save_model(model, path, include_optimizer=True):
     epochs done and the state of seeded Dropout layers; with include_optimizer (and a compiled model) also
     what compile was given and the optimizer's slots and step count."""
     from . import losses, optimizers
-    from .models.model import serialize_model
+    from .models.serialization import serialize_model
     path = os.fspath(path)
     weights = model.get_weights()
     header = {"format": FORMAT, "format_version": FORMAT_VERSION, "architecture": serialize_model(model),
@@ -182,7 +182,7 @@ def load_model(path, compile=True, custom_objects=None):
     custom_objects: {name: function} for metric functions of your own that the model was compiled with, and
     {class name: class} for a model class of your own not registered with register_keras_serializable.
     """
-    from .models.model import deserialize_model
+    from .models.serialization import deserialize_model
     path = os.fspath(path)
     header, arrays = _read(path, "load_model", FORMAT)
     stored = sum(w.size for w in arrays["weights"])

@@ -281,7 +281,7 @@ def test_a_unet_keeps_its_frozen_layers_through_save_and_load(tmp_path):
 
 
 def test_a_file_whose_frozen_layers_are_not_positions_is_refused():
-    from tinyseg.models.model import deserialize_model, serialize_model
+    from tinyseg.models.serialization import deserialize_model, serialize_model
     spec = serialize_model(encoder_decoder())
     for bad in ([99], ["enc_conv"], [True], "0"):
         with pytest.raises(ValueError, match="frozen_layers must be a list of layer positions"):

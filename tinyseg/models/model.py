@@ -11,7 +11,7 @@ As in Keras, a model is split over a few files, one idea each:
     compile_utils.py   the loss joined to the output activation, the metrics to the loss
     data.py            where batches come from (arrays, PyDataset, generator) and how they are checked
     rollback.py        all or nothing: what a failed call puts back
-    summary.py         the summary() table
+    summary.py         the summary() table;  serialization.py  the model in a file's architecture entry
     subclassing.py     class Net(Model) with a call of its own: its layers tracked, its call recorded as a graph
 
 The forward and backward passes are the graph's (tinyseg/graph.py):
@@ -447,53 +447,4 @@ class Model(Trainer):
 
 
 MODEL_CLASSES["Model"] = MODEL_CLASSES["Functional"] = Model
-
-
-def serialize_model(model):
-    """{'class_name', 'config'} (and a subclass's 'registered_name' and 'build_config'): what load_model rebuilds;
-    and 'frozen_layers': the positions in model.layers of the layers with trainable=False, which a model whose
-    config does not list its layers (UNet) would otherwise forget."""
-    cls = type(model)
-    registered = cls.__dict__.get("_registered_name", cls.__name__)
-    if MODEL_CLASSES.get(registered) is not cls:
-        raise ValueError(f"save: the model class {cls.__name__} is not registered, so load_model could not "
-                         "rebuild it; decorate it with @tinyseg.saving.register_keras_serializable(package=...)")
-    spec = {"class_name": cls.__name__, "config": model.get_config()}
-    if subclassing.is_subclassed(model):
-        if model._graph is None:
-            raise ValueError(f"save: the model '{model.name}' is not built yet (no weights); run it on data or "
-                             "call model.build(input_shape) first")
-        spec.update(registered_name=registered, build_config=subclassing.build_config(model))
-    frozen = [i for i, layer in enumerate(model.layers) if not layer.trainable]
-    if frozen:
-        spec["frozen_layers"] = frozen
-    if not model.trainable:
-        spec["trainable"] = False
-    return spec
-
-
-def deserialize_model(spec, custom_objects=None):
-    """The model serialize_model described: its class found by registered name (or in custom_objects), its
-    frozen layers frozen again."""
-    name = spec.get("registered_name", spec.get("class_name")) if isinstance(spec, dict) else None
-    cls = MODEL_CLASSES.get(name) or (custom_objects or {}).get(spec.get("class_name") if name else None)
-    if not (isinstance(cls, type) and issubclass(cls, Model)) or not isinstance(spec.get("config"), dict):
-        raise ValueError(f"unknown model class {name if isinstance(spec, dict) else spec!r} in the model file "
-                         f"(known: {sorted(MODEL_CLASSES)}; a class of your own must be registered with "
-                         "tinyseg.saving.register_keras_serializable, or given in custom_objects)")
-    model = cls.from_config(dict(spec["config"]))
-    built = spec.get("build_config")
-    if isinstance(built, dict) and subclassing.is_subclassed(cls):
-        shapes = [[None] + list(s) for s in built["input_shapes"]]
-        model.build(shapes if built.get("list_inputs") else shapes[0])
-    frozen, n = spec.get("frozen_layers", []), len(model.layers)
-    if not isinstance(frozen, list) or not all(type(i) is int and 0 <= i < n for i in frozen):
-        raise ValueError(f"frozen_layers must be a list of layer positions in [0, {n}), got {frozen!r}")
-    for i in frozen:
-        model.layers[i].trainable = False
-    if spec.get("trainable", True) is not True:
-        model.trainable = spec["trainable"]                # checked by the setter: True or False
-    return model
-
-
-__all__ = ["KerasTensor", "Model", "deserialize_model", "serialize_model"]
+__all__ = ["KerasTensor", "Model"]

@@ -49,8 +49,8 @@ from ..graph import output_activation
 from ..kernels.bands import one_blas_thread
 from ..layers.activations import sigmoid, softmax
 from ..metrics.metric import states_kept_on_failure
-from ..validation import flag, integer, is_real_number
-from . import compile_utils, data, sample_weights, subclassing
+from ..validation import integer
+from . import compile_utils, data, fit_arguments, sample_weights, subclassing
 from .data import ArrayBatches
 from .progress import ProgressBar, format_logs
 from .rollback import all_or_nothing, unbuilt_on_failure, until_first_step
@@ -73,38 +73,6 @@ def first_run_compile(verbose):
         if threads > 1:
             warmup.compile_all(threads)
     _NOTE_SHOWN = True
-
-
-# --- checking fit's settings -------------------------------------------------------------------------------
-def _check_verbose(verbose):
-    if isinstance(verbose, (bool, np.bool_)):
-        return int(verbose)
-    if verbose == "auto":
-        return 1
-    return integer(verbose, "verbose", low=0)
-
-
-def _batch_size(value, argument="batch_size"):
-    return 32 if value is None else integer(value, argument, low=1)
-
-
-def _check_epochs(epochs, initial_epoch):
-    epochs = integer(epochs, "epochs", low=1)
-    initial_epoch = integer(initial_epoch, "initial_epoch", low=0)
-    if initial_epoch >= epochs:
-        raise ValueError(f"epochs must be a positive integer above initial_epoch={initial_epoch}, got {epochs!r}")
-    return epochs, initial_epoch
-
-
-def _check_fit_kinds(shuffle, augment, callbacks, validation_split):
-    """The arguments of fit that must be of one kind: a flag, a function, a list, a number."""
-    flag(shuffle, "shuffle")
-    if augment is not None and not callable(augment):
-        raise TypeError(f"augment must be a function augment(x, y, rng) -> (x, y), got {augment!r}")
-    if callbacks is not None and not isinstance(callbacks, (list, tuple)):
-        raise TypeError(f"callbacks must be a list of callbacks, got {type(callbacks).__name__}")
-    if not is_real_number(validation_split):
-        raise TypeError(f"validation_split must be a number in [0, 1), got {validation_split!r}")
 
 
 @contextlib.contextmanager
@@ -307,12 +275,12 @@ class Trainer:
         Before the first step everything that can be is checked (see the module docstring).
         """
         self._require_compiled("fit")
-        epochs, initial_epoch = _check_epochs(epochs, initial_epoch)
-        verbose = _check_verbose(verbose)
+        epochs, initial_epoch = fit_arguments.check_epochs(epochs, initial_epoch)
+        verbose = fit_arguments.check_verbose(verbose)
         seed = None if seed is None else integer(seed, "seed", low=0)
-        _check_fit_kinds(shuffle, augment, callbacks, validation_split)
-        batch_size = _batch_size(batch_size)
-        validation_batch_size = _batch_size(validation_batch_size, "validation_batch_size") \
+        fit_arguments.check_fit_kinds(shuffle, augment, callbacks, validation_split)
+        batch_size = fit_arguments.batch_size(batch_size)
+        validation_batch_size = fit_arguments.batch_size(validation_batch_size, "validation_batch_size") \
             if validation_batch_size is not None else batch_size
         with unbuilt_on_failure(self):
             if validation_split:
@@ -426,8 +394,8 @@ class Trainer:
         sample_weight: as for fit, (N,) or (N, H, W); the batches of a PyDataset may carry them instead.
         """
         self._require_compiled("evaluate")
-        verbose = _check_verbose(verbose)
-        batch_size = _batch_size(batch_size)
+        verbose = fit_arguments.check_verbose(verbose)
+        batch_size = fit_arguments.batch_size(batch_size)
         with unbuilt_on_failure(self):
             source = data.source(self, x, y, data.EVALUATE, batch_size, steps, sample_weight=sample_weight)
         values = self._evaluate_source(source)
@@ -442,8 +410,8 @@ class Trainer:
         """The model's outputs (after its final activation) for x, batch by batch, in inference mode.
 
         x: arrays, or a PyDataset / generator (with steps) whose batches are x or (x, y)."""
-        _check_verbose(verbose)
-        source = data.source(self, x, None, data.PREDICT, _batch_size(batch_size), steps)
+        fit_arguments.check_verbose(verbose)
+        source = data.source(self, x, None, data.PREDICT, fit_arguments.batch_size(batch_size), steps)
         outs = []
         for i, (xb, _, _) in enumerate(source.epoch()):
             if not isinstance(source, ArrayBatches):           # arrays were checked whole, up front
