@@ -23,6 +23,7 @@ from .regularization import Dropout
 from .reshaping import Cropping2D, Reshape, ZeroPadding2D
 from .separable import SeparableConv2D
 from .tensor_ops import Permute
+from .unpooling import MaxUnpooling2D, max_pool2d_with_argmax
 from .upsampling import UpSampling2D
 
 __all__ = ["Activation", "Add", "Average", "AveragePooling2D", "AvgPool2D", "BatchNormalization", "Concatenate",
@@ -33,6 +34,7 @@ __all__ = ["Activation", "Add", "Average", "AveragePooling2D", "AvgPool2D", "Bat
            "subtract"]
 __all__ += ["CenterCrop", "RandomBrightness", "RandomContrast", "RandomCrop", "RandomFlip", "RandomRotation",
             "RandomTranslation", "RandomZoom", "Rescaling", "Resizing", "Permute"]
+__all__ += ["MaxUnpooling2D", "max_pool2d_with_argmax"]
 
 # The functional API's input placeholder, and saving by name (imported last: graph.py uses the layers above)
 from ..graph import Input, InputLayer  # noqa: E402
