@@ -10,6 +10,7 @@ from tinyseg import Input, Model
 from tinyseg.gradcheck import check_layer, check_model
 from tinyseg.layers import Conv2D, MaxPooling2D, MaxUnpooling2D, max_pool2d_with_argmax
 from tinyseg.layers.geometry import conv_geometry
+from tinyseg.saving import load_model
 
 # (H, W, pool_size, strides): 2 and 3, strides equal to, above and below the window, odd sizes with 'valid'
 CASES = [(4, 6, 2, None), (5, 7, 2, None), (7, 5, 3, None), (9, 8, 3, 3), (7, 9, 2, 3), (8, 7, (2, 3), None),
@@ -131,6 +132,15 @@ def test_overlapping_windows_that_share_a_maximum_add_their_values():
     x = np.array([0.0, 9.0, 1.0, 2.0]).reshape(1, 1, 4, 1)              # 9 is the max of windows 0 and 1
     y = MaxUnpooling2D((1, 2), (1, 1), dtype="float64").forward([np.array([1.0, 2.0, 4.0]).reshape(1, 1, 3, 1), x])
     np.testing.assert_array_equal(y.ravel(), [0.0, 3.0, 0.0, 4.0])
+
+
+def test_a_model_with_unpooling_saves_and_loads(tmp_path, float64):
+    inp = Input((4, 6, 1))
+    model = Model(inp, MaxUnpooling2D(2)([Conv2D(1, 1)(MaxPooling2D(2)(inp)), inp]))
+    model.save(tmp_path / "segnet_step.npz")
+    loaded = load_model(tmp_path / "segnet_step.npz")
+    x = distinct_input((2, 4, 6, 1), 7)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
 def test_get_config_rebuilds_the_layer():
