@@ -32,6 +32,7 @@ import numpy as np
 
 from ..validation import is_real_number, one_of, positive_int, real_number
 from . import affine
+from .geometry import check_same_batch
 from .preprocessing import ImageLayer, Resizing
 from .random_state import SeededGenerator
 from .reshaping import crop2d, zero_pad2d
@@ -72,9 +73,7 @@ class RandomLayer(SeededGenerator, ImageLayer):
     def backward(self, grad):
         saved = self.saved_for_backward()
         self.check_grad(grad)
-        if grad.shape[0] != saved.x_shape[0]:
-            raise ValueError(f"{self.name}: grad has batch size {grad.shape[0]} but the last forward had "
-                             f"{saved.x_shape[0]}")
+        check_same_batch(self, grad, saved.x_shape)
         return grad.copy() if saved.t is None else self.apply_backward(grad, saved.t)
 
     def transform_masks(self, masks):

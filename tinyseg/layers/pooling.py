@@ -48,6 +48,14 @@ def windows(x, pool_size, strides, pads, out_hw, fill):
     return view.reshape(view.shape[:4] + (-1,))
 
 
+def set_pool_arguments(layer, pool_size, strides, padding):
+    """Keras's pooling arguments, checked and set on the layer: pool_size and strides as (h, w) pairs, where
+    strides=None means non-overlapping windows (one step per window), and padding 'valid' or 'same'."""
+    layer.pool_size = pair(pool_size, f"{layer.name}: pool_size")
+    layer.strides = layer.pool_size if strides is None else pair(strides, f"{layer.name}: strides")
+    layer.padding = check_padding(padding)
+
+
 class _Pooling2D(Layer):
     """What both pooling layers share: Keras's arguments, the output-size rule, the config."""
 
@@ -55,10 +63,7 @@ class _Pooling2D(Layer):
 
     def __init__(self, pool_size=(2, 2), strides=None, padding="valid", **kwargs):
         super().__init__(**kwargs)
-        self.pool_size = pair(pool_size, f"{self.name}: pool_size")
-        # Keras: strides=None means non-overlapping windows, one step per window
-        self.strides = self.pool_size if strides is None else pair(strides, f"{self.name}: strides")
-        self.padding = check_padding(padding)
+        set_pool_arguments(self, pool_size, strides, padding)
 
     def geometry(self, input_shape):
         """((OH, OW), (top, bottom, left, right)) for an input of shape (H, W, C)."""

@@ -39,9 +39,9 @@ the parity tests.
 import numpy as np
 
 from ..kernels import pooling as kernels
-from .geometry import check_padding, conv_geometry, pair
+from .geometry import check_padding, check_same_batch, conv_geometry, pair
 from .merge_base import _Merge
-from .pooling import windows
+from .pooling import set_pool_arguments, windows
 
 
 def _geometry(name, in_hw, pool_size, strides, padding):
@@ -80,9 +80,7 @@ class MaxUnpooling2D(_Merge):
 
     def __init__(self, pool_size=(2, 2), strides=None, padding="valid", **kwargs):
         super().__init__(**kwargs)
-        self.pool_size = pair(pool_size, f"{self.name}: pool_size")
-        self.strides = self.pool_size if strides is None else pair(strides, f"{self.name}: strides")
-        self.padding = check_padding(padding)
+        set_pool_arguments(self, pool_size, strides, padding)
 
     def _output_shape(self, shapes):
         (pooled, pool_input) = shapes
@@ -109,9 +107,7 @@ class MaxUnpooling2D(_Merge):
     def backward(self, grad):
         s = self.saved_for_backward()
         self.check_grad(grad)
-        if grad.shape[0] != s.x_shape[0]:
-            raise ValueError(f"{self.name}: grad has batch size {grad.shape[0]} but the last forward had "
-                             f"{s.x_shape[0]}")
+        check_same_batch(self, grad, s.x_shape)
         # dL/dp[n, i, j, c] = g[n, m(i, j), c]: the entry arg of window (i, j) of g (padding never is an argmax)
         w = windows(grad, self.pool_size, self.strides, s.pads, s.out_hw, 0)          # (N, OH, OW, C, KH*KW)
         dp = np.take_along_axis(w, s.arg[..., None].astype(np.intp), axis=-1)[..., 0]
