@@ -97,6 +97,7 @@ def _add_label_flags(parser):
 
 
 def build_parser():
+    """The argparse parser of `tinyseg train | predict | evaluate`, every flag with its range checked."""
     parser = _Parser(prog="tinyseg", description="Train and use U-Net segmentation models "
                                      "written from scratch in NumPy.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
@@ -307,6 +308,8 @@ def predict(args):
 
 
 def evaluate(args):
+    """`tinyseg evaluate MODEL --data IMAGES MASKS`: score every image at its mask's size and print the table
+    (bad input raises, and main() turns it into one line)."""
     from .datasets import pair_files
     from .datasets.label_info import check_eval_masks, label_info, names_and_colours, saved_label_info
     from .datasets.pipeline import SegmentationDataset

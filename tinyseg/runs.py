@@ -220,6 +220,7 @@ def _next_previous(folder):
 
 # --- a run from start to finish ----------------------------------------------------------------------------------
 def now():
+    """The local time as run.json records it, e.g. 2026-12-07T21:40:13+0000."""
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 

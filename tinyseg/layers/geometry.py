@@ -31,6 +31,7 @@ def check_image_shape(layer, input_shape):
 
 
 def check_padding(padding):
+    """'valid' or 'same' (any case), lower-cased; a ValueError for anything else."""
     if not isinstance(padding, str) or padding.lower() not in PADDINGS:
         raise ValueError(f"padding must be 'valid' or 'same', got {padding!r}")
     return padding.lower()

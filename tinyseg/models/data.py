@@ -34,10 +34,12 @@ from . import sample_weights
 
 
 def as_list(x):
+    """x as a list of arrays: a model's several inputs as given, one array as a list of one."""
     return list(x) if isinstance(x, (list, tuple)) else [x]
 
 
 def num_samples(x):
+    """N, the samples of x (of its first array, for a model with several inputs)."""
     return len(as_list(x)[0])
 
 
@@ -54,6 +56,9 @@ def is_stream(x):
 
 
 class ArrayBatches:
+    """Arrays cut into batches of batch_size: (x, y, sample_weight) each, in a new random order every epoch
+    when shuffle (drawn from the epoch's generator), the last batch shorter if N is not a multiple."""
+
     def __init__(self, x, y, batch_size, shuffle, steps=None, sample_weight=None):
         self.x, self.y, self.batch_size, self.shuffle = x, y, batch_size, shuffle
         self.sample_weight = sample_weight
@@ -114,6 +119,9 @@ class _Stream:
 
 
 class DatasetBatches(_Stream):
+    """A PyDataset's batches, dataset[i] checked as it comes; with shuffle the order of i is a new
+    permutation every epoch (as Keras reads them), and steps, if given, reads only the first steps of it."""
+
     def __init__(self, dataset, steps, want_y, shuffle=False):
         super().__init__(type(dataset).__name__, want_y)
         self.dataset, self.shuffle = dataset, shuffle
@@ -141,6 +149,8 @@ class DatasetBatches(_Stream):
 
 
 class GeneratorBatches(_Stream):
+    """`steps` batches a epoch from a generator, in the order it yields them, each checked as it comes."""
+
     def __init__(self, generator, steps, want_y, steps_argument):
         super().__init__(type(generator).__name__, want_y)
         if steps is None:
