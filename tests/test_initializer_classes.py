@@ -130,3 +130,27 @@ def test_add_weight_names_the_layer_and_argument_and_keeps_state_apart():
                                           name="bn_bad")
     with pytest.raises(ValueError, match=r"^bn_bad: moving_mean_initializer <lambda> returned NaN"):
         bad.build((4, 4, 3))
+
+
+def test_bilinear_transposed_convolution_starts_as_bilinear_upsampling():
+    # kernel 4, stride 2: away from the border (where the zero padding enters) the transposed convolution
+    # with the bilinear kernel is the half-pixel bilinear interpolation UpSampling2D does
+    x = np.random.default_rng(0).standard_normal((2, 6, 7, 3))
+    up = keras.layers.Conv2DTranspose(3, 4, strides=2, padding="same", kernel_initializer="bilinear",
+                                      use_bias=False, dtype="float64")(x)
+    reference = keras.layers.UpSampling2D(2, interpolation="bilinear", dtype="float64")(x)
+    np.testing.assert_allclose(np.asarray(up)[:, 1:-1, 1:-1], np.asarray(reference)[:, 1:-1, 1:-1], atol=1e-12)
+
+
+def test_bilinear_kernel_tents_and_its_channel_diagonal():
+    np.testing.assert_allclose(initializers.bilinear_filter(4), [0.25, 0.75, 0.75, 0.25])
+    np.testing.assert_allclose(initializers.bilinear_filter(3), [0.5, 1.0, 0.5])
+    k = initializers.get("Bilinear")((3, 3, 2, 2), "float64")
+    np.testing.assert_allclose(k[:, :, 0, 0], np.outer([0.5, 1, 0.5], [0.5, 1, 0.5]))
+    assert not k[:, :, 0, 1].any() and not k[:, :, 1, 0].any()
+    assert initializers.serialize(initializers.Bilinear()) == {"class_name": "Bilinear", "config": {}}
+
+
+def test_bilinear_asks_for_a_square_channel_block():
+    with pytest.raises(ArgumentError, match=r"Bilinear: expected a kernel shape \(KH, KW, C, C\).*\(4, 4, 2, 3\)"):
+        initializers.Bilinear()((4, 4, 2, 3), "float64")

@@ -6,6 +6,8 @@
     LecunNormal:    N(0, 1 / fan_in) truncated;      LecunUniform: limit = sqrt(3 / fan_in)
     RandomNormal(mean, stddev), TruncatedNormal(mean, stddev), RandomUniform(minval, maxval), Constant(value),
     Zeros, Ones                                     (a seed= makes the random ones give the same weights each call)
+    Bilinear / 'bilinear':  K[i, j, a, a] = (1 - |i - c| / f) (1 - |j - c| / f), 0 off the channel diagonal
+                    (not Keras's: FCN's and d2l's start for an upsampling Conv2DTranspose, see the class)
 
 For a kernel of shape (KH, KW, C_in, C_out): fan_in = KH*KW*C_in, fan_out = KH*KW*C_out; for a dense kernel
 (D_in, D_out): fan_in = D_in, fan_out = D_out.
@@ -266,15 +268,50 @@ class Ones(Constant):
         return {}
 
 
+class Bilinear(Initializer):
+    """The kernel of bilinear interpolation, so that a Conv2DTranspose with kernel k = 2s (or 2s - 1) and
+    stride s starts as bilinear upsampling by s (FCN, Long et al. 2015; d2l's FCN chapter), and learns from there.
+
+    For a kernel of shape (KH, KW, A, B), with f = ceil(KH / 2) and c = f - 1 (KH odd) or f - 1/2 (KH even) along
+    rows, and the same along columns with KW:
+        K[i, j, a, b] = (1 - |i - c_h| / f_h) * (1 - |j - c_w| / f_w)   if a == b, else 0
+    Channel a feeds channel a only: each channel is upsampled on its own. A == B is asked for, since the
+    identity between channels is what makes it "upsampling"."""
+
+    def __init__(self):
+        super().__init__()
+
+    def sample(self, shape, dtype):
+        if len(shape) != 4 or shape[2] != shape[3]:
+            raise validation.ArgumentError(f"Bilinear: expected a kernel shape (KH, KW, C, C) with as many filters "
+                                           f"as input channels, got {tuple(shape)}")
+        rows, cols = (bilinear_filter(n) for n in shape[:2])
+        kernel = np.zeros(shape, dtype=np.float64)
+        channels = np.arange(shape[2])
+        kernel[:, :, channels, channels] = np.outer(rows, cols)[:, :, None]
+        return kernel.astype(dtype)
+
+    def get_config(self):
+        return {}
+
+
+def bilinear_filter(k):
+    """The 1-D tent of width k: 1 - |i - c| / f for i = 0..k-1, f = ceil(k / 2), c = f - 1 (k odd) or f - 1/2."""
+    f = (k + 1) // 2
+    c = f - 1 if k % 2 == 1 else f - 0.5
+    return 1 - np.abs(np.arange(k) - c) / f
+
+
 CLASSES = {cls.__name__: cls for cls in (GlorotUniform, GlorotNormal, HeNormal, HeUniform, LecunNormal, LecunUniform,
-                                          RandomNormal, TruncatedNormal, RandomUniform, Constant, Zeros, Ones)}
+                                          RandomNormal, TruncatedNormal, RandomUniform, Constant, Zeros, Ones,
+                                          Bilinear)}
 
 # the names strings use (Keras's), each one shared instance without a seed: layers get it by name
 glorot_uniform, he_normal, zeros, ones = GlorotUniform(), HeNormal(), Zeros(), Ones()
 INITIALIZERS = {"glorot_uniform": glorot_uniform, "glorot_normal": GlorotNormal(), "he_normal": he_normal,
                 "he_uniform": HeUniform(), "lecun_normal": LecunNormal(), "lecun_uniform": LecunUniform(),
                 "random_normal": RandomNormal(), "truncated_normal": TruncatedNormal(),
-                "random_uniform": RandomUniform(), "zeros": zeros, "ones": ones}
+                "random_uniform": RandomUniform(), "zeros": zeros, "ones": ones, "bilinear": Bilinear()}
 
 
 def get(identifier):
