@@ -14,13 +14,13 @@ def image_shape(builder, input_shape, multiple=1, minimum=1, why=""):
     h, w, c = (positive_int(d, f"{builder}: input_shape {tuple(input_shape)}: each size") for d in input_shape)
     for axis, size in (("height", h), ("width", w)):
         if size % multiple or size < minimum:
-            step = max(multiple, 1)
-            nearest = max(minimum + (-minimum) % step, round(size / step) * step)
-            rule = f"a multiple of {multiple}" if multiple > 1 else ""
-            rule += (" and " if rule else "") + (f"at least {minimum}" if minimum > 1 else "")
-            raise ArgumentError(f"{builder}: input_shape {tuple(input_shape)}: the {axis} must be {rule}"
-                                f"{' (' + why + ')' if why else ''}, got {size}; the nearest valid {axis} is "
-                                f"{nearest}")
+            rules = ([f"a multiple of {multiple}"] if multiple > 1 else []) + \
+                ([f"at least {minimum}"] if minimum > 1 else [])
+            below = max(size - size % multiple, minimum + (-minimum) % multiple)
+            valid = " and ".join(map(str, sorted({below, below + multiple} if below < size else {below})))
+            raise ArgumentError(f"{builder}: input_shape {tuple(input_shape)}: the {axis} must be "
+                                f"{' and '.join(rules)}{' (' + why + ')' if why else ''}, got {size}; the "
+                                f"nearest valid {axis}{'s are' if ' and ' in valid else ' is'} {valid}")
     return h, w, c
 
 
