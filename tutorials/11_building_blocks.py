@@ -147,8 +147,7 @@ for activation, norms in grad_norms.items():
 # tanh and ReLU keep the gradient at about one level across the stack (with these weights: tanh's slope is 1
 # near 0, ReLU's is 1 wherever it is not 0). That is why the hidden layers of modern networks use ReLU, and
 # sigmoid survives at the very end, where it turns one score into a probability (a binary mask), with a loss
-# that cancels its flat
-# tails (see section 5).
+# that cancels its flat tails (see section 5).
 #
 # ## 3. Dense: y = xW + b
 #
