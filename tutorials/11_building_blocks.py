@@ -151,7 +151,7 @@ for activation, norms in grad_norms.items():
 #
 # ## 3. Dense: y = xW + b
 #
-# x (N, D_in), W (D_in, D_out), b (D_out,), y (N, D_out). One output number is
+# x (N, D_in), W (D_in, D_out) (the layer's `kernel`), b (D_out,), y (N, D_out). One output number is
 #
 #     y[n, j] = sum_i x[n, i] W[i, j] + b[j]
 #
