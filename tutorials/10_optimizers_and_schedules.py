@@ -19,10 +19,13 @@ import time
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 import tinyseg
 from tinyseg import optimizers
 from tinyseg.datasets import load_shapes, random_flip_rotate
+from tinyseg.datasets.shapes import SEGMENTATION_CLASS_NAMES
+from tinyseg.metrics import confusion_matrix, iou, mean_iou
 from tinyseg.models.unet import UNet
 from tinyseg.optimizers.schedules import CosineDecay, ExponentialDecay, PiecewiseConstantDecay
 
@@ -36,11 +39,13 @@ os.makedirs(args.out, exist_ok=True)
 if args.quick:
     N_TRAIN, N_VAL, EPOCHS, BATCH = 32, 16, 2, 16
     N_SMALL, SMALL_EPOCHS = 10, 3
-    UNET = dict(depth=1, base_filters=4)
+    UNET = SMALL_UNET = dict(depth=1, base_filters=4)
 else:
-    N_TRAIN, N_VAL, EPOCHS, BATCH = 384, 64, 8, 16
+    N_TRAIN, N_VAL, EPOCHS, BATCH = 384, 64, 20, 16
     N_SMALL, SMALL_EPOCHS = 50, 40
-    UNET = dict(depth=2, base_filters=8)
+    UNET = dict(depth=2, base_filters=16)          # the optimizer comparison: enough width to learn the shapes
+    SMALL_UNET = dict(depth=2, base_filters=8)     # the over-fitting runs: 50 images need less
+K = len(SEGMENTATION_CLASS_NAMES)
 STEPS_PER_EPOCH = -(-N_TRAIN // BATCH)
 TOTAL_STEPS = EPOCHS * STEPS_PER_EPOCH
 
@@ -49,10 +54,28 @@ print(f"{len(x_train)} training and {len(x_val)} validation images of {x_train.s
       f"{STEPS_PER_EPOCH} steps an epoch, {TOTAL_STEPS} in all")
 
 
-def fresh_unet():
+def fresh_unet(config):
     """The same U-Net with the same starting weights every time: the generator is seeded before it is built."""
     tinyseg.set_random_seed(args.seed)
-    return UNet(input_shape=(32, 32, 3), num_classes=4, **UNET)
+    return UNet(input_shape=(32, 32, 3), num_classes=K, **config)
+
+
+# %% [markdown]
+# ## What a score has to beat
+#
+# Most pixels of these images are background, so a "model" that answers one class everywhere, whatever the
+# image, already gets a mean IoU above 0: the IoU of its class is the share of pixels that class holds, and
+# every other class scores 0. The best such constant is the floor under every curve below: a network that
+# ends near it has learnt nothing about the shapes. Computed on the validation masks with the same
+# confusion-matrix mean IoU that `fit` reports as val_mean_iou:
+
+# %%
+constant_scores = {c: mean_iou(confusion_matrix(y_val, np.full_like(y_val, c), K)) for c in range(K)}
+constant_class = max(constant_scores, key=constant_scores.get)
+CONSTANT_IOU = float(constant_scores[constant_class])
+print("val mean IoU of predicting one class everywhere: " + ", ".join(
+    f"{SEGMENTATION_CLASS_NAMES[c]} {v:.3f}" for c, v in constant_scores.items())
+    + f"; the best constant ({SEGMENTATION_CLASS_NAMES[constant_class]} everywhere) scores {CONSTANT_IOU:.3f}")
 
 
 # %% [markdown]
@@ -77,16 +100,17 @@ def fresh_unet():
 # first), as Keras does. Three of Keras's schedules, drawn over this run's steps:
 
 # %%
+PEAK = 3e-3                                  # the peak rate of the schedules, and the constant Adam's rate
 warmup = max(1, TOTAL_STEPS // 10)
 schedules = {
     "ExponentialDecay(3e-3, decay_steps, 0.5)": ExponentialDecay(3e-3, decay_steps=TOTAL_STEPS // 3, decay_rate=0.5),
     "... staircase=True": ExponentialDecay(3e-3, decay_steps=TOTAL_STEPS // 3, decay_rate=0.5, staircase=True),
     "PiecewiseConstantDecay": PiecewiseConstantDecay([TOTAL_STEPS // 2, 3 * TOTAL_STEPS // 4], [3e-3, 1e-3, 3e-4]),
-    "CosineDecay with warm-up": CosineDecay(0.0, decay_steps=TOTAL_STEPS - warmup, warmup_target=3e-3,
+    "CosineDecay with warm-up": CosineDecay(0.0, decay_steps=TOTAL_STEPS - warmup, warmup_target=PEAK,
                                             warmup_steps=warmup),
 }
-fig = Figure(figsize=(7, 3.5))
-ax = fig.subplots()
+schedules_fig = Figure(figsize=(7, 3.5))
+ax = schedules_fig.subplots()
 steps = np.arange(TOTAL_STEPS)
 for name, schedule in schedules.items():
     ax.plot(steps, [schedule(t) for t in steps], label=name)
@@ -95,8 +119,8 @@ ax.set_ylabel("learning rate")
 ax.set_title("learning-rate schedules")
 ax.legend(fontsize=8)
 ax.grid(alpha=0.3)
-fig.tight_layout()
-fig.savefig(os.path.join(args.out, "schedules.png"), dpi=90)
+schedules_fig.tight_layout()
+schedules_fig.savefig(os.path.join(args.out, "schedules.png"), dpi=90)
 
 # %% [markdown]
 # The cosine schedule climbs in a straight line from 0 for the first tenth of the run, then follows half a
@@ -109,57 +133,95 @@ fig.savefig(os.path.join(args.out, "schedules.png"), dpi=90)
 # at their largest and least reliable; a full-size first step can throw the weights far off. Why decay: a
 # large rate crosses the loss surface fast, a small one settles into a minimum instead of bouncing around it.
 #
-# Now the five runs. `fit(..., seed=...)` draws the same batch order for each, and `fresh_unet()` the same
-# weights, so the curves differ only by the optimizer.
+# Now the five runs. `fit(..., seed=...)` draws the same batch order for each, and `fresh_unet(UNET)` the same
+# weights, so the curves differ only by the optimizer. Each optimizer gets a learning rate that suits it on
+# this problem, picked from a few tries as one would in practice: plain SGD needs a rate a hundred times
+# larger than the adaptive methods, whose steps are about lr in each weight's own units. The constant Adam
+# runs at the cosine schedule's peak rate, so those two differ only by the schedule. After each run the
+# model's prediction on the validation images is scored class by class, to see what it has learnt.
 
 # %%
 RUNS = {
-    "SGD (lr 0.05)": lambda: optimizers.SGD(0.05),
-    "SGD + momentum 0.9": lambda: optimizers.SGD(0.05, momentum=0.9),
-    "RMSprop (lr 1e-3)": lambda: optimizers.RMSprop(1e-3),
-    "Adam (lr 1e-3)": lambda: optimizers.Adam(1e-3),
-    "Adam, cosine + warm-up": lambda: optimizers.Adam(schedules["CosineDecay with warm-up"]),
+    "SGD (lr 0.5)": lambda: optimizers.SGD(0.5),
+    "SGD + momentum 0.9 (lr 0.1)": lambda: optimizers.SGD(0.1, momentum=0.9),
+    "RMSprop (lr 3e-3)": lambda: optimizers.RMSprop(3e-3),
+    "Adam (lr 3e-3)": lambda: optimizers.Adam(PEAK),
+    "Adam, cosine + warm-up (peak 3e-3)": lambda: optimizers.Adam(schedules["CosineDecay with warm-up"]),
 }
-histories, seconds = {}, {}
+histories, seconds, per_class = {}, {}, {}
 for name, make in RUNS.items():
-    model = fresh_unet()
+    model = fresh_unet(UNET)
     model.compile(optimizer=make(), loss="sparse_categorical_crossentropy", metrics=["mean_iou"])
     start = time.perf_counter()
     history = model.fit(x_train, y_train, batch_size=BATCH, epochs=EPOCHS, validation_data=(x_val, y_val),
                         seed=args.seed, verbose=0)
     seconds[name] = time.perf_counter() - start
     histories[name] = history.history
-    print(f"{name:<24} loss {history.history['loss'][-1]:.3f}  val_loss {history.history['val_loss'][-1]:.3f}  "
+    per_class[name] = iou(confusion_matrix(y_val, model.predict(x_val).argmax(axis=-1), K))
+    print(f"{name:<36} loss {history.history['loss'][-1]:.3f}  val_loss {history.history['val_loss'][-1]:.3f}  "
           f"val_mean_iou {history.history['val_mean_iou'][-1]:.3f}  ({seconds[name]:.0f} s)")
 
 # %%
-fig = Figure(figsize=(11, 4))
-loss_ax, iou_ax = fig.subplots(1, 2)
+optimizers_fig = Figure(figsize=(12, 4.4))
+loss_ax, iou_ax = optimizers_fig.subplots(1, 2)
 epochs = np.arange(1, EPOCHS + 1)
 for name, h in histories.items():
     loss_ax.plot(epochs, h["loss"], "o-", label=name)
     iou_ax.plot(epochs, h["val_mean_iou"], "o-", label=name)
+iou_ax.axhline(CONSTANT_IOU, color="k", ls="--", lw=1.5,
+               label=f"predicting {SEGMENTATION_CLASS_NAMES[constant_class]} everywhere: {CONSTANT_IOU:.2f}")
 loss_ax.set_yscale("log")
 loss_ax.set_title("training loss, one line per optimizer")
-iou_ax.set_title("validation mean IoU")
+iou_ax.set_title("validation mean IoU, and what a constant prediction scores")
+iou_ax.set_ylim(0, 1)
 for ax in (loss_ax, iou_ax):
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
 loss_ax.legend(fontsize=8)
-fig.tight_layout()
-fig.savefig(os.path.join(args.out, "optimizers.png"), dpi=90)
+iou_ax.legend(fontsize=8, loc="upper left")
+optimizers_fig.tight_layout()
+optimizers_fig.savefig(os.path.join(args.out, "optimizers.png"), dpi=90)
 curves = {"optimizers": {"png": "optimizers.png", "runs": list(RUNS), "lines": len(loss_ax.get_lines()),
                          "final_loss": {k: h["loss"][-1] for k, h in histories.items()},
                          "final_val_mean_iou": {k: h["val_mean_iou"][-1] for k, h in histories.items()},
+                         "val_iou_per_class": {k: dict(zip(SEGMENTATION_CLASS_NAMES, v.tolist()))
+                                               for k, v in per_class.items()},
+                         "constant_val_mean_iou": CONSTANT_IOU,
+                         "constant_class": SEGMENTATION_CLASS_NAMES[constant_class],
                          "seconds": seconds}}
 
 # %% [markdown]
-# What to look for (these are short runs: 8 epochs of 384 images). Plain SGD is the slowest: one rate for
-# every weight must suit the steepest direction, and the flat ones crawl. Momentum takes the same rate much
-# further (on this run it ends lowest of all). The adaptive methods (RMSprop, Adam) move every weight at about
-# the rate lr, whatever the scale of its gradient; at lr = 1e-3 they are careful. The scheduled Adam peaks at
-# 3e-3, three times the constant Adam's rate, so it pulls ahead after its warm-up, and its curve flattens at
-# the end as the rate goes to 0: its last steps refine instead of exploring.
+# The runs ranked by their final validation mean IoU, each against the floor, with the IoU of every class
+# (a class at 0 is one the network never predicts correctly: it has not learnt that shape yet), the first
+# epoch whose score is twice the floor's, and how far above the floor each run was after its first epoch:
+
+# %%
+final = {name: h["val_mean_iou"][-1] for name, h in histories.items()}
+for name in sorted(final, key=final.get, reverse=True):
+    scores = np.array(histories[name]["val_mean_iou"])
+    above = np.flatnonzero(scores > 2 * CONSTANT_IOU)
+    left = f"epoch {above[0] + 1}" if above.size else "never"
+    print(f"{name:<36} val mean IoU {final[name]:.3f} = {final[name] / CONSTANT_IOU:.1f} x the floor; twice the floor "
+          f"from {left:<8}; after epoch 1 {scores[0] - CONSTANT_IOU:+.3f} from the floor; IoU "
+          + ", ".join(f"{c} {v:.2f}" for c, v in zip(SEGMENTATION_CLASS_NAMES, per_class[name])))
+
+# %% [markdown]
+# What to look for. The dashed line is the floor: the score of a network that has found nothing. The first
+# epoch's scores (printed above) show where training starts: with four pixels in five background, the
+# cheapest way for cross-entropy to fall is to predict background everywhere, and a run that is still at
+# the floor after its first epoch has done just that. The climb from there has two parts, which the
+# per-class IoUs separate: finding *where* the shapes are (the background's IoU), and telling *which* shape
+# each one is (the circle's, square's and triangle's IoUs, which need the network to look at a whole shape,
+# not at a few pixels of its edge). The optimizers differ in how soon they climb. Plain SGD moves every
+# weight in proportion to its own gradient, and one rate must suit the steepest direction of the loss, so
+# the flat directions crawl (tutorial 12 draws this on a 2-D bowl). Momentum adds up the steps along
+# directions where the gradient keeps its sign. The adaptive methods (RMSprop, Adam) move every weight at
+# about the rate lr, whatever the scale of its gradient. The scheduled Adam starts slowly (its warm-up)
+# and ends with small steps as its rate goes to 0, so its curve flattens at the end: it spends less of the
+# run at the full rate than the constant Adam does, which a run this short feels. These are short runs on
+# one seed: a ranking of close scores can change with the seed; scores several times the floor's mean the
+# networks have learnt the shapes.
 #
 # Two more arguments every optimizer takes, as in Keras, for gradients that are sometimes far too large:
 # `clipnorm=c` rescales each weight's gradient to norm at most c, `global_clipnorm=c` rescales all of them
@@ -191,7 +253,7 @@ SMALL_RUNS = {
 }
 small = {}
 for name, (make, augment) in SMALL_RUNS.items():
-    model = fresh_unet()
+    model = fresh_unet(SMALL_UNET)
     model.compile(optimizer=make(), loss="sparse_categorical_crossentropy", metrics=["mean_iou"])
     start = time.perf_counter()
     history = model.fit(x_small, y_small, batch_size=10, epochs=SMALL_EPOCHS, validation_data=(x_val, y_val),
@@ -203,8 +265,8 @@ for name, (make, augment) in SMALL_RUNS.items():
           f"  val_mean_iou {h['val_mean_iou'][-1]:.3f}  ({seconds[name]:.0f} s)")
 
 # %%
-fig = Figure(figsize=(10, 7))
-axes = fig.subplots(2, 2, sharex=True, sharey=True).ravel()
+overfitting_fig = Figure(figsize=(10, 7))
+axes = overfitting_fig.subplots(2, 2, sharex=True, sharey=True).ravel()
 epochs = np.arange(1, SMALL_EPOCHS + 1)
 for ax, (name, h) in zip(axes, small.items()):
     ax.plot(epochs, h["loss"], "-", label="training loss")
@@ -215,9 +277,9 @@ for ax, (name, h) in zip(axes, small.items()):
 for ax in axes[2:]:
     ax.set_xlabel("epoch")
 axes[0].legend()
-fig.suptitle(f"{N_SMALL} training images: training vs validation loss")
-fig.tight_layout()
-fig.savefig(os.path.join(args.out, "overfitting.png"), dpi=90)
+overfitting_fig.suptitle(f"{N_SMALL} training images: training vs validation loss")
+overfitting_fig.tight_layout()
+overfitting_fig.savefig(os.path.join(args.out, "overfitting.png"), dpi=90)
 curves["overfitting"] = {"png": "overfitting.png", "runs": list(SMALL_RUNS),
                          "lines": sum(len(ax.get_lines()) for ax in axes),
                          "final_val_loss": {k: h["val_loss"][-1] for k, h in small.items()},
