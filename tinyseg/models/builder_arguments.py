@@ -41,3 +41,13 @@ def load_keras(keras):
     if keras is None:
         import tinyseg as keras
     return keras
+
+
+def bound_to_input_size(layer):
+    """Mark a tinyseg layer whose settings were worked out from the model's input size (FCN's padding, the
+    resize back to the input size), so that the model refuses images of another size with one clear error
+    (Model.accepts_size) instead of failing at a later layer. Keras layers have no such flag: left as they are.
+    """
+    if hasattr(layer, "fixed_size"):
+        layer.fixed_size = True
+    return layer

@@ -31,7 +31,7 @@ the paper's divided by 3, as 11-15 is about a third of 33. The image-pooling bra
 Written against a Keras-like module `keras` (tinyseg by default), so the parity tests build the same lines
 with Keras 3.
 """
-from .builder_arguments import class_count, image_shape, load_keras, positive_ints
+from .builder_arguments import bound_to_input_size, class_count, image_shape, load_keras, positive_ints
 
 OUTPUT_STRIDE = 16
 BACKBONES = ("resnet",)
@@ -83,7 +83,7 @@ def deeplabv3plus(input_shape, num_classes, base_filters=16, atrous_rates=(2, 4,
     branches += [conv_bn(x, aspp_filters, dilation=r) for r in rates]
     pooled = layers.GlobalAveragePooling2D(keepdims=True)(x)                 # (N, 1, 1, 8f)
     pooled = layers.Conv2D(aspp_filters, 1, activation="relu")(pooled)
-    branches.append(layers.Resizing(fh, fw, interpolation="bilinear")(pooled))
+    branches.append(bound_to_input_size(layers.Resizing(fh, fw, interpolation="bilinear"))(pooled))
     x = conv_bn(layers.Concatenate()(branches), aspp_filters, kernel=1)
 
     # decoder: upsample by 4, join the low-level features, refine, upsample to the input size
@@ -91,6 +91,6 @@ def deeplabv3plus(input_shape, num_classes, base_filters=16, atrous_rates=(2, 4,
     x = layers.Concatenate()([x, conv_bn(low_level, low_level_filters, kernel=1)])
     x = conv_bn(conv_bn(x, aspp_filters), aspp_filters)
     x = layers.Conv2D(k, 1)(x)
-    x = layers.Resizing(h, w, interpolation="bilinear")(x)                  # stride 1
+    x = bound_to_input_size(layers.Resizing(h, w, interpolation="bilinear"))(x)        # stride 1
     outputs = layers.Activation(activation)(x)
     return keras.Model(inputs, outputs, name="deeplabv3plus")
