@@ -144,3 +144,15 @@ def test_saved_and_loaded_it_predicts_the_same(tmp_path, name):
     x = np.random.default_rng(0).random((1, h, w, 3), dtype=np.float32)
     model.save(tmp_path / "m.keras")
     np.testing.assert_array_equal(tinyseg.load_model(tmp_path / "m.keras").predict(x), model.predict(x))
+
+
+def test_deeplab_blocks_knob_adds_residual_blocks_per_stage():
+    knobs = dict(SMALL["deeplabv3plus"])
+    one = ARCHITECTURES["deeplabv3plus"]((32, 32, 3), 4, **knobs)
+    two = ARCHITECTURES["deeplabv3plus"]((32, 32, 3), 4, **dict(knobs, blocks=(2, 1, 1, 2)))
+    f = knobs["base_filters"]
+    block = lambda c: 2 * (9 * c * c + 4 * c)                     # noqa: E731  two 3x3 convs + their batch norms
+    assert two.count_params() - one.count_params() == block(f) + block(8 * f)
+    assert two.predict(np.zeros((1, 32, 32, 3), np.float32)).shape == (1, 32, 32, 4)
+    with pytest.raises(ValueError, match="blocks"):
+        ARCHITECTURES["deeplabv3plus"]((32, 32, 3), 4, blocks=(1, 1, 1))
