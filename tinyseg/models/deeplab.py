@@ -4,10 +4,10 @@ Semantic Image Segmentation" (ECCV 2018), Figure 2, on a small residual encoder,
     input (H, W, C)
     encoder (a small ResNet):
       stem:    conv 3x3 stride 2 + batch norm + relu (width f)                              stride 2
-      stage 1: residual block, stride 2 (width f)      -> low-level features                stride 4
-      stage 2: residual block, stride 2 (width 2f)                                          stride 8
-      stage 3: residual block, stride 2 (width 4f)                                          stride 16
-      stage 4: residual block, dilation 2 (width 8f)   (atrous instead of a 5th stride)     stride 16
+      stage 1: residual blocks, stride 2 (width f)     -> low-level features                stride 4
+      stage 2: residual blocks, stride 2 (width 2f)                                         stride 8
+      stage 3: residual blocks, stride 2 (width 4f)                                         stride 16
+      stage 4: residual blocks, dilation 2 (width 8f)  (atrous instead of a 5th stride)     stride 16
     ASPP (atrous spatial pyramid pooling), five branches on the stride-16 features, concatenated:
       1x1 conv;  3x3 conv with dilation r for each r in atrous_rates;
       image pooling: global average -> 1x1 conv + relu -> bilinear resize back to the feature map's size
@@ -31,27 +31,33 @@ the paper's divided by 3, as 11-15 is about a third of 33. The image-pooling bra
 Written against a Keras-like module `keras` (tinyseg by default), so the parity tests build the same lines
 with Keras 3.
 """
-from .builder_arguments import class_count, image_shape, load_keras, positive_ints
+from .builder_arguments import bound_to_input_size, class_count, image_shape, load_keras, positive_ints
 
 OUTPUT_STRIDE = 16
 BACKBONES = ("resnet",)
 
 
-def deeplabv3plus(input_shape, num_classes, base_filters=16, atrous_rates=(2, 4, 6), aspp_filters=64,
-                  low_level_filters=16, backbone="resnet", activation="softmax", bn_momentum=0.9, keras=None):
+def deeplabv3plus(input_shape, num_classes, base_filters=16, blocks=(1, 1, 1, 1), atrous_rates=(2, 4, 6),
+                  aspp_filters=64, low_level_filters=16, backbone="resnet", activation="softmax", bn_momentum=0.9,
+                  keras=None):
     """DeepLabV3+ for (H, W, C) images with H and W multiples of 16 (the output stride).
 
-    base_filters: the stem's width (stages: f, 2f, 4f, 8f); atrous_rates: the dilations of ASPP's 3x3 branches
-    (the paper's (6, 12, 18), scaled: see the module docstring); aspp_filters: the width of every ASPP branch
-    and of the decoder (256 in the paper); low_level_filters: the reduced low-level features (48 in the paper);
-    backbone: 'resnet' (the small residual encoder above); activation of the head; bn_momentum of every
-    batch norm. Returns an uncompiled Model (N, H, W, C) -> (N, H, W, num_classes).
+    base_filters: the stem's width (stages: f, 2f, 4f, 8f); blocks: residual blocks in each of the four
+    stages (the depth knob; ResNet-18 has (2, 2, 2, 2); the first block of a stage takes its stride);
+    atrous_rates: the dilations of ASPP's 3x3 branches (the paper's (6, 12, 18), scaled: see the module
+    docstring); aspp_filters: the width of every ASPP branch and of the decoder (256 in the paper);
+    low_level_filters: the reduced low-level features (48 in the paper); backbone: 'resnet' (the small
+    residual encoder above); activation of the head; bn_momentum of every batch norm.
+    Returns an uncompiled Model (N, H, W, C) -> (N, H, W, num_classes).
     """
     keras = load_keras(keras)
     layers = keras.layers
     if backbone not in BACKBONES:
         raise ValueError(f"deeplabv3plus: backbone must be one of {BACKBONES}, got {backbone!r}")
     rates = positive_ints("deeplabv3plus", "atrous_rates", atrous_rates)
+    blocks = positive_ints("deeplabv3plus", "blocks", blocks)
+    if len(blocks) != 4:
+        raise ValueError(f"deeplabv3plus: blocks must give a count for each of the 4 stages, got {blocks}")
     h, w, c = image_shape("deeplabv3plus", input_shape, multiple=OUTPUT_STRIDE,
                           why=f"the encoder's output stride is {OUTPUT_STRIDE}")
     k = class_count("deeplabv3plus", num_classes)
@@ -70,12 +76,17 @@ def deeplabv3plus(input_shape, num_classes, base_filters=16, atrous_rates=(2, 4,
             conv_bn(x, filters, kernel=1, strides=strides, relu=False)
         return layers.Activation("relu")(layers.add([y, shortcut]))
 
+    def stage(x, filters, count, strides=1, dilation=1):
+        for i in range(count):                          # the first block changes the size and the width
+            x = residual(x, filters, strides=strides if i == 0 else 1, dilation=dilation)
+        return x
+
     inputs = keras.Input((h, w, c))
     x = conv_bn(inputs, f, strides=2)                                         # stride 2
-    low_level = x = residual(x, f, strides=2)                                 # stride 4
-    x = residual(x, 2 * f, strides=2)                                         # stride 8
-    x = residual(x, 4 * f, strides=2)                                         # stride 16
-    x = residual(x, 8 * f, dilation=2)                                        # stride 16, atrous
+    low_level = x = stage(x, f, blocks[0], strides=2)                         # stride 4
+    x = stage(x, 2 * f, blocks[1], strides=2)                                 # stride 8
+    x = stage(x, 4 * f, blocks[2], strides=2)                                 # stride 16
+    x = stage(x, 8 * f, blocks[3], dilation=2)                                # stride 16, atrous
 
     # ASPP: the same features seen at several rates, and as a whole (image pooling)
     fh, fw = h // OUTPUT_STRIDE, w // OUTPUT_STRIDE
@@ -83,7 +94,7 @@ def deeplabv3plus(input_shape, num_classes, base_filters=16, atrous_rates=(2, 4,
     branches += [conv_bn(x, aspp_filters, dilation=r) for r in rates]
     pooled = layers.GlobalAveragePooling2D(keepdims=True)(x)                 # (N, 1, 1, 8f)
     pooled = layers.Conv2D(aspp_filters, 1, activation="relu")(pooled)
-    branches.append(layers.Resizing(fh, fw, interpolation="bilinear")(pooled))
+    branches.append(bound_to_input_size(layers.Resizing(fh, fw, interpolation="bilinear"))(pooled))
     x = conv_bn(layers.Concatenate()(branches), aspp_filters, kernel=1)
 
     # decoder: upsample by 4, join the low-level features, refine, upsample to the input size
@@ -91,6 +102,6 @@ def deeplabv3plus(input_shape, num_classes, base_filters=16, atrous_rates=(2, 4,
     x = layers.Concatenate()([x, conv_bn(low_level, low_level_filters, kernel=1)])
     x = conv_bn(conv_bn(x, aspp_filters), aspp_filters)
     x = layers.Conv2D(k, 1)(x)
-    x = layers.Resizing(h, w, interpolation="bilinear")(x)                  # stride 1
+    x = bound_to_input_size(layers.Resizing(h, w, interpolation="bilinear"))(x)        # stride 1
     outputs = layers.Activation(activation)(x)
     return keras.Model(inputs, outputs, name="deeplabv3plus")

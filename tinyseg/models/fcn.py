@@ -23,7 +23,7 @@ Written against a Keras-like module `keras` (tinyseg by default), so the parity 
 with Keras 3 (whose initializers have no 'bilinear': they pass deconv_initializer='glorot_uniform' and copy the
 weights across).
 """
-from .builder_arguments import class_count, image_shape, load_keras
+from .builder_arguments import bound_to_input_size, class_count, image_shape, load_keras
 
 VGG_CONVS = (2, 2, 3, 3, 3)                 # 3x3 convolutions in each of VGG-16's five blocks
 VGG_WIDTHS = (1, 2, 4, 8, 8)                # the blocks' widths, in multiples of base_filters (VGG-16: 64)
@@ -45,7 +45,7 @@ def fcn8s(input_shape, num_classes, base_filters=16, fc_filters=128, fc_kernel=7
     pads = tuple((p // 2, p - p // 2) for p in ((-h) % 32, (-w) % 32))   # to multiples of 32, split evenly
 
     inputs = keras.Input((h, w, c))
-    x = layers.ZeroPadding2D(pads)(inputs) if any(map(any, pads)) else inputs
+    x = bound_to_input_size(layers.ZeroPadding2D(pads))(inputs) if any(map(any, pads)) else inputs
     pools = []
     for convs, width in zip(VGG_CONVS, VGG_WIDTHS):                          # the VGG encoder
         for _ in range(convs):
