@@ -20,8 +20,8 @@ weight of the whole kernel, and a layer with one large channel rounds the others
 
 Which weights: the kernels of Conv2D, Conv2DTranspose and Dense, and the depthwise and pointwise kernels of
 DepthwiseConv2D and SeparableConv2D: nearly all the numbers of a model. Biases and BatchNormalization's
-gamma, beta and moving statistics stay float32, for three reasons: there is one of each per channel (well
-under 1% of a U-Net's weights), so int8 would save almost nothing; each is added to (or multiplies) every
+gamma, beta and moving statistics stay float32, for three reasons: there is one of each per channel (0.6% of
+the numbers of a U-Net with 16 base filters), so int8 would save almost nothing; each is added to (or multiplies) every
 output of its channel, so its rounding error is not averaged over the many terms of a dot product as a
 kernel's is; and BatchNormalization divides by sqrt(moving_variance + eps), which magnifies the error of a
 small variance.
@@ -173,7 +173,7 @@ def quantize_weights(model, scheme="int8"):
     """[StoredWeight] in get_weights() order: every weight as `scheme` stores it.
 
     'int8': kernels quantized per output channel, the other weights float32 (module docstring says why);
-    'float16': every weight float16; 'float32': copies, for comparison."""
+    'float16': every weight float16; 'float32': every weight as float32 (copies, for comparison)."""
     one_of(scheme, "quantize_weights: scheme", SCHEMES)
     stored = []
     for layer in model.layers:

@@ -290,8 +290,8 @@ def plot_memory_per_layer(rows, path, title):
 
 memory_per_layer = plot_memory_per_layer(
     rows, os.path.join(args.out, "memory_per_layer.png"),
-    f"what each layer keeps for backward: batch {len(batch)}, {size[0]} x {size[1]} images, "
-    f"{kept_total / MB:.1f} MB in all (weights: {weight_bytes(model) / MB:.2f} MB)")
+    f"what each layer keeps for backward: batch {len(batch)}, {size[0]} x {size[1]} images; {kept_total / MB:.1f} MB "
+    f"in all, an array two layers share counted once (the weights: {weight_bytes(model) / MB:.2f} MB)")
 
 # %% [markdown]
 # ### How it grows
@@ -328,13 +328,14 @@ print(f"one training step, batch {len(batch)}: tracemalloc's peak {step_peak / M
       f"keeps {kept_total / MB:.1f} MB for backward ({kept_total / step_peak:.0%})")
 
 
-def plot_growth(growth, path):
+def plot_growth(growth, weights, path):
     fig = Figure(figsize=(10, 3.8))
     for ax, key, label in zip(fig.subplots(1, 2), ("batch", "pixels"),
                               (f"batch size N ({size[0]} x {size[1]} images)", "pixels H x W (batch 2)")):
         at, measured, expected = (np.array(v, dtype=float) for v in zip(*growth[key]))
         ax.plot(at, measured / MB, "o", color="tab:blue", label="measured (arrays kept)")
         ax.plot(at, expected / MB, "-", color="black", linewidth=1, label="formula (shared arrays once)")
+        ax.axhline(weights / MB, color="tab:gray", linestyle="--", linewidth=1, label="the weights (float32)")
         ax.set_xlabel(label)
         ax.set_ylabel("kept for backward, MB")
         ax.set_ylim(bottom=0)
@@ -345,7 +346,7 @@ def plot_growth(growth, path):
     return fig
 
 
-memory_growth = plot_growth(growth, os.path.join(args.out, "memory_growth.png"))
+memory_growth = plot_growth(growth, weight_bytes(model), os.path.join(args.out, "memory_growth.png"))
 
 # %% [markdown]
 # ## 2. Train the U-Net (as in tutorial 7)
@@ -385,6 +386,9 @@ print(f"trained {epochs} epochs in {time.perf_counter() - start:.0f}s")
 # %%
 trained = model.get_weights()
 stored = quantize_weights(model, "int8")
+left = sum(s.values.size for s in stored if s.scheme == "float32")
+print(f"int8 quantizes {model.count_params() - left} of the {model.count_params()} numbers; the {left} biases and "
+      f"batch-norm numbers ({left / model.count_params():.1%}) stay float32")
 per_tensor = [dequantize(*quantize(w, axis=None)) if s.scheme == "int8" else w for s, w in zip(stored, trained)]
 files = {"float32": os.path.join(args.out, "weights-float32.npz")}
 save_weights(model, files["float32"])
