@@ -2,6 +2,7 @@
 distributions of every layer's activations and gradients (at one moment, or over training).
 
     plot_explanation(image, path, region, saliency, gradient, cams)   the maps of tinyseg.explain, side by side
+    robust_limit(values, percentile)                                 its colour limit: a percentile of |values|
     plot_feature_maps(image, maps, path)                             one layer's F maps, one colour scale
     plot_filters(kernel, path)                                       first-layer kernels as RGB patches
     ActivationHistograms(x, y, every)                                a Callback: distributions during fit
@@ -55,13 +56,54 @@ def _show_region(ax, region):
 
 
 # --- saliency and Grad-CAM ---------------------------------------------------------------------------------
-def plot_explanation(image, path, region=None, saliency=None, gradient=None, cams=None, title=None):
+def robust_limit(values, percentile=99.0):
+    """The colour limit of a map of gradients: the `percentile`-th percentile of |values| (> 0).
+
+    Why not the maximum: input gradients are heavy-tailed, and one pixel a hundred times larger than the rest
+    would make every other pixel the colour of 0. A percentile puts the limit where most of the map's
+    structure is; the top (100 - percentile)% of pixels are drawn in the end colour.
+    """
+    if not 0 < percentile <= 100:
+        raise ValueError(f"percentile: expected a number in (0, 100], got {percentile!r}")
+    magnitude = np.abs(np.asarray(values, dtype=np.float64))
+    top = float(np.percentile(magnitude, percentile)) if magnitude.size else 0.0
+    if top <= 0:                                  # a map that is 0 almost everywhere: fall back to its maximum
+        top = float(magnitude.max()) if magnitude.size else 0.0
+    return max(top, 1e-300)
+
+
+def plot_explanation(image, path, region=None, saliency=None, gradient=None, cams=None, title=None,
+                     percentile=99.0):
+    """explanation_figure, saved to `path`."""
+    fig = explanation_figure(image, region, saliency, gradient, cams, title, percentile)
+    fig.savefig(path, dpi=90)
+    return path
+
+
+def _show_map(ax, kind, data, image, percentile):
+    """Draw one map of explanation_figure; returns its image and which ends of its colour bar are clipped."""
+    if kind == "cam":
+        ax.imshow(_gray_rgb(image).mean(axis=-1), cmap="gray", vmin=0, vmax=1)
+        return ax.imshow(data, cmap="jet", vmin=0, vmax=1, alpha=0.5), "neither"
+    top = robust_limit(data, percentile)
+    clipped = np.abs(data).max() > top
+    if kind == "saliency":
+        return ax.imshow(data, cmap="magma", vmin=0, vmax=top), "max" if clipped else "neither"
+    return ax.imshow(data, cmap="RdBu_r", vmin=-top, vmax=top), "both" if clipped else "neither"
+
+
+def explanation_figure(image, region=None, saliency=None, gradient=None, cams=None, title=None, percentile=99.0):
     """One row: the image (the region outlined), the saliency map, the signed gradient, and Grad-CAM maps.
 
     image (H, W, C) in [0, 1]; region (H, W) bool (the pixels whose score was differentiated) or None;
     saliency (H, W) = max_c |dS/dx|; gradient (H, W, C) = dS/dx, drawn summed over the channels with a
     colour scale symmetric about 0 (red: brightening the pixel raises S, blue: lowers it); cams
     {label: (H, W) map in [0, 1]}, each drawn over the image. Every panel has its colour bar below it.
+
+    percentile: the saliency's colour scale ends at that percentile of its values, and the signed gradient's at
+    +-that percentile of |dS/dx| (robust_limit), so one outlier pixel cannot wash the rest out to black or
+    white; the few brighter pixels are drawn in the end colour, and the colour bar's pointed end says so.
+    100 gives the plain maximum.
     """
     panels = [("input" + (" (region outlined)" if region is not None else ""), "image", image)]
     if saliency is not None:
@@ -83,23 +125,14 @@ def plot_explanation(image, path, region=None, saliency=None, gradient=None, cam
             _show_region(ax, region)
             cax.axis("off")
             continue
-        data = np.asarray(data, dtype=np.float64)
-        if kind == "saliency":
-            im = ax.imshow(data, cmap="magma", vmin=0, vmax=max(data.max(), 1e-300))
-        elif kind == "signed":
-            top = max(np.abs(data).max(), 1e-300)
-            im = ax.imshow(data, cmap="RdBu_r", vmin=-top, vmax=top)
-        else:
-            ax.imshow(_gray_rgb(image).mean(axis=-1), cmap="gray", vmin=0, vmax=1)
-            im = ax.imshow(data, cmap="jet", vmin=0, vmax=1, alpha=0.5)
+        im, extend = _show_map(ax, kind, np.asarray(data, dtype=np.float64), image, percentile)
         _show_region(ax, region)
-        fig.colorbar(im, cax=cax, orientation="horizontal", format="%.2g")
+        fig.colorbar(im, cax=cax, orientation="horizontal", format="%.2g", extend=extend)
         cax.xaxis.set_major_locator(MaxNLocator(4))          # few ticks: the labels must not run together
         cax.tick_params(labelsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.savefig(path, dpi=90)
-    return path
+    return fig
 
 
 # --- feature maps and filters ------------------------------------------------------------------------------
@@ -358,5 +391,5 @@ def plot_layer_statistics(runs, path, title="activations and gradients, layer by
     return path
 
 
-__all__ = ["ActivationHistograms", "describe", "filters_to_rgb", "plot_activation_histograms",
-           "plot_explanation", "plot_feature_maps", "plot_filters", "plot_layer_statistics"]
+__all__ = ["ActivationHistograms", "describe", "explanation_figure", "filters_to_rgb", "plot_activation_histograms",
+           "plot_explanation", "plot_feature_maps", "plot_filters", "plot_layer_statistics", "robust_limit"]

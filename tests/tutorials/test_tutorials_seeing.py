@@ -44,6 +44,11 @@ def test_backprop_by_hand(tmp_path):
 def test_what_the_network_sees(tmp_path):
     stdout = run("09_what_the_network_sees.py", tmp_path)
     assert "explaining class 1 (circle)" in stdout
+    # both gradient maps end their colour scales at a percentile of |value|, below the largest value
+    limits = re.findall(r"^(saliency|signed gradient): colour scale ends at the 99th percentile of \|value\|, "
+                        r"(\S+); the largest is (\S+) ", stdout, re.MULTILINE)
+    assert [name for name, *_ in limits] == ["saliency", "signed gradient"], stdout
+    assert all(0 < float(limit) <= float(largest) for _, limit, largest in limits), limits
     saliency = picture(tmp_path / "saliency.png", 1200, 200)
     # one row of 6 panels (input, saliency, signed gradient, 3 Grad-CAM maps) between x = 2% and 98%
     h, w, _ = saliency.shape
