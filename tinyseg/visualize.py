@@ -5,6 +5,7 @@ distributions of every layer's activations and gradients (at one moment, or over
     robust_limit(values, percentile)                                 its colour limit: a percentile of |values|
     plot_feature_maps(image, maps, path)                             one layer's F maps, one colour scale
     plot_filters(kernel, path)                                       first-layer kernels as RGB patches
+    filter_channels_figure(kernel)                                   ... or one signed map per input channel
     ActivationHistograms(x, y, every)                                a Callback: distributions during fit
     plot_activation_histograms(recorder, path)                       ... drawn per layer, early to late
     plot_layer_statistics(runs, path)                                several models compared layer by layer
@@ -234,6 +235,40 @@ def filters_figure(kernel, title=None, ncols=8):
     return fig
 
 
+def filter_channels_figure(kernel, title=None, ncols=8, channel_names=("R", "G", "B")):
+    """A kernel (KH, KW, C, F) drawn channel by channel: for each filter, its C patches side by side, each a
+    KH x KW map of signed weights (red > 0, blue < 0, white 0) on ONE scale -s..s, s = max |kernel|, with
+    one colour bar. Where an RGB patch (filters_figure) mixes three signs into one colour, this shows each
+    channel's own pattern: a red column beside a blue one is a vertical edge detector for that channel."""
+    kernel = np.asarray(kernel, dtype=np.float64)
+    if kernel.ndim != 4:
+        raise ValueError(f"filter_channels_figure: a Conv2D kernel is (KH, KW, C, F), got shape {kernel.shape}")
+    kh, kw, c, f = kernel.shape
+    s = float(np.abs(kernel).max()) or 1.0
+    names = list(channel_names) if len(channel_names) == c else [str(i) for i in range(c)]
+    ncols = min(ncols, f)
+    nrows = -(-f // ncols)
+    height = 0.75 * nrows + 1.3
+    fig = Figure(figsize=(max(0.42 * ncols * (c + 0.6), 5.0), height))
+    outer = fig.add_gridspec(nrows, ncols, left=0.01, right=0.99, bottom=1.0 / height, top=1 - 0.5 / height,
+                             wspace=0.25, hspace=0.45)
+    im = None
+    for i in range(f):
+        inner = outer[i // ncols, i % ncols].subgridspec(1, c, wspace=0.08)
+        for ch in range(c):
+            ax = fig.add_subplot(inner[0, ch])
+            im = ax.imshow(kernel[:, :, ch, i], cmap="RdBu_r", vmin=-s, vmax=s, interpolation="nearest")
+            _no_ticks(ax)
+            ax.set_title(f"{i}:{names[ch]}" if ch == 0 else names[ch], fontsize=6, pad=1.5)
+    fig.suptitle(title or f"{f} filters {kh}x{kw}, one map per input channel", fontsize=10)
+    bar = fig.add_axes((0.2, 0.45 / height, 0.6, 0.12 / height))
+    fig.colorbar(im, cax=bar, orientation="horizontal")
+    bar.set_xlabel(f"weight: one scale for every filter and channel (white = 0, ends = -{s:.3g} and +{s:.3g})",
+                   fontsize=8)
+    bar.tick_params(labelsize=7)
+    return fig
+
+
 # --- distributions of activations and gradients ------------------------------------------------------------
 def describe(values, bins=30, tails=0.005):
     """What the histograms need from an array: its size n, mean, std, share of exact zeros (ReLU's off units)
@@ -391,5 +426,6 @@ def plot_layer_statistics(runs, path, title="activations and gradients, layer by
     return path
 
 
-__all__ = ["ActivationHistograms", "describe", "explanation_figure", "filters_to_rgb", "plot_activation_histograms",
-           "plot_explanation", "plot_feature_maps", "plot_filters", "plot_layer_statistics", "robust_limit"]
+__all__ = ["ActivationHistograms", "describe", "explanation_figure", "filter_channels_figure", "filters_to_rgb",
+           "plot_activation_histograms", "plot_explanation", "plot_feature_maps", "plot_filters",
+           "plot_layer_statistics", "robust_limit"]

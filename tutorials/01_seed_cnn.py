@@ -7,8 +7,8 @@
 # `--full` for the tutorial's full 10 epochs on all of it.
 #
 # It draws: the loss and accuracy curves (curves.png), a few test images with their predicted class
-# (predictions.png), and the 32 kernels of the first convolution (filters.png: what the network looks for
-# first).
+# (predictions.png), the 32 kernels of the first convolution (filters.png: what the network looks for
+# first), and what training changed in them, channel by channel (filter_change.png).
 #
 #     python tutorials/01_seed_cnn.py                   # about a minute, built-in shapes
 #     python tutorials/01_seed_cnn.py --cifar10 ~/data/cifar-10-python.tar.gz --full
@@ -22,6 +22,8 @@ import argparse
 import os
 import sys
 import time
+
+import numpy as np
 
 from tinyseg import plotting, set_random_seed, visualize
 from tinyseg.layers import Conv2D, Dense, Flatten, MaxPooling2D
@@ -92,6 +94,7 @@ model.compile(optimizer='adam', loss='categorical_crossentropy', metrics=['accur
 model.summary()
 
 # %%
+initial_kernel = model.layers[0].params["kernel"].copy()    # kept to see, later, what training changed
 epochs = args.epochs or (1 if args.quick else 10 if args.full else 3)
 start = time.perf_counter()
 history = model.fit(x_train, y_train, epochs=epochs, batch_size=32, validation_data=(x_test, y_test))
@@ -134,4 +137,30 @@ filters_fig = visualize.filters_figure(
     kernel, title=f"first-layer kernels: {kernel.shape[-1]} filters, each a 3x3 patch of weights per "
                   "input channel, drawn as RGB")
 plotting.save_figure(filters_fig, os.path.join(args.out, "filters.png"))
-print(f"wrote curves.png, predictions.png, filters.png to {args.out}/")
+
+# %% [markdown]
+# ## What training changed
+#
+# The kernels start as random numbers (glorot_uniform) and a few epochs move them only part of the way, so
+# the trained kernels above still look mostly like the noise they began as. What the network learned is the
+# change, trained - initial. filter_change.png draws it one channel at a time, each channel a 3x3 map of
+# signed weights (red: the weight grew, blue: it shrank, white: unchanged), all on one scale: a red column
+# beside a blue one is a vertical edge detector, a red row above a blue one a horizontal one. The script
+# measures how far the kernels moved, |K - K0| / |K0| (Frobenius norms), and how much of the change is
+# "edge-like": the share of its energy that sums to 0 over each 3x3 patch (a flat patch adds the same weight
+# everywhere and answers to brightness, not to edges; random 3x3 patches have 8/9 of their energy there).
+
+# %%
+change = kernel - initial_kernel
+centred = change - change.mean(axis=(0, 1), keepdims=True)           # each channel's 3x3 patch, mean removed
+edge_share = float((centred ** 2).sum() / (change ** 2).sum())
+initial_centred = initial_kernel - initial_kernel.mean(axis=(0, 1), keepdims=True)
+initial_share = float((initial_centred ** 2).sum() / (initial_kernel ** 2).sum())
+relative = float(np.linalg.norm(change) / np.linalg.norm(initial_kernel))
+print(f"training moved the first kernels by |K - K0| / |K0| = {relative:.2f}; {edge_share:.0%} of the change's "
+      f"energy sums to 0 over each 3x3 patch (edge-like), against {initial_share:.0%} of the initial kernels'")
+change_fig = visualize.filter_channels_figure(
+    change, title=f"what training changed: trained - initial first-layer kernels, {change.shape[-1]} filters, "
+                  "one 3x3 map per input channel (R, G, B)")
+plotting.save_figure(change_fig, os.path.join(args.out, "filter_change.png"))
+print(f"wrote curves.png, predictions.png, filters.png, filter_change.png to {args.out}/")

@@ -277,26 +277,56 @@ plotting.plot_segmentation_grid(shown_x[:4], shown_y[:4], shown_p[:4], os.path.j
 # %%
 def tradeoff_figure(before, after, class_names, colours, title):
     """One arrow per class from (recall, precision) `before` to `after` (dicts of per-class arrays), in the
-    class's colour, labelled with its name; classes with an undefined score are left out."""
+    class's colour, labelled with its name. A class never predicted has no precision (0/0): it is drawn at
+    precision 0 with a hollow dot. Classes absent from the truth (no recall) are left out."""
     fig = Figure(figsize=(6.8, 6))
     ax = fig.subplots()
     for c, name in enumerate(class_names):
         r0, p0, r1, p1 = before["recall"][c], before["precision"][c], after["recall"][c], after["precision"][c]
-        if np.isnan([r0, p0, r1, p1]).any():
+        if np.isnan([r0, r1]).any():
             continue
         colour = colours[c] / 255
+        hollow = np.isnan([p0, p1])
+        p0, p1 = np.nan_to_num([p0, p1])
         ax.annotate("", xy=(r1, p1), xytext=(r0, p0),
                     arrowprops=dict(arrowstyle="->", color=colour, lw=1.8, shrinkA=0, shrinkB=0))
-        ax.plot([r0], [p0], "o", color=colour, markeredgecolor="black", markersize=5)
+        ax.plot([r0], [p0], "o", color="white" if hollow[0] else colour, markeredgecolor="black", markersize=5)
         ax.annotate(name, (r1, p1), textcoords="offset points", xytext=(4, 3), fontsize=8)
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("recall = TP / (TP + FN)")
-    ax.set_ylabel("precision = TP / (TP + FP)")
+    ax.set_ylabel("precision = TP / (TP + FP)   (hollow dot: never predicted)")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def weights_conclusion(before, after, weights, class_names):
+    """What the class weights did, in sentences computed from the per-class recall and precision without
+    (`before`) and with (`after`) them: the up-weighted classes (w_c > 1) whose recall rose, which of those
+    lost precision and which were never predicted before, and the down-weighted classes (w_c < 1) whose
+    recall fell."""
+    def known(c):
+        return not np.isnan([before["recall"][c], after["recall"][c]]).any()
+
+    rare = [c for c in range(len(class_names)) if weights[c] > 1 and known(c)]
+    common = [c for c in range(len(class_names)) if weights[c] < 1 and known(c)]
+    up = [c for c in rare if after["recall"][c] > before["recall"][c]]
+    lost = [c for c in up if after["precision"][c] < before["precision"][c]]      # NaN compares False
+    unseen = [c for c in up if np.isnan(before["precision"][c])]
+    down = [c for c in common if after["recall"][c] < before["recall"][c]]
+
+    def names(cs):
+        return f" ({', '.join(class_names[c] for c in cs)})" if cs else ""
+
+    lines = [f"of the {len(rare)} up-weighted classes (w_c > 1) in the validation images, the weights raised the "
+             f"recall of {len(up)}{names(up)}; of those, {len(lost)} lost precision{names(lost)} and {len(unseen)} "
+             f"had never been predicted without weights{names(unseen)}, so had no precision to lose",
+             f"of the {len(common)} down-weighted classes (w_c < 1), {len(down)} lost recall{names(down)}"]
+    if up and len(lost) + len(unseen) > 0:
+        lines.append("the trade-off: a rare class is found more often, at the price of more false alarms")
+    return lines
 
 
 plain_model, _ = train_unet(None)
@@ -312,14 +342,8 @@ def score(v, width=0):
 for c, name in enumerate(data.class_names):
     print(f"{name:<11}{share[c]:7.1%}{weights[c]:8.2f}   {score(plain['recall'][c], 12)} -> "
           f"{score(result['recall'][c])}   {score(plain['precision'][c], 15)} -> {score(result['precision'][c])}")
-rare = [c for c in range(data.num_classes) if weights[c] > 1 and not np.isnan(
-    [plain["recall"][c], result["recall"][c], plain["precision"][c], result["precision"][c]]).any()]
-up = [c for c in rare if result["recall"][c] > plain["recall"][c]]
-traded = [c for c in up if result["precision"][c] < plain["precision"][c]]
-print(f"of the {len(rare)} up-weighted classes (w_c > 1) present in the validation images, the weights raised "
-      f"the recall of {len(up)}" + (f" ({', '.join(data.class_names[c] for c in up)})" if up else "")
-      + f"; {len(traded)} of those lost precision"
-      + (f" ({', '.join(data.class_names[c] for c in traded)}): the trade-off" if traded else ""))
+for line in weights_conclusion(plain, result, weights, data.class_names):
+    print(line)
 print(f"mean recall {plain['mean_recall']:.3f} -> {result['mean_recall']:.3f}, mean precision "
       f"{plain['mean_precision']:.3f} -> {result['mean_precision']:.3f}, mean IoU {plain['mean_iou']:.3f} -> "
       f"{result['mean_iou']:.3f}, pixel accuracy {plain['pixel_accuracy']:.3f} -> {result['pixel_accuracy']:.3f}"
