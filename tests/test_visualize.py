@@ -181,6 +181,19 @@ def test_saliency_colour_limits_are_a_percentile_so_one_outlier_washes_nothing_o
         visualize.robust_limit(sal, 0)
 
 
+def test_filter_channels_figure_draws_each_channel_on_one_signed_scale():
+    kernel = np.random.default_rng(0).standard_normal((3, 3, 2, 5))
+    kernel[0, 0, 1, 4] = -7.0
+    fig = visualize.filter_channels_figure(kernel, ncols=4, channel_names=("a", "b"))
+    maps = [ax for ax in fig.axes if ax.get_images() and getattr(ax, "_colorbar", None) is None]
+    assert len(maps) == 5 * 2
+    assert {ax.get_images()[0].get_clim() for ax in maps} == {(-7.0, 7.0)}
+    np.testing.assert_array_equal(maps[9].get_images()[0].get_array(), kernel[:, :, 1, 4])   # filter 4, channel b
+    assert [ax.get_title() for ax in maps[:2]] == ["0:a", "b"]
+    with pytest.raises(ValueError, match=r"\(KH, KW, C, F\)"):
+        visualize.filter_channels_figure(kernel[..., 0])
+
+
 def test_plot_feature_maps_and_filters(tmp_path, float64):
     model = small_unet()
     x, _ = shapes_batch(1)

@@ -124,7 +124,8 @@ plotting.plot_image_grid(x_test[:16], os.path.join(args.out, "predictions.png"),
 #
 # The first convolution's kernel has shape (3, 3, 3, 32): for each of its 32 filters, a 3x3 patch of weights
 # for each of the red, green and blue input channels. Filter f answers most strongly where the image looks
-# like its patch: out_f(i, j) = b_f + sum_{a, c, ch} x(i + a, j + c, ch) * K(a, c, ch, f).
+# like its patch: z[i, j, f] = b[f] + sum_{u, v, c} x[i + u, j + v, c] * K[u, v, c, f], with (u, v) the
+# position in the 3x3 patch and c the input channel (the notation of tinyseg/reference.py).
 #
 # The picture draws each filter as a tiny 3x3 RGB image, all on one scale s = max |K|: a channel value of
 # 0.5 (mid-grey) is a weight of 0, and 0 and 1 are -s and +s (the colour bar). A reddish pixel of a patch
@@ -145,10 +146,11 @@ plotting.save_figure(filters_fig, os.path.join(args.out, "filters.png"))
 # the trained kernels above still look mostly like the noise they began as. What the network learned is the
 # change, trained - initial. filter_change.png draws it one channel at a time, each channel a 3x3 map of
 # signed weights (red: the weight grew, blue: it shrank, white: unchanged), all on one scale: a red column
-# beside a blue one is a vertical edge detector, a red row above a blue one a horizontal one. The script
-# measures how far the kernels moved, |K - K0| / |K0| (Frobenius norms), and how much of the change is
-# "edge-like": the share of its energy that sums to 0 over each 3x3 patch (a flat patch adds the same weight
-# everywhere and answers to brightness, not to edges; random 3x3 patches have 8/9 of their energy there).
+# beside a blue one is a vertical edge detector, a red row above a blue one a horizontal one; a patch of one
+# colour all over answers to that channel's brightness, not to edges. The script measures how far the
+# kernels moved, |K - K0| / |K0| (Frobenius norms), and how much of the change is "edge-like": the share of
+# its energy that sums to 0 over each 3x3 patch (random 3x3 patches have 8/9 of their energy there), and
+# says which way the change leans.
 
 # %%
 change = kernel - initial_kernel
@@ -159,6 +161,11 @@ initial_share = float((initial_centred ** 2).sum() / (initial_kernel ** 2).sum()
 relative = float(np.linalg.norm(change) / np.linalg.norm(initial_kernel))
 print(f"training moved the first kernels by |K - K0| / |K0| = {relative:.2f}; {edge_share:.0%} of the change's "
       f"energy sums to 0 over each 3x3 patch (edge-like), against {initial_share:.0%} of the initial kernels'")
+if edge_share > initial_share:
+    print("so training added more edge than flat weight: the change leans to edge detectors")
+else:
+    print(f"so {1 - edge_share:.0%} of the change is flat (the same weight over a patch, per channel): training "
+          "tuned the filters to the colours of the shapes as much as to their edges")
 change_fig = visualize.filter_channels_figure(
     change, title=f"what training changed: trained - initial first-layer kernels, {change.shape[-1]} filters, "
                   "one 3x3 map per input channel (R, G, B)")

@@ -2,7 +2,7 @@
 tutorials drew (run in this process with --quick, so their globals hold the Figures) and from the PNG files:
 
 - tutorial 01: epoch ticks are whole numbers; the filter picture has a colour bar and a title saying what the
-  3x3 patches are;
+  3x3 patches are; the change picture draws trained - initial, every filter and channel on one scale;
 - tutorial 02: the feature-map figure shows the input image it comes from, and a colour bar;
 - tutorial 03: the legend covers no bar and no bar's value, and every bar is labelled with its value; the
   TP/FP/FN/TN map has its four colours, counted in its legend, and the five scores are ratios of those counts.
@@ -52,8 +52,22 @@ def test_tutorial_01_curves_have_integer_epochs_and_filters_a_scale(tmp_path, mo
         assert word in title, f"{word!r} not in the filter picture's title {title!r}"
     patches = [ax for ax in filters.axes if ax.get_images()]
     assert len(patches) == 32
-    for name in ("curves.png", "filters.png", "predictions.png"):
+    for name in ("curves.png", "filters.png", "predictions.png", "filter_change.png"):
         assert_png(tmp_path / name, 400, 300)
+    # what training changed: trained - initial, one signed 3x3 map per filter and channel, on one scale
+    change = g["change"]
+    np.testing.assert_array_equal(change, g["kernel"] - g["initial_kernel"])
+    assert np.abs(change).max() > 0, "training changed nothing"
+    fig = g["change_fig"]
+    maps = [ax for ax in fig.axes if ax.get_images() and getattr(ax, "_colorbar", None) is None]
+    assert len(maps) == 32 * 3
+    s = float(np.abs(change).max())
+    assert {ax.get_images()[0].get_clim() for ax in maps} == {(-s, s)}, "every map on the one scale -s..s"
+    shown = np.stack([np.asarray(ax.get_images()[0].get_array()) for ax in maps])
+    np.testing.assert_allclose(shown, change.transpose(3, 2, 0, 1).reshape(96, 3, 3))   # filter by filter, R G B
+    assert len(colorbars(fig)) == 1 and "trained - initial" in fig._suptitle.get_text()
+    centred = change - change.mean(axis=(0, 1), keepdims=True)
+    assert g["edge_share"] == pytest.approx((centred ** 2).sum() / (change ** 2).sum())
 
 
 def test_tutorial_02_feature_maps_show_their_input_and_a_colour_bar(tmp_path, monkeypatch):
