@@ -53,9 +53,9 @@ os.makedirs(args.out, exist_ok=True)
 # ## 1. The naive loop: the definition of a convolution and of its gradients, pixel by pixel
 #
 # tinyseg/reference.py holds the plain-loop definitions; the backward gives dL/dx, dL/dK and dL/db of the
-# same formula: dL/dK[a, b, c, f] = sum_{n, i, j} xpad[n, i + a, j + b, c] dL/dy[n, i, j, f],
-# dL/db[f] = sum_{n, i, j} dL/dy[n, i, j, f], and dL/dxpad is the sum of dL/dy[n, i, j, f] K[a, b, c, f] over
-# every window the pixel sits in.
+# same formula: dL/dK[u, v, c, f] = sum_{n, i, j} xpad[n, i + u, j + v, c] dL/dy[n, i, j, f],
+# dL/db[f] = sum_{n, i, j} dL/dy[n, i, j, f], and dL/dxpad is the sum of dL/dy[n, i, j, f] K[u, v, c, f] over
+# every window the pixel sits in ((u, v) is the kernel tap, b the bias only: reference.py's notation).
 
 # %%
 def conv_forward_naive(x, kernel, bias):

@@ -38,10 +38,11 @@ os.makedirs(args.out, exist_ok=True)
 #
 # One image x of 4x4 pixels with one channel, one 2x2 kernel K, a bias b, stride 1, no padding ('valid'):
 #
-#     y[i, j] = b + sum_{a, c in {0, 1}} x[i + a, j + c] * K[a, c]          i, j = 0, 1, 2
+#     y[i, j] = b + sum_{u, v in {0, 1}} x[i + u, j + v] * K[u, v]          i, j = 0, 1, 2
 #
-# so y is 3x3: OH = (H - KH) // stride + 1 = (4 - 2) // 1 + 1 = 3. Small integers keep every number
-# readable.
+# so y is 3x3: OH = (H - KH) // stride + 1 = (4 - 2) // 1 + 1 = 3. The letters are tinyseg's everywhere
+# (tinyseg/reference.py): (i, j) an output pixel, (u, v) a kernel tap, (h, w) an input pixel, b the bias
+# only. Small integers keep every number readable.
 
 # %%
 x = np.arange(16, dtype=np.float64).reshape(4, 4)        # 0 .. 15, row by row
@@ -64,9 +65,9 @@ def conv_forward_loops(x, K, b):
     for i in range(oh):
         for j in range(ow):
             total = b
-            for a in range(kh):
-                for c in range(kw):
-                    total += x[i + a, j + c] * K[a, c]
+            for u in range(kh):
+                for v in range(kw):
+                    total += x[i + u, j + v] * K[u, v]
             y[i, j] = total
     return y
 
@@ -82,9 +83,9 @@ print("y =\n", y)
 # rule, read off the forward formula (each y[i, j] is a sum, so each term sends G[i, j] back to what it
 # multiplied):
 #
-#     dL/dK[a, c] = sum_{i, j} G[i, j] * x[i + a, j + c]          (K[a, c] met x[i + a, j + c] in y[i, j])
+#     dL/dK[u, v] = sum_{i, j} G[i, j] * x[i + u, j + v]          (K[u, v] met x[i + u, j + v] in y[i, j])
 #     dL/db       = sum_{i, j} G[i, j]                            (b was added to every y[i, j])
-#     dL/dx[h, w] = sum of G[i, j] * K[a, c] over the (i, j, a, c) with i + a = h, j + c = w
+#     dL/dx[h, w] = sum of G[i, j] * K[u, v] over the (i, j, u, v) with i + u = h, j + v = w
 #
 # The last line is a scatter: every output pixel spreads G[i, j] * K back over the window it read. A
 # corner pixel of x sat in one window, a middle pixel in four, so it collects four terms.
@@ -100,10 +101,10 @@ def conv_backward_loops(x, K, G):
     for i in range(G.shape[0]):
         for j in range(G.shape[1]):
             db += G[i, j]
-            for a in range(kh):
-                for c in range(kw):
-                    dK[a, c] += G[i, j] * x[i + a, j + c]
-                    dx[i + a, j + c] += G[i, j] * K[a, c]
+            for u in range(kh):
+                for v in range(kw):
+                    dK[u, v] += G[i, j] * x[i + u, j + v]
+                    dx[i + u, j + v] += G[i, j] * K[u, v]
     return dx, dK, db
 
 
@@ -133,11 +134,11 @@ for name, (loops, by_layer) in checks.items():
 # ## Check 2: against finite differences
 #
 # Take L = sum_{i, j} y[i, j] G[i, j]: its gradient with respect to y is exactly G, so the backward above
-# must give its gradients. Nudge one input by h and watch L move:
+# must give its gradients. Nudge one input by a small step e and watch L move:
 #
-#     dL/dx[h, w] ~ (L(x + h e_hw) - L(x - h e_hw)) / (2 h)
+#     dL/dx[h, w] ~ (L(x + e 1_hw) - L(x - e 1_hw)) / (2 e)          (1_hw: 1 at pixel (h, w), 0 elsewhere)
 #
-# (central differences: the error is O(h^2); here L is linear in each argument, so only rounding is left).
+# (central differences: the error is O(e^2); here L is linear in each argument, so only rounding is left).
 # The relative error |a - n| / (|a| + |n|) is printed; below 1e-6 in float64 means the formula is right.
 
 # %%
@@ -158,7 +159,7 @@ assert worst < 1e-6
 # ## The same, as im2col and one matrix product
 #
 # Loops are slow in Python. im2col copies every window of x into one row of a matrix, in the order the
-# kernel is flattened (a, c): 9 windows, 4 values each, a (9, 4) matrix. Then the whole convolution is one
+# kernel is flattened (u, v): 9 windows, 4 values each, a (9, 4) matrix. Then the whole convolution is one
 # product with the kernel as a column:
 #
 #     cols = im2col(x)                 (OH*OW, KH*KW) = (9, 4)

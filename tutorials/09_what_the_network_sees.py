@@ -116,7 +116,9 @@ print(f"trained {epochs} epochs in {time.perf_counter() - fit_start:.0f}s; valid
 # Pick a validation image containing the class and take as the region R the pixels that truly belong to
 # it. The score is the class's logit (before the softmax) summed over R:
 #
-#     S = sum_{(i, j) in R} z[i, j, c]            saliency = max over the RGB channels of |dS/dx|
+#     S = sum_{(i, j) in R} z[i, j, k]            saliency = max over the RGB channels of |dS/dx|
+#
+# with (i, j) a pixel and k the class explained (the code calls it c).
 #
 # One backward pass (model.backward with input_grad=True) gives dS/dx for every pixel. Bright saliency
 # marks the pixels whose change would move S most: for a shape, its edges, where the colour says "inside"
