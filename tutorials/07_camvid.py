@@ -305,8 +305,8 @@ def tradeoff_figure(before, after, class_names, colours, title):
 def weights_conclusion(before, after, weights, class_names):
     """What the class weights did, in sentences computed from the per-class recall and precision without
     (`before`) and with (`after`) them: the up-weighted classes (w_c > 1) whose recall rose, which of those
-    lost precision and which were never predicted before, and the down-weighted classes (w_c < 1) whose
-    recall fell."""
+    lost precision and which were never predicted before, the down-weighted classes (w_c < 1) whose recall
+    fell, and every class whose precision fell."""
     def known(c):
         return not np.isnan([before["recall"][c], after["recall"][c]]).any()
 
@@ -324,8 +324,12 @@ def weights_conclusion(before, after, weights, class_names):
              f"recall of {len(up)}{names(up)}; of those, {len(lost)} lost precision{names(lost)} and {len(unseen)} "
              f"had never been predicted without weights{names(unseen)}, so had no precision to lose",
              f"of the {len(common)} down-weighted classes (w_c < 1), {len(down)} lost recall{names(down)}"]
-    if up and len(lost) + len(unseen) > 0:
-        lines.append("the trade-off: a rare class is found more often, at the price of more false alarms")
+    fell = [c for c in range(len(class_names)) if after["precision"][c] < before["precision"][c]]
+    if fell:
+        lines.append("precision fell for " + ", ".join(f"{class_names[c]} ({before['precision'][c]:.2f} -> "
+                                                       f"{after['precision'][c]:.2f})" for c in fell))
+    if up and (fell or unseen):
+        lines.append("the trade-off: rare classes are found more often, at the price of more false alarms")
     return lines
 
 

@@ -64,7 +64,8 @@ def test_weights_conclusion_is_computed_from_recall_and_precision():
                         "recall of 2 (Pole, Sign); of those, 1 lost precision (Sign) and 1 had never been "
                         "predicted without weights (Pole), so had no precision to lose")
     assert lines[1] == "of the 1 down-weighted classes (w_c < 1), 1 lost recall (Road)"
-    assert len(lines) == 3 and "trade-off" in lines[2]
+    assert lines[2] == "precision fell for Sign (0.80 -> 0.50)"
+    assert len(lines) == 4 and "trade-off" in lines[3]
     same = conclude(before, before, weights, names)          # no change: no trade-off claimed
     assert "raised the recall of 0;" in same[0] and len(same) == 2
 
