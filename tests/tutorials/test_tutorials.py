@@ -19,6 +19,8 @@ def test_tutorial_runs_in_quick_mode(tmp_path, script, pictures):
         assert (tmp_path / name).stat().st_size > 1000, name
     if script == "06_functional_api.py":
         out = result.stdout
+        # the stopping rule watches the mean IoU, and the script says which epoch's weights it kept
+        assert re.search(r"epochs, the weights of epoch \d+ kept \(best val_mean_iou \S+\)", out), out[-2000:]
         assert "this network: smallest grid 2x2, joins Add" in out and "smallest grid 8x8, joins Concatenate" in out
         grid = dict(re.findall(r"(\d+)x\d+ (\d\.\d\d)", out.split("redrawn from a grid of cells: ")[1].splitlines()[0]))
         scores = [float(grid[c]) for c in ("16", "8", "4", "2")]
