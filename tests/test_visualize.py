@@ -157,6 +157,43 @@ def test_plot_explanation_draws_every_panel(tmp_path, float64):
         assert panel_is_drawn(path, 4, k), f"panel {k} is blank"
 
 
+def test_saliency_colour_limits_are_a_percentile_so_one_outlier_washes_nothing_out():
+    rng = np.random.default_rng(0)
+    sal = rng.random((20, 20))                               # 400 values in [0, 1) ...
+    sal[3, 4] = 100.0                                        # ... and one pixel a hundred times larger
+    signed = rng.standard_normal((20, 20, 3))
+    signed[5, 5, 0] = -500.0
+    fig = visualize.explanation_figure(rng.random((20, 20, 3)), saliency=sal, gradient=signed)
+    (s_clim,), (g_clim,) = ([ax.get_images()[0].get_clim() for ax in fig.axes if ax.get_title().startswith(t)]
+                            for t in ("saliency", "dS/dx"))
+    assert s_clim == (0, pytest.approx(np.percentile(sal, 99)))
+    assert s_clim[1] < 1.0                                   # the outlier is not the top of the scale
+    top = np.percentile(np.abs(signed.sum(axis=-1)), 99)
+    assert g_clim == (pytest.approx(-top), pytest.approx(top)) and top < 10
+    # the colour bars say that brighter pixels were clipped
+    assert [cb._colorbar.extend for cb in fig.axes if getattr(cb, "_colorbar", None)] == ["max", "both"]
+    # percentile=100 is the plain maximum; a map of zeros still gets a scale
+    fig = visualize.explanation_figure(rng.random((20, 20, 3)), saliency=sal, percentile=100)
+    assert fig.axes[2].get_images()[0].get_clim() == (0, 100.0)
+    assert visualize.robust_limit(np.zeros((4, 4))) > 0
+    assert visualize.robust_limit(np.r_[np.zeros(999), 5.0]) == 5.0     # 0 almost everywhere: the maximum
+    with pytest.raises(ValueError, match="percentile: expected a number in"):
+        visualize.robust_limit(sal, 0)
+
+
+def test_filter_channels_figure_draws_each_channel_on_one_signed_scale():
+    kernel = np.random.default_rng(0).standard_normal((3, 3, 2, 5))
+    kernel[0, 0, 1, 4] = -7.0
+    fig = visualize.filter_channels_figure(kernel, ncols=4, channel_names=("a", "b"))
+    maps = [ax for ax in fig.axes if ax.get_images() and getattr(ax, "_colorbar", None) is None]
+    assert len(maps) == 5 * 2
+    assert {ax.get_images()[0].get_clim() for ax in maps} == {(-7.0, 7.0)}
+    np.testing.assert_array_equal(maps[9].get_images()[0].get_array(), kernel[:, :, 1, 4])   # filter 4, channel b
+    assert [ax.get_title() for ax in maps[:2]] == ["0:a", "b"]
+    with pytest.raises(ValueError, match=r"\(KH, KW, C, F\)"):
+        visualize.filter_channels_figure(kernel[..., 0])
+
+
 def test_plot_feature_maps_and_filters(tmp_path, float64):
     model = small_unet()
     x, _ = shapes_batch(1)

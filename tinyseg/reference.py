@@ -9,6 +9,15 @@ Shapes are channels-last, as everywhere in tinyseg:
 
     x (N, H, W, C)   conv kernel (KH, KW, C, F)   transposed-conv kernel (KH, KW, F, C)   y (N, OH, OW, F)
 
+Notation (the same in the layers' docstrings, the kernels' and the tutorials): each index is named after the
+size it runs over, and no letter means two things.
+
+    n < N     the image in the batch          h < H, w < W   an input row, column      c < C   input channel
+    f < F     the filter (output channel)     i < OH, j < OW an output row, column
+    u < KH, v < KW   the kernel tap: row and column offset inside the window
+    sh, sw    strides     dh, dw   dilations     top, left   the padding before the first row, column
+    K the kernel, b the bias (and nothing else), G = dL/dy the gradient arriving from above
+
 Padding follows Keras: 'valid' pads nothing; 'same' pads so that OH = ceil(H / stride), the odd extra row
 (column) going to the bottom (right); a dilation d spreads the kernel taps d pixels apart (effective size
 (K - 1) * d + 1). Padded positions hold 0 for convolutions and are skipped by pooling.
@@ -33,132 +42,133 @@ def _pair(v):
 
 # --- convolution ---------------------------------------------------------------------------------------------
 def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation=1):
-    """y[n,i,j,f] = b[f] + sum_{a,b,c} x[n, i*sh - top + a*dh, j*sw - left + b*dw, c] * K[a,b,c,f]
+    """y[n,i,j,f] = b[f] + sum_{u,v,c} x[n, i*sh - top + u*dh, j*sw - left + v*dw, c] * K[u,v,c,f]
     (x read as 0 outside the image)."""
     (sh, sw), (dh, dw) = _pair(strides), _pair(dilation)
-    n, h, w, c = x.shape
-    kh, kw, _, f = kernel.shape
-    (oh, top), (ow, left) = _pads(h, kh, sh, padding, dh), _pads(w, kw, sw, padding, dw)
-    y = np.zeros((n, oh, ow, f))
-    for b_ in range(n):
-        for i in range(oh):
-            for j in range(ow):
-                for o in range(f):
-                    total = 0.0 if bias is None else float(bias[o])
-                    for a in range(kh):
-                        for b in range(kw):
-                            r, q = i * sh - top + a * dh, j * sw - left + b * dw
-                            if 0 <= r < h and 0 <= q < w:
-                                for ch in range(c):
-                                    total += x[b_, r, q, ch] * kernel[a, b, ch, o]
-                    y[b_, i, j, o] = total
+    N, H, W, C = x.shape
+    KH, KW, _, F = kernel.shape
+    (OH, top), (OW, left) = _pads(H, KH, sh, padding, dh), _pads(W, KW, sw, padding, dw)
+    y = np.zeros((N, OH, OW, F))
+    for n in range(N):
+        for i in range(OH):
+            for j in range(OW):
+                for f in range(F):
+                    total = 0.0 if bias is None else float(bias[f])
+                    for u in range(KH):
+                        for v in range(KW):
+                            h, w = i * sh - top + u * dh, j * sw - left + v * dw
+                            if 0 <= h < H and 0 <= w < W:
+                                for c in range(C):
+                                    total += x[n, h, w, c] * kernel[u, v, c, f]
+                    y[n, i, j, f] = total
     return y
 
 
 def conv2d_backward(x, kernel, grad, strides=1, padding="valid", dilation=1):
-    """(dL/dx, dL/dK, dL/db) from grad = dL/dy: each product x[., r, q, c] * K[a, b, c, f] that made
-    y[., i, j, f] sends grad[., i, j, f] * K[a, b, c, f] to x and grad * x to K; db sums grad."""
+    """(dL/dx, dL/dK, dL/db) from grad = dL/dy: each product x[n, h, w, c] * K[u, v, c, f] that made
+    y[n, i, j, f] sends grad[n, i, j, f] * K[u, v, c, f] to x and grad * x to K; db sums grad."""
     (sh, sw), (dh, dw) = _pair(strides), _pair(dilation)
-    n, h, w, c = x.shape
-    kh, kw, _, f = kernel.shape
-    (oh, top), (ow, left) = _pads(h, kh, sh, padding, dh), _pads(w, kw, sw, padding, dw)
+    N, H, W, C = x.shape
+    KH, KW, _, F = kernel.shape
+    (OH, top), (OW, left) = _pads(H, KH, sh, padding, dh), _pads(W, KW, sw, padding, dw)
     dx, dk = np.zeros(x.shape), np.zeros(kernel.shape)
-    for b_ in range(n):
-        for i in range(oh):
-            for j in range(ow):
-                for o in range(f):
-                    g = grad[b_, i, j, o]
-                    for a in range(kh):
-                        for b in range(kw):
-                            r, q = i * sh - top + a * dh, j * sw - left + b * dw
-                            if 0 <= r < h and 0 <= q < w:
-                                for ch in range(c):
-                                    dx[b_, r, q, ch] += g * kernel[a, b, ch, o]
-                                    dk[a, b, ch, o] += g * x[b_, r, q, ch]
+    for n in range(N):
+        for i in range(OH):
+            for j in range(OW):
+                for f in range(F):
+                    g = grad[n, i, j, f]
+                    for u in range(KH):
+                        for v in range(KW):
+                            h, w = i * sh - top + u * dh, j * sw - left + v * dw
+                            if 0 <= h < H and 0 <= w < W:
+                                for c in range(C):
+                                    dx[n, h, w, c] += g * kernel[u, v, c, f]
+                                    dk[u, v, c, f] += g * x[n, h, w, c]
     return dx, dk, grad.sum(axis=(0, 1, 2))
 
 
 def _painted(x_shape, kernel_shape, out_hw, strides, padding):
-    """Every (n, i, j, a, b, r, q) of a transposed convolution: input pixel (n, i, j) paints kernel tap (a, b)
-    onto output pixel (r, q) = (i*sh - top + a, j*sw - left + b), for the taps that land inside the output."""
+    """Every (n, h, w, u, v, i, j) of a transposed convolution: input pixel (n, h, w) paints kernel tap (u, v)
+    onto output pixel (i, j) = (h*sh - top + u, w*sw - left + v), for the taps that land inside the output."""
     sh, sw = _pair(strides)
-    n, h, w, _ = x_shape
-    kh, kw = kernel_shape[:2]
-    oh, ow = out_hw
-    top, left = _pads(oh, kh, sh, padding)[1], _pads(ow, kw, sw, padding)[1]
-    for b_ in range(n):
-        for i in range(h):
-            for j in range(w):
-                for a in range(kh):
-                    for b in range(kw):
-                        r, q = i * sh - top + a, j * sw - left + b
-                        if 0 <= r < oh and 0 <= q < ow:
-                            yield b_, i, j, a, b, r, q
+    N, H, W, _ = x_shape
+    KH, KW = kernel_shape[:2]
+    OH, OW = out_hw
+    top, left = _pads(OH, KH, sh, padding)[1], _pads(OW, KW, sw, padding)[1]
+    for n in range(N):
+        for h in range(H):
+            for w in range(W):
+                for u in range(KH):
+                    for v in range(KW):
+                        i, j = h * sh - top + u, w * sw - left + v
+                        if 0 <= i < OH and 0 <= j < OW:
+                            yield n, h, w, u, v, i, j
 
 
 def conv2d_transpose(x, kernel, bias=None, strides=1, padding="valid"):
     """Keras's Conv2DTranspose: every input pixel paints its kernel-weighted values onto the output window
     that a convolution with the same kernel would have read it from,
 
-        y[n, i*sh - top + a, j*sw - left + b, f] += x[n, i, j, c] * K[a, b, f, c]
+        y[n, h*sh - top + u, w*sw - left + v, f] += x[n, h, w, c] * K[u, v, f, c]
 
     with OH = H*sh + max(KH - sh, 0) ('valid') or H*sh ('same'), and top/left the pads of the convolution
     (OH, OW) -> (H, W)."""
     sh, sw = _pair(strides)
-    n, h, w, c = x.shape
-    kh, kw, f, _ = kernel.shape
-    oh = h * sh + max(kh - sh, 0) if padding == "valid" else h * sh
-    ow = w * sw + max(kw - sw, 0) if padding == "valid" else w * sw
-    y = np.zeros((n, oh, ow, f)) + (0.0 if bias is None else bias)
-    for b_, i, j, a, b, r, q in _painted(x.shape, kernel.shape, (oh, ow), strides, padding):
-        for o in range(f):
-            for ch in range(c):
-                y[b_, r, q, o] += x[b_, i, j, ch] * kernel[a, b, o, ch]
+    N, H, W, C = x.shape
+    KH, KW, F, _ = kernel.shape
+    OH = H * sh + max(KH - sh, 0) if padding == "valid" else H * sh
+    OW = W * sw + max(KW - sw, 0) if padding == "valid" else W * sw
+    y = np.zeros((N, OH, OW, F)) + (0.0 if bias is None else bias)
+    for n, h, w, u, v, i, j in _painted(x.shape, kernel.shape, (OH, OW), strides, padding):
+        for f in range(F):
+            for c in range(C):
+                y[n, i, j, f] += x[n, h, w, c] * kernel[u, v, f, c]
     return y
 
 
 def conv2d_transpose_backward(x, kernel, grad, strides=1, padding="valid"):
     """(dL/dx, dL/dK, dL/db) of conv2d_transpose: each painted product sends grad back along its path."""
-    f, c = kernel.shape[2:]
+    F, C = kernel.shape[2:]
     dx, dk = np.zeros(x.shape), np.zeros(kernel.shape)
-    for b_, i, j, a, b, r, q in _painted(x.shape, kernel.shape, grad.shape[1:3], strides, padding):
-        for o in range(f):
-            for ch in range(c):
-                dx[b_, i, j, ch] += grad[b_, r, q, o] * kernel[a, b, o, ch]
-                dk[a, b, o, ch] += grad[b_, r, q, o] * x[b_, i, j, ch]
+    for n, h, w, u, v, i, j in _painted(x.shape, kernel.shape, grad.shape[1:3], strides, padding):
+        for f in range(F):
+            for c in range(C):
+                dx[n, h, w, c] += grad[n, i, j, f] * kernel[u, v, f, c]
+                dk[u, v, f, c] += grad[n, i, j, f] * x[n, h, w, c]
     return dx, dk, grad.sum(axis=(0, 1, 2))
 
 
 # --- pooling -------------------------------------------------------------------------------------------------
-def _windows(h, w, pool_size, strides, padding):
-    """For each output (i, j): the list of real (non-padded) input pixels of its window, row-major."""
-    (kh, kw), (sh, sw) = _pair(pool_size), _pair(strides)
-    (oh, top), (ow, left) = _pads(h, kh, sh, padding), _pads(w, kw, sw, padding)
-    return {(i, j): [(i * sh - top + a, j * sw - left + b) for a in range(kh) for b in range(kw)
-                     if 0 <= i * sh - top + a < h and 0 <= j * sw - left + b < w]
-            for i in range(oh) for j in range(ow)}, (oh, ow)
+def _windows(H, W, pool_size, strides, padding):
+    """For each output (i, j): the list of real (non-padded) input pixels (h, w) of its window, row-major over
+    the taps (u, v)."""
+    (KH, KW), (sh, sw) = _pair(pool_size), _pair(strides)
+    (OH, top), (OW, left) = _pads(H, KH, sh, padding), _pads(W, KW, sw, padding)
+    return {(i, j): [(i * sh - top + u, j * sw - left + v) for u in range(KH) for v in range(KW)
+                     if 0 <= i * sh - top + u < H and 0 <= j * sw - left + v < W]
+            for i in range(OH) for j in range(OW)}, (OH, OW)
 
 
 def pool2d(kind, x, grad, pool_size=2, strides=None, padding="valid"):
     """(y, dL/dx) of max or average pooling ('max' / 'avg'): y = max (or mean) of each window's real pixels;
     the max's gradient goes to the window's first maximum in row-major order, the mean's is shared equally;
     overlapping windows add up."""
-    n, h, w, c = x.shape
-    windows, (oh, ow) = _windows(h, w, pool_size, strides or pool_size, padding)
-    y, dx = np.zeros((n, oh, ow, c)), np.zeros(x.shape)
-    for b_ in range(n):
+    N, H, W, C = x.shape
+    windows, (OH, OW) = _windows(H, W, pool_size, strides or pool_size, padding)
+    y, dx = np.zeros((N, OH, OW, C)), np.zeros(x.shape)
+    for n in range(N):
         for (i, j), cells in windows.items():
-            for ch in range(c):
-                values = [x[b_, r, q, ch] for r, q in cells]
-                g = 0.0 if grad is None else grad[b_, i, j, ch]
+            for c in range(C):
+                values = [x[n, h, w, c] for h, w in cells]
+                g = 0.0 if grad is None else grad[n, i, j, c]
                 if kind == "max":
                     k = values.index(max(values))
-                    y[b_, i, j, ch] = values[k]
-                    dx[b_, cells[k][0], cells[k][1], ch] += g
+                    y[n, i, j, c] = values[k]
+                    dx[n, cells[k][0], cells[k][1], c] += g
                 else:
-                    y[b_, i, j, ch] = sum(values) / len(values)
-                    for r, q in cells:
-                        dx[b_, r, q, ch] += g / len(values)
+                    y[n, i, j, c] = sum(values) / len(values)
+                    for h, w in cells:
+                        dx[n, h, w, c] += g / len(values)
     return y, dx
 
 
@@ -175,25 +185,25 @@ def _bilinear_taps(out_size, in_size, factor):
 
 
 def upsample(x, grad, size=2, interpolation="nearest"):
-    """(y, dL/dx) of UpSampling2D: nearest copies x[i // fh, j // fw]; bilinear mixes the two nearest input
+    """(y, dL/dx) of UpSampling2D: nearest copies x[n, i // fh, j // fw, c]; bilinear mixes the two nearest input
     rows and columns with weights (1 - t, t); backward sends each output's gradient back with its weight."""
     fh, fw = _pair(size)
-    n, h, w, c = x.shape
+    N, H, W, C = x.shape
     if interpolation == "nearest":
-        rows = [[(i // fh, 1.0)] for i in range(h * fh)]
-        cols = [[(j // fw, 1.0)] for j in range(w * fw)]
+        rows = [[(i // fh, 1.0)] for i in range(H * fh)]
+        cols = [[(j // fw, 1.0)] for j in range(W * fw)]
     else:
-        rows, cols = _bilinear_taps(h * fh, h, fh), _bilinear_taps(w * fw, w, fw)
-    y, dx = np.zeros((n, h * fh, w * fw, c)), np.zeros(x.shape)
-    for b_ in range(n):
+        rows, cols = _bilinear_taps(H * fh, H, fh), _bilinear_taps(W * fw, W, fw)
+    y, dx = np.zeros((N, H * fh, W * fw, C)), np.zeros(x.shape)
+    for n in range(N):
         for i, row_taps in enumerate(rows):
             for j, col_taps in enumerate(cols):
-                for ch in range(c):
-                    for r, u in row_taps:
-                        for q, v in col_taps:
-                            y[b_, i, j, ch] += u * v * x[b_, r, q, ch]
+                for c in range(C):
+                    for h, weight_h in row_taps:
+                        for w, weight_w in col_taps:
+                            y[n, i, j, c] += weight_h * weight_w * x[n, h, w, c]
                             if grad is not None:
-                                dx[b_, r, q, ch] += u * v * grad[b_, i, j, ch]
+                                dx[n, h, w, c] += weight_h * weight_w * grad[n, i, j, c]
     return y, dx
 
 

@@ -2,8 +2,10 @@
 distributions of every layer's activations and gradients (at one moment, or over training).
 
     plot_explanation(image, path, region, saliency, gradient, cams)   the maps of tinyseg.explain, side by side
+    robust_limit(values, percentile)                                 its colour limit: a percentile of |values|
     plot_feature_maps(image, maps, path)                             one layer's F maps, one colour scale
     plot_filters(kernel, path)                                       first-layer kernels as RGB patches
+    filter_channels_figure(kernel)                                   ... or one signed map per input channel
     ActivationHistograms(x, y, every)                                a Callback: distributions during fit
     plot_activation_histograms(recorder, path)                       ... drawn per layer, early to late
     plot_layer_statistics(runs, path)                                several models compared layer by layer
@@ -55,13 +57,54 @@ def _show_region(ax, region):
 
 
 # --- saliency and Grad-CAM ---------------------------------------------------------------------------------
-def plot_explanation(image, path, region=None, saliency=None, gradient=None, cams=None, title=None):
+def robust_limit(values, percentile=99.0):
+    """The colour limit of a map of gradients: the `percentile`-th percentile of |values| (> 0).
+
+    Why not the maximum: input gradients are heavy-tailed, and one pixel a hundred times larger than the rest
+    would make every other pixel the colour of 0. A percentile puts the limit where most of the map's
+    structure is; the top (100 - percentile)% of pixels are drawn in the end colour.
+    """
+    if not 0 < percentile <= 100:
+        raise ValueError(f"percentile: expected a number in (0, 100], got {percentile!r}")
+    magnitude = np.abs(np.asarray(values, dtype=np.float64))
+    top = float(np.percentile(magnitude, percentile)) if magnitude.size else 0.0
+    if top <= 0:                                  # a map that is 0 almost everywhere: fall back to its maximum
+        top = float(magnitude.max()) if magnitude.size else 0.0
+    return max(top, 1e-300)
+
+
+def plot_explanation(image, path, region=None, saliency=None, gradient=None, cams=None, title=None,
+                     percentile=99.0):
+    """explanation_figure, saved to `path`."""
+    fig = explanation_figure(image, region, saliency, gradient, cams, title, percentile)
+    fig.savefig(path, dpi=90)
+    return path
+
+
+def _show_map(ax, kind, data, image, percentile):
+    """Draw one map of explanation_figure; returns its image and which ends of its colour bar are clipped."""
+    if kind == "cam":
+        ax.imshow(_gray_rgb(image).mean(axis=-1), cmap="gray", vmin=0, vmax=1)
+        return ax.imshow(data, cmap="jet", vmin=0, vmax=1, alpha=0.5), "neither"
+    top = robust_limit(data, percentile)
+    clipped = np.abs(data).max() > top
+    if kind == "saliency":
+        return ax.imshow(data, cmap="magma", vmin=0, vmax=top), "max" if clipped else "neither"
+    return ax.imshow(data, cmap="RdBu_r", vmin=-top, vmax=top), "both" if clipped else "neither"
+
+
+def explanation_figure(image, region=None, saliency=None, gradient=None, cams=None, title=None, percentile=99.0):
     """One row: the image (the region outlined), the saliency map, the signed gradient, and Grad-CAM maps.
 
     image (H, W, C) in [0, 1]; region (H, W) bool (the pixels whose score was differentiated) or None;
     saliency (H, W) = max_c |dS/dx|; gradient (H, W, C) = dS/dx, drawn summed over the channels with a
     colour scale symmetric about 0 (red: brightening the pixel raises S, blue: lowers it); cams
     {label: (H, W) map in [0, 1]}, each drawn over the image. Every panel has its colour bar below it.
+
+    percentile: the saliency's colour scale ends at that percentile of its values, and the signed gradient's at
+    +-that percentile of |dS/dx| (robust_limit), so one outlier pixel cannot wash the rest out to black or
+    white; the few brighter pixels are drawn in the end colour, and the colour bar's pointed end says so.
+    100 gives the plain maximum.
     """
     panels = [("input" + (" (region outlined)" if region is not None else ""), "image", image)]
     if saliency is not None:
@@ -83,23 +126,14 @@ def plot_explanation(image, path, region=None, saliency=None, gradient=None, cam
             _show_region(ax, region)
             cax.axis("off")
             continue
-        data = np.asarray(data, dtype=np.float64)
-        if kind == "saliency":
-            im = ax.imshow(data, cmap="magma", vmin=0, vmax=max(data.max(), 1e-300))
-        elif kind == "signed":
-            top = max(np.abs(data).max(), 1e-300)
-            im = ax.imshow(data, cmap="RdBu_r", vmin=-top, vmax=top)
-        else:
-            ax.imshow(_gray_rgb(image).mean(axis=-1), cmap="gray", vmin=0, vmax=1)
-            im = ax.imshow(data, cmap="jet", vmin=0, vmax=1, alpha=0.5)
+        im, extend = _show_map(ax, kind, np.asarray(data, dtype=np.float64), image, percentile)
         _show_region(ax, region)
-        fig.colorbar(im, cax=cax, orientation="horizontal", format="%.2g")
+        fig.colorbar(im, cax=cax, orientation="horizontal", format="%.2g", extend=extend)
         cax.xaxis.set_major_locator(MaxNLocator(4))          # few ticks: the labels must not run together
         cax.tick_params(labelsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.savefig(path, dpi=90)
-    return path
+    return fig
 
 
 # --- feature maps and filters ------------------------------------------------------------------------------
@@ -196,6 +230,40 @@ def filters_figure(kernel, title=None, ncols=8):
     fig.colorbar(cm.ScalarMappable(Normalize(-s, s), cmap="gray"), cax=bar, orientation="horizontal")
     bar.set_xlabel(f"weight: one scale for every filter and for each of its red, green and blue values "
                    f"(mid-grey = 0, ends = -{s:.3g} and +{s:.3g})",
+                   fontsize=8)
+    bar.tick_params(labelsize=7)
+    return fig
+
+
+def filter_channels_figure(kernel, title=None, ncols=8, channel_names=("R", "G", "B")):
+    """A kernel (KH, KW, C, F) drawn channel by channel: for each filter, its C patches side by side, each a
+    KH x KW map of signed weights (red > 0, blue < 0, white 0) on ONE scale -s..s, s = max |kernel|, with
+    one colour bar. Where an RGB patch (filters_figure) mixes three signs into one colour, this shows each
+    channel's own pattern: a red column beside a blue one is a vertical edge detector for that channel."""
+    kernel = np.asarray(kernel, dtype=np.float64)
+    if kernel.ndim != 4:
+        raise ValueError(f"filter_channels_figure: a Conv2D kernel is (KH, KW, C, F), got shape {kernel.shape}")
+    kh, kw, c, f = kernel.shape
+    s = float(np.abs(kernel).max()) or 1.0
+    names = list(channel_names) if len(channel_names) == c else [str(i) for i in range(c)]
+    ncols = min(ncols, f)
+    nrows = -(-f // ncols)
+    height = 0.75 * nrows + 1.3
+    fig = Figure(figsize=(max(0.42 * ncols * (c + 0.6), 5.0), height))
+    outer = fig.add_gridspec(nrows, ncols, left=0.01, right=0.99, bottom=1.0 / height, top=1 - 0.5 / height,
+                             wspace=0.25, hspace=0.45)
+    im = None
+    for i in range(f):
+        inner = outer[i // ncols, i % ncols].subgridspec(1, c, wspace=0.08)
+        for ch in range(c):
+            ax = fig.add_subplot(inner[0, ch])
+            im = ax.imshow(kernel[:, :, ch, i], cmap="RdBu_r", vmin=-s, vmax=s, interpolation="nearest")
+            _no_ticks(ax)
+            ax.set_title(f"{i}:{names[ch]}" if ch == 0 else names[ch], fontsize=6, pad=1.5)
+    fig.suptitle(title or f"{f} filters {kh}x{kw}, one map per input channel", fontsize=10)
+    bar = fig.add_axes((0.2, 0.45 / height, 0.6, 0.12 / height))
+    fig.colorbar(im, cax=bar, orientation="horizontal")
+    bar.set_xlabel(f"weight: one scale for every filter and channel (white = 0, ends = -{s:.3g} and +{s:.3g})",
                    fontsize=8)
     bar.tick_params(labelsize=7)
     return fig
@@ -358,5 +426,6 @@ def plot_layer_statistics(runs, path, title="activations and gradients, layer by
     return path
 
 
-__all__ = ["ActivationHistograms", "describe", "filters_to_rgb", "plot_activation_histograms",
-           "plot_explanation", "plot_feature_maps", "plot_filters", "plot_layer_statistics"]
+__all__ = ["ActivationHistograms", "describe", "explanation_figure", "filter_channels_figure", "filters_to_rgb",
+           "plot_activation_histograms", "plot_explanation", "plot_feature_maps", "plot_filters",
+           "plot_layer_statistics", "robust_limit"]

@@ -7,8 +7,8 @@
 # `--full` for the tutorial's full 10 epochs on all of it.
 #
 # It draws: the loss and accuracy curves (curves.png), a few test images with their predicted class
-# (predictions.png), and the 32 kernels of the first convolution (filters.png: what the network looks for
-# first).
+# (predictions.png), the 32 kernels of the first convolution (filters.png: what the network looks for
+# first), and what training changed in them, channel by channel (filter_change.png).
 #
 #     python tutorials/01_seed_cnn.py                   # about a minute, built-in shapes
 #     python tutorials/01_seed_cnn.py --cifar10 ~/data/cifar-10-python.tar.gz --full
@@ -22,6 +22,8 @@ import argparse
 import os
 import sys
 import time
+
+import numpy as np
 
 from tinyseg import plotting, set_random_seed, visualize
 from tinyseg.layers import Conv2D, Dense, Flatten, MaxPooling2D
@@ -92,6 +94,7 @@ model.compile(optimizer='adam', loss='categorical_crossentropy', metrics=['accur
 model.summary()
 
 # %%
+initial_kernel = model.layers[0].params["kernel"].copy()    # kept to see, later, what training changed
 epochs = args.epochs or (1 if args.quick else 10 if args.full else 3)
 start = time.perf_counter()
 history = model.fit(x_train, y_train, epochs=epochs, batch_size=32, validation_data=(x_test, y_test))
@@ -121,7 +124,8 @@ plotting.plot_image_grid(x_test[:16], os.path.join(args.out, "predictions.png"),
 #
 # The first convolution's kernel has shape (3, 3, 3, 32): for each of its 32 filters, a 3x3 patch of weights
 # for each of the red, green and blue input channels. Filter f answers most strongly where the image looks
-# like its patch: out_f(i, j) = b_f + sum_{a, c, ch} x(i + a, j + c, ch) * K(a, c, ch, f).
+# like its patch: z[i, j, f] = b[f] + sum_{u, v, c} x[i + u, j + v, c] * K[u, v, c, f], with (u, v) the
+# position in the 3x3 patch and c the input channel (the notation of tinyseg/reference.py).
 #
 # The picture draws each filter as a tiny 3x3 RGB image, all on one scale s = max |K|: a channel value of
 # 0.5 (mid-grey) is a weight of 0, and 0 and 1 are -s and +s (the colour bar). A reddish pixel of a patch
@@ -134,4 +138,36 @@ filters_fig = visualize.filters_figure(
     kernel, title=f"first-layer kernels: {kernel.shape[-1]} filters, each a 3x3 patch of weights per "
                   "input channel, drawn as RGB")
 plotting.save_figure(filters_fig, os.path.join(args.out, "filters.png"))
-print(f"wrote curves.png, predictions.png, filters.png to {args.out}/")
+
+# %% [markdown]
+# ## What training changed
+#
+# The kernels start as random numbers (glorot_uniform) and a few epochs move them only part of the way, so
+# the trained kernels above still look mostly like the noise they began as. What the network learned is the
+# change, trained - initial. filter_change.png draws it one channel at a time, each channel a 3x3 map of
+# signed weights (red: the weight grew, blue: it shrank, white: unchanged), all on one scale: a red column
+# beside a blue one is a vertical edge detector, a red row above a blue one a horizontal one; a patch of one
+# colour all over answers to that channel's brightness, not to edges. The script measures how far the
+# kernels moved, |K - K0| / |K0| (Frobenius norms), and how much of the change is "edge-like": the share of
+# its energy that sums to 0 over each 3x3 patch (random 3x3 patches have 8/9 of their energy there), and
+# says which way the change leans.
+
+# %%
+change = kernel - initial_kernel
+centred = change - change.mean(axis=(0, 1), keepdims=True)           # each channel's 3x3 patch, mean removed
+edge_share = float((centred ** 2).sum() / (change ** 2).sum())
+initial_centred = initial_kernel - initial_kernel.mean(axis=(0, 1), keepdims=True)
+initial_share = float((initial_centred ** 2).sum() / (initial_kernel ** 2).sum())
+relative = float(np.linalg.norm(change) / np.linalg.norm(initial_kernel))
+print(f"training moved the first kernels by |K - K0| / |K0| = {relative:.2f}; {edge_share:.0%} of the change's "
+      f"energy sums to 0 over each 3x3 patch (edge-like), against {initial_share:.0%} of the initial kernels'")
+if edge_share > initial_share:
+    print("so training added more edge than flat weight: the change leans to edge detectors")
+else:
+    print(f"so {1 - edge_share:.0%} of the change is flat (the same weight over a patch, per channel): training "
+          "tuned the filters to the colours of the shapes as much as to their edges")
+change_fig = visualize.filter_channels_figure(
+    change, title=f"what training changed: trained - initial first-layer kernels, {change.shape[-1]} filters, "
+                  "one 3x3 map per input channel (R, G, B)")
+plotting.save_figure(change_fig, os.path.join(args.out, "filter_change.png"))
+print(f"wrote curves.png, predictions.png, filters.png, filter_change.png to {args.out}/")

@@ -55,8 +55,8 @@ print(f"images {x.shape}, masks {y.shape} with classes {SEGMENTATION_CLASS_NAMES
 # Depth 2: the encoder pools 32 -> 16 -> 8 pixels, enough context for shapes a third of the image wide; the
 # decoder upsamples back 8 -> 16 -> 32 and, at each size, concatenates the encoder's maps of that size (the
 # skip connection) before its convolutions. The last 1x1 convolution gives 4 scores per pixel and a softmax
-# turns them into probabilities p. The loss is cross-entropy plus soft Dice (tinyseg/losses.py, with
-# t the one-hot truth and s = 1 a smoothing term):
+# turns them into probabilities p. The loss is cross-entropy plus soft Dice (CEDiceLoss in
+# tinyseg/losses/dice.py, with t the one-hot truth and s = 1 a smoothing term):
 #
 #     L = -mean_pixels log p_y  +  1 - (1/K) sum_k (2 sum p_k t_k + s) / (sum p_k + sum t_k + s)
 #

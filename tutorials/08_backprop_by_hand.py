@@ -38,10 +38,11 @@ os.makedirs(args.out, exist_ok=True)
 #
 # One image x of 4x4 pixels with one channel, one 2x2 kernel K, a bias b, stride 1, no padding ('valid'):
 #
-#     y[i, j] = b + sum_{a, c in {0, 1}} x[i + a, j + c] * K[a, c]          i, j = 0, 1, 2
+#     y[i, j] = b + sum_{u, v in {0, 1}} x[i + u, j + v] * K[u, v]          i, j = 0, 1, 2
 #
-# so y is 3x3: OH = (H - KH) // stride + 1 = (4 - 2) // 1 + 1 = 3. Small integers keep every number
-# readable.
+# so y is 3x3: OH = (H - KH) // stride + 1 = (4 - 2) // 1 + 1 = 3. The letters are tinyseg's everywhere
+# (tinyseg/reference.py): (i, j) an output pixel, (u, v) a kernel tap, (h, w) an input pixel, b the bias
+# only. Small integers keep every number readable.
 
 # %%
 x = np.arange(16, dtype=np.float64).reshape(4, 4)        # 0 .. 15, row by row
@@ -64,9 +65,9 @@ def conv_forward_loops(x, K, b):
     for i in range(oh):
         for j in range(ow):
             total = b
-            for a in range(kh):
-                for c in range(kw):
-                    total += x[i + a, j + c] * K[a, c]
+            for u in range(kh):
+                for v in range(kw):
+                    total += x[i + u, j + v] * K[u, v]
             y[i, j] = total
     return y
 
@@ -82,9 +83,9 @@ print("y =\n", y)
 # rule, read off the forward formula (each y[i, j] is a sum, so each term sends G[i, j] back to what it
 # multiplied):
 #
-#     dL/dK[a, c] = sum_{i, j} G[i, j] * x[i + a, j + c]          (K[a, c] met x[i + a, j + c] in y[i, j])
+#     dL/dK[u, v] = sum_{i, j} G[i, j] * x[i + u, j + v]          (K[u, v] met x[i + u, j + v] in y[i, j])
 #     dL/db       = sum_{i, j} G[i, j]                            (b was added to every y[i, j])
-#     dL/dx[h, w] = sum of G[i, j] * K[a, c] over the (i, j, a, c) with i + a = h, j + c = w
+#     dL/dx[h, w] = sum of G[i, j] * K[u, v] over the (i, j, u, v) with i + u = h, j + v = w
 #
 # The last line is a scatter: every output pixel spreads G[i, j] * K back over the window it read. A
 # corner pixel of x sat in one window, a middle pixel in four, so it collects four terms.
@@ -100,10 +101,10 @@ def conv_backward_loops(x, K, G):
     for i in range(G.shape[0]):
         for j in range(G.shape[1]):
             db += G[i, j]
-            for a in range(kh):
-                for c in range(kw):
-                    dK[a, c] += G[i, j] * x[i + a, j + c]
-                    dx[i + a, j + c] += G[i, j] * K[a, c]
+            for u in range(kh):
+                for v in range(kw):
+                    dK[u, v] += G[i, j] * x[i + u, j + v]
+                    dx[i + u, j + v] += G[i, j] * K[u, v]
     return dx, dK, db
 
 
@@ -133,11 +134,11 @@ for name, (loops, by_layer) in checks.items():
 # ## Check 2: against finite differences
 #
 # Take L = sum_{i, j} y[i, j] G[i, j]: its gradient with respect to y is exactly G, so the backward above
-# must give its gradients. Nudge one input by h and watch L move:
+# must give its gradients. Nudge one input by a small step e and watch L move:
 #
-#     dL/dx[h, w] ~ (L(x + h e_hw) - L(x - h e_hw)) / (2 h)
+#     dL/dx[h, w] ~ (L(x + e 1_hw) - L(x - e 1_hw)) / (2 e)          (1_hw: 1 at pixel (h, w), 0 elsewhere)
 #
-# (central differences: the error is O(h^2); here L is linear in each argument, so only rounding is left).
+# (central differences: the error is O(e^2); here L is linear in each argument, so only rounding is left).
 # The relative error |a - n| / (|a| + |n|) is printed; below 1e-6 in float64 means the formula is right.
 
 # %%
@@ -158,7 +159,7 @@ assert worst < 1e-6
 # ## The same, as im2col and one matrix product
 #
 # Loops are slow in Python. im2col copies every window of x into one row of a matrix, in the order the
-# kernel is flattened (a, c): 9 windows, 4 values each, a (9, 4) matrix. Then the whole convolution is one
+# kernel is flattened (u, v): 9 windows, 4 values each, a (9, 4) matrix. Then the whole convolution is one
 # product with the kernel as a column:
 #
 #     cols = im2col(x)                 (OH*OW, KH*KW) = (9, 4)
@@ -220,10 +221,14 @@ def outline(ax, top, left, height, width, colour, lw=2.0):
     ax.add_patch(Rectangle((left - 0.5, top - 0.5), width, height, fill=False, edgecolor=colour, lw=lw))
 
 
-fig = Figure(figsize=(14, 4.6))
+# panels of the same quantity share one colour scale: x's values in x, its windows and im2col(x); y's in the
+# product and in y
+X_SCALE = dict(vmin=x.min(), vmax=x.max())
+Y_SCALE = dict(vmin=product.min(), vmax=product.max())
+fig = im2col_fig = Figure(figsize=(14, 4.6))
 grid = fig.add_gridspec(1, 6, width_ratios=[4, 4.2, 4.5, 1.4, 1.4, 3])
 ax = fig.add_subplot(grid[0])
-show_numbers(ax, x)
+show_numbers(ax, x, **X_SCALE)
 outline(ax, 0, 0, 2, 2, PATCH_COLOURS[0], lw=3)
 ax.set_title("image x (4x4)\nwindow 0 outlined", fontsize=9)
 
@@ -231,7 +236,7 @@ sub = grid[1].subgridspec(3, 3, wspace=0.15, hspace=0.15)
 for k in range(9):
     i, j = divmod(k, 3)
     ax = fig.add_subplot(sub[i, j])
-    show_numbers(ax, x[i:i + 2, j:j + 2], vmin=0, vmax=15)
+    show_numbers(ax, x[i:i + 2, j:j + 2], **X_SCALE)
     for side in ax.spines.values():
         side.set_edgecolor(PATCH_COLOURS[k])
         side.set_linewidth(3)
@@ -239,7 +244,7 @@ for k in range(9):
         ax.set_title("the 9 windows (2x2 patches)", fontsize=9)
 
 ax = fig.add_subplot(grid[2])
-show_numbers(ax, cols, vmin=0, vmax=15)
+show_numbers(ax, cols, **X_SCALE)
 for k in range(9):
     outline(ax, k, 0, 1, 4, PATCH_COLOURS[k])
 ax.set_title("im2col(x): one row per window\n(9, 4)", fontsize=9)
@@ -251,13 +256,13 @@ show_numbers(ax, K.ravel()[:, None], cmap="RdBu_r", vmin=-2, vmax=2)
 ax.set_title("@ K.ravel()\n(4, 1)", fontsize=9)
 
 ax = fig.add_subplot(grid[4])
-show_numbers(ax, product[:, None], cmap="viridis")
+show_numbers(ax, product[:, None], cmap="viridis", **Y_SCALE)
 for k in range(9):
     outline(ax, k, 0, 1, 1, PATCH_COLOURS[k])
 ax.set_title(f"+ b = {b:g}\n(9, 1)", fontsize=9)
 
 ax = fig.add_subplot(grid[5])
-show_numbers(ax, product.reshape(3, 3), cmap="viridis")
+show_numbers(ax, product.reshape(3, 3), cmap="viridis", **Y_SCALE)
 for k in range(9):
     outline(ax, *divmod(k, 3), 1, 1, PATCH_COLOURS[k])
 ax.set_title("reshaped (3, 3) = y\n(equal to the loops)", fontsize=9)
@@ -269,24 +274,35 @@ fig.savefig(os.path.join(args.out, "im2col.png"), dpi=90)
 # backward.png: the backward pass in the same form. G K^T is a (9, 4) matrix, one row per window: the
 # gradient of that window's four pixels. col2im adds each row back onto its window, so a pixel shared by
 # four windows sums four entries. The result is dL/dx, and cols^T @ G is dL/dK.
+#
+# G, G K^T and dL/dx are drawn on one colour scale (the colour bar under them), so the eye can follow a
+# number from one to the next and see col2im's sums grow. dL/dK, a sum over all nine windows, is far larger
+# and has its own scale; x, for reference, has x's.
 
 # %%
 spread = G.ravel()[:, None] @ K.ravel()[None, :]
-fig = Figure(figsize=(12, 4.2))
-grid = fig.add_gridspec(1, 5, width_ratios=[3, 4.5, 3.6, 3, 3])
-panels = [("upstream G = dL/dy\n(3, 3)", G, "RdBu_r"), ("G.ravel() K^T: each window's\ngradient (9, 4)", spread,
-          "RdBu_r"), ("col2im: rows added back\n= dL/dx (4, 4)", dx_matrix, "RdBu_r"),
-          ("cols^T @ G = dL/dK (2, 2)", dK_matrix, "RdBu_r"), ("x (4, 4), for reference", x, "Greys")]
-for k, (title, a, cmap) in enumerate(panels):
-    ax = fig.add_subplot(grid[k])
-    top = np.abs(a).max()
-    show_numbers(ax, a, cmap=cmap, vmin=-top if cmap == "RdBu_r" else None, vmax=top if cmap == "RdBu_r" else None)
+shared = max(np.abs(a).max() for a in (G, spread, dx_matrix))          # one scale for G, G K^T and dL/dx
+dK_top = np.abs(dK_matrix).max()
+fig = backward_fig = Figure(figsize=(12, 4.6))
+grid = fig.add_gridspec(2, 5, width_ratios=[3, 4.5, 3.6, 3, 3], height_ratios=[1, 0.04], hspace=0.25)
+panels = [("upstream G = dL/dy\n(3, 3)", G, "RdBu_r", shared), ("G.ravel() K^T: each window's\ngradient (9, 4)",
+          spread, "RdBu_r", shared), ("col2im: rows added back\n= dL/dx (4, 4)", dx_matrix, "RdBu_r", shared),
+          ("cols^T @ G = dL/dK (2, 2)\n(its own scale)", dK_matrix, "RdBu_r", dK_top),
+          ("x (4, 4), for reference", x, "Greys", None)]
+for k, (title, a, cmap, top) in enumerate(panels):
+    ax = fig.add_subplot(grid[0, k])
+    scale = dict(vmin=-top, vmax=top) if top is not None else X_SCALE
+    show_numbers(ax, a, cmap=cmap, **scale)
     ax.set_title(title, fontsize=9)
     if k == 1:
         for r in range(9):
             outline(ax, r, 0, 1, 4, PATCH_COLOURS[r])
+    if k in (2, 3):               # a colour bar under the three shared panels, and one under dL/dK
+        cax = fig.add_subplot(grid[1, :3] if k == 2 else grid[1, 3])
+        fig.colorbar(ax.get_images()[0], cax=cax, orientation="horizontal")
+        cax.tick_params(labelsize=7)
 fig.suptitle("backward: dL/dK = im2col(x)^T G and dL/dx = col2im(G K^T) (a transposed convolution of G)",
              fontsize=11)
-fig.tight_layout(rect=(0, 0, 1, 0.92))
+fig.subplots_adjust(left=0.02, right=0.98, bottom=0.08, top=0.8, wspace=0.3)
 fig.savefig(os.path.join(args.out, "backward.png"), dpi=90)
 print(f"wrote im2col.png and backward.png to {args.out}/")

@@ -116,13 +116,20 @@ print(f"trained {epochs} epochs in {time.perf_counter() - fit_start:.0f}s; valid
 # Pick a validation image containing the class and take as the region R the pixels that truly belong to
 # it. The score is the class's logit (before the softmax) summed over R:
 #
-#     S = sum_{(i, j) in R} z[i, j, c]            saliency = max over the RGB channels of |dS/dx|
+#     S = sum_{(i, j) in R} z[i, j, k]            saliency = max over the RGB channels of |dS/dx|
+#
+# with (i, j) a pixel and k the class explained (the code calls it c).
 #
 # One backward pass (model.backward with input_grad=True) gives dS/dx for every pixel. Bright saliency
 # marks the pixels whose change would move S most: for a shape, its edges, where the colour says "inside"
 # on one side and "outside" on the other. The signed gradient (summed over channels) says in which
 # direction: red, brightening the pixel raises S; blue, lowers it. Raw gradients are noisy from pixel to
 # pixel (SmoothGrad, Smilkov et al. 2017, averages them over noisy copies of the image to calm them).
+#
+# They are also heavy-tailed: a few pixels can be tens of times larger than the rest, and a colour scale
+# that ends at the maximum would paint everything else as 0. So both maps' scales end at the 99th
+# percentile of |dS/dx| (visualize.robust_limit); the brighter 1% are drawn in the end colour, and the
+# colour bar's pointed end marks that. The script prints both limits.
 
 # %%
 counts = (yv == c).sum(axis=(1, 2))
@@ -134,6 +141,12 @@ grads = explain.gradients(model, image, c, region=region)
 sal = np.abs(grads.input).max(axis=-1)[0]
 print(f"image {n}: {int(region.sum())} pixels of {class_name}; S = {grads.score[0]:.2f}; "
       f"saliency inside the region {sal[region].mean():.3g}, outside {sal[~region].mean():.3g} (means)")
+signed = grads.input[0].sum(axis=-1)
+for label, values in (("saliency", sal), ("signed gradient", signed)):
+    limit = visualize.robust_limit(values, 99)
+    print(f"{label}: colour scale ends at the 99th percentile of |value|, {limit:.3g}; the largest is "
+          f"{np.abs(values).max():.3g} ({np.abs(values).max() / limit:.1f}x), {np.mean(np.abs(values) > limit):.1%} "
+          f"of the pixels are brighter")
 
 # %% [markdown]
 # ## 2. Grad-CAM: which features, and where
@@ -157,7 +170,7 @@ for label, layer in cam_layers.items():
           f"{alpha.size} feature maps raise S; map mean inside the region {cam[0][region].mean():.2f}, "
           f"outside {cam[0][~region].mean():.2f}" + (" (zero everywhere)" if cam[0].max() == 0 else ""))
 visualize.plot_explanation(image[0], os.path.join(args.out, "saliency.png"), region=region, saliency=sal,
-                           gradient=grads.input[0], cams=cams,
+                           gradient=grads.input[0], cams=cams, percentile=99,
                            title=f"class '{class_name}': S = its logit summed over the outlined pixels")
 
 # %% [markdown]

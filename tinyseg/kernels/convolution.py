@@ -19,15 +19,15 @@ memory and read back by the matmul it costs more than the arithmetic when F is s
 conv2d_kernel_grad work one band of output rows at a time, a few MB that stay in the cache between the copy
 that writes them and the matmul that reads them.
 
-One kernel row at a time. Kmat's rows are ordered (a, b, c), so it is KH blocks K_a (KW*C, F), one per kernel
-row a, and the columns of cols are the same KH blocks: cols_a, the windows of width KW that output row y reads
-from input row y*SH - pad_top + a*DH. So
+One kernel row at a time. Kmat's rows are ordered (u, v, c), so it is KH blocks K_u (KW*C, F), one per kernel
+row u, and the columns of cols are the same KH blocks: cols_u, the windows of width KW that output row i reads
+from input row i*SH - pad_top + u*DH. So
 
-    y[band]      = sum over a of  cols_a[band] @ K_a
-    dL/dK_a      = sum over bands of  cols_a[band]^T @ G[band]
+    y[band]      = sum over u of  cols_u[band] @ K_u
+    dL/dK_u      = sum over bands of  cols_u[band]^T @ G[band]
 
 With SH = 1 the KH blocks are the same input rows shifted by DH: within one image, one array of rows
-(im2col.im2row, windows along the width only) holds them all, and cols_a is a view into it. For a 3x3 kernel
+(im2col.im2row, windows along the width only) holds them all, and cols_u is a view into it. For a 3x3 kernel
 that copies a third of what the full cols would, and the KH products cost about what one product of the full
 cols does. Where that does not pay (by_kernel_rows says when) a band copies its full cols, one block.
 

@@ -4,19 +4,19 @@ Each input channel c is convolved with its own M filters (M = the depth multipli
 
     x: (N, H, W, C)    K: (KH, KW, C, M)    y: (N, OH, OW, C*M)
 
-    y[n, i, j, c*M + m] = sum_{a, b} xpad[n, i*sh + a*dh, j*sw + b*dw, c] * K[a, b, c, m]
+    y[n, i, j, c*M + m] = sum_{u, v} xpad[n, i*sh + u*dh, j*sw + v*dw, c] * K[u, v, c, m]
 
 Geometry (one spatial axis shown; sizes and pads come from layers/geometry.py with the effective kernel
-(KH - 1)*dh + 1): output row i, tap a reads input row  h = i*sh - pad_top + a*dh;  rows outside 0 .. H-1
+(KH - 1)*dh + 1): output row i, tap u reads input row  h = i*sh - pad_top + u*dh;  rows outside 0 .. H-1
 are padding and read as 0. The output channel of (c, m) is c*M + m, Keras's order (and PyTorch's for a
 Conv2d with groups=C).
 
 Backward, with G = dL/dy viewed as (N, OH, OW, C, M):
 
-    dL/dK[a, b, c, m] = sum_{n, i, j} xpad[n, i*sh + a*dh, j*sw + b*dw, c] * G[n, i, j, c, m]
-    dL/dx[n, h, w, c] = sum_{a, b, m} G[n, i, j, c, m] * K[a, b, c, m]
-                        over the windows (i, j) whose tap (a, b) lands on (h, w):
-                        i*sh - pad_top + a*dh = h  and  j*sw - pad_left + b*dw = w
+    dL/dK[u, v, c, m] = sum_{n, i, j} xpad[n, i*sh + u*dh, j*sw + v*dw, c] * G[n, i, j, c, m]
+    dL/dx[n, h, w, c] = sum_{u, v, m} G[n, i, j, c, m] * K[u, v, c, m]
+                        over the windows (i, j) whose tap (u, v) lands on (h, w):
+                        i*sh - pad_top + u*dh = h  and  j*sw - pad_left + v*dw = w
 
 (the input gradient is the transposed depthwise convolution of G, as for Conv2D).
 

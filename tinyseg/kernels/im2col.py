@@ -2,7 +2,7 @@
 
 Geometry shared by both (one spatial axis shown, the other is the same):
 
-    out position y reads input rows  h = y * stride - pad_before + a * dilation,   a = 0 .. KH-1
+    output row i reads input rows  h = i * stride - pad_before + u * dilation,   u = 0 .. KH-1 (the tap)
     rows with h < 0 or h >= H are padding and read as 0.
 
 The dilation (atrous convolution; 1 unless asked for) spaces the KH taps of a window `dilation` rows apart,
@@ -10,15 +10,15 @@ so a window spans (KH - 1) * dilation + 1 rows (effective_kernel) while cols kee
 
 im2col(x) -> cols
     x:    (N, H, W, C)
-    cols: (N * OH * OW, KH * KW * C), row (n, y, x), column (a, b, c) in that order, which is exactly how a
+    cols: (N * OH * OW, KH * KW * C), row (n, i, j), column (u, v, c) in that order, which is exactly how a
           Keras kernel (KH, KW, C, F) flattens, so ``cols @ kernel.reshape(-1, F)`` is the convolution.
-    With rows=(y0, y1) only output rows y0 <= y < y1 of each image are made: (N * (y1 - y0) * OW, ...), a
+    With rows=(y0, y1) only output rows y0 <= i < y1 of each image are made: (N * (y1 - y0) * OW, ...), a
     band of the full matrix. A convolution works band by band (see kernels/convolution.py).
 
 im2row(x) -> rows
-    im2col along the width only, for whole input rows: rows[i, j, xo, (b, c)] = x[i, first + j*step,
-    xo*SW - pad_left + b*DW, c] (0 outside x), shape (N, count, OW, KW * C). The im2col of kernel row a is
-    made of these rows: output row y reads input row y*SH - pad_top + a*DH. With SH = 1, consecutive output
+    im2col along the width only, for whole input rows: rows[n, k, j, (v, c)] = x[n, first + k*step,
+    j*SW - pad_left + v*DW, c] (0 outside x), shape (N, count, OW, KW * C). The im2col of kernel row u is
+    made of these rows: output row i reads input row i*SH - pad_top + u*DH. With SH = 1, consecutive output
     rows read consecutive input rows, so the KH kernel rows share one array of rows, a third of the size of
     the full cols for a 3x3 kernel (kernels/convolution.py uses it that way).
 

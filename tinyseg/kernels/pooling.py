@@ -3,8 +3,8 @@
 The formulas, shapes and output sizes are in layers/pooling.py (stated there once); tinyseg/reference.py has
 them as plain loops. What this module adds:
 
-    max_pool2d(x)                 -> y, arg      arg[n, i, j, c] = a * KW + b of the window's maximum (int32):
-                                                 the first in row-major (a, b) order on a tie, the only one
+    max_pool2d(x)                 -> y, arg      arg[n, i, j, c] = u * KW + v of the window's maximum (int32):
+                                                 the first in row-major (u, v) order on a tie, the only one
                                                  that receives the gradient
     max_pool2d_backward(dy, arg)  -> dx          each dy added to the pixel its arg points at
     avg_pool2d(x)                 -> y

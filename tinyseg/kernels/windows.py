@@ -1,7 +1,7 @@
 """Where the taps of a window fall on one axis: the index arithmetic that the loop kernels share.
 
-Window o (an output index) starts at input index  start = o*stride - pad,  and its tap a (0 <= a < k) reads
-input index  start + a*step  (step = the dilation; 1 for pooling). Input indices outside 0 .. size-1 are
+Window o (an output index) starts at input index  start = o*stride - pad,  and its tap u (0 <= u < k) reads
+input index  start + u*step  (step = the dilation; 1 for pooling). Input indices outside 0 .. size-1 are
 padding. The two directions:
 
     real_taps(o, ...)       window o -> its taps that read a real input index (a forward kernel's window)

@@ -4,8 +4,11 @@ Convolution (cross-correlation, as in every framework), channels-last:
 
     x: (N, H, W, C)    kernel K: (KH, KW, C, F)    bias b: (F,)    z, y: (N, OH, OW, F)
 
-    z[n, i, j, f] = b[f] + sum_{a, b, c} xpad[n, i*sh + a*dh, j*sw + b*dw, c] * K[a, b, c, f]
+    z[n, i, j, f] = b[f] + sum_{u, v, c} xpad[n, i*sh + u*dh, j*sw + v*dw, c] * K[u, v, c, f]
     y = activation(z)
+
+    n: the image of the batch; (i, j): the output pixel; (u, v): the kernel tap, its row and column in the
+    window; c: the input channel; f: the filter; b: the bias (the notation of tinyseg/reference.py)
 
     OH = (H - KH') // sh + 1 for padding='valid', ceil(H / sh) for 'same' (rules in geometry.py)
 

@@ -5,7 +5,7 @@ Depthwise convolution, channels-last, depth multiplier M (each input channel get
 
     x: (N, H, W, C)    depthwise_kernel K: (KH, KW, C, M)    bias b: (C*M,)    z, y: (N, OH, OW, C*M)
 
-    z[n, i, j, c*M + m] = b[c*M + m] + sum_{a, b} xpad[n, i*sh + a*dh, j*sw + b*dw, c] * K[a, b, c, m]
+    z[n, i, j, c*M + m] = b[c*M + m] + sum_{u, v} xpad[n, i*sh + u*dh, j*sw + v*dw, c] * K[u, v, c, m]
     y = activation(z)
 
     OH = (H - KH') // sh + 1 for padding='valid', ceil(H / sh) for 'same' (rules in geometry.py), where
@@ -16,10 +16,10 @@ A Conv2D would sum over c as well; the depthwise one does not, so it has KH*KW*C
 
 Backward of the depthwise part, with G = dL/dz viewed as (N, OH, OW, C, M):
 
-    dL/dK[a, b, c, m] = sum_{n, i, j} xpad[n, i*sh + a*dh, j*sw + b*dw, c] * G[n, i, j, c, m]
+    dL/dK[u, v, c, m] = sum_{n, i, j} xpad[n, i*sh + u*dh, j*sw + v*dw, c] * G[n, i, j, c, m]
     dL/db[c*M + m]    = sum_{n, i, j} G[n, i, j, c, m]
-    dL/dx[n, h, w, c] = sum_{a, b, m} G[n, i, j, c, m] * K[a, b, c, m]
-                        over the (i, j) with i*sh - pad_top + a*dh = h and j*sw - pad_left + b*dw = w
+    dL/dx[n, h, w, c] = sum_{u, v, m} G[n, i, j, c, m] * K[u, v, c, m]
+                        over the (i, j) with i*sh - pad_top + u*dh = h and j*sw - pad_left + v*dw = w
                         (the transposed depthwise convolution of G)
 
 Strides with dilation: Keras's Conv2D refuses strides > 1 together with dilation_rate > 1, but Keras 3's

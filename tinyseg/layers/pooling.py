@@ -7,14 +7,14 @@
                                                      extra row goes at the bottom, the extra column at the right)
     and the same for OW with (W, KW, sw, left/right).
 
-Window (i, j) covers input rows i*sh - top + a (a = 0 .. KH-1) and columns j*sw - left + b (b = 0 .. KW-1).
+Window (i, j) covers input rows i*sh - top + u (u = 0 .. KH-1) and columns j*sw - left + v (v = 0 .. KW-1).
 Padded positions are ignored, as in Keras: they never win a max and are not counted in a mean.
 
-    max:      y[n,i,j,c] = max_{(a,b) real} x[n, i*sh - top + a, j*sw - left + b, c]
+    max:      y[n,i,j,c] = max_{(u,v) real} x[n, i*sh - top + u, j*sw - left + v, c]
               dx         = dy[n,i,j,c] sent to the one pixel that held the maximum (the first in row-major
-                           (a, b) order on a tie); a pixel that is the maximum of several overlapping windows
+                           (u, v) order on a tie); a pixel that is the maximum of several overlapping windows
                            receives the sum
-    average:  y[n,i,j,c] = (1 / count[i,j]) * sum_{(a,b) real} x[n, i*sh - top + a, j*sw - left + b, c]
+    average:  y[n,i,j,c] = (1 / count[i,j]) * sum_{(u,v) real} x[n, i*sh - top + u, j*sw - left + v, c]
               dx         = every real pixel of window (i, j) receives dy[n,i,j,c] / count[i,j]
               count[i,j] = number of real (non-padded) pixels in window (i, j)
 
@@ -112,7 +112,7 @@ class MaxPooling2D(_Pooling2D):
         (kh, kw), (sh, sw), out_hw = self.pool_size, self.strides, self.output_shape[:2]
         # dy placed at each window's argmax, 0 at its other entries: (N, OH, OW, C, KH*KW)
         dw = np.where(argmax[..., None] == np.arange(kh * kw), grad[..., None], 0).astype(grad.dtype)
-        # dx = col2im of those windows (col2im wants each window's row as (a, b, c): channels last)
+        # dx = col2im of those windows (col2im wants each window's row as (u, v, c): channels last)
         cols = dw.swapaxes(-1, -2).reshape(-1, kh * kw * x_shape[3])
         return col2im(cols, x_shape, kh, kw, sh, sw, self.pads, out_hw)
 
