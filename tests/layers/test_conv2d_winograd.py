@@ -119,6 +119,8 @@ def test_auto_rule(channels, filters, kwargs, expected):
     assert layer.uses_winograd(x) == expected
     layer.forward(x)
     assert layer.saved.winograd == expected
+    with use_backend("numpy"):          # 'auto' runs the plain im2col lines there; a forced choice stays
+        assert layer.uses_winograd(x) == (expected and layer.algorithm == "winograd")
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ def kernel_calls():
     from . import pooling as kp
     from . import softmax as ks
     from . import upsampling as ku
+    from . import winograd as kw
 
     x = np.random.default_rng(0).standard_normal((1, 4, 4, 2), dtype=np.float32)
     z = np.zeros((1, 2, 2, 2), np.float32)
@@ -48,6 +49,7 @@ def kernel_calls():
     rows = x.reshape(-1, 2)
     per_channel = np.ones(2, np.float32)
     dk = np.ones((3, 3, 2, 1), np.float32)
+    u = np.ones((6, 6, 2, 2), np.float32)
     return {
         "im2col": lambda: ki.im2col(x, 3, 3, 1, 1, (1, 1, 1, 1), (4, 4)),
         "im2row": lambda: ki.im2row(x, 3, 1, 1, 4, -1, 6),
@@ -77,6 +79,7 @@ def kernel_calls():
                                                                               x.shape),
         "depthwise_conv2d_kernel_grad": lambda: kd.depthwise_conv2d_kernel_grad(x, x, (3, 3), (1, 1),
                                                                                 (1, 1, 1, 1)),
+        "winograd_conv2d": lambda: kw.conv2d(x, u, (1, 1, 1, 1), (4, 4)),
     }
 
 

@@ -38,14 +38,16 @@ from .bands import ceil_div, run_bands, scratch
 from .config import get_backend, jit
 
 M_TILE = 4                  # F(4x4, 3x3): 36 products for 16 outputs (tinyseg/winograd.py)
-BAND_BYTES = 2**19          # transformed tiles of one band (n^2 * tiles * channels values): about L2's size
+BAND_BYTES = 2**20          # transformed tiles of one band (n^2 * tiles * channels values): about L2's size
 
 
-GROUP = 8                   # tiles transformed together: their channels make one long vectorisable loop
+GROUP_VALUES = 512          # tiles are transformed several at a time, about this many values (tiles x channels)
+                            # side by side: each pass of a transform is then one long loop, which LLVM
+                            # vectorises, rather than many short ones that each pay their start-up
 
 
 @jit
-def _gather_tiles(x, T, step, top, left, t0, t1, th, tw, out):
+def _gather_tiles(x, T, step, top, left, t0, t1, th, tw, group, out):
     """out[i*n + j, (p - t0)*C + c] = sum_{a, b} T[i, a] T[j, b] x[img, ty*step - top + a, tx*step - left + b, c]
     for tiles p = t0 .. t1-1 of the (N, th, tw) grid (p = (img*th + ty)*tw + tx), x read as 0 outside.
 
@@ -53,11 +55,11 @@ def _gather_tiles(x, T, step, top, left, t0, t1, th, tw, out):
     is position (i, j) of every tile, tile after tile, C channels each (a (tiles, C) matrix, flattened)."""
     n, q = T.shape
     h, w, c = x.shape[1], x.shape[2], x.shape[3]
-    patch = np.empty((q, q, GROUP * c), dtype=x.dtype)   # GROUP tiles side by side: (a, b, tile*C + c)
-    half = np.empty((n, q, GROUP * c), dtype=x.dtype)    # T @ patch, along the tiles' rows
-    acc = np.empty(GROUP * c, dtype=x.dtype)             # one row of T @ patch @ T^T
-    for p0 in range(t0, t1, GROUP):
-        count = min(GROUP, t1 - p0)
+    patch = np.empty((q, q, group * c), dtype=x.dtype)   # `group` tiles side by side: (a, b, tile*C + c)
+    half = np.empty((n, q, group * c), dtype=x.dtype)    # T @ patch, along the tiles' rows
+    acc = np.empty(group * c, dtype=x.dtype)             # one row of T @ patch @ T^T
+    for p0 in range(t0, t1, group):
+        count = min(group, t1 - p0)
         width = count * c
         for g in range(count):
             img, rest = (p0 + g) // (th * tw), (p0 + g) % (th * tw)
@@ -101,16 +103,16 @@ def _gather_tiles(x, T, step, top, left, t0, t1, th, tw, out):
 
 
 @jit
-def _scatter_tiles(M, AT, t0, t1, th, tw, bias, y):
+def _scatter_tiles(M, AT, t0, t1, th, tw, group, bias, y):
     """y[img, ty*m + a, tx*m + b, k] = bias[k] + sum_{i, j} AT[a, i] AT[b, j] M[i*n + j, (p - t0)*K + k] for
     tiles p = t0 .. t1-1 of the (N, th, tw) grid, the parts inside y only. AT (m, n); M (n*n, >= (t1-t0)*K),
     laid out as _gather_tiles's out."""
     m, n = AT.shape
     oh, ow, k = y.shape[1], y.shape[2], y.shape[3]
-    half = np.empty((m, n, GROUP * k), dtype=y.dtype)    # AT @ M, along the tiles' rows
-    tile = np.empty((m, m, GROUP * k), dtype=y.dtype)
-    for p0 in range(t0, t1, GROUP):
-        count = min(GROUP, t1 - p0)
+    half = np.empty((m, n, group * k), dtype=y.dtype)    # AT @ M, along the tiles' rows
+    tile = np.empty((m, m, group * k), dtype=y.dtype)
+    for p0 in range(t0, t1, group):
+        count = min(group, t1 - p0)
         width, base = count * k, (p0 - t0) * k
         for a in range(m):
             for j in range(n):
@@ -143,6 +145,10 @@ def _scatter_tiles(M, AT, t0, t1, th, tw, bias, y):
                     dst, src = y[img, r0 + a, c0 + b], tile[a, b, g * k:(g + 1) * k]
                     for ch in range(k):
                         dst[ch] = src[ch]
+
+
+def _group(channels):
+    return max(1, GROUP_VALUES // channels)
 
 
 def _matrices(dtype, m=M_TILE):
@@ -190,9 +196,9 @@ def conv2d(x, U, pads, out_hw, bias=None):
         t0, t1 = plan[i]
         V_flat, V = _band_buffer(slot, "winograd_in", n, t1 - t0, c, x.dtype)
         M_flat, M = _band_buffer(slot, "winograd_out", n, t1 - t0, k, x.dtype)
-        _gather_tiles(x, BT, m, pads[0], pads[2], t0, t1, th, tw, V_flat)  # V = BT d B
-        np.matmul(V, Ub, out=M)                                            # M = V @ U, n^2 products
-        _scatter_tiles(M_flat, AT, t0, t1, th, tw, b, y)                   # y = AT M A (+ bias)
+        _gather_tiles(x, BT, m, pads[0], pads[2], t0, t1, th, tw, _group(c), V_flat)  # V = BT d B
+        np.matmul(V, Ub, out=M)                                                      # M = V @ U
+        _scatter_tiles(M_flat, AT, t0, t1, th, tw, _group(k), b, y)                  # y = AT M A (+ b)
     run_bands(band, len(plan))
     return y
 
@@ -215,8 +221,8 @@ def kernel_grad(x, g, pads):
         t0, t1 = plan[i]
         V_flat, V = _band_buffer(slot, "winograd_in", n, t1 - t0, c, x.dtype)
         dM_flat, dM = _band_buffer(slot, "winograd_out", n, t1 - t0, k, x.dtype)
-        _gather_tiles(x, BT, m, pads[0], pads[2], t0, t1, th, tw, V_flat)  # V = BT d B
-        _gather_tiles(g, A, m, 0, 0, t0, t1, th, tw, dM_flat)              # dM = A dY AT
+        _gather_tiles(x, BT, m, pads[0], pads[2], t0, t1, th, tw, _group(c), V_flat)  # V = BT d B
+        _gather_tiles(g, A, m, 0, 0, t0, t1, th, tw, _group(k), dM_flat)              # dM = A dY AT
         np.matmul(V.transpose(0, 2, 1), dM, out=parts[i])                  # dU (this band's part) = V^T @ dM
     run_bands(band, len(plan))
     dU = parts.sum(axis=0, dtype=np.float64).reshape(n, n, c, k)

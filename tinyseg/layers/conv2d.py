@@ -108,7 +108,8 @@ class Conv2D(_Convolution):
         'winograd'  Winograd's F(4x4, 3x3) tiles (tinyseg/winograd.py): 36 products for 16 outputs instead
                     of 144; only for a 3x3 kernel with strides 1 and dilation_rate 1
         'auto'      (default) 'winograd' where it is allowed and both the input channels C and the filters
-                    are at least 32, else 'im2col'
+                    are at least 32, else 'im2col'; always 'im2col' with the NumPy backend (backend.py),
+                    whose plain lines below are the module docstring's formulas
 
     The rule is measured: per output value Winograd does 4x fewer multiplications, but its tile transforms
     cost about as much per channel as an im2col copy, so below 32 channels (and for the 3-channel input
@@ -154,7 +155,7 @@ class Conv2D(_Convolution):
         """True if this forward (and its backward) runs Winograd's tiles: the rule of `algorithm` above."""
         if self.algorithm != "auto":
             return self.algorithm == "winograd"
-        return self.winograd_allowed() and min(x.shape[3], self.filters) >= WINOGRAD_MIN_CHANNELS
+        return fast() and self.winograd_allowed() and min(x.shape[3], self.filters) >= WINOGRAD_MIN_CHANNELS
 
     def forward_linear(self, x, training=False):
         self.check_input(x)
