@@ -4,8 +4,9 @@ which must follow every change of the weights.
 
 float32: Winograd's transforms multiply by entries up to 5 (BT) and 8 (AT) and by fractions (G), so each
 output is a sum of larger terms that cancel; its rounding error grows with the tile size. Measured against a
-float64 convolution, as max |err| / max |y|: im2col about 2e-7, F(4x4, 3x3) about 1e-6 (up to 6e-6 on a real
-U-Net's activations). The tests allow 2e-5 for Winograd and 2e-6 for im2col.
+float64 convolution, as max |err| / max |y| (outputs and input gradients, 32-128 channels, N(0, 1) data and
+Glorot-scaled kernels): im2col 2e-7 to 4e-7, F(4x4, 3x3) 4e-6 to 6e-6 (a prototype measured the same on a
+real U-Net's activations). The tests allow 2e-5 for Winograd and 2e-6 for im2col.
 """
 import numpy as np
 import pytest
@@ -109,7 +110,8 @@ def test_algorithm_is_checked_and_kept_in_the_config():
 
 
 @pytest.mark.parametrize("channels,filters,kwargs,expected", [
-    (32, 32, {}, True), (64, 128, {}, True), (16, 32, {}, False), (32, 16, {}, False), (3, 32, {}, False),
+    (32, 32, {}, True), (64, 128, {}, True), (16, 32, {}, True), (32, 16, {}, True), (16, 16, {}, False),
+    (8, 64, {}, False), (3, 32, {}, False),
     (32, 32, dict(strides=2), False), (32, 32, dict(dilation_rate=2), False), (32, 32, dict(kernel_size=5), False),
     (3, 4, dict(algorithm="winograd"), True), (64, 64, dict(algorithm="im2col"), False)])
 def test_auto_rule(channels, filters, kwargs, expected):

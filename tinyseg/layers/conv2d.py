@@ -89,7 +89,7 @@ def check_strides_with_dilation(layer):
 
 
 ALGORITHMS = ("auto", "im2col", "winograd")
-WINOGRAD_MIN_CHANNELS = 32      # 'auto': below this (input or output channels) im2col is faster (see Conv2D)
+WINOGRAD_CHANNELS = (16, 32)    # 'auto': Winograd if min(C, filters) >= 16 and max(C, filters) >= 32 (Conv2D)
 
 
 class Conv2D(_Convolution):
@@ -107,15 +107,17 @@ class Conv2D(_Convolution):
         'im2col'    im2col and one matrix product (module docstring), for every kernel
         'winograd'  Winograd's F(4x4, 3x3) tiles (tinyseg/winograd.py): 36 products for 16 outputs instead
                     of 144; only for a 3x3 kernel with strides 1 and dilation_rate 1
-        'auto'      (default) 'winograd' where it is allowed and both the input channels C and the filters
-                    are at least 32, else 'im2col'; always 'im2col' with the NumPy backend (backend.py),
-                    whose plain lines below are the module docstring's formulas
+        'auto'      (default) 'winograd' where it is allowed, the input channels C and the filters are both
+                    at least 16 and one of them at least 32; else 'im2col'. Always 'im2col' with the
+                    NumPy backend (backend.py), whose plain lines below are the module docstring's formulas.
 
-    The rule is measured: per output value Winograd does 4x fewer multiplications, but its tile transforms
-    cost about as much per channel as an im2col copy, so below 32 channels (and for the 3-channel input
-    layer) the transforms outweigh the products it saves. The kernel gradient is im2col's either way
-    (benchmarks/conv_cases.py). Winograd's float32 rounding error is about ten times im2col's (still
-    about 1e-6 of the output's scale); float64 stays exact to about 1e-13 (tests/layers/test_conv2d_winograd.py).
+    The rule is measured (a layer's forward and backward, one thread): per output value Winograd does 4x fewer
+    multiplications, but its tile transforms cost about as much per channel as an im2col copy. From 32
+    channels on, the products it saves outweigh them (a whole step of the layer 0.74-0.88 of im2col's time
+    at 32-128 channels); at 16 in and 16 out the two are even, and for the 3-channel input layer the
+    transforms cost more than the product. The kernel gradient is im2col's either way: its Winograd form
+    measured slower. Winograd's float32 rounding error is about ten times im2col's (still about 1e-6 of the
+    output's scale); in float64 both agree with PyTorch to 1e-10 (tests/layers/test_conv2d_winograd.py).
     """
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", dilation_rate=1, activation=None,
@@ -155,7 +157,9 @@ class Conv2D(_Convolution):
         """True if this forward (and its backward) runs Winograd's tiles: the rule of `algorithm` above."""
         if self.algorithm != "auto":
             return self.algorithm == "winograd"
-        return fast() and self.winograd_allowed() and min(x.shape[3], self.filters) >= WINOGRAD_MIN_CHANNELS
+        channels = sorted((x.shape[3], self.filters))
+        return (fast() and self.winograd_allowed() and channels[0] >= WINOGRAD_CHANNELS[0]
+                and channels[1] >= WINOGRAD_CHANNELS[1])
 
     def forward_linear(self, x, training=False):
         self.check_input(x)
