@@ -14,6 +14,9 @@ and the kernel gradient, the same tile formula run backwards (tinyseg/winograd.p
     dU += V^T @ dM   n^2 products (C, tiles) @ (tiles, K), one partial sum per band
     dL/dK = G^T dU G (after the bands, in float64)
 
+(Conv2D does not use this kernel gradient: im2col's measured faster on every shape tried, 32-128 channels,
+because its products have a long inner dimension. It is kept, tested, for the A/B and for readers.)
+
 The input gradient is a convolution too (of G with the kernel flipped and its channel axes swapped), so it
 runs through `conv2d` unchanged.
 
@@ -35,7 +38,7 @@ import numpy as np
 
 from .. import winograd as twin
 from .bands import ceil_div, run_bands, scratch
-from .config import get_backend, jit
+from .config import get_backend, get_num_threads, jit
 
 M_TILE = 4                  # F(4x4, 3x3): 36 products for 16 outputs (tinyseg/winograd.py)
 BAND_BYTES = 2**20          # transformed tiles of one band (n^2 * tiles * channels values): about L2's size
@@ -190,7 +193,7 @@ def conv2d(x, U, pads, out_hw, bias=None):
     th, tw = twin.tile_grid(out_hw, m)
     y = np.empty((x.shape[0],) + tuple(out_hw) + (k,), dtype=x.dtype)
     b = np.zeros(k, x.dtype) if bias is None else np.ascontiguousarray(bias, dtype=x.dtype)
-    plan = _tile_bands(x.shape[0] * th * tw, n * n * max(c, k), x.itemsize, _threads())
+    plan = _tile_bands(x.shape[0] * th * tw, n * n * max(c, k), x.itemsize, get_num_threads())
 
     def band(i, slot):
         t0, t1 = plan[i]
@@ -214,7 +217,7 @@ def kernel_grad(x, g, pads):
     x, g = np.ascontiguousarray(x), np.ascontiguousarray(g)
     c, k, out_hw = x.shape[3], g.shape[3], g.shape[1:3]
     th, tw = twin.tile_grid(out_hw, m)
-    plan = _tile_bands(x.shape[0] * th * tw, n * n * (c + k), x.itemsize, _threads())
+    plan = _tile_bands(x.shape[0] * th * tw, n * n * (c + k), x.itemsize, get_num_threads())
     parts = np.empty((len(plan), n * n, c, k), dtype=x.dtype)
 
     def band(i, slot):
@@ -227,11 +230,6 @@ def kernel_grad(x, g, pads):
     run_bands(band, len(plan))
     dU = parts.sum(axis=0, dtype=np.float64).reshape(n, n, c, k)
     return np.einsum("ia,ijck,jb->abck", G, dU, G, optimize=True).astype(x.dtype)   # dL/dK = G^T dU G
-
-
-def _threads():
-    from .config import get_num_threads
-    return get_num_threads()
 
 
 class KernelTransforms:
