@@ -570,6 +570,8 @@ def build_maxpool_backward(size, ctx):
 # The list, in report order
 # ----------------------------------------------------------------------------------------------------------
 LE, LT = "<=", "<"
+from . import conv_cases  # noqa: E402  (its builders use the helpers above)
+
 CASES = [
     Case("matmul_peak", "float32 matmul peak, (2048 x 2048) @ (2048 x 2048) (NumPy BLAS vs torch; no goal)",
          None, "torch", build_matmul_peak),
@@ -579,6 +581,7 @@ CASES = [
          build_conv_fwd_bwd),
     Case("conv3x3_rgb_fwd", "Conv 3x3 128x128x3->16, batch 8, fwd", Goal(LE, 2.0, threads=2), "torch",
          build_conv_rgb_fwd),
+    *conv_cases.CONV_CASES,
     Case("maxpool_fwd_bwd", "MaxPool 2x2 (32,30,30,32) fwd+bwd", Goal(LT, 1.0), "torch", build_maxpool),
     Case("upsample_nearest_fwd_bwd", "UpSampling2D nearest (16,32,32,32) fwd+bwd", Goal(LT, 1.0), "torch",
          _build_upsampling("nearest")),

@@ -268,3 +268,18 @@ def softmax_cross_entropy(logits, labels, ignore_index=None, class_weight=None):
         for j in range(k):
             grad[m, j] = weights[m] * (math.exp(z[m, j] - log_norm) - (1.0 if j == y[m] else 0.0)) / total_w
     return (total / total_w if total_w else 0.0), grad.reshape(logits.shape)
+
+
+# --- Winograd F(m x m, 3 x 3), one tile ----------------------------------------------------------------------
+def winograd_tile(d, g, AT, G, BT):
+    """Y = AT [(G g G^T) * (BT d B)] A for one input tile d (n, n) and a 3x3 kernel g, one number at a time:
+    the m x m outputs of a 3x3 correlation of d with g (tinyseg/winograd.py says why; AT (m, n), G (n, 3),
+    BT (n, n) from winograd.transform_matrices(m)). With n*n multiplications of U by V instead of 9*m*m."""
+    m, n = len(AT), len(BT)
+    U = [[sum(G[i][a] * g[a][b] * G[j][b] for a in range(3) for b in range(3)) for j in range(n)]
+         for i in range(n)]                                               # U = G g G^T
+    V = [[sum(BT[i][a] * d[a][b] * BT[j][b] for a in range(n) for b in range(n)) for j in range(n)]
+         for i in range(n)]                                               # V = BT d B
+    M = [[U[i][j] * V[i][j] for j in range(n)] for i in range(n)]        # the n*n multiplications
+    return np.array([[sum(AT[a][i] * M[i][j] * AT[b][j] for i in range(n) for j in range(n)) for b in range(m)]
+                     for a in range(m)])                                  # Y = AT M A
