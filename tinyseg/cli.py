@@ -27,6 +27,7 @@ import sys
 import numpy as np
 
 from . import __version__
+from .model_choice import model_name_argument
 from .runs import RUN_FILE, UNFINISHED, check_out_folder, check_run_folder
 
 DEFAULT_OUT = "tinyseg-output"
@@ -104,9 +105,9 @@ def build_parser():
                         help="print tinyseg's version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{train,predict,evaluate}")
 
-    train = sub.add_parser("train", help="train a U-Net (default: on the built-in shapes data set)",
-                           description="Train a U-Net. With no arguments: the built-in shapes data set, a small "
-                           "U-Net, about two minutes on 2 CPU cores.")
+    train = sub.add_parser("train", help="train a segmentation network (default: a U-Net on the built-in shapes)",
+                           description="Train a U-Net (or --model). With no arguments: the built-in shapes data "
+                           "set, a small U-Net, about two minutes on 2 CPU cores.")
     train.add_argument("--data", nargs=2, metavar=("IMAGES_DIR", "MASKS_DIR"),
                        help="train on your own images and masks (paired by file name) instead of the shapes")
     train.add_argument("--val-data", nargs=2, metavar=("IMAGES_DIR", "MASKS_DIR"),
@@ -131,7 +132,13 @@ def build_parser():
                        "whole images (default: no crop)")
     train.add_argument("--scale-jitter", type=_fraction, default=0.1, metavar="F",
                        help="--data: zoom each training sample by a random factor in [1-F, 1+F] (0.1)")
-    train.add_argument("--depth", type=_positive_int, default=2, help="U-Net poolings (2)")
+    train.add_argument("--model", type=model_name_argument, default="unet", metavar="fcn8s|segnet|unet|deeplabv3plus",
+                       help="the network: FCN-8s, SegNet, U-Net or DeepLabV3+ (tinyseg.models.ARCHITECTURES); "
+                       "saved in the model file, so --resume, evaluate and predict need no flag (unet)")
+    train.add_argument("--depth", type=_positive_int, default=None,
+                       help="U-Net poolings (default: follows the image size: the smallest depth whose receptive "
+                       "field covers the shorter side, 44 pixels at depth 2, 100 at 3, 204 at 4, 412 at 5, as far "
+                       "as 2**depth divides the size: 2 for the 32 x 32 shapes, 4 for CamVid at 176 x 240)")
     train.add_argument("--base-filters", type=_positive_int, default=16, help="filters at the first level (16)")
     train.add_argument("--no-batch-norm", action="store_true", help="leave batch normalization out")
     train.add_argument("--upsampling", choices=("transpose", "nearest", "bilinear"), default="transpose",
@@ -211,7 +218,7 @@ def train(args):
     from .train_command import check_flags, resume, run
     if args.resume is not None:
         return resume(args, _train_defaults())
-    check_flags(args)
+    check_flags(args, _train_defaults())
     check_run_folder(args.out)
     os.makedirs(args.out, exist_ok=True)
     with RunLock(args.out):
@@ -352,8 +359,11 @@ def evaluate(args):
     else:
         print(f"scored at --size {size[0]}x{size[1]}: images (bilinear) and masks (nearest) resized to it "
               f"first; the model was trained at {trained}")
+    per_image = result.get("per_image_mean_iou")          # the headline last: the data set's, pixels pooled
     print(f"mean IoU {result['mean_iou']:.4f} over {len(image_paths)} images ({k} classes"
-          + (f", label {ignore} ignored" if ignore is not None else "") + ")")
+          + (f", label {ignore} ignored" if ignore is not None else "") + "; the data set's: every pixel pooled"
+          + (f", where the per-image mean IoU {per_image:.4f} averages each image's" if per_image is not None
+             else "") + ")")
     if args.json:
         from .files import write_json
         from .metrics import named_results
