@@ -126,7 +126,8 @@ def build_parser():
     train.add_argument("--batch-size", type=_positive_int, default=16, help="images per step (16)")
     train.add_argument("--size", type=_positive_int, nargs="+", default=None, metavar="N",
                        help="--size H W resizes images to H x W (--size S: S x S); each side divisible by "
-                       "2**depth (default: 32 for the shapes, the files' own size for --data)")
+                       "2**depth for the U-Net, by 16 for DeepLabV3+ (default: 32 for the shapes, the files' own "
+                       "size for --data)")
     train.add_argument("--crop", type=_positive_int, nargs="+", default=None, metavar="N",
                        help="--crop H W: train on random H x W crops of the (resized) images; validation uses "
                        "whole images (default: no crop)")
@@ -136,7 +137,8 @@ def build_parser():
                        help="the network: FCN-8s, SegNet, U-Net or DeepLabV3+ (tinyseg.models.ARCHITECTURES); "
                        "saved in the model file, so --resume, evaluate and predict need no flag (unet)")
     train.add_argument("--depth", type=_positive_int, default=None,
-                       help="U-Net poolings (default: follows the image size: the smallest depth whose receptive "
+                       help="poolings of the U-Net (or SegNet: 5 unless given). U-Net default: follows the image "
+                       "size: the smallest depth whose receptive "
                        "field covers the shorter side, 44 pixels at depth 2, 100 at 3, 204 at 4, 412 at 5, as far "
                        "as 2**depth divides the size: 2 for the 32 x 32 shapes, 4 for CamVid at 176 x 240)")
     train.add_argument("--base-filters", type=_positive_int, default=16, help="filters at the first level (16)")
