@@ -27,8 +27,10 @@ from ..layers import (
     GlobalAveragePooling2D,
     GlobalMaxPooling2D,
     MaxPooling2D,
+    MaxUnpooling2D,
     Multiply,
     Reshape,
+    Resizing,
     SeparableConv2D,
     Subtract,
     UpSampling2D,
@@ -48,7 +50,8 @@ def _activation_name(layer):
     return output_activation(layer).name
 
 
-MERGE_LAYERS = (Add, Subtract, Multiply, Average, Concatenate)      # several inputs: merge_layer_to_torch
+# several inputs: merge_layer_to_torch
+MERGE_LAYERS = (Add, Subtract, Multiply, Average, Concatenate, MaxUnpooling2D)
 
 
 def _upsample(m, nn, layer, act):
@@ -91,6 +94,8 @@ _MODULE_BUILDERS = {
     ZeroPadding2D: lambda m, nn, layer, act: nn.ZeroPad2d(torch_pad_widths(sum(map(tuple, layer.padding), ()))),
     Cropping2D: lambda m, nn, layer, act: m.KerasCropping2d(layer.cropping),
     Reshape: lambda m, nn, layer, act: m.KerasReshape(layer.target_shape),
+    Resizing: lambda m, nn, layer, act: m.KerasResizing(layer.height, layer.width, layer.interpolation,
+                                                        layer.crops),
 }
 
 
@@ -118,10 +123,13 @@ def _new_module(layer, logits=False):
 def merge_layer_to_torch(layer):
     """The torch module of a merge layer: forward takes the list of the inputs' tensors (NCHW images), in the
     layer's order. Add -> KerasAdd, Subtract -> KerasSubtract, Multiply -> KerasMultiply, Average ->
-    KerasAverage, Concatenate(axis) -> KerasConcatenate(axis). Merge layers have no weights to convert."""
+    KerasAverage, Concatenate(axis) -> KerasConcatenate(axis), MaxUnpooling2D -> KerasMaxUnpool2d (its list is
+    [pooled, pool_input]). Merge layers have no weights to convert."""
     m = import_torch_modules()
     if isinstance(layer, Concatenate):
         return m.KerasConcatenate(layer.axis)
+    if isinstance(layer, MaxUnpooling2D):
+        return m.KerasMaxUnpool2d(layer.pool_size, layer.strides, layer.padding)
     modules = {Add: m.KerasAdd, Subtract: m.KerasSubtract, Multiply: m.KerasMultiply, Average: m.KerasAverage}
     for cls, module in modules.items():
         if isinstance(layer, cls):

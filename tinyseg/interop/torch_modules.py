@@ -148,6 +148,41 @@ class KerasAvgPool2d(_KerasPadding, nn.AvgPool2d):
         return sums / counts
 
 
+class KerasMaxUnpool2d(nn.Module):
+    """tinyseg's MaxUnpooling2D on NCHW: forward([pooled, pool_input]) finds each window's argmax in
+    pool_input with F.max_pool2d(return_indices=True) and puts pooled's values there with F.max_unpool2d.
+    'valid' padding and windows that do not overlap (strides >= pool_size) only: there the two agree."""
+
+    def __init__(self, pool_size, strides, keras_padding):
+        super().__init__()
+        if keras_padding != "valid" or any(s < k for s, k in zip(strides, pool_size)):
+            raise ValueError(f"KerasMaxUnpool2d: only padding='valid' with strides >= pool_size has a PyTorch "
+                             f"twin, got pool_size={pool_size}, strides={strides}, padding={keras_padding!r}")
+        self.kernel_size, self.stride = tuple(pool_size), tuple(strides)
+
+    def forward(self, inputs):
+        pooled, pool_input = inputs
+        _, indices = F.max_pool2d(pool_input, self.kernel_size, self.stride, return_indices=True)
+        return F.max_unpool2d(pooled, indices, self.kernel_size, self.stride, output_size=pool_input.shape[-2:])
+
+
+class KerasResizing(nn.Module):
+    """Keras's Resizing(height, width, interpolation) on NCHW: crop (crop_to_aspect_ratio), then
+    F.interpolate to (height, width): 'bilinear' with align_corners=False, 'nearest' as 'nearest-exact'."""
+
+    def __init__(self, height, width, interpolation, crops=((0, 0), (0, 0))):
+        super().__init__()
+        self.size, self.crops = (height, width), crops
+        self.mode = "bilinear" if interpolation == "bilinear" else "nearest-exact"
+
+    def forward(self, x):
+        (top, bottom), (left, right) = self.crops
+        x = x[:, :, top:x.shape[-2] - bottom, left:x.shape[-1] - right]
+        if self.mode == "bilinear":
+            return F.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
+        return F.interpolate(x, size=self.size, mode=self.mode)
+
+
 class KerasBatchNorm(nn.BatchNorm2d):
     """nn.BatchNorm2d (also for (N, C) vectors) whose running_var averages the *biased* batch variance.
 

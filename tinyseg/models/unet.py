@@ -70,18 +70,21 @@ class UNet(Model):
     and a short run would then predict with the wrong statistics); dtype 'float32' or 'float64' for every
     layer (default: tinyseg.floatx() when the model is made; it is in the config, so a float64 U-Net is
     float64 again after save and load).
+    activation: the head's (default None: sigmoid for one class, else softmax).
     Output: (N, H, W, K) class probabilities (scores before softmax with call(..., logits=True)).
     The blocks stay reachable as lists of layers: encoders, pools, bottleneck, ups, concats, decoders, head.
     """
 
     def __init__(self, input_shape=(64, 64, 3), num_classes=4, depth=3, base_filters=16, batch_norm=True,
-                 upsampling="transpose", dropout=0.0, bn_momentum=0.9, name="unet", dtype=None):
+                 upsampling="transpose", dropout=0.0, bn_momentum=0.9, name="unet", dtype=None, activation=None):
         dtype = backend.check_float_dtype(dtype or backend.floatx(), "UNet: dtype").name
         input_shape, num_classes, depth, base_filters = _check_arguments(input_shape, num_classes, depth,
                                                                          base_filters, upsampling)
         self.config = dict(input_shape=input_shape, num_classes=num_classes, depth=depth,
                            base_filters=base_filters, batch_norm=batch_norm, upsampling=upsampling,
                            dropout=dropout, bn_momentum=bn_momentum, name=name, dtype=dtype)
+        if activation is not None:              # only when asked: configs saved before it load unchanged
+            self.config["activation"] = activation
         filters = [base_filters * 2 ** i for i in range(depth + 1)]
 
         # The layers, created in data-flow order so that their names read in order.
@@ -95,7 +98,9 @@ class UNet(Model):
             self.ups.append(self._up(f, upsampling, dtype))
             self.concats.append(Concatenate(dtype=dtype))
             self.decoders.append(self._block(f))
-        self.head = Conv2D(num_classes, (1, 1), activation="sigmoid" if num_classes == 1 else "softmax", dtype=dtype)
+        if activation is None:
+            activation = "sigmoid" if num_classes == 1 else "softmax"
+        self.head = Conv2D(num_classes, (1, 1), activation=activation, dtype=dtype)
 
         # The graph: the encoder keeps each level's output for the decoder at the same scale.
         image = Input(input_shape, dtype=dtype)
@@ -149,3 +154,17 @@ class UNet(Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def unet(input_shape, num_classes, depth=3, base_filters=16, batch_norm=True, upsampling="transpose", dropout=0.0,
+         activation=None, bn_momentum=0.9):
+    """The UNet above as an architecture builder (tinyseg.models.ARCHITECTURES["unet"]): Ronneberger, Fischer
+    and Brox, "U-Net: Convolutional Networks for Biomedical Image Segmentation" (MICCAI 2015), Figure 1, with
+    'same' padding (so the output has the input's size) and batch norm.
+
+    Output stride 2**depth at the bottleneck, back to 1 through depth skip concatenations. H and W must be
+    multiples of 2**depth. Returns an uncompiled UNet (N, H, W, C) -> (N, H, W, num_classes).
+    """
+    return UNet(input_shape=input_shape, num_classes=num_classes, depth=depth, base_filters=base_filters,
+                batch_norm=batch_norm, upsampling=upsampling, dropout=dropout, bn_momentum=bn_momentum,
+                activation=activation)

@@ -42,6 +42,7 @@ import numpy as np
 
 from .. import schedules
 from ..backend import NonFiniteError
+from ..kernels import inplace
 from ..schedules import LearningRateSchedule
 from ..validation import integer, is_real_number, real_number
 from .clipping import clip, sum_of_squares
@@ -95,6 +96,7 @@ class Optimizer:
         self._positions = None   # id(parameter) -> its position in `variables`, from the first step on
         self._variables = []
         self._wide = set()       # positions whose g^2 overflows the parameter's dtype in this step
+        self.work = inplace.WorkArrays()       # scratch for the in-place updates: not state
 
     @property
     def learning_rate(self):
@@ -255,6 +257,12 @@ class Optimizer:
         if key not in self._slots:
             self._slots[key] = np.zeros_like(like)
         return self._slots[key]
+
+    def plain_slots(self, i, g, theta, *names):
+        """True when g and the slots `names` of parameter i have theta's dtype and none widens in this step:
+        the case that the in-place updates (kernels/inplace.py) take."""
+        return (i not in self._wide and g.dtype == theta.dtype
+                and all(self.slot(i, name, theta).dtype == theta.dtype for name in names))
 
     def square_slot(self, i, name, g, theta):
         """The slot that averages g^2, and g^2 in its dtype: the parameter's dtype, or float64 from the first
