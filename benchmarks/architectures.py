@@ -1,7 +1,7 @@
 """The four classic segmentation networks on the same data, for the same steps and for the same wall time.
 
     python -m benchmarks.architectures                      # CamVid at --data if there, else the shapes
-    python -m benchmarks.architectures --size 96 128 --steps 300
+    python -m benchmarks.architectures --size 176 240 --steps 600
     python -m benchmarks.architectures --quick              # tiny shapes, a few steps: the test's run
 
 Each architecture of tinyseg.models.ARCHITECTURES (FCN-8s, SegNet, U-Net, DeepLabV3+) is built with
@@ -53,7 +53,7 @@ def parse_args(argv):
     p.add_argument("--size", type=int, nargs=2, default=(96, 128), metavar=("H", "W"),
                    help="images resized to H x W (96 128: CamVid's half-resolution copy, 180 x 240, shrunk so "
                    "that four networks train in minutes on two cores; 16 divides it, as DeepLabV3+ needs)")
-    p.add_argument("--steps", type=int, default=250, help="training steps of the same-steps runs (250)")
+    p.add_argument("--steps", type=int, default=200, help="training steps of the same-steps runs (200)")
     p.add_argument("--seconds", type=float, default=None,
                    help="the same-time budget in seconds of training (default: --steps steps of the U-Net)")
     p.add_argument("--batch-size", type=int, default=4)

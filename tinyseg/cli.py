@@ -233,9 +233,10 @@ def train(args):
 # predict and evaluate
 # --------------------------------------------------------------------------------------------------------------
 def _tile_argument(values, model):
-    if values is None:
+    from .model_choice import takes_its_size_only
+    if values is None and not takes_its_size_only(model):
         return None
-    if len(values) == 0:
+    if not values:                  # --tile alone, or a network that takes its training size only: windows of it
         return tuple(model.input_shape[:2])
     return _size_argument(values, "--tile")
 

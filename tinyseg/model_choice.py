@@ -36,8 +36,6 @@ KNOBS = {"--depth": "depth", "--base-filters": "base_filters", "--no-batch-norm"
 def architectures():
     """The registry of builders, name -> builder(input_shape, num_classes, **knobs) (tinyseg.models)."""
     from . import models
-    if not hasattr(models, "ARCHITECTURES"):      # TEMPORARY until the builders land on main
-        return {UNET: models.UNet}
     return models.ARCHITECTURES
 
 
@@ -132,3 +130,10 @@ def build_model(args, input_shape, num_classes):
               "upsampling": args.upsampling}
     knobs = {k: v for k, v in values.items() if k in taken and v is not None}
     return build(input_shape, num_classes, **knobs)
+
+
+def takes_its_size_only(model):
+    """Whether the network's graph fixes the image size (a Resizing layer to a size set when it was built, as
+    DeepLabV3+'s decoder has): predict and evaluate then cut images into windows of its training size."""
+    from .layers import Resizing
+    return any(isinstance(layer, Resizing) for layer in model.layers)

@@ -141,3 +141,22 @@ def test_evaluate_ends_with_the_data_sets_mean_iou(tmp_path, capsys):
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert last.startswith(f"mean IoU {metrics['mean_iou']:.4f} over 4 images")
     assert "the data set's" in last and f"per-image mean IoU {metrics['per_image_mean_iou']:.4f}" in last
+
+
+@pytest.mark.parametrize("name", ["fcn8s", "segnet", "unet", "deeplabv3plus"])
+def test_each_architecture_trains_predicts_and_evaluates_from_the_cli(name, tmp_path, capsys):
+    """Images of other sizes than the training size too: padded to the network's multiple, or (DeepLabV3+,
+    whose decoder resizes to the size it was built for) predicted in windows of the training size."""
+    from PIL import Image
+    images, masks = write_image_folders(tmp_path, n=4, size=32)
+    out = tmp_path / "run"
+    assert main(["train", "--model", name, "--data", str(images), str(masks), "--epochs", "1", "--batch-size",
+                 "2", "--base-filters", "2", "--val-fraction", "0.5", "--out", str(out), "--quiet"]) == 0
+    assert json.loads((out / runs.RUN_FILE).read_text())["arguments"]["model"] == name
+    for h, w in ((21, 30), (40, 50)):
+        odd = tmp_path / f"odd{h}.png"
+        Image.fromarray(np.random.default_rng(h).integers(0, 256, (h, w, 3), dtype=np.uint8)).save(odd)
+        assert main(["predict", str(out / "model.npz"), str(odd), "--out", str(tmp_path / "p")]) == 0
+        assert np.asarray(Image.open(tmp_path / "p" / f"odd{h}_mask.png")).shape == (h, w)
+    assert main(["evaluate", str(out / "model.npz"), "--data", str(images), str(masks)]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("mean IoU ")
