@@ -75,8 +75,9 @@ def parse_args(argv):
     return args
 
 
-def build(name, input_shape, num_classes, args, weights, ignore):
-    """The registry's network, compiled with the shared loss and optimizer (seeded: same start every time)."""
+def build(name, input_shape, num_classes, args, weights, ignore, depth=None):
+    """The registry's network, compiled with the shared loss and optimizer (seeded: same start every time);
+    the U-Net of `depth`, or of the CLI's rule."""
     from tinyseg import set_random_seed
     from tinyseg.losses import CEDiceLoss
     from tinyseg.model_choice import UNET, architectures, default_depth
@@ -84,7 +85,7 @@ def build(name, input_shape, num_classes, args, weights, ignore):
     set_random_seed(args.seed)
     knobs = {"base_filters": args.base_filters}
     if name == UNET:
-        knobs["depth"] = default_depth(input_shape[:2])[0]
+        knobs["depth"] = depth or default_depth(input_shape[:2])[0]
     model = architectures()[name](input_shape, num_classes, **knobs)
     model.compile(optimizer=Adam(args.learning_rate),
                   loss=CEDiceLoss(class_weight=weights, ignore_index=ignore))
@@ -114,9 +115,9 @@ def measure_steps(names, shape, k, args, weights, ignore, xb, yb):
     return ({n: timing[n]["median_ms"] for n in names}, memory, {n: m.count_params() for n, m in models.items()})
 
 
-def train(name, steps, shape, k, args, weights, ignore, x, y):
+def train(name, steps, shape, k, args, weights, ignore, x, y, depth=None):
     """A fresh network trained for `steps` steps with the poly schedule; returns (model, seconds)."""
-    model = build(name, shape, k, args, weights, ignore)
+    model = build(name, shape, k, args, weights, ignore, depth)
     data = batches(x, y, args, ignore)
     step, seconds = 0, 0.0
     while step < steps:

@@ -63,3 +63,12 @@ def test_quick_on_a_tiny_camvid_reports_the_small_classes(tmp_path):
     table = (out / "architectures.md").read_text()
     assert all(f"{c} IoU" in table for c in ("Pole", "SignSymbol", "Pedestrian", "Bicyclist"))
     assert "void label 11 left out" in table
+
+
+def test_unet_depths_quick(tmp_path):
+    from benchmarks.unet_depth import main as depths_main
+    assert depths_main(["--quick", "--depths", "1", "2", "--threads", "1", "--out", str(tmp_path)]) == 0
+    doc = json.loads((tmp_path / "unet_depth.json").read_text())
+    assert doc["rule"] == 2 and set(doc["runs"]) == {"1", "2"}                  # 32 x 32 shapes: depth 2
+    assert [doc["runs"][d]["receptive_field"] for d in ("1", "2")] == [18, 44]
+    assert "--depths 1 2" in (tmp_path / "unet_depth.md").read_text()
