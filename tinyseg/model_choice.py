@@ -22,6 +22,9 @@ smaller), as far as the size allows: 2**depth must divide both sides (the poolin
 at most MAX_AUTO_DEPTH (each level doubles the filters, so the parameters grow about 4 times per level).
 
     32 x 32 -> 2,  88 x 120 -> 3,  176 x 240 -> 4,  352 x 480 -> 5,  180 x 240 -> 2 (180 is not divisible by 8)
+
+benchmarks/unet_depth.py trains U-Nets of several depths on the same CamVid batches: the mean IoU rises while
+the field grows towards the image's side and little beyond, while each level costs more time per step.
 """
 import argparse
 import inspect
