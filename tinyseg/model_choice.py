@@ -136,7 +136,8 @@ def build_model(args, input_shape, num_classes):
 
 
 def takes_its_size_only(model):
-    """Whether the network's graph fixes the image size (a Resizing layer to a size set when it was built, as
-    DeepLabV3+'s decoder has): predict and evaluate then cut images into windows of its training size."""
-    from .layers import Resizing
-    return any(isinstance(layer, Resizing) for layer in model.layers)
+    """Whether the network's graph fixes the image size: a Resizing layer to a size set when it was built (as
+    DeepLabV3+'s decoder has), or a ZeroPadding2D worked out from it (FCN-8s's, up to a multiple of 32).
+    predict and evaluate then cut images into windows of its training size."""
+    from .layers import Resizing, ZeroPadding2D
+    return any(isinstance(layer, (Resizing, ZeroPadding2D)) for layer in model.layers)

@@ -143,12 +143,13 @@ def test_evaluate_ends_with_the_data_sets_mean_iou(tmp_path, capsys):
     assert "the data set's" in last and f"per-image mean IoU {metrics['per_image_mean_iou']:.4f}" in last
 
 
-@pytest.mark.parametrize("name", ["fcn8s", "segnet", "unet", "deeplabv3plus"])
-def test_each_architecture_trains_predicts_and_evaluates_from_the_cli(name, tmp_path, capsys):
+@pytest.mark.parametrize("name, size", [("fcn8s", 32), ("segnet", 32), ("unet", 32), ("deeplabv3plus", 32)])
+def test_each_architecture_trains_predicts_and_evaluates_from_the_cli(name, size, tmp_path, capsys):
     """Images of other sizes than the training size too: padded to the network's multiple, or (DeepLabV3+,
-    whose decoder resizes to the size it was built for) predicted in windows of the training size."""
+    whose decoder resizes to the size it was built for, and FCN-8s trained on a size 32 does not divide,
+    padded inside by a fixed amount) predicted in windows of the training size."""
     from PIL import Image
-    images, masks = write_image_folders(tmp_path, n=4, size=32)
+    images, masks = write_image_folders(tmp_path, n=4, size=size)
     out = tmp_path / "run"
     assert main(["train", "--model", name, "--data", str(images), str(masks), "--epochs", "1", "--batch-size",
                  "2", "--base-filters", "2", "--val-fraction", "0.5", "--out", str(out), "--quiet"]) == 0
@@ -160,3 +161,13 @@ def test_each_architecture_trains_predicts_and_evaluates_from_the_cli(name, tmp_
         assert np.asarray(Image.open(tmp_path / "p" / f"odd{h}_mask.png")).shape == (h, w)
     assert main(["evaluate", str(out / "model.npz"), "--data", str(images), str(masks)]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("mean IoU ")
+
+
+def test_networks_whose_graph_fixes_the_size_are_predicted_in_windows():
+    from tinyseg.layers import Conv2D, Input, ZeroPadding2D
+    from tinyseg.model_choice import takes_its_size_only
+    from tinyseg.models import deeplabv3plus
+    x = inputs = Input((24, 24, 3))
+    padded = tinyseg.Model(inputs, Conv2D(2, 1)(ZeroPadding2D(4)(x)))        # FCN-8s pads by a fixed amount
+    assert takes_its_size_only(padded) and takes_its_size_only(deeplabv3plus((32, 32, 3), 3, base_filters=2))
+    assert not takes_its_size_only(UNet((32, 32, 3), 3, depth=2, base_filters=2))
