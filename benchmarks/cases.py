@@ -275,11 +275,13 @@ def build_train_epoch(size, ctx):
     from tinyseg.cli import SHAPES_SIZE, build_parser
     from tinyseg.datasets import load_shapes, random_flip_rotate
     from tinyseg.losses import CEDiceLoss
+    from tinyseg.model_choice import default_depth
     from tinyseg.models.unet import UNet
     from tinyseg.optimizers import Adam
     args = build_parser().parse_args(["train"])
     (x, y), (xv, yv) = load_shapes(n_train=size["epoch_train"], n_val=size["epoch_val"],
                                    size=args.size or SHAPES_SIZE, seed=args.seed)
+    args.depth = args.depth or default_depth(x.shape[1:3])[0]          # as train does without --depth
     k = int(max(y.max(), yv.max())) + 1
     model = UNet(input_shape=x.shape[1:], num_classes=k, depth=args.depth, base_filters=args.base_filters,
                  batch_norm=not args.no_batch_norm, upsampling=args.upsampling)

