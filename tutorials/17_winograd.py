@@ -81,8 +81,9 @@ numbers = {}                                   # what the prose relies on, writt
 #
 # The filter's factors (g0, (g0 + g1 + g2)/2, (g0 - g1 + g2)/2, g2) depend on the filter only: in a network
 # they are computed once per weight update and used for every tile of every image. What remains per tile
-# is 4 multiplications and some additions (which cost less than multiplications, and fewer of them once
-# the transforms are shared over many channels: part 4).
+# is 4 multiplications and some additions. In a layer, one input tile's transform serves all F filters and
+# one output tile's transform sums all C input channels first, so the more channels, the fewer additions
+# per multiplication saved (part 4 measures what that means for the time).
 #
 # ### Where the four products come from: polynomials
 #
@@ -245,8 +246,9 @@ numbers["counts"] = counts
 # Beside the error, the size of the matrices: the largest |entry| of AT and BT, the smallest non-zero
 # |entry| of G (its fractions), and a worst-case amplification: the tile formula evaluated with every
 # matrix, filter and input replaced by its absolute value (all filter and input values 1), divided by the
-# same for the direct sum (9). It bounds how much larger than the output the terms that cancel can be; the
-# rounding error of a float format grows with it.
+# same for the direct sum (9): how much larger the terms that must cancel can be than the direct sum's
+# terms. It is a worst case, so read its growth from tile to tile, not its value: the rounding error of a
+# float format follows the growth.
 
 # %%
 def conv_direct(x, kernel):
@@ -318,7 +320,9 @@ print(f"- F(2x2, 3x3) in float32: {f32[i2]:.1e}, {f32[i2] / baseline['float32'][
       f"- F({M_VALUES[last]}x{M_VALUES[last]}, 3x3): {f32[last]:.1e} in float32, "
       f"{f32[last] / f32[i2]:,.0f} times F(2x2)'s: {-np.log10(f32[last]):.1f} correct decimal digits of the "
       f"output's scale left, against {-np.log10(f32[i2]):.1f}.\n"
-      f"- float64 follows the same curve {np.median(f32 / f64):.1e} times lower (the ratio of the two formats' "
+      f"- float64 follows the same curve (correlation of the logs "
+      f"{np.corrcoef(np.log(f32), np.log(f64))[0, 1]:.2f}) {np.median(f32 / f64):.1e} times lower (the ratio "
+      f"of the two formats' "
       f"precision is {np.finfo(np.float32).eps / np.finfo(np.float64).eps:.1e}): even F({M_VALUES[last]}x"
       f"{M_VALUES[last]}) stays at {f64[last]:.0e}.\n"
       f"- F(6x6, 3x3) against F(4x4, 3x3): {f32[M_VALUES.index(6)] / f32[i4]:.1f} times the error (points 1/2, "
