@@ -454,8 +454,10 @@ print(f"- Winograd's forward took {min(forward_ratios):.2f} to {max(forward_rati
       + ("the gain grows with the channels, as the costs predict: the tile transforms cost per channel, the "
          "products they save per channel pair." if grows else
          "the gain did not grow with the channels, against what the costs predict (the tile transforms cost "
-         "per channel, the products they save per channel pair): on layers this small, or a busy machine, "
-         "fixed costs and noise decide.")
+         "per channel, the products they save per channel pair): "
+         + ("on layers this small, fixed costs decide." if args.quick else
+            "on a shared machine one run's ratios can move by tens of percent; run it again to see which "
+            "differences stay."))
       + (" (--quick: tiny layers, a few calls each; run without --quick for layer sizes that matter.)"
          if args.quick else ""))
 
