@@ -285,8 +285,9 @@ def train_segmentation(way, images, masks, augment, seed):
     return model
 
 
-def val_miou(model):
-    cm, _ = evaluate_segmentation(model, xv, yv, num_classes, void, batch_size=32, keep=0)
+def miou(model, images, masks):
+    """The model's mIoU on whole images (void left out), one confusion matrix over all of them."""
+    cm, _ = evaluate_segmentation(model, images, masks, num_classes, void, batch_size=32, keep=0)
     return float(cm.result()["mean_iou"])
 
 
@@ -295,9 +296,12 @@ def val_miou(model):
 #
 # A seed picks which n training photographs have masks (the 10 of a seed are among its 20, its 20 among its
 # 50, as when one labels more of the same collection), the initial decoder and the order of the batches.
+# Each run is scored on the validation images, and also on its own n training masks: a run that scores far
+# better on the masks it learnt from than on new images has over-fitted them.
 
 # %%
-results = {}                      # (n, way, augment) -> [mIoU of each seed]
+results = {}                      # (n, way, augment) -> [validation mIoU of each seed]
+fitted = {}                       # (n, way, augment) -> [mIoU on its own training masks, each seed]
 models = {}                       # the seed-0 models at the fewest masks, with augmentation: for the pictures
 start = time.perf_counter()
 for seed in range(args.seeds):
@@ -307,7 +311,8 @@ for seed in range(args.seeds):
         for augment in (True, False):
             for way in WAYS:
                 model = train_segmentation(way, x[chosen], y[chosen], augment, seed=1000 * seed + n)
-                results.setdefault((n, way, augment), []).append(val_miou(model))
+                results.setdefault((n, way, augment), []).append(miou(model, xv, yv))
+                fitted.setdefault((n, way, augment), []).append(miou(model, x[chosen], y[chosen]))
                 if seed == 0 and n == min(args.masks) and augment:
                     models[way] = model
         print(f"seed {seed}, {n:3d} masks: " + "; ".join(
@@ -392,11 +397,46 @@ few = [n for n in args.masks if n <= 20] or [min(args.masks)]
 wins = [verdicts[(n, "from scratch", a)] == "beats" for n in few for a in (True, False)]
 print(f"so: at {' and '.join(map(str, few))} masks fine-tuning {'beats' if all(wins) else 'does not always beat'} "
       f"training from scratch ({sum(wins)} of {len(wins)} comparisons clear wins)")
+best = max(WAYS, key=lambda w: mean([mean(results[(n, w, a)]) for n in few for a in (True, False)]))
+print(f"the best way at {' and '.join(map(str, few))} masks, on average: {best}")
+
+
+def gap(n, a, b, augment=True):
+    """Mean validation mIoU of way a minus way b, at n masks."""
+    return mean(results[(n, a, augment)]) - mean(results[(n, b, augment)])
+
+
+# why, in the run's own numbers: does the pretrained encoder help at all (frozen against scratch), and does
+# unfreezing it keep that help or spend it on fitting the few masks (training against validation mIoU)?
+for n in few:
+    for augment in (True, False):
+        head = f"why, {n} masks {'with' if augment else 'without'} augmentation:"
+        frozen_gain = gap(n, "frozen", "from scratch", augment=augment)
+        fine_fit, frozen_fit = mean(fitted[(n, "fine-tuned", augment)]), mean(fitted[(n, "frozen", augment)])
+        if verdicts[(n, "from scratch", augment)] == "beats":
+            print(f"{head} the pretrained encoder is a head start the scratch network cannot make up in "
+                  f"{args.steps} steps (fine-tuned {gap(n, 'fine-tuned', 'from scratch', augment=augment):+.3f}, "
+                  f"frozen {frozen_gain:+.3f} against scratch)")
+        elif frozen_gain > noise:
+            over = fine_fit - frozen_fit > noise and gap(n, "fine-tuned", "frozen", augment=augment) < 0
+            print(f"{head} the pretrained encoder helps (frozen {frozen_gain:+.3f} against scratch), but "
+                  f"unfreezing it {'spends that on fitting the few masks' if over else 'does not add to it'}: "
+                  f"mIoU on its own training masks {fine_fit:.3f} (frozen {frozen_fit:.3f}), on validation "
+                  f"{gap(n, 'fine-tuned', 'frozen', augment=augment):+.3f} against frozen")
+        elif frozen_gain < -noise:
+            print(f"{head} the pretext task's encoder, frozen, is worse than a network trained from scratch "
+                  f"({frozen_gain:+.3f}): what it learnt to paint back is not what these masks need")
+        else:
+            print(f"{head} the pretext task gave the encoder no clear head start: frozen {frozen_gain:+.3f} "
+                  f"against scratch, within the noise {noise:.3f}")
 aug_gain = mean([mean(results[(n, w, True)]) - mean(results[(n, w, False)]) for n in args.masks for w in WAYS])
-print(f"augmentation adds {aug_gain:+.3f} mIoU on average over the table")
-print("the gap fine-tuned minus from scratch, with augmentation: " + ", ".join(
-    f"{n} masks {mean(results[(n, 'fine-tuned', True)]) - mean(results[(n, 'from scratch', True)]):+.3f}"
-    for n in args.masks) + " (pretraining matters most where masks are fewest if this shrinks)")
+print(f"augmentation adds {aug_gain:+.3f} mIoU on average over the table "
+      f"({'more than' if abs(aug_gain) > noise else 'within'} the noise)")
+gaps = [gap(n, "fine-tuned", "from scratch") for n in args.masks]
+trend = "falls" if gaps[-1] < gaps[0] else "rises"
+print("the gap fine-tuned minus from scratch, with augmentation: "
+      + ", ".join(f"{n} masks {g:+.3f}" for n, g in zip(args.masks, gaps))
+      + f": it {trend} from the fewest masks to the most")
 
 # %% [markdown]
 # ## 8. What the fewest masks give
@@ -425,6 +465,8 @@ fig.savefig(os.path.join(args.out, "predictions.png"), dpi=90)
 with open(os.path.join(args.out, "results.json"), "w") as f:
     json.dump({"masks": list(args.masks), "seeds": args.seeds, "ways": list(WAYS), "lines": lines,
                "floor": floor, "noise": noise, "pretext_error": pretext_val, "pretext_copy_error": copy_loss,
-               "miou": {f"{n}|{way}|{'aug' if a else 'plain'}": v for (n, way, a), v in results.items()}}, f, indent=1)
+               "miou": {f"{n}|{way}|{'aug' if a else 'plain'}": v for (n, way, a), v in results.items()},
+               "train_miou": {f"{n}|{way}|{'aug' if a else 'plain'}": v for (n, way, a), v in fitted.items()}},
+              f, indent=1)
 print(f"wrote pretext.png, learning_curve.png, predictions.png and results.json to {args.out}/ "
       f"({time.perf_counter() - start:.0f}s of segmentation runs)")

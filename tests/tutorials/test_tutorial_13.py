@@ -40,6 +40,7 @@ def test_quick_run_draws_its_streets_and_its_pictures(quick_run):
     assert results["lines"] == 2 * len(ways)                         # solid and dashed per way
     assert len(results["miou"]) == len(results["masks"]) * len(ways) * 2
     assert all(len(v) == results["seeds"] and all(0 <= m <= 1 for m in v) for v in results["miou"].values())
+    assert results["train_miou"].keys() == results["miou"].keys()
     # the learning curve drawn: one line per way and augmentation (solid with, dashed without), one point per
     # number of masks, and the floor of predicting one class
     ax = names["curve"].axes[0]
@@ -87,6 +88,14 @@ def test_printed_verdicts_are_computed_from_the_measured_numbers(quick_run):
         assert verdict == (("beats" if gains.mean() > 0 else "loses to") if clear else "is level with")
     assert re.search(r"^so: at .* masks fine-tuning (beats|does not always beat) training from scratch",
                      printed, re.MULTILINE)
+    # and a reason for each of the fewest-mask comparisons, with its number: frozen against scratch
+    whys = re.findall(r"^why, (\d+) masks (with|without) augmentation: .*?([+-][0-9.]+)", printed, re.MULTILINE)
+    assert len(whys) == 2 * len(names["few"]), printed
+    for n, augment, number in whys:
+        key = "aug" if augment == "with" else "plain"
+        frozen_gain = np.mean(results[f"{n}|frozen|{key}"]) - np.mean(results[f"{n}|from scratch|{key}"])
+        fine_gain = np.mean(results[f"{n}|fine-tuned|{key}"]) - np.mean(results[f"{n}|from scratch|{key}"])
+        assert min(abs(float(number) - frozen_gain), abs(float(number) - fine_gain)) < 6e-4, (n, augment, number)
 
 
 def test_corrupt_hides_about_the_stated_share_and_keeps_the_rest_close():
