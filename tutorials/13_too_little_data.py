@@ -380,6 +380,13 @@ curve.savefig(os.path.join(args.out, "learning_curve.png"), dpi=100)
 # difference is called clear when every seed agrees on its sign and its mean is larger than that noise.
 
 # %%
+def compare(gains, noise):
+    """'beats', 'loses to' or 'is level with': the verdict on per-seed differences `gains` (a minus b)."""
+    gains = np.asarray(gains)
+    clear = abs(gains.mean()) > noise and (np.all(gains > 0) or np.all(gains < 0))
+    return ("beats" if gains.mean() > 0 else "loses to") if clear else "is level with"
+
+
 noise = mean([np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in results.values()])
 print(f"\nnoise: one way's mIoU moves by {noise:.3f} (standard deviation over seeds, averaged over the table)")
 verdicts = {}
@@ -387,9 +394,7 @@ for n in args.masks:
     for augment in (True, False):
         for other in ("from scratch", "frozen"):
             gains = np.subtract(results[(n, "fine-tuned", augment)], results[(n, other, augment)])
-            clear = abs(gains.mean()) > noise and (np.all(gains > 0) or np.all(gains < 0))
-            verdict = ("beats" if gains.mean() > 0 else "loses to") if clear else "is level with"
-            verdicts[(n, other, augment)] = verdict
+            verdicts[(n, other, augment)] = verdict = compare(gains, noise)
             if other == "from scratch" or n == min(args.masks):
                 print(f"{n:3d} masks, {'with' if augment else 'without'} augmentation: fine-tuned {verdict} "
                       f"{other}, {gains.mean():+.3f} mIoU (per seed: {', '.join(f'{g:+.3f}' for g in gains)})")

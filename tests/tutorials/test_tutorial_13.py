@@ -109,3 +109,11 @@ def test_corrupt_hides_about_the_stated_share_and_keeps_the_rest_close():
     cell = names["CELL"]                                              # whole cells are hidden, never parts
     blocks = grey.reshape(20, 32 // cell, cell, 48 // cell, cell)
     assert np.all(blocks.all(axis=(2, 4)) == blocks.any(axis=(2, 4)))
+
+
+def test_a_difference_is_clear_only_when_every_seed_agrees_and_it_exceeds_the_noise():
+    compare = definitions(SCRIPT)["compare"]
+    assert compare([0.05, 0.03, 0.04], noise=0.01) == "beats"
+    assert compare([-0.05, -0.03, -0.04], noise=0.01) == "loses to"
+    assert compare([0.09, -0.01, 0.04], noise=0.01) == "is level with"          # one seed disagrees
+    assert compare([0.005, 0.004, 0.006], noise=0.01) == "is level with"        # all agree, below the noise
