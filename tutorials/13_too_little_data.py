@@ -54,7 +54,7 @@ parser.add_argument("--data", default=None,
                     f"itself (default: {DEFAULT_DATA} if it exists, else the streets; with --quick, the streets)")
 parser.add_argument("--masks", type=int, nargs="+", default=(10, 20, 50), help="numbers of masks to train on")
 parser.add_argument("--seeds", type=int, default=3, help="repeats, each with other masks and initial weights")
-parser.add_argument("--steps", type=int, default=150, help="training steps of every segmentation run")
+parser.add_argument("--steps", type=int, default=250, help="training steps of every segmentation run")
 parser.add_argument("--pretrain-steps", type=int, default=800, help="steps of the pretext task")
 parser.add_argument("--size", type=int, nargs=2, default=(72, 96), metavar=("H", "W"),
                     help="work at H x W, divisible by 4 (72 96: a fifth of CamVid's 360 x 480)")
@@ -250,8 +250,8 @@ fig.savefig(os.path.join(args.out, "pretext.png"), dpi=90)
 # include its moving mean and variance). Freezing is Keras's `layer.trainable = False`, after which the model
 # is compiled again. A frozen batch normalization runs in inference mode: it keeps the pretext's statistics.
 #
-# Every run takes the same number of steps, batches of 10 masks (so 10 masks are seen 150 times, 50 masks 30
-# times), Adam at 3e-3, cross-entropy that leaves void pixels out. The three ways of one seed start from the
+# Every run takes the same number of steps (250 by default), batches of 10 masks (so each of 10 masks is seen
+# 250 times, each of 50 masks 50 times), Adam at 3e-3, cross-entropy that leaves void pixels out. The three ways of one seed start from the
 # same random decoder and see the same masks in the same order, so their differences are the method's.
 
 # %%
