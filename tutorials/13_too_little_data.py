@@ -251,8 +251,9 @@ fig.savefig(os.path.join(args.out, "pretext.png"), dpi=90)
 # is compiled again. A frozen batch normalization runs in inference mode: it keeps the pretext's statistics.
 #
 # Every run takes the same number of steps (250 by default), batches of 10 masks (so each of 10 masks is seen
-# 250 times, each of 50 masks 50 times), Adam at 3e-3, cross-entropy that leaves void pixels out. The three ways of one seed start from the
-# same random decoder and see the same masks in the same order, so their differences are the method's.
+# 250 times, each of 50 masks 50 times), Adam at 3e-3, cross-entropy that leaves void pixels out. The three
+# ways of one seed start from the same random decoder and see the same masks in the same order, so their
+# differences are the method's.
 
 # %%
 WAYS = ("fine-tuned", "frozen", "from scratch")
@@ -389,6 +390,11 @@ def compare(gains, noise):
 
 noise = mean([np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in results.values()])
 print(f"\nnoise: one way's mIoU moves by {noise:.3f} (standard deviation over seeds, averaged over the table)")
+for way in WAYS:                  # is one way less steady than the others? its own spread, and its worst run
+    cells = [v for (n, w, a), v in results.items() if w == way]
+    worst = min(min(v) for v in cells)
+    print(f"  {way:<12} moves by {mean([np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in cells]):.3f}; "
+          f"its worst run {worst:.3f} ({worst - floor:+.3f} against predicting {data.class_names[common]} everywhere)")
 verdicts = {}
 for n in args.masks:
     for augment in (True, False):
