@@ -394,15 +394,22 @@ bilinear_fig.savefig(os.path.join(args.out, "bilinear.png"), dpi=90)
 #   learned convolution (Odena et al.'s resize-convolution).
 #
 # The same data, loss (cross-entropy + Dice), optimizer (Adam 3e-3), epochs and seed for each, and each
-# trained with two seeds so that a difference can be weighed against the seed-to-seed noise. The score is
-# the validation mean IoU over the four classes. The phase spread of the predicted probabilities (section
-# 2's measure) says how much of a checkerboard each network draws, before training and after.
+# trained with three seeds (one with --quick) so that a difference can be weighed against the
+# seed-to-seed noise. The score is the validation mean IoU over the four classes. A difference between two
+# decoders' mean scores is called real only when it is larger than the noise, taken as the largest range
+# (best seed minus worst seed) of any one decoder's scores: a cautious rule for so few seeds.
+#
+# Section 2's phase spread says how much of a checkerboard each network draws, measured twice on the
+# validation images: on the predicted probabilities (class by class, averaged), before training and after,
+# and, after training, on the output of the decoder's last learned upsampling (the last Conv2DTranspose, or
+# the Conv2D after the last UpSampling2D; channel by channel, averaged), where a pattern is not yet squashed
+# by the softmax.
 
 # %%
 if args.quick:
     N_TRAIN, N_VAL, EPOCHS, SEEDS = 48, 16, 1, (0,)
 else:
-    N_TRAIN, N_VAL, EPOCHS, SEEDS = 1000, 200, 10, (0, 1)
+    N_TRAIN, N_VAL, EPOCHS, SEEDS = 1000, 200, 12, (0, 1, 2)
 (x_train, y_train), (x_val, y_val) = load_shapes(N_TRAIN, N_VAL, size=32, seed=0)
 VARIANTS = {"(a) Conv2DTranspose, random init": "random", "(b) Conv2DTranspose, bilinear init": "bilinear",
             "(c) UpSampling2D + Conv2D": "resize"}
@@ -429,12 +436,29 @@ def encoder_decoder(kind):
                                Conv2D(4, 1, activation="softmax")])
 
 
+def upsampled_features(model, x):
+    """The output of the decoder's last learned upsampling, (N, 32, 32, 16): the last Conv2DTranspose, or the
+    Conv2D right after the last UpSampling2D; the layers run one by one, in inference mode."""
+    layers = model.layers
+    last = max(i for i, each in enumerate(layers) if isinstance(each, (Conv2DTranspose, UpSampling2D)))
+    last += isinstance(layers[last], UpSampling2D)
+    h = x
+    for each in layers[:last + 1]:
+        h = each.forward(h, training=False)
+    return h
+
+
+def channel_spreads(h):
+    """The phase spread of each channel of h (N, H, W, C)."""
+    return np.array([phase_spread(h[..., c]) for c in range(h.shape[-1])])
+
+
 def mean_iou(model):
     predicted = model.predict(x_val).argmax(axis=-1)
     return float(ConfusionMatrix(4).update(y_val, predicted).result()["mean_iou"])
 
 
-results = {name: {"miou": [], "spread_before": [], "spread_after": []} for name in VARIANTS}
+results = {name: {"miou": [], "spread_before": [], "spread_after": [], "spread_features": []} for name in VARIANTS}
 models = {}
 start = time.perf_counter()
 for seed in SEEDS:
@@ -447,6 +471,7 @@ for seed in SEEDS:
         model.fit(x_train, y_train, epochs=EPOCHS, batch_size=16, verbose=0, seed=seed)
         results[name]["miou"].append(mean_iou(model))
         results[name]["spread_after"].append(probability_spread(model.predict(x_val)))
+        results[name]["spread_features"].append(float(channel_spreads(upsampled_features(model, x_val)).mean()))
         if seed == SEEDS[0]:
             models[name] = model
         print(f"seed {seed} {name:36s} val mIoU {results[name]['miou'][-1]:.3f}")
@@ -454,11 +479,13 @@ print(f"trained {len(SEEDS) * len(VARIANTS)} networks ({N_TRAIN} images, {EPOCHS
       f"{time.perf_counter() - start:.0f}s")
 
 # %%
-print(f"{'decoder':36s} {'params':>7s} {'val mIoU per seed':>20s} {'mean':>6s} {'phase spread before -> after':>30s}")
+print(f"{'decoder':36s} {'params':>7s} {'val mIoU per seed':>20s} {'mean':>6s}   phase spread: probabilities "
+      f"before -> after, upsampled features after")
 for name, r in results.items():
     per_seed = ", ".join(f"{v:.3f}" for v in r["miou"])
     print(f"{name:36s} {r['params']:7d} {per_seed:>20s} {np.mean(r['miou']):6.3f} "
-          f"{np.mean(r['spread_before']):14.3f} -> {np.mean(r['spread_after']):.3f}")
+          f"{np.mean(r['spread_before']):26.3f} -> {np.mean(r['spread_after']):.3f} "
+          f"{np.mean(r['spread_features']):12.3f}")
 
 # the conclusions, from the numbers above
 means = {name: float(np.mean(r["miou"])) for name, r in results.items()}
@@ -474,19 +501,21 @@ if len(SEEDS) > 1:
 else:
     print(f"one seed only (--quick): the highest mean mIoU is {best}'s {means[best]:.3f}, but with no second "
           f"seed there is no noise estimate, so no difference is judged")
-most = max(results, key=lambda n: np.mean(results[n]["spread_after"]))
-least = min(results, key=lambda n: np.mean(results[n]["spread_after"]))
-print(f"after training the strongest checkerboard in the predicted probabilities is {most}'s (phase spread "
-      f"{np.mean(results[most]['spread_after']):.3f}), the weakest {least}'s "
-      f"({np.mean(results[least]['spread_after']):.3f})")
+for key, where in (("spread_after", "predicted probabilities"), ("spread_features", "upsampled features")):
+    most = max(results, key=lambda n: np.mean(results[n][key]))
+    least = min(results, key=lambda n: np.mean(results[n][key]))
+    print(f"after training the strongest checkerboard in the {where} is {most}'s (phase spread "
+          f"{np.mean(results[most][key]):.3f}), the weakest {least}'s ({np.mean(results[least][key]):.3f}): "
+          f"{np.mean(results[most][key]) / max(np.mean(results[least][key]), 1e-12):.1f} times stronger")
 cheapest = min(results, key=lambda n: results[n]["params"])
 print(f"parameters: {cheapest} has the fewest, {results[cheapest]['params']} (a 3 x 3 convolution after the "
       f"resize against a 4 x 4 transposed kernel)")
 
 # %% [markdown]
 # predictions.png: for three validation images, the input, the true mask, each decoder's predicted mask
-# (seed 0), and each decoder's predicted probability of the background class, on one grey scale (0 to 1):
-# a checkerboard, if a decoder draws one, shows there, in the soft edges around the shapes.
+# (seed 0), and one channel of each decoder's last upsampled features: the channel whose phase spread is
+# the median of its 16 (a typical one, chosen by the same rule for the three), each panel on its own grey
+# scale. A checkerboard, if a decoder draws one, shows there as a fine 2 x 2 texture.
 
 # %%
 MASK_COLOURS = ListedColormap(["0.85", "C0", "C1", "C2"])
@@ -494,6 +523,11 @@ SHOWN = 3
 predictions_fig = Figure(figsize=(17, 2.3 * SHOWN + 0.8))
 p_axes = predictions_fig.subplots(SHOWN, 2 + 2 * len(VARIANTS), squeeze=False)
 probabilities = {name: model.predict(x_val[:SHOWN]) for name, model in models.items()}
+typical = {}                                    # decoder -> (its median-spread channel, that channel's maps)
+for name, model in models.items():
+    spreads_per_channel = channel_spreads(upsampled_features(model, x_val))
+    channel = int(np.argsort(spreads_per_channel)[len(spreads_per_channel) // 2])
+    typical[name] = channel, upsampled_features(model, x_val[:SHOWN])[..., channel]
 short = {name: name.split(" ", 1)[0] for name in VARIANTS}
 for row in range(SHOWN):
     p_axes[row, 0].imshow(x_val[row])
@@ -501,10 +535,10 @@ for row in range(SHOWN):
     for n, p in enumerate(probabilities.values()):
         p_axes[row, 2 + n].imshow(p[row].argmax(axis=-1), cmap=MASK_COLOURS, vmin=-0.5, vmax=3.5,
                                   interpolation="nearest")
-        p_axes[row, 2 + len(VARIANTS) + n].imshow(p[row, :, :, 0], cmap="gray", vmin=0, vmax=1,
-                                                  interpolation="nearest")
+    for n, (_, maps) in enumerate(typical.values()):
+        p_axes[row, 2 + len(VARIANTS) + n].imshow(maps[row], cmap="gray", interpolation="nearest")
 titles = (["input", "true mask"] + [f"{short[n]} mask" for n in VARIANTS]
-          + [f"{short[n]} p(background)" for n in VARIANTS])
+          + [f"{short[n]} upsampled, channel {typical[n][0]}" for n in VARIANTS])
 for ax, title in zip(p_axes[0], titles):
     ax.set_title(title, fontsize=10)
 for ax in p_axes.ravel():

@@ -73,17 +73,25 @@ def test_tutorial_15_numbers_and_pictures(tmp_path, monkeypatch, capsys):
     np.testing.assert_allclose(g["tent"][:, 3], np.array([1, 3, 5, 7, 7, 5, 3, 1]) / 8 * 7 / 8)
 
     # 4. the three decoders: the table's rows, the parameter counts, and a conclusion from the numbers
-    rows = {m.group(1): (int(m.group(2)), float(m.group(3))) for m in re.finditer(
-        r"^(\(\w\) .+?)\s+(\d+)\s+[\d., ]+?\s(\d\.\d{3})\s+\S+ -> \S+$", out, re.MULTILINE)}
+    rows = {m.group(1): (int(m.group(2)), float(m.group(3)), float(m.group(4))) for m in re.finditer(
+        r"^(\(\w\) .+?)\s+(\d+)\s+[\d., ]+?\s(\d\.\d{3})\s+\S+ -> \S+\s+(\S+)$", out, re.MULTILINE)}
     assert list(rows) == list(g["VARIANTS"]), rows
-    params = [p for p, _ in rows.values()]
+    params = [p for p, *_ in rows.values()]
     assert params[0] == params[1] == g["models"]["(a) Conv2DTranspose, random init"].count_params()
     # a 4 x 4 transposed kernel against a 3 x 3 convolution, at 32 and 16 channels: 7 C^2 weights apart
     assert params[0] - params[2] == 7 * (32 ** 2 + 16 ** 2)
-    for name, (_, miou) in rows.items():
+    for name, (_, miou, features) in rows.items():
         assert abs(miou - np.mean(g["results"][name]["miou"])) < 1e-3
+        assert abs(features - np.mean(g["results"][name]["spread_features"])) < 1e-3
     assert "one seed only (--quick)" in out and "no difference is judged" in out
-    assert re.search(r"after training the strongest checkerboard in the predicted probabilities is \(\w\)", out)
+    for where, key in (("predicted probabilities", "spread_after"), ("upsampled features", "spread_features")):
+        strongest = re.search(rf"after training the strongest checkerboard in the {where} is (\(\w\) .+?)'s", out)
+        assert strongest.group(1) == max(g["results"], key=lambda n: np.mean(g["results"][n][key])), where
+    # the features' phase spread is the mean over channels of the last learned upsampling's output
+    name = "(a) Conv2DTranspose, random init"
+    features = g["upsampled_features"](g["models"][name], g["x_val"])
+    assert features.shape == (len(g["x_val"]), 32, 32, 16)
+    assert abs(g["channel_spreads"](features).mean() - g["results"][name]["spread_features"][0]) < 1e-9
 
     # the pictures: sizes, and what they draw
     read_png(tmp_path / "matrices.png", 800, 350)
