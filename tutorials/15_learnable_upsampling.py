@@ -198,7 +198,7 @@ for n, (canvas, (ij, v)) in enumerate(zip(stamps, np.ndenumerate(x_paint))):
         if w:
             paint_axes[2 + n].add_patch(_cell(r, c, STAMP_COLOURS[n]))
 overlap = sum(canvas != 0 for canvas in stamps)
-draw_matrix(paint_axes[6], painted, "Conv2DTranspose(x): the sum\nof the stamps (grey: 2 or 4 overlap)")
+draw_matrix(paint_axes[6], painted, "Conv2DTranspose(x): their sum\n(grey: 2 or 4 stamps overlap)")
 for (r, c), count in np.ndenumerate(overlap):
     if count > 1:
         paint_axes[6].add_patch(_cell(r, c, "0.5"))
@@ -512,6 +512,13 @@ print(f"parameters: {cheapest} has the fewest, {results[cheapest]['params']} (a 
       f"resize against a 4 x 4 transposed kernel)")
 
 # %% [markdown]
+# How to read these lines: the mIoU column first, against the noise line (with so few seeds, a gap smaller
+# than one decoder's own seed-to-seed range says nothing about which decoder is better); then the phase
+# spreads. Before training, only (a) starts with a pattern: its random kernels have unequal phase sums
+# (section 2), while (b) starts as bilinear upsampling and (c) resizes before it convolves. The softmax and
+# the argmax squash much of what the decoder draws, so the probabilities' spread stays small for all three;
+# the upsampled features show more plainly whether training has evened out (a)'s phases.
+#
 # predictions.png: for three validation images, the input, the true mask, each decoder's predicted mask
 # (seed 0), and one channel of each decoder's last upsampled features: the channel whose phase spread is
 # the median of its 16 (a typical one, chosen by the same rule for the three), each panel on its own grey
@@ -545,7 +552,8 @@ for ax in p_axes.ravel():
     ax.set_xticks([])
     ax.set_yticks([])
 legend = "; ".join(f"{short[n]} = {n.split(' ', 1)[1]}, mIoU {means[n]:.2f}" for n in VARIANTS)
-predictions_fig.suptitle(f"{legend}.  Masks: grey background, blue circle, orange square, green triangle",
+predictions_fig.suptitle(f"{legend}\nmasks: grey background, blue circle, orange square, green triangle; right: "
+                         f"a typical channel of the last learned upsampling's output, each on its own grey scale",
                          fontsize=10)
 predictions_fig.tight_layout(rect=(0, 0, 1, 0.94))
 predictions_fig.savefig(os.path.join(args.out, "predictions.png"), dpi=90)
