@@ -2,9 +2,11 @@
 # # Tutorial 15: learnable upsampling, the transposed convolution
 #
 # A segmentation network must give a class to every pixel, but its encoder shrinks the image (pooling,
-# strided convolutions) to see whole objects. The decoder has to grow the maps back to the input's size, and
-# every tinyseg decoder (U-Net, SegNet's companion FCN, FCN-8s, DeepLabv3+) does it, at least in part, with a
-# *transposed convolution*: `Conv2DTranspose`. This tutorial takes it apart:
+# strided convolutions) to see whole objects. The decoder has to grow the maps back to the input's size.
+# tinyseg's decoders do it three ways: with a *transposed convolution*, `Conv2DTranspose` (the U-Net's
+# default, and FCN-8s's three upsamplings), with fixed bilinear `UpSampling2D` (DeepLabv3+, and the U-Net's
+# upsampling='bilinear'), or with `MaxUnpooling2D` (SegNet). The transposed convolution is the one that
+# learns, and this tutorial takes it apart:
 #
 # 1. what it is: the transpose (adjoint) of a convolution, checked numerically, drawn as a matrix, and seen
 #    as each input pixel "painting" a copy of the kernel into the output;
@@ -17,7 +19,7 @@
 # One notation, as in tutorials 8 and 11: x the input, K the kernel, b the bias, y the output, G = dL/dy the
 # upstream gradient, N the batch size; s the stride, k the kernel size.
 #
-#     python tutorials/15_learnable_upsampling.py            # a few minutes (trains 3 networks x 2 seeds)
+#     python tutorials/15_learnable_upsampling.py            # a few minutes (trains 3 networks x 3 seeds)
 #     python tutorials/15_learnable_upsampling.py --quick    # a few seconds (the tests run this)
 #
 # It writes matrices.png, painting.png, checkerboard.png, bilinear.png and predictions.png. The file is in
@@ -161,7 +163,7 @@ matrices_fig.savefig(os.path.join(args.out, "matrices.png"), dpi=90)
 # Read C^T by columns: column i is K, shifted down by s = 2 for each step of i. So C^T y = sum_i y_i *
 # (K placed at position s i): every input number **paints** a copy of the kernel, scaled by itself, into
 # the output, and where copies overlap they add. (Where a stride-2 convolution reads windows two apart, its
-# transpose writes stamps two apart.) Rows 2 and 4 of C^T hold two numbers (two stamps overlap there), the
+# transpose writes stamps two apart.) Rows 2, 4 and 6 of C^T hold two numbers (two stamps overlap), the
 # others one: keep that in mind for section 2.
 #
 # In two dimensions, the same: a 2 x 2 input, a 3 x 3 kernel, stride 2, no padding: output
@@ -223,11 +225,11 @@ painting_fig.savefig(os.path.join(args.out, "painting.png"), dpi=90)
 # gives, in the interior, one constant per phase: the sum of that phase's taps. A random kernel has unequal
 # sums, so even k = 4 paints a checkerboard from a flat input, until training (perhaps) evens the sums out.
 # Odena et al.'s remedy is to resize first and convolve after (UpSampling2D + Conv2D, section 4's variant
-# (c)): a stride-1 convolution of a constant is constant.
+# (c)): a stride-1 convolution of a constant is constant (away from the border).
 #
 # The measure used below, on the interior (2 pixels from each border dropped) of an output: the mean of each
-# s x s phase, and the **phase spread** = (largest - smallest phase mean) / mean |output|. Zero for an output
-# with no periodic pattern of period s.
+# s x s phase, and the **phase spread** = (largest - smallest phase mean) / mean |output|. Zero when the
+# phases agree on average, as they do in a smooth map; about 1 or more for a strong checkerboard.
 
 # %%
 def phase_spread(out, s=2, border=2):
