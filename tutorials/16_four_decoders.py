@@ -587,12 +587,14 @@ if fine and coarse:
         verdict = f"neither group finds the small classes at this budget (both below {FOUND})"
     elif abs(fine_mean - coarse_mean) <= noise:
         verdict = f"a difference within the noise (2 sd ~ {noise:.3f}): no advantage either way in this run"
-    elif fine_mean > coarse_mean:
-        verdict = (f"the fine skips help, by {fine_mean - coarse_mean:.3f} (2 sd ~ {noise:.3f}): a thin pole lost "
-                   "at stride 8 or 32 (section 1) comes back from the encoder's finer maps")
     else:
-        verdict = (f"the coarse decoders lead, by {coarse_mean - fine_mean:.3f} (2 sd ~ {noise:.3f}): in this run "
-                   "the fine skips are not what finds the small classes")
+        gap = {c: np.nanmean([results[n]["iou"][cls[c]] for n in fine])
+               - np.nanmean([results[n]["iou"][cls[c]] for n in coarse]) for c in SMALL}
+        ahead = [f"{c} ({gap[c]:+.3f})" for c in SMALL if gap[c] > 0]
+        behind = [f"{c} ({gap[c]:+.3f})" for c in SMALL if not gap[c] > 0]
+        leader = "the fine skips lead" if fine_mean > coarse_mean else "the coarse decoders lead"
+        verdict = (f"{leader}, by {abs(fine_mean - coarse_mean):.3f} (2 sd ~ {noise:.3f}); the fine-skip networks are "
+                   f"ahead on {', '.join(ahead) or 'none'} and not on {', '.join(behind) or 'any other'}")
     reading.append(f"The four small classes' mean IoU is {fine_mean:.3f} for the networks whose decoder gets "
                    f"encoder features from stride 4 or finer ({', '.join(fine)}) and {coarse_mean:.3f} for the "
                    f"others ({', '.join(f'{n}: stride {finest_feature_skip(n)}' for n in coarse)}): {verdict}; "
