@@ -209,20 +209,3 @@ def test_piece_covers_the_rows_once_in_order():
         for chunks in (1, 3, 8):
             rows = [r for k in range(chunks) for r in range(*kb.piece(m, k, chunks))]
             assert rows == list(range(m))
-
-
-@pytest.mark.parametrize("batch", [3, 5, 7])
-def test_uneven_bands_of_whole_images_give_the_numbers_of_one_thread(threads, batch):
-    """On two threads a batch of small images is cut into bands whose image counts may differ by one; a layer
-    whose windows are wide (KW*C >= 32) must then copy full im2col rows in every band, not rows of the kernel
-    in some."""
-    rng = np.random.default_rng(batch)
-    x = rng.standard_normal((batch, 8, 8, 12)).astype(np.float32)
-    layer = Conv2D(4, 3, padding="same")
-    results = []
-    for n in (1, 2):
-        threads(n)
-        y = layer.forward(x, training=True)
-        results.append((y, layer.backward(np.ones_like(y))))
-    np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(results[1][1], results[0][1], rtol=1e-6, atol=1e-6)

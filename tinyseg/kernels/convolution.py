@@ -82,10 +82,8 @@ def by_kernel_rows(x, plan, ksize, strides):
     """True if this convolution's bands copy their input rows once for all kernel rows (im2row), False if
     each band copies its full im2col. Kernel rows pay where a band lies within one image (SH = 1) and its
     width windows are wide: for an RGB layer (KW*C = 9) three products as narrow as that cost more than the
-    copy they save, and a band of many small images would be many small products. (Every band: bands of
-    whole images may differ by one image.)"""
-    return (strides[0] == 1 and ksize[0] > 1 and all(p[3] - p[2] == 1 for p in plan)
-            and ksize[1] * x.shape[3] >= 32)
+    copy they save, and a band of many small images would be many small products."""
+    return strides[0] == 1 and ksize[0] > 1 and plan[0][3] - plan[0][2] == 1 and ksize[1] * x.shape[3] >= 32
 
 
 def band_cols(x, plan_row, slot, ksize, strides, pads, out_hw, dilation, rows_of_kernel, kept=None):
