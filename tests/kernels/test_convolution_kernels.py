@@ -80,17 +80,3 @@ def test_a_kept_im2col_of_the_wrong_shape_is_refused():
     assert cols.shape == (50, 27)
     with pytest.raises(ValueError, match=r"conv2d_kernel_grad: cols must be im2col\(x\) of shape \(50, 27\), got"):
         convolution.conv2d_kernel_grad(x, g, (3, 3), (1, 1), (1, 1, 1, 1), cols=cols[:, :18])
-
-
-@settings(deadline=None, max_examples=200)
-@given(n=st.integers(1, 40), oh=st.integers(1, 40), row_bytes=st.integers(1, 2**21), threads=st.integers(1, 4))
-def test_bands_cover_every_row_once_and_whole_image_bands_share_evenly(n, oh, row_bytes, threads):
-    """The bands tile the N*OH output rows in order; bands of whole images come in a multiple of the thread
-    count wherever there are images enough (three equal bands on two threads would leave one thread idle for
-    a third of the call)."""
-    plan = list(convolution.bands(n, oh, row_bytes, threads))
-    rows = [(i, y) for i0, i1, y0, y1 in plan for i in range(i0, i1) for y in range(y0, y1)]
-    assert rows == [(i, y) for i in range(n) for y in range(oh)]
-    whole = all((y0, y1) == (0, oh) for _, _, y0, y1 in plan)
-    if whole and len(plan) < n:
-        assert len(plan) % threads == 0, [i1 - i0 for i0, i1, _, _ in plan]

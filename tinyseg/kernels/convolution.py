@@ -57,11 +57,9 @@ def bands(n, oh, row_bytes, min_bands=1):
     rows = max(1, BAND_BYTES // row_bytes)
     rows = max(1, min(rows, ceil_div(n * oh, min_bands)))
     if rows >= oh:
-        count = ceil_div(n, rows // oh)          # bands of whole images; as many per thread, where there are
-        if count < n:                            # enough images (three bands on two threads wait for the third)
-            count = min(n, ceil_div(count, min_bands) * min_bands)
-        for k in range(count):                   # whole images per band: n/count, as near as whole numbers go
-            yield k * n // count, (k + 1) * n // count, 0, oh
+        per = even_share(n, rows // oh)          # whole images per band
+        for i in range(0, n, per):
+            yield i, min(i + per, n), 0, oh
     else:
         rows = even_share(oh, rows)              # output rows per band, within one image
         for i in range(n):
