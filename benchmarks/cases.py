@@ -65,14 +65,14 @@ SIZES = {
                  pool=(32, 30, 30, 32), act=(16, 64, 64, 32), up=(16, 32, 32, 32),
                  unet_batch=4, unet_shape=(128, 128, 3), unet_base=16, unet_classes=4,
                  camvid_shape=(176, 240, 3), camvid_classes=11,
-                 xunet_shape=(128, 128, 3), xunet_filters=(32, 64, 128, 256),
+                 xunet_shape=(128, 128, 3), xunet_filters=(32, 64, 128, 256), separable=(4, 64, 64, 32, 64),
                  epoch_train=2000, epoch_val=200, peak_n=2048),
     "smoke": dict(seed_batch=2, seed_hw=(32, 32),
                   conv=(2, 8, 8, 4, 4), rgb=(2, 16, 16, 3, 4),
                   pool=(2, 6, 6, 4), act=(2, 8, 8, 4), up=(2, 4, 4, 4),
                   unet_batch=1, unet_shape=(16, 16, 3), unet_base=4, unet_classes=4,
                   camvid_shape=(16, 24, 3), camvid_classes=11,
-                  xunet_shape=(32, 32, 3), xunet_filters=(4, 4, 4, 4),
+                  xunet_shape=(32, 32, 3), xunet_filters=(4, 4, 4, 4), separable=(1, 8, 8, 4, 4),
                   epoch_train=32, epoch_val=8, peak_n=64),
 }
 SIZES["quick"] = SIZES["full"]
@@ -410,6 +410,26 @@ def build_conv_fwd_bwd(size, ctx):
                  "flops": 3 * 2.0 * n * h * w * 9 * c * f}          # forward, kernel gradient, input gradient
 
 
+def build_separable_fwd_bwd(size, ctx):
+    """SeparableConv2D (3x3 depthwise, then 1x1) forward + backward at the Xception U-Net's first separable
+    layer's shape; PyTorch's twin is a grouped 3x3 Conv2d (groups=C) followed by a 1x1 Conv2d."""
+    from tinyseg.layers import SeparableConv2D
+    n, h, w, c, f = size["separable"]
+    rng = np.random.default_rng(12)
+    x, g = rand(rng, (n, h, w, c)), rand(rng, (n, h, w, f))
+    fns = _layer_fwd_bwd(lambda: SeparableConv2D(f, 3, padding="same"), x, g)
+
+    def make_torch(variant, torch):
+        net = torch.nn.Sequential(torch.nn.Conv2d(c, c, 3, padding=1, groups=c), torch.nn.Conv2d(c, f, 1))
+        xt, gt = torch_pair(torch, x, g)[variant]
+        if variant == "torch_channels_last":
+            net = net.to(memory_format=torch.channels_last)
+        return torch_fwd_bwd(torch, net, [xt], gt, module=net)
+    fns.update(torch_variants(ctx, make_torch))
+    return fns, {"shape": f"x {x.shape} -> {g.shape}, depthwise (3, 3, {c}, 1), pointwise (1, 1, {c}, {f})",
+                 "flops": 3 * 2.0 * n * h * w * (9 * c + c * f)}   # forward, kernel gradients, input gradient
+
+
 def build_conv_rgb_fwd(size, ctx):
     from tinyseg.layers import Conv2D
     n, h, w, c, f = size["rgb"]
@@ -602,6 +622,8 @@ CASES = [
          "vs the same loop in PyTorch; no goal", None, "torch", build_train_epoch),
     Case("xception_unet_step", "Xception-style U-Net step (functional API, RMSprop, 128x128x3, batch 4; no goal)",
          None, "torch", build_xception_unet),
+    Case("separable_fwd_bwd", "SeparableConv2D 3x3 (4,64,64,32)->64 fwd+bwd (the Xception U-Net's first; no goal)",
+         None, "torch", build_separable_fwd_bwd),
     Case("col2im_numba_vs_numpy", "col2im kernel, Numba vs NumPy twin (64x64x32, batch 16)",
          Goal(LE, 1 / 3), "numpy", build_col2im),
     Case("maxpool_bwd_numba_vs_numpy", "Max-pool backward kernel, Numba vs NumPy twin (32,30,30,32)",

@@ -99,8 +99,7 @@ def instrument(model, timer):
     patch(model.loss, "forward", ("loss", "forward"))
     patch(model.loss, "backward", ("loss", "backward"))
     patch(model.optimizer, "apply_gradients", ("optimizer (Adam)", "update"))
-    patch(model, "_outputs", ("train_on_batch: softmax for metrics", "forward"))
-    patch(model, "_metrics", ("train_on_batch: metrics", "forward"))
+    patch(model, "_update_metrics", ("train_on_batch: loss value and metrics", "forward"))
 
     def restore():
         for obj, attr, old in reversed(undo):

@@ -91,6 +91,8 @@ def band_cols(x, plan_row, slot, ksize, strides, pads, out_hw, dilation, rows_of
     whole im2col, (N*OH*OW, KH*KW*C), without rows_of_kernel), in the band's rows of it."""
     start, rows, i0, i1, y0, y1 = plan_row
     (kh, kw), (dh, dw), c = ksize, dilation, x.shape[3]
+    if (kh, kw) == (1, 1) and tuple(strides) == (1, 1) and not any(pads) and kept is None:
+        return [x.reshape(-1, c)[start:start + rows]]         # a 1x1 window is the pixel: im2col(x) is x
     if not rows_of_kernel:
         out = scratch(slot, (rows, kh * kw * c), x.dtype) if kept is None else kept[start:start + rows]
         return [im2col(x[i0:i1], kh, kw, strides[0], strides[1], pads, out_hw, rows=(y0, y1), dilation=dilation,

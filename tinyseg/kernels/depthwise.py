@@ -26,8 +26,10 @@ direct loops here do only the KH*KW*C*M products per output pixel that the formu
 
 Each function has a plain NumPy twin (``*_numpy``) that defines what the Numba kernel must compute, looping
 over the KH*KW kernel taps with whole-array slicing over N, H, W, C; the tests prove them equal, and both
-equal a plain loop written from the formula above. The Numba kernels: the forward splits the output rows
-between threads; the input gradient gathers (each input pixel sums what its windows send it, with the same
+equal a plain loop written from the formula above. The Numba kernels work with one filter per channel
+(a depth multiplier M is first brought to 1, see below) and keep the channel as their innermost loop, so
+every tap is a multiply-add over C neighbouring numbers. The forward splits the output rows between
+threads; the input gradient gathers (each input pixel sums what its windows send it, with the same
 window_index as col2im), so every pixel of dx is written by one thread; the kernel gradient gives each
 block of output rows its own float64 partial sums (a sum over every pixel of the batch would lose float32
 digits), then adds the blocks.
@@ -99,12 +101,17 @@ def depthwise_conv2d_kernel_grad_numpy(x, g, ksize, strides, pads, dilation=(1, 
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Numba kernels.
+# Numba kernels, for one filter per channel (M = 1): with the channel as the innermost loop, each tap is one
+# multiply-add over C contiguous numbers, which the compiler turns into vector instructions. (A loop over M
+# inside the one over C would leave the compiler one multiply-add at a time.) A depth multiplier M > 1 is
+# brought to M = 1 by the entry points below: it is the depthwise convolution of x with every channel
+# repeated M times, channel c*M + m of the copy meeting filter K[:, :, c, m].
 # ----------------------------------------------------------------------------------------------------------
 @pjit
 def _depthwise_numba(chunk, chunks, x, k, sh, sw, dh, dw, pt, pl, y):
+    # y[i, yo, xo, c] = sum over the real taps (a, b) of x[i, hi, wi, c] * k[a, b, c]
     n, h, w, c = x.shape
-    kh, kw, _, m = k.shape
+    kh, kw = k.shape[0], k.shape[1]
     oh, ow = y.shape[1], y.shape[2]
     for row in range(*piece(n * oh, chunk, chunks)):     # one output row (image i, row yo) each
         i, yo = divmod(row, oh)
@@ -119,22 +126,22 @@ def _depthwise_numba(chunk, chunks, x, k, sh, sw, dh, dw, pt, pl, y):
                     wi = xo * sw - pl + b * dw
                     if wi < 0 or wi >= w:
                         continue
-                    pix = x[i, hi, wi]
+                    pix, kab = x[i, hi, wi], k[a, b]
                     for ch in range(c):
-                        for mm in range(m):
-                            out[ch * m + mm] += pix[ch] * k[a, b, ch, mm]
+                        out[ch] += pix[ch] * kab[ch]
 
 
 @pjit
 def _depthwise_input_grad_numba(chunk, chunks, g, k, sh, sw, dh, dw, pt, pl, dx):
+    # dx[i, hi, wi, c] = sum of g[i, yo, xo, c] * k[a, b, c] over the windows (yo, xo) whose tap (a, b) is (hi, wi)
     n, h, w, c = dx.shape
-    kh, kw, _, m = k.shape
+    kh, kw = k.shape[0], k.shape[1]
     oh, ow = g.shape[1], g.shape[2]
     for row in range(*piece(n * h, chunk, chunks)):      # one input row (image i, row hi) each: no write races
         i, hi = divmod(row, h)
-        dx[i, hi] = 0                                   # this row of dx, before the windows add to it
         for wi in range(w):
             out = dx[i, hi, wi]
+            out[:] = 0
             for a in range(kh):
                 yo = window_index(hi, pt, a * dh, sh, oh)     # the window whose tap a lands on hi, or -1
                 if yo < 0:
@@ -143,18 +150,17 @@ def _depthwise_input_grad_numba(chunk, chunks, g, k, sh, sw, dh, dw, pt, pl, dx)
                     xo = window_index(wi, pl, b * dw, sw, ow)
                     if xo < 0:
                         continue
-                    gp = g[i, yo, xo]
+                    gp, kab = g[i, yo, xo], k[a, b]
                     for ch in range(c):
-                        for mm in range(m):
-                            out[ch] += gp[ch * m + mm] * k[a, b, ch, mm]
+                        out[ch] += gp[ch] * kab[ch]
 
 
 @pjit
 def _depthwise_kernel_grad_numba(chunk, chunks, x, g, sh, sw, dh, dw, pt, pl, part):
-    # part (blocks, KH, KW, C, M) float64, zeroed: block `blk` sums output rows blk*_BLOCK_ROWS ... of the
+    # part (blocks, KH, KW, C) float64, zeroed: block `blk` sums output rows blk*_BLOCK_ROWS ... of the
     # N*OH rows, so no two threads ever add into the same numbers.
     n, h, w, c = x.shape
-    _, kh, kw, _, m = part.shape
+    _, kh, kw, _ = part.shape
     oh, ow = g.shape[1], g.shape[2]
     for blk in range(*piece(part.shape[0], chunk, chunks)):      # this thread's blocks
         acc = part[blk]
@@ -170,15 +176,22 @@ def _depthwise_kernel_grad_numba(chunk, chunks, x, g, sh, sw, dh, dw, pt, pl, pa
                         wi = xo * sw - pl + b * dw
                         if wi < 0 or wi >= w:
                             continue
-                        pix = x[i, hi, wi]
+                        pix, acc_ab = x[i, hi, wi], acc[a, b]
                         for ch in range(c):
-                            for mm in range(m):
-                                acc[a, b, ch, mm] += pix[ch] * gp[ch * m + mm]
+                            acc_ab[ch] += np.float64(pix[ch]) * np.float64(gp[ch])
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Public entry points: pick the backend, allocate the outputs.
+# Public entry points: pick the backend, bring M to 1, allocate the outputs.
 # ----------------------------------------------------------------------------------------------------------
+def _one_filter_per_channel(x, kernel):
+    """(x with every channel repeated M times (N, H, W, C*M), kernel as (KH, KW, C*M)): the same depthwise
+    convolution with M = 1 (x itself when M = 1)."""
+    kh, kw, c, m = kernel.shape
+    x = np.ascontiguousarray(x) if m == 1 else np.repeat(x, m, axis=3)
+    return x, np.ascontiguousarray(kernel).reshape(kh, kw, c * m)
+
+
 def depthwise_conv2d(x, kernel, strides, pads, out_hw, dilation=(1, 1)):
     """Depthwise convolution of x (N, H, W, C) with kernel (KH, KW, C, M), no bias -> y (N, OH, OW, C*M).
 
@@ -189,8 +202,8 @@ def depthwise_conv2d(x, kernel, strides, pads, out_hw, dilation=(1, 1)):
         return depthwise_conv2d_numpy(x, kernel, strides, pads, out_hw, dilation)
     kh, kw, c, m = kernel.shape
     y = np.empty((x.shape[0],) + tuple(out_hw) + (c * m,), dtype=np.result_type(x, kernel))
-    run_pieces(_depthwise_numba, np.ascontiguousarray(x), np.ascontiguousarray(kernel), strides[0], strides[1],
-                     dilation[0], dilation[1], pads[0], pads[2], y)
+    xm, k = _one_filter_per_channel(x.astype(y.dtype, copy=False), kernel.astype(y.dtype, copy=False))
+    run_pieces(_depthwise_numba, xm, k, strides[0], strides[1], dilation[0], dilation[1], pads[0], pads[2], y)
     return y
 
 
@@ -198,19 +211,24 @@ def depthwise_conv2d_input_grad(g, kernel, strides, pads, x_shape, dilation=(1, 
     """dL/dx (x_shape = (N, H, W, C)) from G = dL/dy (N, OH, OW, C*M): the transposed depthwise convolution."""
     if get_backend() == "numpy":
         return depthwise_conv2d_input_grad_numpy(g, kernel, strides, pads, x_shape, dilation)
-    dx = np.empty(tuple(x_shape), dtype=np.result_type(g, kernel))
-    run_pieces(_depthwise_input_grad_numba, np.ascontiguousarray(g), np.ascontiguousarray(kernel),
+    kh, kw, c, m = kernel.shape
+    dtype = np.result_type(g, kernel)
+    k = np.ascontiguousarray(kernel, dtype=dtype).reshape(kh, kw, c * m)
+    dx = np.empty(tuple(x_shape[:3]) + (c * m,), dtype=dtype)        # dL/d(x repeated M times)
+    run_pieces(_depthwise_input_grad_numba, np.ascontiguousarray(g, dtype=dtype), k,
                strides[0], strides[1], dilation[0], dilation[1], pads[0], pads[2], dx)
-    return dx
+    return dx if m == 1 else dx.reshape(tuple(x_shape) + (m,)).sum(axis=4)     # each copy's share, added
 
 
 def depthwise_conv2d_kernel_grad(x, g, ksize, strides, pads, dilation=(1, 1)):
     """dL/dK (KH, KW, C, M) from x (N, H, W, C) and G = dL/dy (N, OH, OW, C*M), summed in float64."""
     if get_backend() == "numpy":
         return depthwise_conv2d_kernel_grad_numpy(x, g, ksize, strides, pads, dilation)
-    c = x.shape[3]
+    c, cm = x.shape[3], g.shape[3]
+    dtype = np.result_type(x, g)
+    xm = np.ascontiguousarray(x, dtype=dtype) if cm == c else np.repeat(x.astype(dtype, copy=False), cm // c, axis=3)
     rows = g.shape[0] * g.shape[1]
-    part = np.zeros((max(1, -(-rows // _BLOCK_ROWS)),) + tuple(ksize) + (c, g.shape[3] // c))
-    run_pieces(_depthwise_kernel_grad_numba, np.ascontiguousarray(x), np.ascontiguousarray(g), strides[0], strides[1],
-                                 dilation[0], dilation[1], pads[0], pads[2], part)
-    return part.sum(axis=0).astype(np.result_type(x, g))
+    part = np.zeros((max(1, -(-rows // _BLOCK_ROWS)),) + tuple(ksize) + (cm,))
+    run_pieces(_depthwise_kernel_grad_numba, xm, np.ascontiguousarray(g, dtype=dtype), strides[0], strides[1],
+               dilation[0], dilation[1], pads[0], pads[2], part)
+    return part.sum(axis=0).reshape(tuple(ksize) + (c, cm // c)).astype(dtype)

@@ -18,12 +18,17 @@ Its backward is the chain rule through the two, with G = dL/dz as (N*OH*OW, F):
     dL/dK  = depthwise kernel gradient of (x, dL/dd),   dL/dx = depthwise input gradient of dL/dd
 
 The depthwise part's arguments, geometry and kernels are those of DepthwiseConv2D (its base class here).
+The pointwise part is a 1x1 convolution of d; the layer's one guarded line (`if fast(): ...`) hands it to
+kernels/convolution.py, which computes the same products band by band on tinyseg's threads, as for Conv2D.
 """
 from .. import initializers, regularizers
-from ..kernels.elementwise import add_bias
+from ..backend import fast
+from ..kernels import convolution
 from ..validation import positive_int
 from .base import channel_sum
 from .depthwise import _Depthwise, initializer_config
+
+NO_PADS = (0, 0, 0, 0)      # the pointwise part's 1x1 window needs no padding (top, bottom, left, right)
 
 
 class SeparableConv2D(_Depthwise):
@@ -73,19 +78,27 @@ class SeparableConv2D(_Depthwise):
         self.check_input(x)
         d = self.depthwise_forward(x)                                   # (N, OH, OW, C*M)
         self.save_for_backward(x=x, d=d)
-        p2 = self.params["pointwise_kernel"][0, 0]                      # (C*M, F)
-        z = (d.reshape(-1, d.shape[3]) @ p2).reshape(d.shape[:3] + (self.filters,))
-        if self.use_bias:
-            add_bias(z, self.params["bias"])
-        return z
+        kernel, bias = self.params["pointwise_kernel"], self.params.get("bias")
+        if fast():      # the same product as a 1x1 convolution of d, band by band on tinyseg's threads
+            return convolution.conv2d(d, kernel, (1, 1), NO_PADS, d.shape[1:3], bias)
+        z = d.reshape(-1, d.shape[3]) @ kernel[0, 0]                   # z = d2 @ P2, (N*OH*OW, F)
+        if bias is not None:
+            z += bias                                                   #   + b
+        return z.reshape(d.shape[:3] + (self.filters,))
 
     def backward_linear(self, grad, input_grad=True):
-        d, p2 = self.saved_for_backward().d, self.params["pointwise_kernel"][0, 0]
-        g2 = grad.reshape(-1, self.filters)                             # G (N*OH*OW, F)
-        grad_d = (g2 @ p2.T).reshape(d.shape)                           # dL/dd = G @ P2^T, (N, OH, OW, C*M)
+        d, kernel = self.saved_for_backward().d, self.params["pointwise_kernel"]
+        if fast():      # the same products as the 1x1 convolution's backward, band by band on tinyseg's threads
+            dp, db, grad_d = convolution.conv2d_backward(d, None, grad, kernel, (1, 1), NO_PADS, (1, 1),
+                                                         self.use_bias, True)
+        else:
+            d2, p2 = d.reshape(-1, d.shape[3]), kernel[0, 0]
+            g2 = grad.reshape(-1, self.filters)                         # G (N*OH*OW, F)
+            dp = (d2.T @ g2).reshape(kernel.shape)                      # dL/dP2 = d2^T @ G
+            db = channel_sum(grad)                                      # dL/db = sum of G's rows
+            grad_d = (g2 @ p2.T).reshape(d.shape)                       # dL/dd = G @ P2^T, (N, OH, OW, C*M)
         dx = self.depthwise_backward(grad_d, input_grad)                # dL/dK, and dL/dx unless not wanted
-        self.grads["pointwise_kernel"] = (d.reshape(-1, d.shape[3]).T @ g2).reshape(
-            self.params["pointwise_kernel"].shape)                      # dL/dP2 = d2^T @ G
+        self.grads["pointwise_kernel"] = dp
         if self.use_bias:
-            self.grads["bias"] = channel_sum(grad)
+            self.grads["bias"] = db
         return dx
