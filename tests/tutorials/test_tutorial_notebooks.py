@@ -57,3 +57,18 @@ def test_readme_lists_every_tutorial_with_what_it_teaches():
     assert sorted(listed) == [p.name for p in FILES], sorted(set(listed) ^ {p.name for p in FILES})
     for name, teaches in listed.items():
         assert len(teaches.split()) >= 6, f"README: say what {name} teaches, not just {teaches!r}"
+
+
+ARTICLE_CONCEPTS = ("convolution", "pooling", "dense", "ReLU, sigmoid, tanh", "cross-entropy", "gradient descent",
+                    "accuracy", "recall", "the CIFAR-10 CNN", "too little data", "too little compute",
+                    "explainability")
+
+
+def test_readme_maps_each_of_the_articles_concepts_to_tutorials_that_exist():
+    section = (REPO / "README.md").read_text().split("\n## Tutorials\n", 1)[1].split("\n## ", 1)[0]
+    rows = dict(re.findall(r"^\| ([^|`]+?) \| (.+?) \|$", section, re.MULTILINE))
+    numbers = {p.name[:2] for p in FILES}
+    for concept in ARTICLE_CONCEPTS:
+        assert concept in rows, f"README's concept map has no row for {concept!r}"
+        cited = re.findall(r"\b(\d\d)\b", rows[concept])
+        assert cited and set(cited) <= numbers, (concept, cited)
