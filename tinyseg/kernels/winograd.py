@@ -47,9 +47,10 @@ M_TILE = 4                  # F(4x4, 3x3): 36 products for 16 outputs (tinyseg/w
 BAND_BYTES = 2**20          # transformed tiles of one band (n^2 * tiles * channels values): about L2's size
 
 
-GROUP_VALUES = 128          # tiles are transformed several at a time, about this many values (tiles x channels)
-                            # side by side: each pass of a transform is then a few long loops, which LLVM
-                            # vectorises, rather than many short ones that each pay their start-up
+IN_GROUP_VALUES = 256       # tiles are transformed several at a time, about this many values (tiles x channels)
+OUT_GROUP_VALUES = 512      # side by side: each pass of a transform is then a few long loops, which LLVM
+                            # vectorises, rather than many short ones that each pay their start-up; the input
+                            # transform's buffers are larger (6 x 6 rows, not 4 x 6), so it takes fewer
 
 
 @jit
@@ -67,6 +68,7 @@ def _input_tiles(x, top, left, t0, t1, th, tw, group, out):
               [0,  4,  0, -5, 0, 1]]      row 5: 4 d1 - 5 d3 + d5
     """
     h, w, c = x.shape[1], x.shape[2], x.shape[3]
+    two, four, five = x.dtype.type(2.0), x.dtype.type(4.0), x.dtype.type(5.0)   # x's type: float32 stays float32
     patch = np.empty((6, 6, group * c), dtype=x.dtype)
     half = np.empty((6, 6, group * c), dtype=x.dtype)
     for p0 in range(t0, t1, group):
@@ -89,43 +91,43 @@ def _input_tiles(x, top, left, t0, t1, th, tw, group, out):
             d0, d1, d2, d3, d4, d5 = patch[0, b], patch[1, b], patch[2, b], patch[3, b], patch[4, b], patch[5, b]
             o = half[0, b]
             for e in range(width):
-                o[e] = 4.0 * d0[e] - 5.0 * d2[e] + d4[e]
+                o[e] = four * d0[e] - five * d2[e] + d4[e]
             o = half[1, b]
             for e in range(width):
-                o[e] = d3[e] + d4[e] - 4.0 * (d1[e] + d2[e])
+                o[e] = d3[e] + d4[e] - four * (d1[e] + d2[e])
             o = half[2, b]
             for e in range(width):
-                o[e] = d4[e] - d3[e] + 4.0 * (d1[e] - d2[e])
+                o[e] = d4[e] - d3[e] + four * (d1[e] - d2[e])
             o = half[3, b]
             for e in range(width):
-                o[e] = d4[e] - d2[e] + 2.0 * (d3[e] - d1[e])
+                o[e] = d4[e] - d2[e] + two * (d3[e] - d1[e])
             o = half[4, b]
             for e in range(width):
-                o[e] = d4[e] - d2[e] + 2.0 * (d1[e] - d3[e])
+                o[e] = d4[e] - d2[e] + two * (d1[e] - d3[e])
             o = half[5, b]
             for e in range(width):
-                o[e] = 4.0 * d1[e] - 5.0 * d3[e] + d5[e]
+                o[e] = four * d1[e] - five * d3[e] + d5[e]
         base = (p0 - t0) * c
         for i in range(6):     # out = half @ B, each row written once: it is read next by BLAS
             d0, d1, d2, d3, d4, d5 = half[i, 0], half[i, 1], half[i, 2], half[i, 3], half[i, 4], half[i, 5]
             o = out[i * 6, base:base + width]
             for e in range(width):
-                o[e] = 4.0 * d0[e] - 5.0 * d2[e] + d4[e]
+                o[e] = four * d0[e] - five * d2[e] + d4[e]
             o = out[i * 6 + 1, base:base + width]
             for e in range(width):
-                o[e] = d3[e] + d4[e] - 4.0 * (d1[e] + d2[e])
+                o[e] = d3[e] + d4[e] - four * (d1[e] + d2[e])
             o = out[i * 6 + 2, base:base + width]
             for e in range(width):
-                o[e] = d4[e] - d3[e] + 4.0 * (d1[e] - d2[e])
+                o[e] = d4[e] - d3[e] + four * (d1[e] - d2[e])
             o = out[i * 6 + 3, base:base + width]
             for e in range(width):
-                o[e] = d4[e] - d2[e] + 2.0 * (d3[e] - d1[e])
+                o[e] = d4[e] - d2[e] + two * (d3[e] - d1[e])
             o = out[i * 6 + 4, base:base + width]
             for e in range(width):
-                o[e] = d4[e] - d2[e] + 2.0 * (d1[e] - d3[e])
+                o[e] = d4[e] - d2[e] + two * (d1[e] - d3[e])
             o = out[i * 6 + 5, base:base + width]
             for e in range(width):
-                o[e] = 4.0 * d1[e] - 5.0 * d3[e] + d5[e]
+                o[e] = four * d1[e] - five * d3[e] + d5[e]
 
 
 @jit
@@ -140,6 +142,7 @@ def _output_tiles(M, t0, t1, th, tw, group, bias, y):
               [0, 1, -1, 8, -8, 1]]       row 3: m1 - m2 + 8 (m3 - m4) + m5
     """
     oh, ow, k = y.shape[1], y.shape[2], y.shape[3]
+    two, four, eight = y.dtype.type(2.0), y.dtype.type(4.0), y.dtype.type(8.0)   # y's type: float32 stays float32
     half = np.empty((4, 6, group * k), dtype=y.dtype)    # AT @ M, along the tiles' rows
     tile = np.empty((4, 4, group * k), dtype=y.dtype)    # AT @ M @ A
     for p0 in range(t0, t1, group):
@@ -152,22 +155,22 @@ def _output_tiles(M, t0, t1, th, tw, group, bias, y):
             for e in range(width):
                 o0[e] = m0[e] + m1[e] + m2[e] + m3[e] + m4[e]
             for e in range(width):
-                o1[e] = m1[e] - m2[e] + 2.0 * (m3[e] - m4[e])
+                o1[e] = m1[e] - m2[e] + two * (m3[e] - m4[e])
             for e in range(width):
-                o2[e] = m1[e] + m2[e] + 4.0 * (m3[e] + m4[e])
+                o2[e] = m1[e] + m2[e] + four * (m3[e] + m4[e])
             for e in range(width):
-                o3[e] = m1[e] - m2[e] + 8.0 * (m3[e] - m4[e]) + m5[e]
+                o3[e] = m1[e] - m2[e] + eight * (m3[e] - m4[e]) + m5[e]
         for a in range(4):
             m0, m1, m2, m3, m4, m5 = half[a, 0], half[a, 1], half[a, 2], half[a, 3], half[a, 4], half[a, 5]
             o0, o1, o2, o3 = tile[a, 0], tile[a, 1], tile[a, 2], tile[a, 3]
             for e in range(width):
                 o0[e] = m0[e] + m1[e] + m2[e] + m3[e] + m4[e]
             for e in range(width):
-                o1[e] = m1[e] - m2[e] + 2.0 * (m3[e] - m4[e])
+                o1[e] = m1[e] - m2[e] + two * (m3[e] - m4[e])
             for e in range(width):
-                o2[e] = m1[e] + m2[e] + 4.0 * (m3[e] + m4[e])
+                o2[e] = m1[e] + m2[e] + four * (m3[e] + m4[e])
             for e in range(width):
-                o3[e] = m1[e] - m2[e] + 8.0 * (m3[e] - m4[e]) + m5[e]
+                o3[e] = m1[e] - m2[e] + eight * (m3[e] - m4[e]) + m5[e]
         for g in range(count):
             img, rest = (p0 + g) // (th * tw), (p0 + g) % (th * tw)
             r0, c0 = (rest // tw) * 4, (rest % tw) * 4
@@ -178,8 +181,8 @@ def _output_tiles(M, t0, t1, th, tw, group, bias, y):
                         dst[ch] = src[ch] + bias[ch]
 
 
-def _group(channels):
-    return max(1, GROUP_VALUES // channels)
+def _group(values, channels):
+    return max(1, values // channels)
 
 
 def _tile_bands(tiles, values_per_tile, itemsize, threads):
@@ -222,9 +225,9 @@ def conv2d(x, U, pads, out_hw, bias=None):
         t0, t1 = plan[i]
         V_flat, V = _band_buffer(slot, "winograd_in", n, t1 - t0, c, x.dtype)
         M_flat, M = _band_buffer(slot, "winograd_out", n, t1 - t0, k, x.dtype)
-        _input_tiles(x, pads[0], pads[2], t0, t1, th, tw, _group(c), V_flat)    # V = BT d B
-        np.matmul(V, Ub, out=M)                                                 # M = V @ U
-        _output_tiles(M_flat, t0, t1, th, tw, _group(k), b, y)                  # y = AT M A (+ b)
+        _input_tiles(x, pads[0], pads[2], t0, t1, th, tw, _group(IN_GROUP_VALUES, c), V_flat)  # V = BT d B
+        np.matmul(V, Ub, out=M)                                                                # M = V @ U
+        _output_tiles(M_flat, t0, t1, th, tw, _group(OUT_GROUP_VALUES, k), b, y)  # y = AT M A (+ b)
     run_bands(band, len(plan))
     return y
 
@@ -248,7 +251,7 @@ def kernel_grad(x, g, pads):
     def band(i, slot):
         t0, t1 = plan[i]
         V_flat, V = _band_buffer(slot, "winograd_in", n, t1 - t0, c, x.dtype)
-        _input_tiles(x, pads[0], pads[2], t0, t1, th, tw, _group(c), V_flat)      # V = BT d B
+        _input_tiles(x, pads[0], pads[2], t0, t1, th, tw, _group(IN_GROUP_VALUES, c), V_flat)  # V = BT d B
         np.matmul(V.transpose(0, 2, 1), dM[:, t0:t1], out=parts[i])   # dU (this band's part) = V^T @ dM
     run_bands(band, len(plan))
     dU = parts.sum(axis=0, dtype=np.float64).reshape(n, n, c, k)
