@@ -87,47 +87,31 @@ def _input_tiles(x, top, left, t0, t1, th, tw, group, out):
                     else:
                         for ch in range(c):
                             dst[ch] = 0.0
-        for b in range(6):     # half = BT @ patch, along the tiles' rows
-            d0, d1, d2, d3, d4, d5 = patch[0, b], patch[1, b], patch[2, b], patch[3, b], patch[4, b], patch[5, b]
-            o = half[0, b]
-            for e in range(width):
-                o[e] = four * d0[e] - five * d2[e] + d4[e]
-            o = half[1, b]
-            for e in range(width):
-                o[e] = d3[e] + d4[e] - four * (d1[e] + d2[e])
-            o = half[2, b]
-            for e in range(width):
-                o[e] = d4[e] - d3[e] + four * (d1[e] - d2[e])
-            o = half[3, b]
-            for e in range(width):
-                o[e] = d4[e] - d2[e] + two * (d3[e] - d1[e])
-            o = half[4, b]
-            for e in range(width):
-                o[e] = d4[e] - d2[e] + two * (d1[e] - d3[e])
-            o = half[5, b]
-            for e in range(width):
-                o[e] = four * d1[e] - five * d3[e] + d5[e]
         base = (p0 - t0) * c
-        for i in range(6):     # out = half @ B, each row written once: it is read next by BLAS
-            d0, d1, d2, d3, d4, d5 = half[i, 0], half[i, 1], half[i, 2], half[i, 3], half[i, 4], half[i, 5]
-            o = out[i * 6, base:base + width]
+        for step in range(12):      # one loop body for both passes: half its machine code, half the compile
+            if step < 6:            # half = BT @ patch, along the tiles' rows (column b = step)
+                d0, d1, d2, d3 = patch[0, step], patch[1, step], patch[2, step], patch[3, step]
+                d4, d5 = patch[4, step], patch[5, step]
+                o0, o1, o2, o3 = half[0, step], half[1, step], half[2, step], half[3, step]
+                o4, o5 = half[4, step], half[5, step]
+            else:                   # out = half @ B, along their columns (row i = step - 6), each row written
+                i = step - 6        # once: it is read next by BLAS
+                d0, d1, d2, d3, d4, d5 = half[i, 0], half[i, 1], half[i, 2], half[i, 3], half[i, 4], half[i, 5]
+                o0, o1 = out[i * 6, base:base + width], out[i * 6 + 1, base:base + width]
+                o2, o3 = out[i * 6 + 2, base:base + width], out[i * 6 + 3, base:base + width]
+                o4, o5 = out[i * 6 + 4, base:base + width], out[i * 6 + 5, base:base + width]
+            for e in range(width):  # one array written per loop: LLVM vectorises these (module docstring)
+                o0[e] = four * d0[e] - five * d2[e] + d4[e]
             for e in range(width):
-                o[e] = four * d0[e] - five * d2[e] + d4[e]
-            o = out[i * 6 + 1, base:base + width]
+                o1[e] = d3[e] + d4[e] - four * (d1[e] + d2[e])
             for e in range(width):
-                o[e] = d3[e] + d4[e] - four * (d1[e] + d2[e])
-            o = out[i * 6 + 2, base:base + width]
+                o2[e] = d4[e] - d3[e] + four * (d1[e] - d2[e])
             for e in range(width):
-                o[e] = d4[e] - d3[e] + four * (d1[e] - d2[e])
-            o = out[i * 6 + 3, base:base + width]
+                o3[e] = d4[e] - d2[e] + two * (d3[e] - d1[e])
             for e in range(width):
-                o[e] = d4[e] - d2[e] + two * (d3[e] - d1[e])
-            o = out[i * 6 + 4, base:base + width]
+                o4[e] = d4[e] - d2[e] + two * (d1[e] - d3[e])
             for e in range(width):
-                o[e] = d4[e] - d2[e] + two * (d1[e] - d3[e])
-            o = out[i * 6 + 5, base:base + width]
-            for e in range(width):
-                o[e] = four * d1[e] - five * d3[e] + d5[e]
+                o5[e] = four * d1[e] - five * d3[e] + d5[e]
 
 
 @jit
@@ -148,21 +132,16 @@ def _output_tiles(M, t0, t1, th, tw, group, bias, y):
     for p0 in range(t0, t1, group):
         count = min(group, t1 - p0)
         width, base = count * k, (p0 - t0) * k
-        for j in range(6):
-            m0, m1, m2 = M[j, base:base + width], M[6 + j, base:base + width], M[12 + j, base:base + width]
-            m3, m4, m5 = M[18 + j, base:base + width], M[24 + j, base:base + width], M[30 + j, base:base + width]
-            o0, o1, o2, o3 = half[0, j], half[1, j], half[2, j], half[3, j]
-            for e in range(width):
-                o0[e] = m0[e] + m1[e] + m2[e] + m3[e] + m4[e]
-            for e in range(width):
-                o1[e] = m1[e] - m2[e] + two * (m3[e] - m4[e])
-            for e in range(width):
-                o2[e] = m1[e] + m2[e] + four * (m3[e] + m4[e])
-            for e in range(width):
-                o3[e] = m1[e] - m2[e] + eight * (m3[e] - m4[e]) + m5[e]
-        for a in range(4):
-            m0, m1, m2, m3, m4, m5 = half[a, 0], half[a, 1], half[a, 2], half[a, 3], half[a, 4], half[a, 5]
-            o0, o1, o2, o3 = tile[a, 0], tile[a, 1], tile[a, 2], tile[a, 3]
+        for step in range(10):      # one loop body for both passes: half its machine code, half the compile
+            if step < 6:            # half = AT @ M, along the tiles' rows (column j = step)
+                m0, m1, m2 = M[step, base:base + width], M[6 + step, base:base + width], M[12 + step, base:base + width]
+                m3, m4 = M[18 + step, base:base + width], M[24 + step, base:base + width]
+                m5 = M[30 + step, base:base + width]
+                o0, o1, o2, o3 = half[0, step], half[1, step], half[2, step], half[3, step]
+            else:                   # tile = half @ A, along their columns (row a = step - 6)
+                a = step - 6
+                m0, m1, m2, m3, m4, m5 = half[a, 0], half[a, 1], half[a, 2], half[a, 3], half[a, 4], half[a, 5]
+                o0, o1, o2, o3 = tile[a, 0], tile[a, 1], tile[a, 2], tile[a, 3]
             for e in range(width):
                 o0[e] = m0[e] + m1[e] + m2[e] + m3[e] + m4[e]
             for e in range(width):
