@@ -32,7 +32,11 @@ arrays, no zero entries multiplied, no branch on the tile size). A group of tile
 buffer (zeros outside the image), then each transform is two passes of 1-D sums, BT along the tiles' rows,
 then along their columns. Each sum is its own loop over the group's tiles x channels: long, with one array
 written and a few read, which is what LLVM vectorises (a loop writing several arrays makes it check every
-pair for overlap, and past a few pairs it gives up and runs it one value at a time).
+pair for overlap, and past a few pairs it gives up and runs it one value at a time). Two more things keep
+them vectorised: the constants are made in the arrays' own type (a float literal would make every float32
+sum run in float64), and every array in those loops is indexed by the bare loop variable (an index such as
+base + e makes Numba test it for a negative value, which stops LLVM). Both passes share one loop body,
+which keeps the first-ever compile of the two kernels short.
 
 The kernel transform U = G g G^T costs n^2 / 9 times the kernel's size in products per call: small, but a
 step runs every 3x3 layer forward and backward. KernelTransforms keeps it until the kernel's values change.
