@@ -145,3 +145,10 @@ def test_kept_transform_follows_the_kernel():
     assert np.array_equal(back, winograd.kernel_transform(winograd.back_kernel(kernel), G))
     kernel[...] = rng.standard_normal(kernel.shape)                      # set_weights writes in place too
     assert np.array_equal(kept.get(kernel, "backward"), winograd.kernel_transform(winograd.back_kernel(kernel), G))
+
+
+def test_fast_kernels_refuse_another_tile_size():
+    """The Numba transforms are F(4x4, 3x3)'s written out: an F(2x2, 3x3) kernel (4, 4, C, K) is refused by name."""
+    U = winograd.kernel_transform(np.ones((3, 3, 2, 3)), winograd.transform_matrices(2)[1])
+    with pytest.raises(ValueError, match=r"winograd conv2d: U must be F\(4x4, 3x3\)'s transformed kernel"):
+        fast.conv2d(np.ones((1, 4, 4, 2)), U, (1, 1, 1, 1), (4, 4))

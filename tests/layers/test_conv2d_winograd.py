@@ -110,8 +110,8 @@ def test_algorithm_is_checked_and_kept_in_the_config():
 
 
 @pytest.mark.parametrize("channels,filters,kwargs,expected", [
-    (32, 32, {}, True), (64, 128, {}, True), (16, 32, {}, True), (32, 16, {}, True), (16, 16, {}, False),
-    (8, 64, {}, False), (3, 32, {}, False),
+    (32, 32, {}, True), (64, 128, {}, True), (16, 32, {}, True), (32, 16, {}, True), (16, 16, {}, True),
+    (8, 64, {}, False), (15, 16, {}, False), (3, 32, {}, False),
     (32, 32, dict(strides=2), False), (32, 32, dict(dilation_rate=2), False), (32, 32, dict(kernel_size=5), False),
     (3, 4, dict(algorithm="winograd"), True), (64, 64, dict(algorithm="im2col"), False)])
 def test_auto_rule(channels, filters, kwargs, expected):

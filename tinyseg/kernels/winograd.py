@@ -1,17 +1,18 @@
-"""Winograd F(m x m, 3 x 3) convolution, fast: Numba tile transforms and OpenBLAS products, band by band.
+"""Winograd F(4x4, 3x3) convolution, fast: Numba tile transforms and OpenBLAS products, band by band.
 
-The formulas and the NumPy version are in tinyseg/winograd.py; this module computes the same numbers
-(up to rounding: only the order of the additions changes), in three steps per band of tiles:
+The formulas and the NumPy version (any tile size) are in tinyseg/winograd.py; this module computes the same
+numbers for F(4x4, 3x3) (up to rounding: only the order of the additions changes), in three steps per band
+of tiles:
 
-    V = BT d B       _gather_tiles: the band's n x n input tiles -> (n^2, tiles, C)       (Numba)
-    M = V @ U        n^2 products (tiles, C) @ (C, K), U = G g G^T transformed once      (OpenBLAS)
-    y = AT M A       _scatter_tiles: -> the band's m x m output tiles of y (+ bias)      (Numba)
+    V = BT d B       _input_tiles: the band's 6 x 6 input tiles -> (36, tiles, C)            (Numba)
+    M = V @ U        36 products (tiles, C) @ (C, K), U = G g G^T transformed once          (OpenBLAS)
+    y = AT M A       _output_tiles: -> the band's 4 x 4 output tiles of y (+ bias)          (Numba)
 
 and the kernel gradient, the same tile formula run backwards (tinyseg/winograd.py derives it):
 
-    V  = BT d B      _gather_tiles on the input tiles
-    dM = A dY AT     _gather_tiles on the m x m tiles of G = dL/dy, with A in place of BT
-    dU += V^T @ dM   n^2 products (C, tiles) @ (tiles, K), one partial sum per band
+    V  = BT d B      _input_tiles on the input tiles
+    dM = A dY AT     on the 4 x 4 tiles of G = dL/dy, in NumPy
+    dU += V^T @ dM   36 products (C, tiles) @ (tiles, K), one partial sum per band
     dL/dK = G^T dU G (after the bands, in float64)
 
 (Conv2D does not use this kernel gradient: im2col's measured faster on every shape tried, 32-128 channels,
@@ -26,10 +27,16 @@ read them, and the products' result stays there for the output transform. Bands 
 tinyseg's threads (kernels/bands.py), each with its own scratch buffers; every band writes its own tiles
 of y, or its own partial sum of dU, so the numbers do not depend on the threads.
 
-Transforms in Numba: the input tile is read once into a small buffer (zeros outside the image), then each
-transform is two passes of small matrix products, with the channel loop innermost so that LLVM vectorises
-it across channels, and the zero entries of the transform matrices (a third of BT's) skipped. The matrices
-are arrays passed in, so the same two kernels serve every tile size and both directions.
+Transforms in Numba: one function per direction, F(4, 3)'s matrices written out as sums (no matrix
+arrays, no zero entries multiplied, no branch on the tile size). A group of tiles is read into a small
+buffer (zeros outside the image), then each transform is two passes of 1-D sums, BT along the tiles' rows,
+then along their columns. Each sum is its own loop over the group's tiles x channels: long, with one array
+written and a few read, which is what LLVM vectorises (a loop writing several arrays makes it check every
+pair for overlap, and past a few pairs it gives up and runs it one value at a time). Two more things keep
+them vectorised: the constants are made in the arrays' own type (a float literal would make every float32
+sum run in float64), and every array in those loops is indexed by the bare loop variable (an index such as
+base + e makes Numba test it for a negative value, which stops LLVM). Both passes share one loop body,
+which keeps the first-ever compile of the two kernels short.
 
 The kernel transform U = G g G^T costs n^2 / 9 times the kernel's size in products per call: small, but a
 step runs every 3x3 layer forward and backward. KernelTransforms keeps it until the kernel's values change.
@@ -44,31 +51,38 @@ M_TILE = 4                  # F(4x4, 3x3): 36 products for 16 outputs (tinyseg/w
 BAND_BYTES = 2**20          # transformed tiles of one band (n^2 * tiles * channels values): about L2's size
 
 
-GROUP_VALUES = 512          # tiles are transformed several at a time, about this many values (tiles x channels)
-                            # side by side: each pass of a transform is then one long loop, which LLVM
-                            # vectorises, rather than many short ones that each pay their start-up
+IN_GROUP_VALUES = 256       # tiles are transformed several at a time, about this many values (tiles x channels)
+OUT_GROUP_VALUES = 512      # side by side: each pass of a transform is then a few long loops, which LLVM
+                            # vectorises, rather than many short ones that each pay their start-up; the input
+                            # transform's buffers are larger (6 x 6 rows, not 4 x 6), so it takes fewer
 
 
 @jit
-def _gather_tiles(x, T, step, top, left, t0, t1, th, tw, group, out):
-    """out[i*n + j, (p - t0)*C + c] = sum_{a, b} T[i, a] T[j, b] x[img, ty*step - top + a, tx*step - left + b, c]
-    for tiles p = t0 .. t1-1 of the (N, th, tw) grid (p = (img*th + ty)*tw + tx), x read as 0 outside.
+def _input_tiles(x, top, left, t0, t1, th, tw, group, out):
+    """out[i*6 + j, (p - t0)*C + c] = (BT d_p B)[i, j] for channel c of the 6x6 input tile d_p of tiles
+    p = t0 .. t1-1 of the (N, th, tw) grid (p = (img*th + ty)*tw + tx; d_p = x[img, 4ty - top + a, 4tx - left + b],
+    read as 0 outside x). out (36, >= (t1 - t0)*C): row i*6 + j is position (i, j) of every tile, tile after
+    tile, C channels each (a (tiles, C) matrix, flattened). BT is F(4, 3)'s (tinyseg/winograd.py), written out:
 
-    T (n, q): BT (n, n) for input tiles, A (n, m) for gradient tiles. out (n*n, >= (t1 - t0)*C): row i*n + j
-    is position (i, j) of every tile, tile after tile, C channels each (a (tiles, C) matrix, flattened)."""
-    n, q = T.shape
+        BT = [[4,  0, -5,  0, 1, 0],      row 0: 4 d0 - 5 d2 + d4
+              [0, -4, -4,  1, 1, 0],      row 1: d3 + d4 - 4 (d1 + d2)
+              [0,  4, -4, -1, 1, 0],      row 2: d4 - d3 + 4 (d1 - d2)
+              [0, -2, -1,  2, 1, 0],      row 3: d4 - d2 + 2 (d3 - d1)
+              [0,  2, -1, -2, 1, 0],      row 4: d4 - d2 + 2 (d1 - d3)
+              [0,  4,  0, -5, 0, 1]]      row 5: 4 d1 - 5 d3 + d5
+    """
     h, w, c = x.shape[1], x.shape[2], x.shape[3]
-    patch = np.empty((q, q, group * c), dtype=x.dtype)   # `group` tiles side by side: (a, b, tile*C + c)
-    half = np.empty((n, q, group * c), dtype=x.dtype)    # T @ patch, along the tiles' rows
-    acc = np.empty(group * c, dtype=x.dtype)             # one row of T @ patch @ T^T
+    two, four, five = x.dtype.type(2.0), x.dtype.type(4.0), x.dtype.type(5.0)   # x's type: float32 stays float32
+    patch = np.empty((6, 6, group * c), dtype=x.dtype)
+    half = np.empty((6, 6, group * c), dtype=x.dtype)
     for p0 in range(t0, t1, group):
         count = min(group, t1 - p0)
         width = count * c
         for g in range(count):
             img, rest = (p0 + g) // (th * tw), (p0 + g) % (th * tw)
-            r0, c0 = (rest // tw) * step - top, (rest % tw) * step - left
-            for a in range(q):
-                for b in range(q):
+            r0, c0 = (rest // tw) * 4 - top, (rest % tw) * 4 - left
+            for a in range(6):
+                for b in range(6):
                     dst = patch[a, b, g * c:(g + 1) * c]      # loops, not dst[:] = ...: Numba's slice
                     if 0 <= r0 + a < h and 0 <= c0 + b < w:   # assignment costs more than these copies
                         src = x[img, r0 + a, c0 + b]
@@ -77,86 +91,81 @@ def _gather_tiles(x, T, step, top, left, t0, t1, th, tw, group, out):
                     else:
                         for ch in range(c):
                             dst[ch] = 0.0
-        for i in range(n):
-            for b in range(q):
-                dst = half[i, b]
-                for e in range(width):
-                    dst[e] = 0.0
-            for a in range(q):
-                t = T[i, a]
-                if t != 0.0:                                 # a third of BT's entries are 0
-                    for b in range(q):
-                        dst, src = half[i, b], patch[a, b]
-                        for e in range(width):
-                            dst[e] += t * src[e]
         base = (p0 - t0) * c
-        for i in range(n):
-            for j in range(n):
-                for e in range(width):
-                    acc[e] = 0.0
-                for b in range(q):
-                    t = T[j, b]
-                    if t != 0.0:
-                        src = half[i, b]
-                        for e in range(width):
-                            acc[e] += t * src[e]
-                dst = out[i * n + j, base:base + width]     # written once: it is read next by BLAS
-                for e in range(width):
-                    dst[e] = acc[e]
+        for step in range(12):      # one loop body for both passes: half its machine code, half the compile
+            if step < 6:            # half = BT @ patch, along the tiles' rows (column b = step)
+                d0, d1, d2, d3 = patch[0, step], patch[1, step], patch[2, step], patch[3, step]
+                d4, d5 = patch[4, step], patch[5, step]
+                o0, o1, o2, o3 = half[0, step], half[1, step], half[2, step], half[3, step]
+                o4, o5 = half[4, step], half[5, step]
+            else:                   # out = half @ B, along their columns (row i = step - 6), each row written
+                i = step - 6        # once: it is read next by BLAS
+                d0, d1, d2, d3, d4, d5 = half[i, 0], half[i, 1], half[i, 2], half[i, 3], half[i, 4], half[i, 5]
+                o0, o1 = out[i * 6, base:base + width], out[i * 6 + 1, base:base + width]
+                o2, o3 = out[i * 6 + 2, base:base + width], out[i * 6 + 3, base:base + width]
+                o4, o5 = out[i * 6 + 4, base:base + width], out[i * 6 + 5, base:base + width]
+            for e in range(width):  # one array written per loop: LLVM vectorises these (module docstring)
+                o0[e] = four * d0[e] - five * d2[e] + d4[e]
+            for e in range(width):
+                o1[e] = d3[e] + d4[e] - four * (d1[e] + d2[e])
+            for e in range(width):
+                o2[e] = d4[e] - d3[e] + four * (d1[e] - d2[e])
+            for e in range(width):
+                o3[e] = d4[e] - d2[e] + two * (d3[e] - d1[e])
+            for e in range(width):
+                o4[e] = d4[e] - d2[e] + two * (d1[e] - d3[e])
+            for e in range(width):
+                o5[e] = four * d1[e] - five * d3[e] + d5[e]
 
 
 @jit
-def _scatter_tiles(M, AT, t0, t1, th, tw, group, bias, y):
-    """y[img, ty*m + a, tx*m + b, k] = bias[k] + sum_{i, j} AT[a, i] AT[b, j] M[i*n + j, (p - t0)*K + k] for
-    tiles p = t0 .. t1-1 of the (N, th, tw) grid, the parts inside y only. AT (m, n); M (n*n, >= (t1-t0)*K),
-    laid out as _gather_tiles's out."""
-    m, n = AT.shape
+def _output_tiles(M, t0, t1, th, tw, group, bias, y):
+    """y[img, 4ty + a, 4tx + b, k] = bias[k] + (AT M_p A)[a, b] for tiles p = t0 .. t1-1 of the (N, th, tw) grid,
+    the parts inside y only, M_p the 6x6 values of tile p: M[i*6 + j, (p - t0)*K + k], laid out as
+    _input_tiles's out. AT is F(4, 3)'s (tinyseg/winograd.py), written out:
+
+        AT = [[1, 1,  1, 1,  1, 0],       row 0: m0 + m1 + m2 + m3 + m4
+              [0, 1, -1, 2, -2, 0],       row 1: m1 - m2 + 2 (m3 - m4)
+              [0, 1,  1, 4,  4, 0],       row 2: m1 + m2 + 4 (m3 + m4)
+              [0, 1, -1, 8, -8, 1]]       row 3: m1 - m2 + 8 (m3 - m4) + m5
+    """
     oh, ow, k = y.shape[1], y.shape[2], y.shape[3]
-    half = np.empty((m, n, group * k), dtype=y.dtype)    # AT @ M, along the tiles' rows
-    tile = np.empty((m, m, group * k), dtype=y.dtype)
+    two, four, eight = y.dtype.type(2.0), y.dtype.type(4.0), y.dtype.type(8.0)   # y's type: float32 stays float32
+    half = np.empty((4, 6, group * k), dtype=y.dtype)    # AT @ M, along the tiles' rows
+    tile = np.empty((4, 4, group * k), dtype=y.dtype)    # AT @ M @ A
     for p0 in range(t0, t1, group):
         count = min(group, t1 - p0)
         width, base = count * k, (p0 - t0) * k
-        for a in range(m):
-            for j in range(n):
-                dst = half[a, j]
-                for e in range(width):
-                    dst[e] = 0.0
-                for i in range(n):
-                    t = AT[a, i]
-                    if t != 0.0:
-                        src = M[i * n + j, base:base + width]
-                        for e in range(width):
-                            dst[e] += t * src[e]
-        for a in range(m):
-            for b in range(m):
-                dst = tile[a, b]
-                for g in range(count):
-                    for ch in range(k):
-                        dst[g * k + ch] = bias[ch]
-                for j in range(n):
-                    t = AT[b, j]
-                    if t != 0.0:
-                        src = half[a, j]
-                        for e in range(width):
-                            dst[e] += t * src[e]
+        for step in range(10):      # one loop body for both passes: half its machine code, half the compile
+            if step < 6:            # half = AT @ M, along the tiles' rows (column j = step)
+                m0, m1, m2 = M[step, base:base + width], M[6 + step, base:base + width], M[12 + step, base:base + width]
+                m3, m4 = M[18 + step, base:base + width], M[24 + step, base:base + width]
+                m5 = M[30 + step, base:base + width]
+                o0, o1, o2, o3 = half[0, step], half[1, step], half[2, step], half[3, step]
+            else:                   # tile = half @ A, along their columns (row a = step - 6)
+                a = step - 6
+                m0, m1, m2, m3, m4, m5 = half[a, 0], half[a, 1], half[a, 2], half[a, 3], half[a, 4], half[a, 5]
+                o0, o1, o2, o3 = tile[a, 0], tile[a, 1], tile[a, 2], tile[a, 3]
+            for e in range(width):
+                o0[e] = m0[e] + m1[e] + m2[e] + m3[e] + m4[e]
+            for e in range(width):
+                o1[e] = m1[e] - m2[e] + two * (m3[e] - m4[e])
+            for e in range(width):
+                o2[e] = m1[e] + m2[e] + four * (m3[e] + m4[e])
+            for e in range(width):
+                o3[e] = m1[e] - m2[e] + eight * (m3[e] - m4[e]) + m5[e]
         for g in range(count):
             img, rest = (p0 + g) // (th * tw), (p0 + g) % (th * tw)
-            r0, c0 = (rest // tw) * m, (rest % tw) * m
-            for a in range(min(m, oh - r0)):
-                for b in range(min(m, ow - c0)):
+            r0, c0 = (rest // tw) * 4, (rest % tw) * 4
+            for a in range(min(4, oh - r0)):
+                for b in range(min(4, ow - c0)):
                     dst, src = y[img, r0 + a, c0 + b], tile[a, b, g * k:(g + 1) * k]
                     for ch in range(k):
-                        dst[ch] = src[ch]
+                        dst[ch] = src[ch] + bias[ch]
 
 
-def _group(channels):
-    return max(1, GROUP_VALUES // channels)
-
-
-def _matrices(dtype, m=M_TILE):
-    AT, G, BT = twin.transform_matrices(m)
-    return AT.astype(dtype), G, BT.astype(dtype)
+def _group(values, channels):
+    return max(1, values // channels)
 
 
 def _tile_bands(tiles, values_per_tile, itemsize, threads):
@@ -180,17 +189,17 @@ def _band_buffer(slot, kind, n, rows, width, dtype):
 
 
 def conv2d(x, U, pads, out_hw, bias=None):
-    """y = the 3x3 stride-1 convolution of x (N, H, W, C) whose transformed kernel is U (n, n, C, K), F(m x m,
-    3 x 3), with the paddings `pads` (top, bottom, left, right) and output size out_hw: (N, OH, OW, K)."""
+    """y = the 3x3 stride-1 convolution of x (N, H, W, C) whose transformed kernel is U (6, 6, C, K), F(4x4,
+    3x3), with the paddings `pads` (top, bottom, left, right) and output size out_hw: (N, OH, OW, K)."""
     n, c, k = U.shape[0], U.shape[2], U.shape[3]
-    m = n - 2
+    if U.shape[:2] != (M_TILE + 2, M_TILE + 2):
+        raise ValueError(f"winograd conv2d: U must be F(4x4, 3x3)'s transformed kernel (6, 6, C, K), got {U.shape}")
     if get_backend() == "numpy":
-        y = twin.winograd_products(x, U, pads, out_hw, m)
+        y = twin.winograd_products(x, U, pads, out_hw, M_TILE)
         return y if bias is None else y + bias
-    AT, _, BT = _matrices(x.dtype, m)
     x = np.ascontiguousarray(x)
     Ub = np.ascontiguousarray(U.reshape(n * n, c, k), dtype=x.dtype)
-    th, tw = twin.tile_grid(out_hw, m)
+    th, tw = twin.tile_grid(out_hw, M_TILE)
     y = np.empty((x.shape[0],) + tuple(out_hw) + (k,), dtype=x.dtype)
     b = np.zeros(k, x.dtype) if bias is None else np.ascontiguousarray(bias, dtype=x.dtype)
     plan = _tile_bands(x.shape[0] * th * tw, n * n * max(c, k), x.itemsize, get_num_threads())
@@ -199,9 +208,9 @@ def conv2d(x, U, pads, out_hw, bias=None):
         t0, t1 = plan[i]
         V_flat, V = _band_buffer(slot, "winograd_in", n, t1 - t0, c, x.dtype)
         M_flat, M = _band_buffer(slot, "winograd_out", n, t1 - t0, k, x.dtype)
-        _gather_tiles(x, BT, m, pads[0], pads[2], t0, t1, th, tw, _group(c), V_flat)  # V = BT d B
-        np.matmul(V, Ub, out=M)                                                      # M = V @ U
-        _scatter_tiles(M_flat, AT, t0, t1, th, tw, _group(k), b, y)                  # y = AT M A (+ b)
+        _input_tiles(x, pads[0], pads[2], t0, t1, th, tw, _group(IN_GROUP_VALUES, c), V_flat)  # V = BT d B
+        np.matmul(V, Ub, out=M)                                                                # M = V @ U
+        _output_tiles(M_flat, t0, t1, th, tw, _group(OUT_GROUP_VALUES, k), b, y)  # y = AT M A (+ b)
     run_bands(band, len(plan))
     return y
 
@@ -212,21 +221,21 @@ def kernel_grad(x, g, pads):
     if get_backend() == "numpy":
         return twin.winograd_kernel_grad(x, g, pads, M_TILE)
     m, n = M_TILE, M_TILE + 2
-    AT, G, BT = _matrices(x.dtype, m)
-    A = np.ascontiguousarray(AT.T)
+    AT, G, _ = twin.transform_matrices(m)
     x, g = np.ascontiguousarray(x), np.ascontiguousarray(g)
     c, k, out_hw = x.shape[3], g.shape[3], g.shape[1:3]
     th, tw = twin.tile_grid(out_hw, m)
-    plan = _tile_bands(x.shape[0] * th * tw, n * n * (c + k), x.itemsize, get_num_threads())
+    dy = twin.input_tiles(g, (0, 0, 0, 0), out_hw, m, m)      # the output tiles, zero where they overhang
+    dM = np.einsum("ai,ptqabk,bj->ijptqk", AT.astype(g.dtype), dy, AT.astype(g.dtype), optimize=True)
+    dM = dM.reshape(n * n, -1, k)                              # dM = A dY AT, in NumPy: this path is not hot
+    plan = _tile_bands(x.shape[0] * th * tw, n * n * c, x.itemsize, get_num_threads())
     parts = np.empty((len(plan), n * n, c, k), dtype=x.dtype)
 
     def band(i, slot):
         t0, t1 = plan[i]
         V_flat, V = _band_buffer(slot, "winograd_in", n, t1 - t0, c, x.dtype)
-        dM_flat, dM = _band_buffer(slot, "winograd_out", n, t1 - t0, k, x.dtype)
-        _gather_tiles(x, BT, m, pads[0], pads[2], t0, t1, th, tw, _group(c), V_flat)  # V = BT d B
-        _gather_tiles(g, A, m, 0, 0, t0, t1, th, tw, _group(k), dM_flat)              # dM = A dY AT
-        np.matmul(V.transpose(0, 2, 1), dM, out=parts[i])                  # dU (this band's part) = V^T @ dM
+        _input_tiles(x, pads[0], pads[2], t0, t1, th, tw, _group(IN_GROUP_VALUES, c), V_flat)  # V = BT d B
+        np.matmul(V.transpose(0, 2, 1), dM[:, t0:t1], out=parts[i])   # dU (this band's part) = V^T @ dM
     run_bands(band, len(plan))
     dU = parts.sum(axis=0, dtype=np.float64).reshape(n, n, c, k)
     return np.einsum("ia,ijck,jb->abck", G, dU, G, optimize=True).astype(x.dtype)   # dL/dK = G^T dU G

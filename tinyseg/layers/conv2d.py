@@ -92,7 +92,7 @@ def check_strides_with_dilation(layer):
 
 
 ALGORITHMS = ("auto", "im2col", "winograd")
-WINOGRAD_CHANNELS = (16, 32)    # 'auto': Winograd if min(C, filters) >= 16 and max(C, filters) >= 32 (Conv2D)
+WINOGRAD_CHANNELS = (16, 16)    # 'auto': Winograd if min(C, filters) >= 16 and max(C, filters) >= 16 (Conv2D)
 
 
 class Conv2D(_Convolution):
@@ -110,17 +110,17 @@ class Conv2D(_Convolution):
         'im2col'    im2col and one matrix product (module docstring), for every kernel
         'winograd'  Winograd's F(4x4, 3x3) tiles (tinyseg/winograd.py): 36 products for 16 outputs instead
                     of 144; only for a 3x3 kernel with strides 1 and dilation_rate 1
-        'auto'      (default) 'winograd' where it is allowed, the input channels C and the filters are both
-                    at least 16 and one of them at least 32; else 'im2col'. Always 'im2col' with the
-                    NumPy backend (backend.py), whose plain lines below are the module docstring's formulas.
+        'auto'      (default) 'winograd' where it is allowed and the input channels C and the filters are
+                    both at least 16; else 'im2col'. Always 'im2col' with the NumPy backend
+                    (backend.py), whose plain lines below are the module docstring's formulas.
 
     The rule is measured (a layer's forward and backward, one thread): per output value Winograd does 4x fewer
-    multiplications, but its tile transforms cost about as much per channel as an im2col copy. From 32
-    channels on, the products it saves outweigh them (a whole step of the layer 0.74-0.88 of im2col's time
-    at 32-128 channels); at 16 in and 16 out the two are even, and for the 3-channel input layer the
-    transforms cost more than the product. The kernel gradient is im2col's either way: its Winograd form
-    measured slower. Winograd's float32 rounding error is about ten times im2col's (still about 1e-6 of the
-    output's scale); in float64 both agree with PyTorch to 1e-10 (tests/layers/test_conv2d_winograd.py).
+    multiplications, but it pays for tile transforms, per channel. From 16 channels in and out on, the
+    products it saves outweigh them (a whole step of the layer about 0.85 of im2col's time at 16 channels,
+    less from 32 on); with fewer channels, as in the 3-channel input layer, the transforms cost more than
+    the products they save. The kernel gradient is im2col's either way: its Winograd form measured slower.
+    Winograd's float32 rounding error is about ten times im2col's (still about 1e-6 of the output's scale);
+    in float64 both agree with PyTorch to 1e-10 (tests/layers/test_conv2d_winograd.py).
     """
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", dilation_rate=1, activation=None,
