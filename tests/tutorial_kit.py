@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+from matplotlib.colors import to_rgb
+from PIL import Image
+
 REPO = Path(__file__).resolve().parent.parent
 TUTORIALS = REPO / "tutorials"
 # the tutorials import the tinyseg of this checkout, not whichever one is installed
@@ -62,3 +66,18 @@ def definitions(script):
     namespace = {"__name__": Path(script).stem}
     exec(compile(ast.Module(body=body, type_ignores=[]), str(TUTORIALS / script), "exec"), namespace)
     return namespace
+
+
+def read_png(path, min_width, min_height):
+    """A picture a tutorial wrote, as RGB floats in [0, 1], after checking it is at least this large and not
+    blank."""
+    image = Image.open(path)
+    assert image.size[0] >= min_width and image.size[1] >= min_height, (path.name, image.size)
+    a = np.asarray(image.convert("RGB"), dtype=np.float64) / 255
+    assert a.std() > 0.02, f"{path.name} is blank"
+    return a
+
+
+def holds_colour(picture, colour, tol=0.08, at_least=50):
+    """Whether at least `at_least` pixels have (about) this colour."""
+    return int((np.abs(picture - np.array(to_rgb(colour))).max(axis=-1) < tol).sum()) >= at_least

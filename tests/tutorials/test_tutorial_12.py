@@ -5,25 +5,12 @@ own, and its two pictures are read back: their size, and what they draw (the pat
 import re
 
 import numpy as np
-from matplotlib.colors import to_rgb
-from PIL import Image
 
-from tests.tutorial_kit import run_in_process
+from tests.tutorial_kit import holds_colour, read_png, run_in_process
 from tinyseg import optimizers
 
 SCRIPT = "12_gradient_descent.py"
 
-
-def read_png(path, min_width, min_height):
-    image = Image.open(path)
-    assert image.size[0] >= min_width and image.size[1] >= min_height, (path.name, image.size)
-    a = np.asarray(image.convert("RGB"), dtype=np.float64) / 255
-    assert a.std() > 0.02, f"{path.name} is blank"
-    return a
-
-
-def holds_colour(picture, colour, tol=0.08, at_least=50):
-    return int((np.abs(picture - np.array(to_rgb(colour))).max(axis=-1) < tol).sum()) >= at_least
 
 
 def test_tutorial_12_numbers_paths_and_pictures(tmp_path, monkeypatch, capsys):

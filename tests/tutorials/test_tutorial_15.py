@@ -8,24 +8,11 @@ import re
 
 import numpy as np
 from matplotlib.colors import to_rgb
-from PIL import Image
 
-from tests.tutorial_kit import run_in_process
+from tests.tutorial_kit import holds_colour, read_png, run_in_process
 
 SCRIPT = "15_learnable_upsampling.py"
 
-
-def read_png(path, min_width, min_height):
-    image = Image.open(path)
-    assert image.size[0] >= min_width and image.size[1] >= min_height, (path.name, image.size)
-    a = np.asarray(image.convert("RGB"), dtype=np.float64) / 255
-    assert a.std() > 0.02, f"{path.name} is blank"
-    return a
-
-
-def holds_colour(picture, colour, tol=0.08, at_least=50):
-    """Whether at least `at_least` pixels have (about) this colour."""
-    return int((np.abs(picture - np.array(to_rgb(colour))).max(axis=-1) < tol).sum()) >= at_least
 
 
 def test_tutorial_15_numbers_and_pictures(tmp_path, monkeypatch, capsys):
