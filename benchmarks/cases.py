@@ -392,10 +392,12 @@ def _layer_fwd_bwd(make_layer, x, grad, training=True):
     return {"tinyseg": variant("numba"), "numpy": variant("numpy")}
 
 
-def build_conv_fwd_bwd(size, ctx):
+def conv3x3_same_fwd_bwd(shape, ctx, seed):
+    """(fns, info) of a 3x3 'same' convolution's forward and backward, shape (N, H, W, C, F), against
+    PyTorch's Conv2d in both layouts: the conv rows here and in conv_cases.py."""
     from tinyseg.layers import Conv2D
-    n, h, w, c, f = size["conv"]
-    rng = np.random.default_rng(1)
+    n, h, w, c, f = shape
+    rng = np.random.default_rng(seed)
     x, g = rand(rng, (n, h, w, c)), rand(rng, (n, h, w, f))
     fns = _layer_fwd_bwd(lambda: Conv2D(f, 3, padding="same"), x, g)
 
@@ -407,7 +409,12 @@ def build_conv_fwd_bwd(size, ctx):
         return torch_fwd_bwd(torch, conv, [xt], gt, module=conv)
     fns.update(torch_variants(ctx, make_torch))
     return fns, {"shape": f"x {x.shape} -> {g.shape}, kernel (3, 3, {c}, {f}), same padding",
+                 "algorithm": "winograd" if Conv2D(f, 3, padding="same").uses_winograd(x) else "im2col",
                  "flops": 3 * 2.0 * n * h * w * 9 * c * f}          # forward, kernel gradient, input gradient
+
+
+def build_conv_fwd_bwd(size, ctx):
+    return conv3x3_same_fwd_bwd(size["conv"], ctx, seed=1)
 
 
 def build_separable_fwd_bwd(size, ctx):

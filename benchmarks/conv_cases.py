@@ -4,9 +4,7 @@ PyTorch's convolution in both memory layouts. Registered in cases.py's CASES.
 
 The shapes are those of a U-Net's deeper levels at batch 4: each halving of the image doubles the channels.
 """
-import numpy as np
-
-from .cases import LE, Case, Goal, _layer_fwd_bwd, rand, torch_fwd_bwd, torch_pair, torch_variants
+from .cases import LE, Case, Goal, conv3x3_same_fwd_bwd
 
 SHAPES = {"full": {32: (4, 64, 64, 32, 32), 64: (4, 32, 32, 64, 64), 128: (4, 16, 16, 128, 128)},
           "smoke": {32: (1, 8, 8, 32, 32), 64: (1, 4, 4, 64, 64), 128: (1, 4, 4, 128, 128)}}
@@ -16,23 +14,7 @@ SHAPES["quick"] = SHAPES["full"]
 def conv3x3_case(channels):
     """The builder of the fwd+bwd row at `channels` input and output channels ('same' padding)."""
     def build(size, ctx):
-        from tinyseg.layers import Conv2D
-        n, h, w, c, f = SHAPES[ctx["mode"]][channels]
-        rng = np.random.default_rng(channels)
-        x, g = rand(rng, (n, h, w, c)), rand(rng, (n, h, w, f))
-        fns = _layer_fwd_bwd(lambda: Conv2D(f, 3, padding="same"), x, g)
-
-        def make_torch(variant, torch):
-            conv = torch.nn.Conv2d(c, f, 3, padding=1)
-            xt, gt = torch_pair(torch, x, g)[variant]
-            if variant == "torch_channels_last":
-                conv = conv.to(memory_format=torch.channels_last)
-            return torch_fwd_bwd(torch, conv, [xt], gt, module=conv)
-        fns.update(torch_variants(ctx, make_torch))
-        layer = Conv2D(f, 3, padding="same")
-        return fns, {"shape": f"x {x.shape} -> {g.shape}, kernel (3, 3, {c}, {f}), same padding",
-                     "algorithm": "winograd" if layer.uses_winograd(x) else "im2col",
-                     "flops": 3 * 2.0 * n * h * w * 9 * c * f}     # forward, kernel gradient, input gradient
+        return conv3x3_same_fwd_bwd(SHAPES[ctx["mode"]][channels], ctx, seed=channels)
     return build
 
 

@@ -1,6 +1,8 @@
 """What the tutorial tests share: where the tutorials are, how to read a percent-format file's cells, and how
 to run a tutorial (in a subprocess, or in this process to get its Figure objects back)."""
 import ast
+import contextlib
+import io
 import os
 import re
 import runpy
@@ -49,6 +51,16 @@ def run_in_process(script, monkeypatch, *args):
     monkeypatch.setattr(sys, "argv", [str(TUTORIALS / script), *args])
     monkeypatch.syspath_prepend(str(REPO))
     return runpy.run_path(str(TUTORIALS / script), run_name="__main__")
+
+
+def run_quick_in_process(script, out):
+    """Run tutorials/<script> --quick --out out in this process (run_in_process): (its globals, what it
+    printed). For a module-scoped fixture, which cannot take the function-scoped monkeypatch."""
+    import pytest
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as monkeypatch, contextlib.redirect_stdout(printed):
+        names = run_in_process(script, monkeypatch, "--quick", "--out", str(out))
+    return names, printed.getvalue()
 
 
 def definitions(script):

@@ -2,8 +2,6 @@
 --quick mode on street pictures it draws itself (no CamVid needed): its pictures read back at a sensible size,
 the learning curve has one line per way and augmentation, the frozen encoder is the pretext network's, and
 every verdict it prints is the one its own numbers give."""
-import contextlib
-import io
 import json
 import re
 
@@ -11,7 +9,7 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from tests.tutorial_kit import definitions, run_in_process
+from tests.tutorial_kit import definitions, run_quick_in_process
 
 SCRIPT = "13_too_little_data.py"
 
@@ -19,10 +17,8 @@ SCRIPT = "13_too_little_data.py"
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("t13")
-    printed = io.StringIO()
-    with pytest.MonkeyPatch.context() as monkeypatch, contextlib.redirect_stdout(printed):
-        names = run_in_process(SCRIPT, monkeypatch, "--quick", "--out", str(out))
-    return names, out, printed.getvalue()
+    names, printed = run_quick_in_process(SCRIPT, out)
+    return names, out, printed
 
 
 def test_quick_run_draws_its_streets_and_its_pictures(quick_run):

@@ -2,8 +2,6 @@
 the receptive fields it computes by the recurrence are the ones backpropagation measures (and the ones worked
 out by hand below), the skips it finds in each graph are the papers', its three pictures read back at a
 sensible size and draw what they say, and the table and its reading print the run's own numbers."""
-import contextlib
-import io
 import re
 
 import numpy as np
@@ -11,7 +9,7 @@ import pytest
 from matplotlib.image import imread
 from matplotlib.patches import Rectangle
 
-from tests.tutorial_kit import run_in_process
+from tests.tutorial_kit import run_quick_in_process
 
 SCRIPT = "16_four_decoders.py"
 # r = 1 + sum over the layers of (k_eff - 1) * jump, by hand at the builders' defaults:
@@ -27,10 +25,8 @@ SKIPS = {"fcn8s": ([8, 16], []), "segnet": ([], [1, 2, 4, 8, 16]), "unet": ([1, 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("t16")
-    printed = io.StringIO()
-    with pytest.MonkeyPatch.context() as monkeypatch, contextlib.redirect_stdout(printed):
-        names = run_in_process(SCRIPT, monkeypatch, "--quick", "--out", str(out))
-    return names, out, printed.getvalue()
+    names, printed = run_quick_in_process(SCRIPT, out)
+    return names, out, printed
 
 
 def test_the_receptive_fields_computed_are_the_ones_measured(quick_run):
