@@ -380,8 +380,8 @@ error_fig = plot_error_growth(os.path.join(args.out, "error_growth.png"))
 #
 # The same layer with algorithm='im2col' and algorithm='winograd', on three layer shapes of a U-Net (16, 32
 # and 64 channels in and out), forward alone and forward + backward. In the backward, Winograd computes the
-# input gradient dL/dx (itself a 3x3 convolution of dL/dy with the flipped kernel); the kernel gradient
-# dL/dK is im2col's in both (Conv2D's docstring: its Winograd form measured slower).
+# input gradient dL/dx (itself a 3x3 convolution of dL/dy with the flipped kernel) and the kernel gradient
+# dL/dK, the tile formula run backwards: 36 products per tile pair again (tinyseg/winograd.py derives it).
 #
 # The four variants of a shape take turns in one process (benchmarks/timing.py's time_interleaved): each
 # round runs a block of calls of each, in a rotating order, and the median is kept. This machine is shared
@@ -447,8 +447,8 @@ print(f"- Winograd's forward took {min(forward_ratios):.2f} to {max(forward_rati
       f"faster at {', '.join(faster) or 'none'} of {', '.join(str(row['filters']) for row in timings)} channels, "
       f"for {counts[M_VALUES.index(4)]['gain']:.0f}x fewer multiplications.\n"
       f"- Forward + backward: {min(step_ratios):.2f} to {max(step_ratios):.2f}, "
-      + ("closer to 1 than the forward alone, as expected: the kernel gradient is im2col's in both.\n" if closer
-         else "no closer to 1 than the forward alone, although the kernel gradient is im2col's in both.\n")
+      + ("closer to 1 than the forward alone: the backward's tiles gain less than the forward's.\n" if closer
+         else "as far from 1 as the forward alone, or further: the backward's tiles gain as much.\n")
       + f"- From {timings[0]['filters']} to {timings[-1]['filters']} channels the forward ratio went "
       f"{forward_ratios[0]:.2f} -> {forward_ratios[-1]:.2f}: "
       + ("the gain grows with the channels, as the costs predict: the tile transforms cost per channel, the "

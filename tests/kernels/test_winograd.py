@@ -111,13 +111,14 @@ def test_numba_kernels_equal_numpy_twin(p, dtype, band_bytes):
         with use_backend("numba"):
             y = fast.conv2d(x, U, pads, out_hw, bias)
             g = np.random.default_rng(2).standard_normal(y.shape).astype(dtype)
-            dk = fast.kernel_grad(x, g, pads)
+            dk, db = fast.kernel_grad(x, g, pads, bias=True)
     finally:
         fast.BAND_BYTES = old
     tol = 1e-12 if dtype == np.float64 else 2e-5
     assert y.dtype == dtype and dk.dtype == dtype
     assert rel_error(y, winograd.winograd_products(x, U, pads, out_hw, 4) + bias) < tol
     assert rel_error(dk, winograd.winograd_kernel_grad(x, g, pads, 4)) < tol
+    assert rel_error(db, g.sum(axis=(0, 1, 2))) < tol         # read off the tiles' position (1, 1)
 
 
 def test_numpy_backend_runs_the_twin():

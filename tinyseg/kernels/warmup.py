@@ -54,6 +54,7 @@ def kernel_calls():
         # the slowest first (two tile kernels in one call): the processes of compile_all take the calls in
         # this order, so a long one drawn last would keep the others waiting
         "winograd_conv2d": lambda: kw.conv2d(x, u, (1, 1, 1, 1), (4, 4)),
+        "winograd_kernel_grad": lambda: kw.kernel_grad(x, x, (1, 1, 1, 1)),
         "im2col": lambda: ki.im2col(x, 3, 3, 1, 1, (1, 1, 1, 1), (4, 4)),
         "im2row": lambda: ki.im2row(x, 3, 1, 1, 4, -1, 6),
         "col2im": lambda: ki.col2im(cols, (1, 4, 4, 2), 3, 3, 1, 1, (1, 1, 1, 1), (4, 4)),

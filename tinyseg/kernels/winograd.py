@@ -10,13 +10,10 @@ of tiles:
 
 and the kernel gradient, the same tile formula run backwards (tinyseg/winograd.py derives it):
 
-    V  = BT d B      _input_tiles on the input tiles
-    dM = A dY AT     on the 4 x 4 tiles of G = dL/dy, in NumPy
-    dU += V^T @ dM   36 products (C, tiles) @ (tiles, K), one partial sum per band
-    dL/dK = G^T dU G (after the bands, in float64)
-
-(Conv2D does not use this kernel gradient: im2col's measured faster on every shape tried, 32-128 channels,
-because its products have a long inner dimension. It is kept, tested, for the A/B and for readers.)
+    V  = BT d B      _input_tiles on the input tiles                                        (Numba)
+    dM = A dY AT     _grad_tiles on the 4 x 4 tiles of G = dL/dy                            (Numba)
+    dU += V^T @ dM   36 products (C, tiles) @ (tiles, K), one partial sum per thread        (OpenBLAS)
+    dL/dK = G^T dU G after the bands; dL/db is read off dM on the way (_grad_tiles)
 
 The input gradient is a convolution too (of G with the kernel flipped and its channel axes swapped), so it
 runs through `conv2d` unchanged.
@@ -25,7 +22,9 @@ Bands. A band is a run of consecutive tiles of the (N, TH, TW) grid. Its transfo
 tiles x C values) are a few hundred KB that stay in the cache of the core that wrote them while the products
 read them, and the products' result stays there for the output transform. Bands are shared between
 tinyseg's threads (kernels/bands.py), each with its own scratch buffers; every band writes its own tiles
-of y, or its own partial sum of dU, so the numbers do not depend on the threads.
+of y. The kernel gradient gives each thread a fixed share of the tiles, walked band by band into one partial
+sum of dU per share: one per band would be n^2 C K values to add up per band, more than its products cost at
+64 channels and up. Either way the numbers do not depend on which thread ran what.
 
 Transforms in Numba: one function per direction, F(4, 3)'s matrices written out as sums (no matrix
 arrays, no zero entries multiplied, no branch on the tile size). A group of tiles is read into a small
@@ -215,30 +214,105 @@ def conv2d(x, U, pads, out_hw, bias=None):
     return y
 
 
-def kernel_grad(x, g, pads):
-    """dL/dK (3, 3, C, K) of the 3x3 stride-1 convolution of x (N, H, W, C) with paddings `pads`, for
-    G = g = dL/dy (N, OH, OW, K): the tile formula backwards (module docstring)."""
+@jit
+def _grad_tiles(g, t0, t1, th, tw, group, out):
+    """out[i*6 + j, (p - t0)*K + k] = (A dY_p AT)[i, j] for channel k of the 4x4 tile dY_p of G = g
+    (N, OH, OW, K) of tiles p = t0 .. t1-1 of the (N, th, tw) grid (dY_p = g[img, 4ty + a, 4tx + b], read as 0
+    where the tile overhangs G), laid out as _input_tiles's out. A = AT^T is F(4, 3)'s, written out:
+
+        A = [[1,  0, 0,  0],      row 0: y0
+             [1,  1, 1,  1],      row 1: y0 + y1 + y2 + y3
+             [1, -1, 1, -1],      row 2: y0 - y1 + y2 - y3
+             [1,  2, 4,  8],      row 3: y0 + 2 y1 + 4 y2 + 8 y3
+             [1, -2, 4, -8],      row 4: y0 - 2 y1 + 4 y2 - 8 y3
+             [0,  0, 0,  1]]      row 5: y3
+
+    (Row 1 sums the tile, so out's position (1, 1) holds the sum of each tile: the bias gradient's share.)
+    """
+    oh, ow, k = g.shape[1], g.shape[2], g.shape[3]
+    two, four, eight = g.dtype.type(2.0), g.dtype.type(4.0), g.dtype.type(8.0)   # g's type: float32 stays float32
+    patch = np.empty((4, 4, group * k), dtype=g.dtype)
+    half = np.empty((6, 4, group * k), dtype=g.dtype)     # A @ dY, along the tiles' rows
+    for p0 in range(t0, t1, group):
+        count = min(group, t1 - p0)
+        width, base = count * k, (p0 - t0) * k
+        for q in range(count):
+            img, rest = (p0 + q) // (th * tw), (p0 + q) % (th * tw)
+            r0, c0 = (rest // tw) * 4, (rest % tw) * 4
+            for a in range(4):
+                for b in range(4):
+                    dst = patch[a, b, q * k:(q + 1) * k]
+                    if r0 + a < oh and c0 + b < ow:
+                        src = g[img, r0 + a, c0 + b]
+                        for ch in range(k):
+                            dst[ch] = src[ch]
+                    else:
+                        for ch in range(k):
+                            dst[ch] = 0.0
+        for step in range(10):      # one loop body for both passes: half its machine code, half the compile
+            if step < 4:            # half = A @ dY, along the tiles' rows (column b = step)
+                y0, y1, y2, y3 = patch[0, step], patch[1, step], patch[2, step], patch[3, step]
+                o0, o1, o2, o3 = half[0, step], half[1, step], half[2, step], half[3, step]
+                o4, o5 = half[4, step], half[5, step]
+            else:                   # out = half @ AT, along their columns (row i = step - 4)
+                i = step - 4
+                y0, y1, y2, y3 = half[i, 0], half[i, 1], half[i, 2], half[i, 3]
+                o0, o1 = out[i * 6, base:base + width], out[i * 6 + 1, base:base + width]
+                o2, o3 = out[i * 6 + 2, base:base + width], out[i * 6 + 3, base:base + width]
+                o4, o5 = out[i * 6 + 4, base:base + width], out[i * 6 + 5, base:base + width]
+            for e in range(width):
+                o0[e] = y0[e]
+            for e in range(width):
+                o1[e] = y0[e] + y1[e] + y2[e] + y3[e]
+            for e in range(width):
+                o2[e] = y0[e] - y1[e] + y2[e] - y3[e]
+            for e in range(width):
+                o3[e] = y0[e] + two * y1[e] + four * y2[e] + eight * y3[e]
+            for e in range(width):
+                o4[e] = y0[e] - two * y1[e] + four * y2[e] - eight * y3[e]
+            for e in range(width):
+                o5[e] = y3[e]
+
+
+def kernel_grad(x, g, pads, bias=False):
+    """(dL/dK (3, 3, C, K), dL/db (K,) or None without bias) of the 3x3 stride-1 convolution of x (N, H, W, C)
+    with paddings `pads`, for G = g = dL/dy (N, OH, OW, K): the tile formula backwards (module docstring)."""
     if get_backend() == "numpy":
-        return twin.winograd_kernel_grad(x, g, pads, M_TILE)
+        return twin.winograd_kernel_grad(x, g, pads, M_TILE), (g.sum(axis=(0, 1, 2)) if bias else None)
     m, n = M_TILE, M_TILE + 2
-    AT, G, _ = twin.transform_matrices(m)
+    G = twin.transform_matrices(m)[1]
     x, g = np.ascontiguousarray(x), np.ascontiguousarray(g)
     c, k, out_hw = x.shape[3], g.shape[3], g.shape[1:3]
     th, tw = twin.tile_grid(out_hw, m)
-    dy = twin.input_tiles(g, (0, 0, 0, 0), out_hw, m, m)      # the output tiles, zero where they overhang
-    dM = np.einsum("ai,ptqabk,bj->ijptqk", AT.astype(g.dtype), dy, AT.astype(g.dtype), optimize=True)
-    dM = dM.reshape(n * n, -1, k)                              # dM = A dY AT, in NumPy: this path is not hot
-    plan = _tile_bands(x.shape[0] * th * tw, n * n * c, x.itemsize, get_num_threads())
-    parts = np.empty((len(plan), n * n, c, k), dtype=x.dtype)
+    tiles, threads = x.shape[0] * th * tw, get_num_threads()
+    # One fixed share of the tiles per thread, summed into its own part and walked in cache-sized pieces
+    # (the module docstring says why not one part per piece).
+    shares = [(tiles * i // threads, tiles * (i + 1) // threads) for i in range(threads)]
+    shares = [share for share in shares if share[1] > share[0]]
+    per = max(1, BAND_BYTES // (n * n * max(c, k) * x.itemsize))
+    parts = np.empty((len(shares), n * n, c, k), dtype=x.dtype)
+    bias_parts = np.zeros((len(shares), k), dtype=x.dtype) if bias else None
 
-    def band(i, slot):
-        t0, t1 = plan[i]
-        V_flat, V = _band_buffer(slot, "winograd_in", n, t1 - t0, c, x.dtype)
-        _input_tiles(x, pads[0], pads[2], t0, t1, th, tw, _group(IN_GROUP_VALUES, c), V_flat)  # V = BT d B
-        np.matmul(V.transpose(0, 2, 1), dM[:, t0:t1], out=parts[i])   # dU (this band's part) = V^T @ dM
-    run_bands(band, len(plan))
-    dU = parts.sum(axis=0, dtype=np.float64).reshape(n, n, c, k)
-    return np.einsum("ia,ijck,jb->abck", G, dU, G, optimize=True).astype(x.dtype)   # dL/dK = G^T dU G
+    def share(i, slot):
+        for t0 in range(shares[i][0], shares[i][1], per):
+            t1 = min(t0 + per, shares[i][1])
+            V_flat, V = _band_buffer(slot, "winograd_in", n, t1 - t0, c, x.dtype)
+            D_flat, dM = _band_buffer(slot, "winograd_out", n, t1 - t0, k, x.dtype)
+            _input_tiles(x, pads[0], pads[2], t0, t1, th, tw, _group(IN_GROUP_VALUES, c), V_flat)  # V = BT d B
+            _grad_tiles(g, t0, t1, th, tw, _group(OUT_GROUP_VALUES, k), D_flat)                # dM = A dY AT
+            if t0 == shares[i][0]:
+                np.matmul(V.transpose(0, 2, 1), dM, out=parts[i])                           # dU = V^T @ dM
+            else:
+                part = scratch(slot, parts.shape[1:], x.dtype, kind="winograd_part")
+                np.add(parts[i], np.matmul(V.transpose(0, 2, 1), dM, out=part), out=parts[i])  # dU += ...
+            if bias:
+                bias_parts[i] += dM[7].sum(axis=0)                    # position (1, 1): the tiles' sums
+    run_bands(share, len(shares))
+    dU = parts.sum(axis=0).reshape(n, -1)                     # (n, n*C*K): the shares added in a fixed order
+    GT = np.ascontiguousarray(G.T, dtype=x.dtype)             # (3, n) in x's type: in float64 this transform
+    left = (GT @ dU).reshape(3, n, c * k)                     # cost more than the products at 128 channels
+    dk = np.matmul(GT, left).reshape(3, 3, c, k)              # dL/dK = G^T dU G: left[a] (n, C*K), then GT @ it
+    return dk, (bias_parts.sum(axis=0) if bias else None)
 
 
 class KernelTransforms:
