@@ -133,6 +133,14 @@ def test_numpy_backend_runs_the_twin():
 # ------------------------------------------------------------------------------------------------------------
 # The kept kernel transform
 # ------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("channels, filters", [(1, 1), (5, 3), (16, 32)])
+def test_kernel_transform_by_products_equals_the_einsum(channels, filters):
+    kernel = np.random.default_rng(channels).standard_normal((3, 3, channels, filters))
+    G = winograd.transform_matrices(4)[1]
+    for g in (kernel, winograd.back_kernel(kernel)):        # a strided view too: the input gradient's kernel
+        assert rel_error(fast.kernel_transform(g, G), winograd.kernel_transform(g, G)) < 1e-14
+
+
 def test_kept_transform_follows_the_kernel():
     rng = np.random.default_rng(0)
     kernel = rng.standard_normal((3, 3, 2, 4))
