@@ -47,6 +47,8 @@ from .bands import ceil_div, run_bands, scratch
 from .config import get_backend, get_num_threads, jit
 
 M_TILE = 4                  # F(4x4, 3x3): 36 products for 16 outputs (tinyseg/winograd.py)
+KERNEL_G = twin.transform_matrices(M_TILE)[1]   # F(4, 3)'s G (6, 3), made once: transform_matrices costs
+                                                # a fraction of a small layer's kernel gradient per call
 BAND_BYTES = 2**20          # transformed tiles of one band (n^2 * tiles * channels values): about L2's size
 
 
@@ -280,7 +282,6 @@ def kernel_grad(x, g, pads, bias=False):
     if get_backend() == "numpy":
         return twin.winograd_kernel_grad(x, g, pads, M_TILE), (g.sum(axis=(0, 1, 2)) if bias else None)
     m, n = M_TILE, M_TILE + 2
-    G = twin.transform_matrices(m)[1]
     x, g = np.ascontiguousarray(x), np.ascontiguousarray(g)
     c, k, out_hw = x.shape[3], g.shape[3], g.shape[1:3]
     th, tw = twin.tile_grid(out_hw, m)
@@ -309,7 +310,7 @@ def kernel_grad(x, g, pads, bias=False):
                 bias_parts[i] += dM[7].sum(axis=0)                    # position (1, 1): the tiles' sums
     run_bands(share, len(shares))
     dU = parts.sum(axis=0).reshape(n, -1)                     # (n, n*C*K): the shares added in a fixed order
-    GT = np.ascontiguousarray(G.T, dtype=x.dtype)             # (3, n) in x's type: in float64 this transform
+    GT = np.ascontiguousarray(KERNEL_G.T, dtype=x.dtype)             # (3, n) in x's type: in float64 this transform
     left = (GT @ dU).reshape(3, n, c * k)                     # cost more than the products at 128 channels
     dk = np.matmul(GT, left).reshape(3, 3, c, k)              # dL/dK = G^T dU G: left[a] (n, C*K), then GT @ it
     return dk, (bias_parts.sum(axis=0) if bias else None)
@@ -325,7 +326,7 @@ class KernelTransforms:
     """
 
     def __init__(self, m=M_TILE):
-        self.m, self.G = m, twin.transform_matrices(m)[1]
+        self.m, self.G = m, (KERNEL_G if m == M_TILE else twin.transform_matrices(m)[1])
         self.source, self.kept = None, {}
 
     def get(self, kernel, which):
