@@ -216,7 +216,9 @@ def matmul_rows(a, b, rows_per_band=4096):
 # but every chunk is one more kernel call to dispatch and one more partial sum to add, and for the
 # memory-bound row kernels that costs about what the second thread wins.
 CHUNKS_PER_THREAD = 2
-MIN_PARALLEL_VALUES = 32768     # below this many values (the largest array of a call) one thread is faster
+MIN_PARALLEL_VALUES = 2**19     # below this many values (the largest array of a call) one thread is faster:
+                                # waking the pool's sleeping thread costs about what the second core saves on
+                                # a memory-bound pass over a few MB
 
 
 @jit
