@@ -78,7 +78,8 @@ SIZES = {
 SIZES["quick"] = SIZES["full"]
 
 # keyword arguments of timing.time_interleaved: warm-up calls, rounds, timed calls per round (block), seconds of
-# timed work after which to stop once two rounds are done, pause before each block (0: no pause, no untimed call)
+# timed work after which to stop once two rounds are done, pause before each block (0: no pause, no untimed
+# calls; after a pause, timing.py's `warm` seconds of untimed calls)
 TIMING = {"full": dict(warmup=3, rounds=5, block=5, max_seconds=8.0),
           "quick": dict(warmup=1, rounds=2, block=3, max_seconds=1.0),
           "smoke": dict(warmup=0, rounds=1, block=1, settle=0)}

@@ -234,8 +234,9 @@ def make_notes(args, rows, meta, details):
         "the ratio is Numba time / NumPy-twin time, so '>= 3x faster' is a ratio <= 0.333. Lower is better.",
         f"Times are medians of single calls: after {t['warmup']} warm-up calls, the variants of a case take "
         f"turns, {t['rounds']} rounds of {t['block']} timed calls each (U-Net: {tu['rounds']} of {tu['block']}), "
-        "in rotating order; each turn starts with a pause and one untimed call, so that no variant is timed "
-        "while the previous one's thread pools still spin (see benchmarks/timing.py). A case stops early "
+        "in rotating order; each turn starts with a pause, so that no variant is timed while the previous "
+        "one's thread pools still spin, then 0.1 s of untimed calls (at least one), so that each is timed "
+        "awake (see benchmarks/timing.py). A case stops early "
         "after two rounds once it has spent its time budget.",
         "Threads: each thread count runs in its own process with OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, "
         "MKL_NUM_THREADS, NUMBA_NUM_THREADS and TINYSEG_NUM_THREADS set; inside, "

@@ -115,3 +115,26 @@ def test_compile_all_reaches_every_numba_kernel():
     not_compiled = {name.split(".")[1] for name in result["not_compiled"]}
     assert not_compiled <= INNER_KERNELS, result["not_compiled"]
     assert set(result["per_kernel_s"]) >= {"relu", "add_bias", "channel_mean_var", "softmax", "im2col"}
+
+
+def test_each_turn_wakes_its_variant_for_warm_seconds_before_timing():
+    """After the pause, untimed calls run for `warm` seconds (at least one): the timed calls find the
+    variant's threads awake (benchmarks/timing.py says why)."""
+    import time
+
+    from benchmarks.timing import time_interleaved
+    calls = {"a": 0, "b": 0}
+
+    def make(name):
+        def fn():
+            calls[name] += 1
+            time.sleep(0.005)
+        return fn
+    result = time_interleaved({"a": make("a"), "b": make("b")}, warmup=0, rounds=2, block=3, settle=0.01,
+                              warm=0.05)
+    assert [result[n]["repeats"] for n in "ab"] == [6, 6]
+    for name in "ab":                   # per turn: >= 0.05 s of 5 ms calls untimed, then the 3 timed ones
+        assert calls[name] >= 2 * (0.05 / 0.005 * 0.5 + 3), calls
+    calls.update(a=0, b=0)
+    time_interleaved({"a": make("a"), "b": make("b")}, warmup=0, rounds=2, block=3, settle=0.01, warm=0)
+    assert calls == {"a": 8, "b": 8}    # warm=0: the one untimed call of old
