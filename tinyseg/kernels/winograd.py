@@ -23,8 +23,9 @@ tiles x C values) are a few hundred KB that stay in the cache of the core that w
 read them, and the products' result stays there for the output transform. Bands are shared between
 tinyseg's threads (kernels/bands.py), each with its own scratch buffers; every band writes its own tiles
 of y. The kernel gradient gives each thread a fixed share of the tiles, walked band by band into one partial
-sum of dU per share: one per band would be n^2 C K values to add up per band, more than its products cost at
-64 channels and up. Either way the numbers do not depend on which thread ran what.
+sum of dU per share (one per band would be n^2 C K values to add up per band, more than its products cost at
+64 channels and up), which the share also transforms back, G^T dU_s G, so that the serial sum at the end adds
+3x3 kernels rather than 6x6 tiles. Either way the numbers do not depend on which thread ran what.
 
 Transforms in Numba: one function per direction, F(4, 3)'s matrices written out as sums (no matrix
 arrays, no zero entries multiplied, no branch on the tile size). A group of tiles is read into a small
@@ -291,8 +292,14 @@ def kernel_grad(x, g, pads, bias=False):
     shares = [(tiles * i // threads, tiles * (i + 1) // threads) for i in range(threads)]
     shares = [share for share in shares if share[1] > share[0]]
     per = max(1, BAND_BYTES // (n * n * max(c, k) * x.itemsize))
-    parts = np.empty((len(shares), n * n, c, k), dtype=x.dtype)
+    # dU's partial sums are reused from call to call (a scratch buffer of the calling thread): at 128
+    # channels they are MB, and fresh memory costs a page fault per 4 KB. Each share transforms its own part
+    # back, G^T dU_s G (linear in dU), so that only the 3x3 results, 9/36 of the values, are added up here.
+    parts = scratch(0, (len(shares), n * n, c, k), x.dtype, kind="winograd_parts")
+    dk_parts = np.empty((len(shares), 3, 3, c, k), dtype=x.dtype)
     bias_parts = np.zeros((len(shares), k), dtype=x.dtype) if bias else None
+    GT = np.ascontiguousarray(KERNEL_G.T, dtype=x.dtype)      # (3, n) in x's type: in float64 this transform
+                                                              # cost more than the products at 128 channels
 
     def share(i, slot):
         for t0 in range(shares[i][0], shares[i][1], per):
@@ -308,11 +315,10 @@ def kernel_grad(x, g, pads, bias=False):
                 np.add(parts[i], np.matmul(V.transpose(0, 2, 1), dM, out=part), out=parts[i])  # dU += ...
             if bias:
                 bias_parts[i] += dM[7].sum(axis=0)                    # position (1, 1): the tiles' sums
+        left = (GT @ parts[i].reshape(n, -1)).reshape(3, n, c * k)    # G^T dU_s G: left[a] (n, C*K),
+        np.matmul(GT, left, out=dk_parts[i].reshape(3, 3, c * k))     # then GT @ left[a]
     run_bands(share, len(shares))
-    dU = parts.sum(axis=0).reshape(n, -1)                     # (n, n*C*K): the shares added in a fixed order
-    GT = np.ascontiguousarray(KERNEL_G.T, dtype=x.dtype)             # (3, n) in x's type: in float64 this transform
-    left = (GT @ dU).reshape(3, n, c * k)                     # cost more than the products at 128 channels
-    dk = np.matmul(GT, left).reshape(3, 3, c, k)              # dL/dK = G^T dU G: left[a] (n, C*K), then GT @ it
+    dk = dk_parts.sum(axis=0)                                 # dL/dK: the shares added in a fixed order
     return dk, (bias_parts.sum(axis=0) if bias else None)
 
 
