@@ -10,7 +10,9 @@ differently, that one decision changes a small layer's gradient by several perce
 below, 18 of 32 tinyseg float32 runs and 12 of 32 PyTorch float32 runs left their float64 curve by more than
 1e-6 within 50 steps. The seeds below give runs in which neither framework meets such an event: there
 tinyseg's float32 curve, PyTorch's float32 curve and the float64 curve agree to about 1e-7, far inside the
-tolerances, so a change of rounding alone is unlikely to break them. If a change to tinyseg's kernels makes a
+tolerances, so a change of rounding alone is unlikely to break them. (Winograd's kernel gradient changed
+tinyseg's rounding enough to give seed 1 of the seed CNN's SGD run such an event, 1e-4 from its own float64
+curve while PyTorch's stayed within 9e-8; seeds 4, 6 and 7 stayed clean in both, and the test now uses 6.) If a change to tinyseg's kernels makes a
 float32 test fail, look at the printed PyTorch float32-vs-float64 gap before suspecting a bug.
 """
 import numpy as np
@@ -90,7 +92,7 @@ def curve_gap(a, b):
 
 
 # seeds checked to give float32 runs without a rounding-decided ReLU / max-pool event (module docstring)
-CASES = [("seed_cnn", "sgd", 1), ("seed_cnn", "adam", 4), ("unet", "sgd", 3), ("unet", "adam", 1)]
+CASES = [("seed_cnn", "sgd", 6), ("seed_cnn", "adam", 4), ("unet", "sgd", 3), ("unet", "adam", 1)]
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
