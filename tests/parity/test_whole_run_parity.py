@@ -12,8 +12,9 @@ below, 18 of 32 tinyseg float32 runs and 12 of 32 PyTorch float32 runs left thei
 tinyseg's float32 curve, PyTorch's float32 curve and the float64 curve agree to about 1e-7, far inside the
 tolerances, so a change of rounding alone is unlikely to break them. (Winograd's kernel gradient changed
 tinyseg's rounding enough to give seed 1 of the seed CNN's SGD run such an event, 1e-4 from its own float64
-curve while PyTorch's stayed within 9e-8; seeds 4, 6 and 7 stayed clean in both, and the test now uses 6.) If a change to tinyseg's kernels makes a
-float32 test fail, look at the printed PyTorch float32-vs-float64 gap before suspecting a bug.
+curve while PyTorch's stayed within 9e-8; seeds 4, 6 and 7 stayed clean in both, and the test now uses 6.)
+If a change to tinyseg's kernels makes a float32 test fail, look at the printed PyTorch float32-vs-float64
+gap before suspecting a bug.
 """
 import numpy as np
 import pytest
