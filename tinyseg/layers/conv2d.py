@@ -121,7 +121,8 @@ class Conv2D(_Convolution):
     the products they save. The image size does not enter the rule: from 4x4 images on (one tile a side, the
     rest padding) the tiles measured about as fast as im2col or faster, and the gain grows with the tiles.
     With Winograd the kernel gradient runs the tiles backwards too (kernels/winograd.py): a U-Net's training
-    step measured faster so than with im2col's kernel gradient, at 1 and 2 threads, 128x128 and CamVid size.
+    step measured faster this way than with im2col's kernel gradient, at 1 and 2 threads, 128x128 and CamVid
+    size.
     Winograd's float32 rounding error is about ten times im2col's (still about 1e-6 of the output's scale);
     in float64 both agree with PyTorch to 1e-10 (tests/layers/test_conv2d_winograd.py).
     """
